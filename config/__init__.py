@@ -1,0 +1,1 @@
+"""Settings loading and the example declarative configurations."""

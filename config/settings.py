@@ -1,0 +1,124 @@
+"""Pulpit's settings: one typed object, built once at start and passed in.
+
+Sources, later ones win: built-in defaults, the TOML file named by ``PULPIT_CONFIG``
+(default ``./pulpit.toml`` when it exists), then ``PULPIT_*`` environment variables.
+Nothing here touches the disk or the network at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class SettingsError(Exception):
+    """A setting has a value Pulpit cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # derived from data_dir when empty
+    broker_url: str = "memory://"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    outbound_smtp_url: str = "log://"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""  # generated into the data dir on first start when empty
+    max_message_bytes: int = 26_214_400
+    default_language: str = "pl"
+    reopen_days: int = 14
+    session_hours: int = 12
+    mail_domain: str = ""  # Message-ID domain; derived from public_url when empty
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pulpit.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def ensure_secret_key(self) -> Settings:
+        """Return settings with a secret key, generating one into the data dir if needed."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+        return replace(self, secret_key=key)
+
+
+_INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    if name == "data_dir":
+        return Path(str(value))
+    if name in _INT_FIELDS:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{origin}: {name} must be a whole number, not {value!r}") from None
+    return str(value)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | os.PathLike[str] | None = None
+) -> Settings:
+    """Build the settings from defaults, the TOML file and the environment."""
+    env = os.environ if environ is None else environ
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+
+    path = config_file or env.get("PULPIT_CONFIG")
+    if path is None and Path("pulpit.toml").exists():
+        path = "pulpit.toml"
+    if path:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"{p}: the settings file does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{p}: not valid TOML: {exc}") from None
+        section = raw.get("pulpit", raw)
+        for key, value in section.items():
+            if key not in known:
+                raise SettingsError(
+                    f"{p}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
+                )
+            values[key] = _coerce(key, value, str(p))
+
+    for name in known:
+        var = f"PULPIT_{name.upper()}"
+        if var in env and env[var] != "":
+            values[name] = _coerce(name, env[var], var)
+
+    settings = Settings(**values)
+    for scheme_field, allowed in (
+        ("broker_url", ("memory://", "redis://", "rediss://", "amqp://", "amqps://")),
+        ("outbound_smtp_url", ("log://", "smtp://", "smtps://", "null://")),
+    ):
+        value = getattr(settings, scheme_field)
+        if not value.startswith(allowed):
+            raise SettingsError(
+                f"PULPIT_{scheme_field.upper()}={value!r} is not supported; "
+                f"use one of {', '.join(allowed)}"
+            )
+    return settings

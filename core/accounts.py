@@ -1,0 +1,231 @@
+"""People and access: users, argon2 passwords, TOTP second factor, API tokens, web sessions.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults, rehashed when those change).
+API tokens and session ids are 256-bit random values, so their sha256 is stored: a fast hash
+is safe for high-entropy secrets and keeps the per-request lookup an indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.errors import InputError
+from core.models import (
+    ROLE_ALIASES,
+    ROLES,
+    ApiToken,
+    AuditEntry,
+    Client,
+    Subcontractor,
+    User,
+    WebSession,
+)
+
+_hasher = PasswordHasher()
+# Verified against when the e-mail is unknown, so a login takes the same time either way.
+_DUMMY_HASH = _hasher.hash("pulpit-dummy-password")
+TOKEN_PREFIX = "pulpit_"
+
+
+class AuthError(InputError):
+    """Login refused. The message never says whether the account exists."""
+
+    status_code = 401
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        raise InputError(f"{email!r} is not an e-mail address")
+    return email
+
+
+def normalize_role(role: str) -> str:
+    r = (role or "").strip().lower()
+    r = ROLE_ALIASES.get(r, r)
+    if r not in ROLES:
+        raise InputError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    return r
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 4:
+        raise InputError("a password must have at least 4 characters")
+    return _hasher.hash(password)
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def upsert_user(
+    session: Session,
+    *,
+    email: str,
+    role: str,
+    name: str | None = None,
+    password: str | None = None,
+    client: str | None = None,
+    subcontractor: str | None = None,
+    language: str | None = None,
+    manager: bool | None = None,
+) -> User:
+    """Create the user or update the given fields of an existing one (matched by e-mail)."""
+    email = normalize_email(email)
+    role = normalize_role(role)
+    client_obj = None
+    if client:
+        client_obj = session.scalar(select(Client).where(Client.name == client))
+        if client_obj is None:
+            raise InputError(f"no client named {client!r}")
+    sub_obj = None
+    if subcontractor:
+        sub_obj = session.scalar(select(Subcontractor).where(Subcontractor.name == subcontractor))
+        if sub_obj is None:
+            raise InputError(f"no subcontractor named {subcontractor!r}")
+    if role == "subcontractor" and sub_obj is None:
+        existing = get_user_by_email(session, email)
+        if existing is None or existing.subcontractor_id is None:
+            raise InputError("a subcontractor user needs --subcontractor (the company's name)")
+    user = get_user_by_email(session, email)
+    if user is None:
+        user = User(email=email, role=role, language=language or "pl", manager=bool(manager))
+        session.add(user)
+    user.role = role
+    if name is not None:
+        user.name = name
+    if password is not None:
+        user.password_hash = hash_password(password)
+    if client_obj is not None:
+        user.client = client_obj
+    if sub_obj is not None:
+        user.subcontractor = sub_obj
+    if language is not None:
+        user.language = language
+    if manager is not None:
+        user.manager = manager
+    session.flush()
+    return user
+
+
+def authenticate(
+    session: Session, email: str, password: str, code: str | None = None
+) -> User:
+    """Check e-mail, password and (when the user has one) the TOTP code."""
+    user = get_user_by_email(session, email or "")
+    if user is None or not user.password_hash or not user.active:
+        try:
+            _hasher.verify(_DUMMY_HASH, password or "x")
+        except VerificationError:
+            pass
+        raise AuthError("wrong e-mail or password")
+    try:
+        _hasher.verify(user.password_hash, password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise AuthError("wrong e-mail or password") from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    if user.totp_secret:
+        if not code:
+            raise AuthError("enter the code from your authenticator app")
+        if not pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
+            raise AuthError("the authenticator code is wrong or expired")
+    return user
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_token(session: Session, user: User, *, actor: str | None = None) -> str:
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user=user, token_hash=_digest(raw), prefix=raw[:12]))
+    session.add(AuditEntry(actor=actor, action="token.create", data={"user": user.email}))
+    session.flush()
+    return raw
+
+
+def user_for_token(session: Session, raw: str, now: datetime | None = None) -> User | None:
+    if not raw:
+        return None
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _digest(raw), ApiToken.revoked_at.is_(None))
+    )
+    if token is None or not token.user.active:
+        return None
+    now = now or utcnow()
+    # Writing on every request would serialise API reads on SQLite; a minute's precision is plenty.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+    return token.user
+
+
+@dataclass(frozen=True)
+class NewSession:
+    raw: str
+    csrf_token: str
+    user: User
+
+
+def create_web_session(
+    session: Session,
+    user: User,
+    *,
+    hours: int = 12,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> NewSession:
+    now = now or utcnow()
+    raw = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            session_hash=_digest(raw),
+            user=user,
+            csrf_token=csrf,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+            user_agent=(user_agent or "")[:500],
+        )
+    )
+    session.flush()
+    return NewSession(raw=raw, csrf_token=csrf, user=user)
+
+
+def web_session_for(session: Session, raw: str, now: datetime | None = None) -> WebSession | None:
+    if not raw:
+        return None
+    ws = session.scalar(select(WebSession).where(WebSession.session_hash == _digest(raw)))
+    now = now or utcnow()
+    if ws is None or ws.expires_at <= now or not ws.user.active:
+        return None
+    return ws
+
+
+def end_web_session(session: Session, raw: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.session_hash == _digest(raw)))
+
+
+def purge_expired_sessions(session: Session, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected, given or "")
+
+
+def count_users(session: Session) -> int:
+    return int(session.scalar(select(func.count(User.id))) or 0)

@@ -1,0 +1,56 @@
+"""Attachment content, stored once by sha256 under ``<data dir>/blobs``.
+
+A blob is written to a temporary file, fsynced, renamed into place and its directory fsynced
+before the database row that refers to it is committed: a committed attachment always has its
+bytes on disk, even after a power cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core.models import Blob
+
+
+@dataclass(frozen=True)
+class BlobStore:
+    root: Path
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, session: Session, data: bytes) -> Blob:
+        digest = hashlib.sha256(data).hexdigest()
+        blob = session.get(Blob, digest)
+        target = self.path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        if blob is None:
+            blob = Blob(sha256=digest, size=len(data))
+            session.add(blob)
+            session.flush()
+        return blob
+
+    def read(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()

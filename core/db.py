@@ -1,0 +1,159 @@
+"""Database plumbing: engines, the UTC column type, sessions, migrations, after-commit jobs.
+
+Core functions take a ``Session`` and never commit; the entry point (a request, an actor, the
+SMTP handler, a command) owns the transaction through :func:`unit_of_work`. Work for the
+workers is buffered on the session with :func:`enqueue` and handed to the dispatcher only after
+the transaction commits (Polar's pattern): a rolled-back change never sends a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+Dispatcher = Callable[[str, dict[str, Any]], None]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always gives back aware UTC datetimes.
+
+    SQLite has no time zones, so naive values are refused on the way in: a naive datetime
+    in the domain is a bug waiting to happen around DST.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for the embedded run."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, decide when a transaction begins (SQLAlchemy docs,
+            # "Serializable isolation / Savepoints / Transactional DDL" for pysqlite).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+            # instead of one failing with "database is locked" at its first write.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> None:
+    """Install the function that sends a job by actor name (set by the workers layer)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def enqueue(session: Session, actor: str, **kwargs: Any) -> None:
+    """Buffer a job on the session; it is sent by actor name once the transaction commits."""
+    session.info.setdefault("pending_jobs", []).append((actor, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending_jobs(session: Session) -> None:
+    jobs = session.info.pop("pending_jobs", [])
+    if not jobs:
+        return
+    if _dispatcher is None:
+        log.debug("no dispatcher installed; %d job(s) left to the scheduler's sweep", len(jobs))
+        return
+    for actor, kwargs in jobs:
+        try:
+            _dispatcher(actor, kwargs)
+        except Exception:  # the database is the source of truth; a sweep picks it up later
+            log.exception("could not send job %s %r; it will be picked up by a sweep", actor, kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_jobs(session: Session) -> None:
+    session.info.pop("pending_jobs", None)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception."""
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url_or_engine: str | Engine) -> None:
+    """Run Alembic migrations to head."""
+    from alembic import command
+
+    if isinstance(url_or_engine, Engine):
+        cfg = alembic_config(url_or_engine.url.render_as_string(hide_password=False))
+        with url_or_engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    else:
+        command.upgrade(alembic_config(url_or_engine), "head")

@@ -1,0 +1,84 @@
+"""Who is who: finding people, clients and contracts by the names the outside world uses.
+
+Shared by every door that names things by e-mail, code or name (API, mail, configuration):
+a requester e-mail becomes a contact of the client owning its domain, and a client with a
+single active contract gets that contract by default.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts import get_user_by_email, normalize_email
+from core.errors import InputError
+from core.models import Client, ClientDomain, Contract, Product, Subcontractor, User
+
+
+def client_for_email(session: Session, email: str) -> Client | None:
+    """The client whose domain (or a parent domain) the address belongs to."""
+    domain = email.rsplit("@", 1)[-1].lower()
+    labels = domain.split(".")
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    rows = session.execute(
+        select(ClientDomain.domain, ClientDomain.client_id).where(ClientDomain.domain.in_(candidates))
+    ).all()
+    if not rows:
+        return None
+    # The most specific domain wins (dział.acme.example over acme.example).
+    best = max(rows, key=lambda r: len(r[0]))
+    return session.get(Client, best[1])
+
+
+def find_or_create_contact(session: Session, email: str, name: str | None = None) -> User:
+    """The person with this e-mail; an unknown one becomes a client contact (no password)."""
+    email = normalize_email(email)
+    user = get_user_by_email(session, email)
+    if user is not None:
+        return user
+    client = client_for_email(session, email)
+    user = User(email=email, name=name or None, role="client", client=client,
+                language=client.language if client else "pl")
+    session.add(user)
+    session.flush()
+    return user
+
+
+def staff_user(session: Session, email: str) -> User:
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise InputError(f"no user with e-mail {email!r}")
+    if not user.is_staff:
+        raise InputError(f"{email} is not staff and cannot be assigned tickets")
+    return user
+
+
+def contract_by_code(session: Session, code: str) -> Contract:
+    contract = session.scalar(select(Contract).where(Contract.code == code))
+    if contract is None:
+        raise InputError(f"no contract with code {code!r}")
+    return contract
+
+
+def product_by_name(session: Session, name: str) -> Product:
+    product = session.scalar(select(Product).where(Product.name == name))
+    if product is None:
+        raise InputError(f"no product named {name!r}")
+    return product
+
+
+def subcontractor_by_name(session: Session, name: str) -> Subcontractor:
+    sub = session.scalar(select(Subcontractor).where(Subcontractor.name == name))
+    if sub is None:
+        raise InputError(f"no subcontractor named {name!r}")
+    return sub
+
+
+def default_contract(client: Client | None, today: date) -> Contract | None:
+    """The client's contract when it has exactly one active contract, else None (triage)."""
+    if client is None:
+        return None
+    active = [c for c in client.contracts if c.is_active(today)]
+    return active[0] if len(active) == 1 else None

@@ -1,0 +1,135 @@
+"""The one permission scope: which tickets a user may see, and what they may do there.
+
+Every query that lists or opens tickets goes through :func:`ticket_scope` (or
+:func:`scoped_tickets`), whichever door it comes from: console, API, mail, reports,
+notifications. The rules:
+
+=============  ==============================================  ===============================
+role           sees                                            may
+=============  ==============================================  ===============================
+admin          every ticket                                    everything
+coordinator    every ticket                                    everything but instance config
+technician     tickets assigned to them                        comment, note, status, log work
+subcontractor  tickets handed to their company                 comment, note, log work, the
+                                                               statuses ``visible_to_subcontractor``
+client         tickets they requested; a ``manager`` contact   public comments, statuses with
+               sees all of their client's tickets              ``client_can_set``
+=============  ==============================================  ===============================
+
+Timeline: clients see public events only; staff and subcontractor users see every event of the
+tickets they may see (subcontractors work the ticket with us, so internal notes are theirs too;
+a note meant only for our own staff belongs in a ticket the subcontractor is not handed).
+Decision recorded in docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Select, and_, false, select, true
+from sqlalchemy.orm import Session
+
+from core.models import Status, Ticket, TicketEvent, User
+
+ACTIONS = ("view", "comment", "note", "status", "assign", "worklog", "edit", "bulk")
+
+_ALLOWED: dict[str, frozenset[str]] = {
+    "admin": frozenset(ACTIONS),
+    "coordinator": frozenset(ACTIONS),
+    "technician": frozenset({"view", "comment", "note", "status", "worklog"}),
+    "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
+    "client": frozenset({"view", "comment", "status"}),
+}
+
+
+def ticket_scope(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting exactly the tickets this user may see."""
+    if not user.active:
+        return false()
+    role = user.role
+    if role in ("admin", "coordinator"):
+        return true()
+    if role == "technician":
+        return Ticket.assignee_id == user.id
+    if role == "subcontractor":
+        if user.subcontractor_id is None:
+            return false()
+        return Ticket.subcontractor_id == user.subcontractor_id
+    if role == "client":
+        if user.manager and user.client_id is not None:
+            return Ticket.client_id == user.client_id
+        return Ticket.requester_id == user.id
+    return false()
+
+
+def scoped_tickets(user: User) -> Select[tuple[Ticket]]:
+    return select(Ticket).where(ticket_scope(user))
+
+
+def can_view(user: User, ticket: Ticket) -> bool:
+    if not user.active:
+        return False
+    role = user.role
+    if role in ("admin", "coordinator"):
+        return True
+    if role == "technician":
+        return ticket.assignee_id == user.id
+    if role == "subcontractor":
+        return user.subcontractor_id is not None and ticket.subcontractor_id == user.subcontractor_id
+    if role == "client":
+        if user.manager and user.client_id is not None:
+            return ticket.client_id == user.client_id
+        return ticket.requester_id == user.id
+    return False
+
+
+def can(user: User, action: str, ticket: Ticket | None = None) -> bool:
+    """May this user do ``action`` (one of ACTIONS) on this ticket (or in general)?"""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if action not in _ALLOWED.get(user.role, frozenset()):
+        return False
+    return ticket is None or can_view(user, ticket)
+
+
+def event_scope(user: User) -> ColumnElement[bool]:
+    """A WHERE clause on TicketEvent for the events of a visible ticket this user may read."""
+    if user.role == "client":
+        return TicketEvent.public.is_(True)
+    return true()
+
+
+def can_see_event(user: User, event: TicketEvent) -> bool:
+    return user.role != "client" or event.public
+
+
+def settable_statuses(user: User, statuses: Sequence[Status]) -> list[Status]:
+    """The statuses, of those a ticket offers, that this user may move it into."""
+    if user.role in ("admin", "coordinator", "technician"):
+        return list(statuses)
+    if user.role == "subcontractor":
+        return [s for s in statuses if s.visible_to_subcontractor]
+    if user.role == "client":
+        return [s for s in statuses if s.client_can_set and s.visible_to_client]
+    return []
+
+
+def visible_tickets_count(session: Session, user: User) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count(Ticket.id)).where(ticket_scope(user))) or 0)
+
+
+def scope_and(user: User, *clauses: ColumnElement[bool]) -> ColumnElement[bool]:
+    return and_(ticket_scope(user), *clauses)
+
+
+CATEGORY_LABELS = {"new": "New", "open": "In progress", "paused": "Waiting", "closed": "Closed"}
+
+
+def visible_status_name(user: User, status: Status) -> str:
+    """What this user is shown as the status: clients see a status that is not
+    ``visible_to_client`` only by its category, so internal workflow stays internal."""
+    if user.role == "client" and not status.visible_to_client:
+        return CATEGORY_LABELS.get(status.category, status.category)
+    return status.name

@@ -1,0 +1,183 @@
+"""Ticket lists: filtering, sorting and paging through the one permission scope.
+
+Both the API and the console call :func:`search_tickets`, so a filter means the same thing
+whichever door it comes from, and no list can show a ticket the user may not see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from core import sla_clock
+from core.errors import InputError
+from core.models import (
+    Client,
+    Contract,
+    Status,
+    Subcontractor,
+    Ticket,
+    TicketEvent,
+    TicketType,
+    User,
+)
+from core.permissions import ticket_scope
+
+MAX_PER_PAGE = 200
+SORTS = ("number", "-number", "created", "-created", "updated", "-updated", "deadline", "-deadline", "subject", "-subject")
+
+
+@dataclass
+class TicketFilter:
+    status: str | None = None  # a status name, or a category: new/open/paused/closed
+    state: str = "all"  # "open" (any not closed), "closed", "all"
+    contract: str | None = None  # code
+    client: str | None = None  # name
+    assignee: str | None = None  # e-mail, "me" or "none"
+    subcontractor: str | None = None  # name
+    ticket_type: str | None = None
+    key: bool | None = None
+    overdue: bool | None = None
+    q: str | None = None
+    message_id: str | None = None
+    sort: str = "-number"
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass
+class TicketPage:
+    items: list[Ticket]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def deadline_expr() -> ColumnElement[Any]:
+    """The nearest open deadline: reaction until someone answered, then resolution."""
+    return case(
+        (
+            and_(Ticket.first_response_at.is_(None), Ticket.reaction_due.is_not(None)),
+            func.coalesce(
+                case(
+                    (Ticket.resolution_due < Ticket.reaction_due, Ticket.resolution_due),
+                    else_=Ticket.reaction_due,
+                ),
+                Ticket.reaction_due,
+            ),
+        ),
+        else_=Ticket.resolution_due,
+    )
+
+
+def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [ticket_scope(user)]
+    if f.state == "open":
+        conds.append(Ticket.status_category != "closed")
+    elif f.state == "closed":
+        conds.append(Ticket.status_category == "closed")
+    elif f.state != "all":
+        raise InputError(f"state must be open, closed or all, not {f.state!r}")
+    if f.status:
+        if f.status in ("new", "open", "paused", "closed"):
+            conds.append(Ticket.status_category == f.status)
+        else:
+            conds.append(Ticket.status_id.in_(select(Status.id).where(Status.name == f.status)))
+    if f.contract:
+        conds.append(Ticket.contract_id.in_(select(Contract.id).where(Contract.code == f.contract)))
+    if f.client:
+        conds.append(Ticket.client_id.in_(select(Client.id).where(Client.name == f.client)))
+    if f.ticket_type:
+        conds.append(
+            Ticket.ticket_type_id.in_(select(TicketType.id).where(TicketType.name == f.ticket_type))
+        )
+    if f.assignee:
+        if f.assignee == "none":
+            conds.append(Ticket.assignee_id.is_(None))
+        elif f.assignee == "me":
+            conds.append(Ticket.assignee_id == user.id)
+        else:
+            conds.append(
+                Ticket.assignee_id.in_(select(User.id).where(User.email == f.assignee.lower()))
+            )
+    if f.subcontractor:
+        conds.append(
+            Ticket.subcontractor_id.in_(
+                select(Subcontractor.id).where(Subcontractor.name == f.subcontractor)
+            )
+        )
+    if f.key is not None:
+        key_ids = select(Contract.id).where(Contract.key.is_(True))
+        conds.append(
+            Ticket.contract_id.in_(key_ids)
+            if f.key
+            else or_(Ticket.contract_id.is_(None), Ticket.contract_id.not_in(key_ids))
+        )
+    if f.overdue is not None:
+        clause = sla_clock.overdue_clause(now)
+        conds.append(clause if f.overdue else ~clause)
+    if f.q:
+        text = f.q.strip()
+        number = text.lstrip("#")
+        like = f"%{text.lower()}%"
+        options: list[ColumnElement[bool]] = [func.lower(Ticket.subject).like(like)]
+        if number.isdigit():
+            options.append(Ticket.number == int(number))
+        conds.append(or_(*options))
+    if f.message_id:
+        mid = f.message_id.strip()
+        bare = mid.strip("<>")
+        conds.append(
+            exists().where(
+                TicketEvent.ticket_id == Ticket.id,
+                TicketEvent.message_id.in_([mid, bare, f"<{bare}>"]),
+            )
+        )
+    return conds
+
+
+def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime) -> TicketPage:
+    if f.sort not in SORTS:
+        raise InputError(f"sort must be one of: {', '.join(SORTS)}")
+    if f.page < 1:
+        raise InputError("page starts at 1")
+    if not 1 <= f.per_page <= MAX_PER_PAGE:
+        raise InputError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+    conds = _conditions(f, user, now)
+    total = int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0)
+    field = f.sort.lstrip("-")
+    column: ColumnElement[Any] = {
+        "number": Ticket.number,
+        "created": Ticket.created_at,
+        "updated": Ticket.updated_at,
+        "deadline": deadline_expr(),
+        "subject": func.lower(Ticket.subject),
+    }[field]  # type: ignore[assignment]
+    order = column.desc() if f.sort.startswith("-") else column.asc()
+    stmt = (
+        select(Ticket)
+        .where(*conds)
+        .order_by(order.nulls_last(), Ticket.number.desc())
+        .offset((f.page - 1) * f.per_page)
+        .limit(f.per_page)
+        .options(
+            selectinload(Ticket.contract),
+            selectinload(Ticket.client),
+            selectinload(Ticket.status),
+            selectinload(Ticket.ticket_type),
+            selectinload(Ticket.assignee),
+            selectinload(Ticket.requester),
+            selectinload(Ticket.subcontractor),
+            selectinload(Ticket.product),
+        )
+    )
+    items = list(session.scalars(stmt))
+    return TicketPage(items=items, total=total, page=f.page, per_page=f.per_page)

@@ -1,0 +1,575 @@
+"""Ticket services: open a ticket, comment, change status, assign, log work, bulk changes.
+
+Each function takes a ``Session``, checks what the acting user may do through
+``core.permissions``, appends to the ticket's timeline, keeps the SLA fields up to date through
+``core.sla_clock`` and never commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from core import sla_clock
+from core.blobs import BlobStore
+from core.clock import utcnow
+from core.errors import BulkRefused, Forbidden, InputError, NotFound
+from core.models import (
+    Attachment,
+    Contract,
+    Counter,
+    CustomField,
+    Product,
+    Status,
+    Subcontractor,
+    Ticket,
+    TicketEvent,
+    TicketType,
+    User,
+)
+from core.permissions import can, can_view, settable_statuses
+
+FIRST_TICKET_NUMBER = 1001
+
+# The statuses a ticket uses when neither its contract nor the configuration defines any.
+BUILTIN_STATUSES: tuple[dict[str, Any], ...] = (
+    {"name": "New", "category": "new"},
+    {"name": "In progress", "category": "open"},
+    {"name": "Waiting for client", "category": "paused", "client_can_set": False},
+    {"name": "Resolved", "category": "closed", "client_can_set": True},
+)
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: str | None = None
+
+
+# --- Lookups ---------------------------------------------------------------------------------
+
+
+def get_ticket(session: Session, number: int, user: User | None = None) -> Ticket:
+    """The ticket with this number, if it exists and ``user`` (when given) may see it.
+
+    A ticket the user may not see is reported as not found, so numbers cannot be probed.
+    """
+    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is None or (user is not None and not can_view(user, ticket)):
+        raise NotFound(f"ticket #{number} does not exist or is not visible to you")
+    return ticket
+
+
+def ensure_default_statuses(session: Session) -> list[Status]:
+    defaults = list(
+        session.scalars(
+            select(Status).where(Status.contract_id.is_(None)).order_by(Status.position)
+        )
+    )
+    if defaults:
+        return defaults
+    for pos, spec in enumerate(BUILTIN_STATUSES):
+        session.add(Status(contract_id=None, position=pos, **spec))
+    session.flush()
+    return list(
+        session.scalars(
+            select(Status).where(Status.contract_id.is_(None)).order_by(Status.position)
+        )
+    )
+
+
+def statuses_for(session: Session, contract: Contract | None) -> list[Status]:
+    """The statuses a ticket under this contract (or in triage, for None) may take."""
+    if contract is not None and contract.statuses:
+        return list(contract.statuses)
+    return ensure_default_statuses(session)
+
+
+def find_status(session: Session, ticket: Ticket, name: str) -> Status:
+    options = statuses_for(session, ticket.contract)
+    wanted = (name or "").strip().casefold()
+    for status in options:
+        if status.name.casefold() == wanted:
+            return status
+    names = ", ".join(s.name for s in options)
+    where = f"contract {ticket.contract.code}" if ticket.contract else "tickets in triage"
+    raise InputError(f"there is no status {name!r} for {where}; choose one of: {names}")
+
+
+def next_number(session: Session) -> int:
+    """Bump the ticket counter with one UPDATE, so concurrent writers never share a number."""
+    value = session.execute(
+        update(Counter)
+        .where(Counter.name == "ticket")
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar()
+    if value is None:
+        session.execute(insert(Counter).values(name="ticket", value=FIRST_TICKET_NUMBER))
+        value = FIRST_TICKET_NUMBER
+    return int(value)
+
+
+def choose_ticket_type(contract: Contract, subject: str, requested: str | None = None) -> TicketType | None:
+    """The named type, else the first whose subject keyword appears, else the default."""
+    types = list(contract.ticket_types)
+    if requested:
+        for tt in types:
+            if tt.name.casefold() == requested.strip().casefold():
+                return tt
+        names = ", ".join(t.name for t in types) or "none"
+        raise InputError(
+            f"contract {contract.code} has no ticket type {requested!r}; choose one of: {names}"
+        )
+    folded = subject.casefold()
+    for tt in types:
+        if any(kw.casefold() in folded for kw in tt.subject_keywords or []):
+            return tt
+    for tt in types:
+        if tt.default:
+            return tt
+    return types[0] if types else None
+
+
+def validate_custom_fields(
+    session: Session, contract: Contract | None, values: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Check custom field values against their definitions and coerce them to JSON values."""
+    if not values:
+        return {}
+    if not isinstance(values, dict):
+        raise InputError("custom_fields must be an object of field names and values")
+    defs = {
+        f.name: f
+        for f in session.scalars(
+            select(CustomField).where(
+                (CustomField.contract_id.is_(None))
+                | (CustomField.contract_id == (contract.id if contract else -1))
+            )
+        )
+    }
+    clean: dict[str, Any] = {}
+    for name, value in values.items():
+        field = defs.get(name)
+        if field is None:
+            known = ", ".join(sorted(defs)) or "none are configured"
+            raise InputError(f"unknown custom field {name!r}; known fields: {known}")
+        clean[name] = _coerce_field(field, value)
+    return clean
+
+
+def _coerce_field(field: CustomField, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    kind = field.type
+    try:
+        if kind == "number":
+            number = float(value)
+            return int(number) if number.is_integer() else number
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "tak", "on"):
+                return True
+            if text in ("false", "0", "no", "nie", "off"):
+                return False
+            raise ValueError
+        if kind == "date":
+            return date.fromisoformat(str(value)).isoformat()
+        if kind == "select":
+            if value not in (field.options or []):
+                raise InputError(
+                    f"custom field {field.name!r} must be one of: "
+                    f"{', '.join(map(str, field.options or []))}"
+                )
+            return value
+    except (TypeError, ValueError):
+        raise InputError(f"custom field {field.name!r} needs a {kind} value, not {value!r}") from None
+    return str(value)
+
+
+# --- Timeline --------------------------------------------------------------------------------
+
+
+def _event(
+    session: Session,
+    ticket: Ticket,
+    type_: str,
+    *,
+    author: User | None,
+    at: datetime,
+    public: bool = False,
+    body_text: str | None = None,
+    body_html: str | None = None,
+    message_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    attachments: Iterable[NewAttachment] = (),
+    blobs: BlobStore | None = None,
+) -> TicketEvent:
+    event = TicketEvent(
+        ticket=ticket,
+        type=type_,
+        at=at,
+        author=author,
+        public=public,
+        body_text=body_text,
+        body_html=body_html,
+        message_id=message_id,
+        data=data or {},
+    )
+    session.add(event)
+    for att in attachments:
+        if blobs is None:
+            raise ValueError("attachments given without a blob store")
+        blob = blobs.put(session, att.data)
+        session.add(
+            Attachment(
+                event=event,
+                sha256=blob.sha256,
+                filename=att.filename or "attachment",
+                content_type=att.content_type or "application/octet-stream",
+                size=len(att.data),
+                inline=att.inline,
+                content_id=att.content_id,
+            )
+        )
+    if at > ticket.updated_at:
+        ticket.updated_at = at
+    return event
+
+
+# --- Services --------------------------------------------------------------------------------
+
+
+def open_ticket(
+    session: Session,
+    *,
+    subject: str,
+    requester: User,
+    body: str | None = None,
+    body_html: str | None = None,
+    contract: Contract | None = None,
+    ticket_type: str | None = None,
+    assignee: User | None = None,
+    product: Product | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    author: User | None = None,
+    source: str = "web",
+    at: datetime | None = None,
+    message_id: str | None = None,
+    ref: str | None = None,
+    attachments: Sequence[NewAttachment] = (),
+    blobs: BlobStore | None = None,
+) -> Ticket:
+    """Open a ticket. ``author`` is who typed it (staff on the phone), default the requester."""
+    subject = (subject or "").strip()
+    if not subject:
+        raise InputError("a ticket needs a subject")
+    at = at or utcnow()
+    if contract is not None and contract.client_id != requester.client_id and requester.role == "client":
+        if requester.client_id is not None:
+            raise InputError(
+                f"{requester.email} belongs to another client than contract {contract.code}"
+            )
+    client = contract.client if contract is not None else requester.client
+    tt = choose_ticket_type(contract, subject, ticket_type) if contract is not None else None
+    if ticket_type and contract is None:
+        raise InputError("a ticket type needs a contract")
+    statuses = statuses_for(session, contract)
+    initial = next((s for s in statuses if s.category == "new"), statuses[0])
+    if assignee is not None and not assignee.is_staff:
+        raise InputError(f"{assignee.email} is not staff and cannot be assigned tickets")
+    ticket = Ticket(
+        number=next_number(session),
+        ref=ref,
+        subject=subject[:500],
+        client=client,
+        contract=contract,
+        ticket_type=tt,
+        status=initial,
+        status_category=initial.category,
+        requester=requester,
+        assignee=assignee,
+        product=product,
+        custom_fields=validate_custom_fields(session, contract, custom_fields),
+        source=source,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(ticket)
+    event_type = "email_in" if source == "email" else "created"
+    _event(
+        session,
+        ticket,
+        event_type,
+        author=author or requester,
+        at=at,
+        public=True,
+        body_text=body,
+        body_html=body_html,
+        message_id=message_id,
+        data={"subject": ticket.subject},
+        attachments=attachments,
+        blobs=blobs,
+    )
+    if assignee is not None:
+        _event(
+            session, ticket, "assignment", author=author, at=at, data={"assignee": assignee.email}
+        )
+    sla_clock.recompute(ticket, now=at)
+    session.flush()
+    return ticket
+
+
+def add_comment(
+    session: Session,
+    ticket: Ticket,
+    *,
+    author: User,
+    body: str,
+    public: bool = True,
+    body_html: str | None = None,
+    at: datetime | None = None,
+    via_email: bool = False,
+    message_id: str | None = None,
+    attachments: Sequence[NewAttachment] = (),
+    blobs: BlobStore | None = None,
+) -> TicketEvent:
+    """A public comment or an internal note. A staff public reply meets the reaction clock."""
+    if not (body or "").strip() and not attachments:
+        raise InputError("the comment is empty")
+    action = "comment" if public else "note"
+    if not can(author, action, ticket):
+        if not public and author.role == "client":
+            raise Forbidden("clients cannot write internal notes")
+        raise Forbidden(f"you may not comment on ticket #{ticket.number}")
+    at = at or utcnow()
+    if via_email:
+        type_ = "email_in" if author.role == "client" else "email_out"
+    else:
+        type_ = "comment" if public else "note"
+    event = _event(
+        session,
+        ticket,
+        type_,
+        author=author,
+        at=at,
+        public=public,
+        body_text=body,
+        body_html=body_html,
+        message_id=message_id,
+        attachments=attachments,
+        blobs=blobs,
+    )
+    if public and author.role in ("admin", "coordinator", "technician", "subcontractor"):
+        if ticket.first_response_at is None:
+            ticket.first_response_at = at
+    sla_clock.recompute(ticket, now=at)
+    session.flush()
+    return event
+
+
+def change_status(
+    session: Session,
+    ticket: Ticket,
+    status_name: str,
+    *,
+    actor: User,
+    at: datetime | None = None,
+    note: str | None = None,
+) -> TicketEvent | None:
+    """Move the ticket to a status of its contract, as ``actor`` may. None if nothing changed."""
+    if not can(actor, "status", ticket):
+        raise Forbidden(f"you may not change the status of ticket #{ticket.number}")
+    status = find_status(session, ticket, status_name)
+    allowed = settable_statuses(actor, statuses_for(session, ticket.contract))
+    if status not in allowed:
+        raise Forbidden(f"you may not set ticket #{ticket.number} to {status.name!r}")
+    return _apply_status(session, ticket, status, actor=actor, at=at or utcnow(), note=note)
+
+
+def _required_fields_missing(session: Session, ticket: Ticket) -> list[str]:
+    fields = session.scalars(
+        select(CustomField).where(
+            CustomField.required.is_(True),
+            (CustomField.contract_id.is_(None))
+            | (CustomField.contract_id == (ticket.contract_id or -1)),
+        )
+    )
+    return [f.name for f in fields if ticket.custom_fields.get(f.name) in (None, "")]
+
+
+def _apply_status(
+    session: Session, ticket: Ticket, status: Status, *, actor: User | None, at: datetime, note: str | None = None
+) -> TicketEvent | None:
+    if status.id == ticket.status_id:
+        return None
+    if status.category == "closed":
+        missing = _required_fields_missing(session, ticket)
+        if missing:
+            raise InputError(
+                f"ticket #{ticket.number} cannot be closed before its required fields are "
+                f"filled in: {', '.join(missing)}"
+            )
+    old = ticket.status
+    ticket.status = status
+    ticket.status_category = status.category
+    event = _event(
+        session,
+        ticket,
+        "status",
+        author=actor,
+        at=at,
+        public=status.visible_to_client,
+        body_text=note,
+        data={
+            "from": old.name,
+            "to": status.name,
+            "from_category": old.category,
+            "to_category": status.category,
+        },
+    )
+    # Staff moving a ticket out of "new" is a reaction (issue 3's rule).
+    if (
+        old.category == "new"
+        and status.category != "new"
+        and actor is not None
+        and actor.role != "client"
+        and ticket.first_response_at is None
+    ):
+        ticket.first_response_at = at
+    if status.category == "closed":
+        ticket.resolved_at = at
+    elif old.category == "closed":
+        ticket.resolved_at = None
+    sla_clock.recompute(ticket, now=at)
+    session.flush()
+    return event
+
+
+def bulk_change_status(
+    session: Session, numbers: Sequence[int], status_name: str, *, actor: User, at: datetime | None = None
+) -> list[Ticket]:
+    """Change many tickets at once: all or nothing, with a reason for each refused ticket."""
+    if not numbers:
+        raise InputError("choose at least one ticket")
+    if not can(actor, "bulk"):
+        raise Forbidden("only coordinators and admins change tickets in bulk")
+    at = at or utcnow()
+    unique = list(dict.fromkeys(int(n) for n in numbers))
+    found = {
+        t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(unique)))
+    }
+    reasons: dict[int, str] = {}
+    plan: list[tuple[Ticket, Status]] = []
+    for number in unique:
+        ticket = found.get(number)
+        if ticket is None or not can_view(actor, ticket):
+            reasons[number] = f"ticket #{number} does not exist or is not visible to you"
+            continue
+        try:
+            status = find_status(session, ticket, status_name)
+        except InputError as exc:
+            reasons[number] = str(exc)
+            continue
+        if status.category == "closed":
+            missing = _required_fields_missing(session, ticket)
+            if missing:
+                reasons[number] = f"required fields are empty: {', '.join(missing)}"
+                continue
+        plan.append((ticket, status))
+    if reasons:
+        raise BulkRefused(
+            f"no ticket was changed: {len(reasons)} of {len(unique)} cannot take {status_name!r}",
+            reasons,
+        )
+    for ticket, status in plan:
+        _apply_status(session, ticket, status, actor=actor, at=at)
+    return [t for t, _ in plan]
+
+
+def assign(
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: User,
+    assignee: User | None,
+    subcontractor: Subcontractor | None,
+    at: datetime | None = None,
+) -> TicketEvent | None:
+    """Set the assignee and the subcontractor the work is handed to (None clears)."""
+    if not can(actor, "assign", ticket):
+        raise Forbidden(f"you may not assign ticket #{ticket.number}")
+    if assignee is not None and not assignee.is_staff:
+        raise InputError(f"{assignee.email} is not staff and cannot be assigned tickets")
+    if subcontractor is not None and ticket.contract is not None:
+        if ticket.contract not in subcontractor.contracts:
+            raise InputError(
+                f"subcontractor {subcontractor.name} does not serve contract {ticket.contract.code}"
+            )
+    if ticket.assignee_id == (assignee.id if assignee else None) and ticket.subcontractor_id == (
+        subcontractor.id if subcontractor else None
+    ):
+        return None
+    at = at or utcnow()
+    data = {
+        "from_assignee": ticket.assignee.email if ticket.assignee else None,
+        "assignee": assignee.email if assignee else None,
+        "from_subcontractor": ticket.subcontractor.name if ticket.subcontractor else None,
+        "subcontractor": subcontractor.name if subcontractor else None,
+    }
+    ticket.assignee = assignee
+    ticket.subcontractor = subcontractor
+    event = _event(session, ticket, "assignment", author=actor, at=at, data=data)
+    session.flush()
+    return event
+
+
+def log_work(
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: User,
+    minutes: int,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> TicketEvent:
+    if not can(actor, "worklog", ticket):
+        raise Forbidden(f"you may not log work on ticket #{ticket.number}")
+    if not isinstance(minutes, int) or minutes <= 0 or minutes > 24 * 60:
+        raise InputError("work time must be a whole number of minutes between 1 and 1440")
+    event = _event(
+        session, ticket, "worklog", author=actor, at=at or utcnow(), body_text=note,
+        data={"minutes": minutes},
+    )
+    session.flush()
+    return event
+
+
+def set_fields(
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: User,
+    custom_fields: dict[str, Any],
+    at: datetime | None = None,
+) -> TicketEvent | None:
+    if not can(actor, "edit", ticket) and actor.role != "technician":
+        raise Forbidden(f"you may not edit ticket #{ticket.number}")
+    clean = validate_custom_fields(session, ticket.contract, custom_fields)
+    changes = {k: [ticket.custom_fields.get(k), v] for k, v in clean.items() if ticket.custom_fields.get(k) != v}
+    if not changes:
+        return None
+    ticket.custom_fields = {**ticket.custom_fields, **clean}
+    event = _event(session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes})
+    session.flush()
+    return event

@@ -1,0 +1,1 @@
+"""The Litestar application: JSON API, server-rendered console and the client portal."""

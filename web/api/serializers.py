@@ -1,0 +1,90 @@
+"""JSON shapes of the API (INTERFACE.md): tickets, events, users. Times are ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core import sla_clock
+from core.models import Ticket, TicketEvent, User
+from core.permissions import can_see_event, visible_status_name
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "") -> dict[str, Any]:
+    custom = dict(ticket.custom_fields or {})
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": visible_status_name(viewer, ticket.status),
+        "status_category": ticket.status_category,
+        "contract": ticket.contract.code if ticket.contract else None,
+        "client": ticket.client.name if ticket.client else None,
+        "ticket_type": ticket.ticket_type.name if ticket.ticket_type else None,
+        "requester": ticket.requester.email,
+        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "subcontractor": ticket.subcontractor.name if ticket.subcontractor else None,
+        "product": ticket.product.name if ticket.product else None,
+        "key_contract": bool(ticket.contract and ticket.contract.key),
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "custom_fields": custom,
+        "source": ticket.source,
+        "url": f"{base_url.rstrip('/')}/tickets/{ticket.number}",
+        "sla": {
+            "reaction_due": iso(ticket.reaction_due),
+            "resolution_due": iso(ticket.resolution_due),
+            "first_response_at": iso(ticket.first_response_at),
+            "resolved_at": iso(ticket.resolved_at),
+            "overdue": sla_clock.is_overdue(ticket, now),
+            "paused": bool(ticket.sla_paused),
+            "reaction_breached_at": iso(ticket.reaction_breached_at),
+            "resolution_breached_at": iso(ticket.resolution_breached_at),
+            "ever_breached": bool(ticket.ever_breached),
+        },
+    }
+
+
+def event_json(event: TicketEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "at": iso(event.at),
+        "author": event.author.email if event.author else None,
+        "public": bool(event.public),
+        "body_text": event.body_text,
+        "body_html": event.body_html,
+        "message_id": event.message_id,
+        "data": event.data or {},
+        "attachments": [
+            {
+                "id": a.id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in event.attachments
+        ],
+    }
+
+
+def ticket_with_events(ticket: Ticket, viewer: User, now: datetime, base_url: str = "") -> dict[str, Any]:
+    data = ticket_json(ticket, viewer, now, base_url)
+    data["events"] = [event_json(e) for e in ticket.events if can_see_event(viewer, e)]
+    return data
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "client": user.client.name if user.client else None,
+        "subcontractor": user.subcontractor.name if user.subcontractor else None,
+        "manager": bool(user.manager),
+        "language": user.language,
+    }

@@ -1,0 +1,262 @@
+"""Ticket endpoints of the JSON API (INTERFACE.md, "HTTP API")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.params import QueryParameter
+from sqlalchemy.orm import Session
+
+from core import tickets as svc
+from core.clock import utcnow
+from core.directory import (
+    contract_by_code,
+    default_contract,
+    find_or_create_contact,
+    product_by_name,
+    staff_user,
+    subcontractor_by_name,
+)
+from core.errors import Forbidden, InputError
+from core.models import User
+from web.deps import DB, CurrentUser
+from core.permissions import can
+from core.queries import TicketFilter, search_tickets
+from web.api.serializers import event_json, ticket_json, ticket_with_events
+
+
+def _base(request: Request[Any, Any, Any]) -> str:
+    return str(request.app.state.settings.public_url)
+
+
+@dataclass
+class NewTicket:
+    subject: str
+    requester: str
+    body: str | None = None
+    contract: str | None = None
+    ticket_type: str | None = None
+    assignee: str | None = None
+    product: str | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NewComment:
+    body: str
+    public: bool = True
+
+
+@dataclass
+class StatusChange:
+    status: str
+    note: str | None = None
+
+
+@dataclass
+class BulkStatusChange:
+    numbers: list[int]
+    status: str
+
+
+@dataclass
+class WorkLog:
+    minutes: int
+    note: str | None = None
+
+
+@dataclass
+class FieldsChange:
+    custom_fields: dict[str, Any]
+
+
+def _flag(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    low = value.lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise InputError(f"{name} must be true or false, not {value!r}")
+
+
+@get("/tickets", sync_to_thread=True, summary="List the tickets you may see")
+def list_tickets(
+    request: Request[Any, Any, Any],
+    db: DB,
+    user: CurrentUser,
+    status: str | None = None,
+    state_filter: Annotated[str, QueryParameter(name="state")] = "all",
+    contract: str | None = None,
+    client: str | None = None,
+    assignee: str | None = None,
+    subcontractor: str | None = None,
+    ticket_type: Annotated[str | None, QueryParameter(name="type")] = None,
+    key: str | None = None,
+    overdue: str | None = None,
+    q: str | None = None,
+    message_id: str | None = None,
+    sort: str = "-number",
+    page: int = 1,
+    per_page: int = 50,
+) -> dict[str, Any]:
+    now = utcnow()
+    f = TicketFilter(
+        status=status,
+        state=state_filter,
+        contract=contract,
+        client=client,
+        assignee=assignee,
+        subcontractor=subcontractor,
+        ticket_type=ticket_type,
+        key=_flag(key, "key"),
+        overdue=_flag(overdue, "overdue"),
+        q=q,
+        message_id=message_id,
+        sort=sort,
+        page=page,
+        per_page=per_page,
+    )
+    result = search_tickets(db, user, f, now)
+    base = _base(request)
+    return {
+        "items": [ticket_json(t, user, now, base) for t in result.items],
+        "total": result.total,
+        "page": result.page,
+        "per_page": result.per_page,
+    }
+
+
+@get("/tickets/{number:int}", sync_to_thread=True, summary="One ticket with its timeline")
+def show_ticket(request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    return ticket_with_events(ticket, user, utcnow(), _base(request))
+
+
+@post("/tickets", sync_to_thread=True, status_code=201, summary="Open a ticket")
+def create_ticket(request: Request[Any, Any, Any], db: DB, user: CurrentUser, data: NewTicket) -> dict[str, Any]:
+    if user.role == "subcontractor":
+        raise Forbidden("subcontractor users cannot open tickets; ask the coordinator")
+    if user.role == "client":
+        if data.requester.strip().lower() != user.email:
+            raise Forbidden("clients open tickets in their own name only")
+        if data.assignee:
+            raise Forbidden("clients cannot choose the assignee")
+    requester = find_or_create_contact(db, data.requester)
+    now = utcnow()
+    if data.contract:
+        contract = contract_by_code(db, data.contract)
+        if user.role == "client" and contract.client_id != user.client_id:
+            raise Forbidden(f"contract {data.contract} is not one of your client's contracts")
+    else:
+        contract = default_contract(requester.client, now.date())
+    ticket = svc.open_ticket(
+        db,
+        subject=data.subject,
+        requester=requester,
+        body=data.body,
+        contract=contract,
+        ticket_type=data.ticket_type,
+        assignee=staff_user(db, data.assignee) if data.assignee else None,
+        product=product_by_name(db, data.product) if data.product else None,
+        custom_fields=data.custom_fields,
+        author=user,
+        source="api",
+        at=now,
+    )
+    db.commit()
+    return ticket_with_events(ticket, user, now, _base(request))
+
+
+@post("/tickets/{number:int}/comments", sync_to_thread=True, status_code=201, summary="Comment or note")
+def add_comment(db: DB, user: CurrentUser, number: int, data: NewComment) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    event = svc.add_comment(db, ticket, author=user, body=data.body, public=data.public)
+    db.commit()
+    return event_json(event)
+
+
+@post("/tickets/{number:int}/status", sync_to_thread=True, status_code=200, summary="Change the status")
+def set_status(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: StatusChange
+) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    svc.change_status(db, ticket, data.status, actor=user, note=data.note)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+@post("/tickets/bulk-status", sync_to_thread=True, status_code=200, summary="Change many statuses")
+def bulk_status(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, data: BulkStatusChange
+) -> dict[str, Any]:
+    changed = svc.bulk_change_status(db, data.numbers, data.status, actor=user)
+    db.commit()
+    now = utcnow()
+    return {
+        "changed": len(changed),
+        "items": [ticket_json(t, user, now, _base(request)) for t in changed],
+    }
+
+
+@post("/tickets/{number:int}/assign", sync_to_thread=True, status_code=200, summary="Assign")
+def assign_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    """``assignee`` (e-mail or null) and ``subcontractor`` (name or null); an omitted key
+    leaves that side unchanged."""
+    unknown = set(data) - {"assignee", "subcontractor"}
+    if unknown:
+        raise InputError(f"unknown field(s): {', '.join(sorted(unknown))}; use assignee, subcontractor")
+    ticket = svc.get_ticket(db, number, user)
+    if not can(user, "assign", ticket):
+        raise Forbidden(f"you may not assign ticket #{number}")
+    assignee = ticket.assignee
+    if "assignee" in data:
+        value = data["assignee"]
+        if value is not None and not isinstance(value, str):
+            raise InputError("assignee must be an e-mail address or null")
+        assignee = staff_user(db, value) if value else None
+    sub = ticket.subcontractor
+    if "subcontractor" in data:
+        value = data["subcontractor"]
+        if value is not None and not isinstance(value, str):
+            raise InputError("subcontractor must be a name or null")
+        sub = subcontractor_by_name(db, value) if value else None
+    svc.assign(db, ticket, actor=user, assignee=assignee, subcontractor=sub)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+@post("/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time")
+def add_worklog(db: DB, user: CurrentUser, number: int, data: WorkLog) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    event = svc.log_work(db, ticket, actor=user, minutes=data.minutes, note=data.note)
+    db.commit()
+    return event_json(event)
+
+
+@post("/tickets/{number:int}/fields", sync_to_thread=True, status_code=200, summary="Set custom fields")
+def set_fields(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: FieldsChange
+) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    svc.set_fields(db, ticket, actor=user, custom_fields=data.custom_fields)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+ticket_handlers = [
+    list_tickets,
+    show_ticket,
+    create_ticket,
+    add_comment,
+    set_status,
+    bulk_status,
+    assign_ticket,
+    add_worklog,
+    set_fields,
+]

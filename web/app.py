@@ -1,0 +1,163 @@
+"""The Litestar application factory: wires settings, database, templates, API and console."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Litestar, MediaType, Request, Response, Router
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from sqlalchemy.exc import OperationalError
+
+from config.settings import Settings
+from core.blobs import BlobStore
+from core.db import make_engine, make_session_factory
+from core.errors import BulkRefused, InputError
+from web import filters
+from web.deps import (
+    LoginRequired,
+    provide_api_user,
+    provide_console_user,
+    provide_db,
+    provide_web_session,
+)
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent
+
+
+def _validation_sentence(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra[:5]:
+        if isinstance(item, dict):
+            key = item.get("key") or item.get("source") or ""
+            parts.append(f"{key}: {item.get('message', '')}".strip(": "))
+    detail = exc.detail or "the request is not valid"
+    return f"{detail}: {'; '.join(parts)}" if parts else detail
+
+
+def api_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Every API error is ``{"detail": sentence}`` with a 4xx; a 500 only for our bugs."""
+    if isinstance(exc, BulkRefused):
+        return Response(
+            {"detail": str(exc), "reasons": {str(k): v for k, v in exc.reasons.items()}},
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, InputError):
+        return Response({"detail": str(exc)}, status_code=exc.status_code)
+    if isinstance(exc, ValidationException):
+        return Response({"detail": _validation_sentence(exc)}, status_code=400)
+    if isinstance(exc, HTTPException):
+        return Response({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, OperationalError):
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return Response({"detail": "the database is not answering; try again shortly"}, status_code=503)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response({"detail": "internal error; the administrators can find it in the log"}, status_code=500)
+
+
+def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from web.render import page
+
+    if isinstance(exc, LoginRequired):
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return Redirect(path=f"/login?next={filters.quote(target)}", status_code=303)
+    if isinstance(exc, InputError):
+        status, message = exc.status_code, str(exc)
+    elif isinstance(exc, HTTPException):
+        status, message = exc.status_code, exc.detail
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        status, message = 500, "internal error; the administrators can find it in the log"
+    try:
+        return page(request, "error.html", status_code=status, message=message)  # type: ignore[return-value]
+    except Exception:  # the error page itself must never hide the original error
+        log.exception("error page failed")
+        return Response(message, status_code=status, media_type=MediaType.TEXT)
+
+
+def _template_engine() -> JinjaTemplateEngine:
+    env = Environment(
+        loader=FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=select_autoescape(["html", "xml"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Per-request gettext/ngettext are passed in the context by web.render.page; these
+    # globals are only the fallback for templates rendered outside a request.
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    filters.install(env)
+    return JinjaTemplateEngine.from_environment(env)
+
+
+def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
+    """Build the ASGI app. ``session_factory`` lets tests share an engine with the app."""
+    settings = settings.ensure_secret_key()
+    if session_factory is None:
+        engine = make_engine(settings.resolved_database_url)
+        session_factory = make_session_factory(engine)
+    state = State(
+        {
+            "settings": settings,
+            "session_factory": session_factory,
+            "blobs": BlobStore(settings.blob_dir),
+        }
+    )
+
+    from web.api import api_handlers
+    from web.console import console_handlers
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=api_handlers,
+        dependencies={"user": Provide(provide_api_user, sync_to_thread=True)},
+        exception_handlers={Exception: api_exception_handler},
+        tags=["api"],
+    )
+    console = Router(
+        path="/",
+        route_handlers=console_handlers,
+        dependencies={
+            "user": Provide(provide_console_user, sync_to_thread=True),
+            "web_session": Provide(provide_web_session, sync_to_thread=True),
+        },
+        exception_handlers={Exception: console_exception_handler},
+        include_in_schema=False,
+    )
+    static = create_static_files_router(
+        path="/static", directories=[WEB_DIR / "static"], include_in_schema=False
+    )
+
+    def not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+        if request.url.path.startswith("/api/"):
+            return Response({"detail": f"no such endpoint: {request.url.path}"}, status_code=404)
+        return console_exception_handler(request, exc)
+
+    return Litestar(
+        route_handlers=[api, console, static],
+        dependencies={"db": Provide(provide_db)},
+        state=state,
+        template_config=TemplateConfig(instance=_template_engine()),
+        openapi_config=OpenAPIConfig(
+            title="Pulpit API",
+            version="1",
+            path="/schema",
+            description="Pulpit's JSON API. Authenticate with 'Authorization: Bearer <token>'.",
+        ),
+        exception_handlers={NotFoundException: not_found},
+        request_max_body_size=settings.max_message_bytes + 1_048_576,
+        debug=False,
+    )

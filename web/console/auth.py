@@ -1,0 +1,92 @@
+"""Console login and logout: a form POST to /login with email, password (and code) fields,
+answered with a redirect and a server-side session cookie (INTERFACE.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from sqlalchemy.orm import Session
+
+from core.accounts import AuthError, authenticate, create_web_session, end_web_session
+from core.models import AuditEntry
+from web.deps import DB, SESSION_COOKIE, identify
+from web.i18n import LANGUAGES
+from web.render import page
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an open redirect after login is a phishing tool.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/tickets"
+    return target
+
+
+@get("/login", sync_to_thread=True, name="login")
+def login_form(request: Request[Any, Any, Any], db: DB, next: str | None = None) -> Template | Redirect:
+    user, _ = identify(request, db)
+    if user is not None:
+        return Redirect(path=_safe_next(next), status_code=303)
+    return page(request, "login.html", next=_safe_next(next), email="", error=None)
+
+
+@post("/login", sync_to_thread=True, status_code=303)
+def login_submit(
+    request: Request[Any, Any, Any],
+    db: DB,
+    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Template | Redirect:
+    email = str(data.get("email") or "").strip()
+    password = str(data.get("password") or "")
+    code = str(data.get("code") or "").strip() or None
+    target = _safe_next(str(data.get("next") or ""))
+    try:
+        user = authenticate(db, email, password, code)
+    except AuthError as exc:
+        db.add(AuditEntry(actor=email[:255] or None, action="login.failed", data={"reason": str(exc)}))
+        db.commit()
+        return page(
+            request, "login.html", status_code=401, next=target, email=email, error=str(exc),
+            need_code="code" in str(exc),
+        )
+    settings = request.app.state.settings
+    new = create_web_session(
+        db, user, hours=settings.session_hours, user_agent=request.headers.get("user-agent")
+    )
+    db.add(AuditEntry(actor=user.email, action="login", data={}))
+    db.commit()
+    response = Redirect(path=target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        new.raw,
+        httponly=True,
+        samesite="lax",
+        secure=settings.public_url.startswith("https://"),
+        max_age=settings.session_hours * 3600,
+        path="/",
+    )
+    return response
+
+
+@post("/logout", sync_to_thread=True, status_code=303)
+def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        end_web_session(db, raw)
+        db.commit()
+    response = Redirect(path="/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@get("/lang/{code:str}", sync_to_thread=False)
+def set_language(request: Request[Any, Any, Any], code: str) -> Redirect:
+    referer = request.headers.get("referer") or "/tickets"
+    path = "/" + referer.split("://", 1)[-1].split("/", 1)[-1] if "://" in referer else referer
+    response = Redirect(path=_safe_next(path), status_code=303)
+    if code in LANGUAGES:
+        response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax", path="/")
+    return response
