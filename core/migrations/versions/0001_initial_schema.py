@@ -53,11 +53,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
-    op.create_table('counters',
+    counters = op.create_table('counters',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('value', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    # Seeded so the first ticket is #1001 and two first tickets can never race on an INSERT.
+    op.bulk_insert(counters, [{'name': 'ticket', 'value': 1000}])
     op.create_table('job_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
