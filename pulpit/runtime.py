@@ -1,0 +1,319 @@
+"""The long-running processes: ``serve`` (all in one), ``web``, ``mailgw``, ``worker``, ``scheduler``.
+
+Each function takes the settings built once by the command line and owns what it starts: it
+opens the database, builds the broker, starts its parts and stops them again, newest first,
+however it ends (Ctrl+C, SIGTERM from systemd, or an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from core.db import make_engine, make_session_factory, upgrade
+from pulpit.errors import EXIT_FAILURE, CommandError
+
+if TYPE_CHECKING:
+    import dramatiq
+
+log = logging.getLogger(__name__)
+
+MAIL_GATEWAY_NOT_BUILT = "the mail gateway is not built yet (issue 4)"
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+# --- The parts ------------------------------------------------------------------------------
+
+
+def start_mail_gateway(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> Stoppable | None:
+    """Start the SMTP gateway and the IMAP pollers in the background; None while not built.
+
+    Issue 4 replaces the ``return None`` below with the one line
+    ``from mailgw.server import start; return start(settings, session_factory)``;
+    ``serve`` and ``mailgw`` both come through here.
+    """
+    del settings, session_factory
+    return None
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """An engine on ``settings.resolved_database_url`` for the life of a command."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def upgrade_database(settings: Settings) -> str:
+    """Run the migrations to head; returns the URL, password hidden, for the message."""
+    url = settings.resolved_database_url
+    # The Alembic env opens the URL with core.db.make_engine, which creates the data dir for
+    # the embedded SQLite database on a fresh clone.
+    upgrade(url)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _wire_broker(settings: Settings, session_factory: sessionmaker[Session]) -> dramatiq.Broker:
+    """Build the broker, declare the actors on it and send after-commit jobs to it.
+
+    Every process does this, not only workers: web requests, mail and the scheduler send
+    jobs, and a job is routed by the queue its actor was declared with.
+    """
+    from workers.actors import register_actors
+    from workers.broker import install_dispatcher, make_broker
+
+    broker = make_broker(settings.broker_url)
+    register_actors(broker, session_factory, settings)
+    install_dispatcher(broker)
+    return broker
+
+
+def _stop_all(parts: list[tuple[str, Stoppable]]) -> None:
+    """Stop parts newest first; one that fails to stop does not keep the others running."""
+    for name, part in reversed(parts):
+        try:
+            part.stop()
+        except Exception:
+            log.exception("could not stop the %s cleanly", name)
+
+
+# --- Signals --------------------------------------------------------------------------------
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so ``finally`` blocks run and parts stop."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def terminate_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only).
+
+    Python's default for SIGTERM ends the process at once, skipping every ``finally``; systemd
+    sends SIGTERM on stop, and uvicorn re-raises it after its own graceful shutdown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop``, so a foreground loop finishes its job and returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --- The web server -------------------------------------------------------------------------
+
+
+def run_http(
+    settings: Settings, app: Any, *, on_listening: Callable[[], None] | None = None
+) -> int:
+    """Serve ``app`` with uvicorn in the calling (main) thread until a signal stops it."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_listening is not None:
+                on_listening()
+
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="info")
+    server = Server(config)
+    try:
+        server.run()
+    except (KeyboardInterrupt, Terminated):
+        # uvicorn has already shut down gracefully and re-raised the signal it caught
+        # (uvicorn.Server.capture_signals) so the process ends as the signal asked: it does.
+        pass
+    except SystemExit as exc:
+        # uvicorn exits with 3 when it cannot bind or the app's startup fails; it logged why.
+        if exc.code not in (0, None):
+            raise CommandError(
+                f"the web server could not start on {settings.http_host}:{settings.http_port} "
+                "(the reason is in the log above)",
+                EXIT_FAILURE,
+            ) from None
+    return 0
+
+
+# --- The commands ---------------------------------------------------------------------------
+
+
+def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: int = 2) -> int:
+    """Everything in one process: web, mail gateway, workers and scheduler (``pulpit serve``)."""
+    from web.app import create_app
+    from workers.broker import is_memory_broker, uninstall_dispatcher
+    from workers.runner import start_in_process_worker
+    from workers.scheduler import Scheduler, default_tasks
+
+    settings = settings.ensure_secret_key()
+    location = upgrade_database(settings)
+    log.info("database %s is at the latest schema", location)
+    app = create_app(settings)
+
+    parts: list[tuple[str, Stoppable]] = []
+    with terminate_raises(), database(settings) as session_factory:
+        broker = _wire_broker(settings, session_factory)
+        try:
+            # Workers run here with any broker: "all in one process". With a real broker,
+            # separate `pulpit worker` processes may share the queues as well.
+            parts.append(("worker", start_in_process_worker(broker, threads=worker_threads)))
+            if is_memory_broker(settings.broker_url):
+                log.info("broker memory://: jobs run in this process and do not survive it")
+            parts.append(("scheduler", Scheduler(session_factory, default_tasks(settings)).start()))
+            mail = start_mail_gateway(settings, session_factory)
+            if mail is None:
+                log.warning("%s; serving without it", MAIL_GATEWAY_NOT_BUILT)
+            else:
+                parts.append(("mail gateway", mail))
+
+            def banner() -> None:
+                from pulpit.banner import demo_banner as make_banner
+
+                print(make_banner(settings, mail_gateway=mail is not None), flush=True)
+
+            return run_http(settings, app, on_listening=banner if demo_banner else None)
+        finally:
+            # Producers first (mail, scheduler), then the worker, then the dispatcher: jobs
+            # sent while stopping still reach the broker, and a real broker keeps them.
+            _stop_all(parts)
+            uninstall_dispatcher()
+            broker.close()
+
+
+def run_web(settings: Settings) -> int:
+    """Only the web console and API (``pulpit web``)."""
+    from web.app import create_app
+    from workers.broker import is_memory_broker, uninstall_dispatcher
+
+    settings = settings.ensure_secret_key()
+    app = create_app(settings)
+    if is_memory_broker(settings.broker_url):
+        # A memory:// queue is only seen by workers in this process, and `web` runs none:
+        # jobs stay unsent and the scheduler's sweeps (in `serve`) catch up on them.
+        log.warning(
+            "PULPIT_BROKER_URL is memory://: background jobs only run inside `pulpit serve`; "
+            "use redis:// or amqp:// to run the parts as separate processes"
+        )
+        with terminate_raises():
+            return run_http(settings, app)
+    with terminate_raises(), database(settings) as session_factory:
+        broker = _wire_broker(settings, session_factory)
+        try:
+            return run_http(settings, app)
+        finally:
+            uninstall_dispatcher()
+            broker.close()
+
+
+def run_mailgw(settings: Settings) -> int:
+    """Only the SMTP gateway and IMAP pollers (``pulpit mailgw``)."""
+    from workers.broker import is_memory_broker, uninstall_dispatcher
+
+    stop = threading.Event()
+    with database(settings) as session_factory:
+        broker = None
+        if not is_memory_broker(settings.broker_url):
+            broker = _wire_broker(settings, session_factory)
+        try:
+            gateway = start_mail_gateway(settings, session_factory)
+            if gateway is None:
+                raise CommandError(MAIL_GATEWAY_NOT_BUILT)
+            with stop_on_signals(stop):
+                try:
+                    stop.wait()
+                finally:
+                    gateway.stop()
+        finally:
+            if broker is not None:
+                uninstall_dispatcher()
+                broker.close()
+    return 0
+
+
+def run_worker(settings: Settings, *, threads: int = 8) -> int:
+    """Dramatiq worker threads in the foreground, for a real broker (``pulpit worker``)."""
+    from workers.broker import is_memory_broker, uninstall_dispatcher
+    from workers.runner import run_worker as run_dramatiq_worker
+
+    if is_memory_broker(settings.broker_url):
+        raise CommandError(
+            "PULPIT_BROKER_URL is memory://, whose queue lives inside one process, so in-process "
+            "workers only exist inside `pulpit serve`; set PULPIT_BROKER_URL to redis://... or "
+            "amqp://... to run workers separately"
+        )
+    stop = threading.Event()
+    with database(settings) as session_factory:
+        # Actors send follow-up jobs after their own commits, so workers dispatch too.
+        broker = _wire_broker(settings, session_factory)
+        try:
+            with stop_on_signals(stop):
+                run_dramatiq_worker(broker, stop, threads=threads)
+        finally:
+            uninstall_dispatcher()
+            broker.close()
+    return 0
+
+
+def run_scheduler(settings: Settings) -> int:
+    """The periodic scheduler in the foreground (``pulpit scheduler``); run one per instance."""
+    from workers.broker import is_memory_broker, uninstall_dispatcher
+    from workers.scheduler import Scheduler, default_tasks
+
+    stop = threading.Event()
+    with database(settings) as session_factory:
+        broker = None
+        if is_memory_broker(settings.broker_url):
+            log.warning(
+                "PULPIT_BROKER_URL is memory://: jobs the scheduled tasks send are not run by "
+                "any worker outside `pulpit serve`"
+            )
+        else:
+            broker = _wire_broker(settings, session_factory)
+        try:
+            scheduler = Scheduler(session_factory, default_tasks(settings), stop_event=stop)
+            with stop_on_signals(stop):
+                scheduler.run()
+        finally:
+            if broker is not None:
+                uninstall_dispatcher()
+                broker.close()
+    return 0

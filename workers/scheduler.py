@@ -1,0 +1,118 @@
+"""The periodic scheduler: runs registered tasks every so often, in a thread or a process.
+
+The database, not the broker, is the source of truth for deadlines (Polar): a task looks at the
+database for what is due at ``now`` and claims it, so a restart, a lost message or a second
+scheduler costs at most a repeated look. Tasks are plain callables ``fn(session_factory, now)``;
+the SLA scan and the outbox sweeper will be added to :func:`default_tasks`.
+
+The clock is injected, so tests drive :meth:`Scheduler.tick` with a ``core.clock.FrozenClock``
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from core.clock import Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+TaskFn = Callable[[sessionmaker[Session], datetime], Any]
+
+DEFAULT_TICK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """A task the scheduler runs every ``interval_seconds`` (first run: at the first tick)."""
+
+    name: str
+    interval_seconds: float
+    fn: TaskFn
+
+
+def default_tasks(settings: Settings) -> list[PeriodicTask]:
+    """The tasks every Pulpit instance runs."""
+    del settings  # the SLA scan and the outbox sweeper will take their intervals from here
+    from workers.housekeeping import purge_expired_sessions
+
+    return [PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions)]
+
+
+class Scheduler:
+    """Runs :class:`PeriodicTask` s when they are due; one failing task never stops the others."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        tasks: Sequence[PeriodicTask],
+        *,
+        clock: Clock = utcnow,
+        tick_seconds: float = DEFAULT_TICK_SECONDS,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        names = [task.name for task in tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"scheduled task names must be unique: {', '.join(duplicates)}")
+        self.session_factory = session_factory
+        self.tasks = list(tasks)
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        self.stop_event = stop_event or threading.Event()
+        self._next_due: dict[str, datetime] = {}
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> list[str]:
+        """Run every task that is due now; returns the names of the tasks that ran."""
+        ran: list[str] = []
+        for task in self.tasks:
+            if self.stop_event.is_set():
+                break
+            now = self.clock()
+            due = self._next_due.get(task.name)
+            if due is not None and now < due:
+                continue
+            ran.append(task.name)
+            try:
+                task.fn(self.session_factory, now)
+            except Exception:
+                # Logged and skipped until its next interval, so a broken task neither stops
+                # the others nor spins in a tight loop.
+                log.exception("scheduled task %s failed", task.name)
+            self._next_due[task.name] = now + timedelta(seconds=task.interval_seconds)
+        return ran
+
+    def run(self) -> None:
+        """Tick until the stop event is set: the main loop of ``pulpit scheduler``."""
+        log.info(
+            "scheduler running %d task(s): %s",
+            len(self.tasks),
+            ", ".join(task.name for task in self.tasks) or "(none)",
+        )
+        while not self.stop_event.is_set():
+            self.tick()
+            self.stop_event.wait(self.tick_seconds)
+        log.info("scheduler stopped")
+
+    def start(self) -> Scheduler:
+        """Run the loop in a daemon thread (inside ``pulpit serve``)."""
+        if self._thread is not None:
+            raise RuntimeError("the scheduler is already started")
+        self._thread = threading.Thread(target=self.run, name="pulpit-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_seconds: float = 30.0) -> None:
+        """Ask the loop to stop and wait for the task in progress to finish."""
+        self.stop_event.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_seconds)
