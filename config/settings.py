@@ -30,7 +30,8 @@ class Settings:
     smtp_port: int = 2525
     outbound_smtp_url: str = "log://"
     public_url: str = "http://127.0.0.1:8000"
-    secret_key: str = ""  # generated into the data dir on first start when empty
+    # generated into the data dir on first start when empty; never printed in a repr
+    secret_key: str = field(default="", repr=False)
     max_message_bytes: int = 26_214_400
     default_language: str = "pl"
     reopen_days: int = 14

@@ -11,6 +11,7 @@ from litestar import Litestar, MediaType, Request, Response, Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.response import Redirect
@@ -159,5 +160,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
         ),
         exception_handlers={NotFoundException: not_found},
         request_max_body_size=settings.max_message_bytes + 1_048_576,
+        # The process (pulpit serve/web) owns logging; Litestar must not reconfigure the root.
+        logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )
