@@ -1,26 +1,40 @@
-"""SLA clocks on tickets: reaction and resolution deadlines from the contract's targets.
+"""SLA clocks on tickets: reaction and resolution, derived from the ticket's history.
 
-The arithmetic lives in ``core.sla`` (business time on a calendar); this module applies it to
-tickets and stores the results on the ticket for fast lists and the ``overdue`` filter.
+The arithmetic lives in ``core.sla`` (business time on a calendar); this module decides when
+each clock runs and stores the results on the ticket for fast lists and the ``overdue`` filter.
+Everything is derived from the event timeline, so recomputing always gives the same answer.
 
-Rules so far (the SLA issue extends them with pauses, reopening and re-targeting):
-- both clocks start when the ticket is created;
-- reaction is met by ``first_response_at`` (set by ``core.tickets``), resolution by ``resolved_at``;
-- a ticket is overdue while a clock that is not met has passed its deadline.
+The rules (docs/sla.md has them with examples):
+
+- Both clocks start when the ticket is created (for mail: when it arrived).
+- **Reaction** is met by the first public reply from staff or a subcontractor (comment or mail)
+  or by staff moving the ticket out of a ``new`` status. Internal notes never meet it.
+- **Resolution** is met by entering a ``closed`` status. Reopening continues the clock with the
+  time already used.
+- Time in a ``paused`` status does not count: the deadline moves later by the business time
+  spent paused (shift semantics, Jira's "pause on"). A paused clock never breaches.
+- The targets come from the ticket's current type and contract, counted on the contract's
+  calendar from creation, so a type or contract change re-targets the whole history; if the new
+  target was already used up, the breach is dated when it was reached.
+- A breach, once reached, is remembered (``ever_breached``) even if a later change moves the
+  deadline away.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from core.models import Calendar, Ticket
+from core.models import Calendar, Ticket, TicketEvent
 from core.sla import BusinessCalendar, parse_duration
 
 _ALWAYS = {"timezone": "Europe/Warsaw", "hours": "24/7"}
+RESPONDER_ROLES = frozenset({"admin", "coordinator", "technician", "subcontractor"})
+CLOCKS = ("reaction", "resolution")
 
 
 def calendar_definition(calendar: Calendar | None) -> dict[str, object]:
@@ -55,14 +69,139 @@ def targets(ticket: Ticket) -> tuple[timedelta | None, timedelta | None, Busines
     return reaction, resolution, cal
 
 
-def recompute(ticket: Ticket, now: datetime) -> None:
-    """Derive the deadlines from creation and the targets; record breaches already reached."""
+# --- History -----------------------------------------------------------------------------------
+
+Segment = tuple[datetime, datetime | None]  # [start, end); end None = still running
+
+
+def _ordered(ticket: Ticket) -> list[TicketEvent]:
+    return sorted(ticket.events, key=lambda e: (e.at, e.id or 0))
+
+
+def category_periods(ticket: Ticket) -> list[tuple[datetime, str]]:
+    """(since, category) for each stretch of the ticket's life, from creation on."""
+    events = [e for e in _ordered(ticket) if e.type == "status" and e.data.get("to_category")]
+    initial = events[0].data.get("from_category", "new") if events else ticket.status_category
+    periods = [(ticket.created_at, str(initial))]
+    for e in events:
+        periods.append((max(e.at, ticket.created_at), str(e.data["to_category"])))
+    return periods
+
+
+def first_response(ticket: Ticket) -> datetime | None:
+    """When the reaction clock was met, from the timeline (see the module's rules)."""
+    for e in _ordered(ticket):
+        role = e.author.role if e.author is not None else None
+        if role not in RESPONDER_ROLES:
+            continue
+        if e.public and e.type in ("comment", "email_out", "email_in") and e.at >= ticket.created_at:
+            if e.type == "email_in" and e.data.get("opened_ticket"):
+                continue  # staff opening a ticket by mail is not a reply to it
+            return e.at
+        if e.type == "status" and e.data.get("from_category") == "new" and e.data.get("to_category") != "new":
+            return e.at
+    return None
+
+
+def running_segments(ticket: Ticket, clock: str, responded_at: datetime | None) -> list[Segment]:
+    """The stretches in which ``clock`` ran: never paused, reaction until met, resolution
+    while the ticket was new or open."""
+    periods = category_periods(ticket)
+    segments: list[Segment] = []
+    for i, (since, category) in enumerate(periods):
+        until = periods[i + 1][0] if i + 1 < len(periods) else None
+        if clock == "reaction":
+            if responded_at is not None:
+                if since >= responded_at:
+                    break
+                if until is None or until > responded_at:
+                    until = responded_at
+            running = category in ("new", "open")
+        else:
+            running = category in ("new", "open")
+        if running and (until is None or until > since):
+            if segments and segments[-1][1] == since:
+                segments[-1] = (segments[-1][0], until)  # new -> open is one stretch
+            else:
+                segments.append((since, until))
+    return segments
+
+
+@dataclass(frozen=True)
+class ClockState:
+    target: timedelta | None
+    due: datetime | None  # when the target is (or was, or would be on resuming) used up
+    warn_at: datetime | None  # when the warning share of the target is used up
+    met_at: datetime | None
+    breached_at: datetime | None  # when the target was used up while the clock ran
+    running: bool  # the clock runs now (not paused, not met)
+    used: timedelta  # business time used until now (or until met)
+
+
+def _reach(cal: BusinessCalendar, segments: list[Segment], amount: timedelta) -> tuple[datetime | None, bool]:
+    """When ``amount`` of business time is used along the segments; (instant, reached while
+    running). For a clock that stopped short, the instant it would be reached on resuming."""
+    used = timedelta(0)
+    for start, end in segments:
+        if end is None:
+            return cal.add(start, amount - used), True
+        span = cal.between(start, end)
+        if used + span >= amount:
+            return cal.add(start, amount - used), True
+        used += span
+    if not segments:
+        return None, False
+    return cal.add(segments[-1][1] or segments[-1][0], amount - used), False
+
+
+def clock_state(
+    ticket: Ticket, clock: str, now: datetime, threshold: float | None = None
+) -> ClockState:
     reaction, resolution, cal = targets(ticket)
-    ticket.reaction_due = cal.add(ticket.created_at, reaction) if reaction is not None else None
-    ticket.resolution_due = (
-        cal.add(ticket.created_at, resolution) if resolution is not None else None
-    )
+    target = reaction if clock == "reaction" else resolution
+    responded = first_response(ticket)
+    met_at = responded if clock == "reaction" else (ticket.resolved_at if ticket.status_category == "closed" else None)
+    segments = running_segments(ticket, clock, responded)
+    running = bool(segments) and segments[-1][1] is None and met_at is None
+    used = sum((cal.between(s, e or now) for s, e in segments if s < now), timedelta(0))
+    if target is None:
+        return ClockState(None, None, None, met_at, None, running, used)
+    due, reached = _reach(cal, segments, target)
+    share = threshold if threshold is not None else (ticket.contract.warning_threshold if ticket.contract else 0.8)
+    warn_at, _ = _reach(cal, segments, target * share) if 0 < share < 1 else (None, False)
+    breached = due if (due is not None and reached and due <= now) else None
+    return ClockState(target, due, warn_at, met_at, breached, running, used)
+
+
+def recompute(ticket: Ticket, now: datetime) -> None:
+    """Derive both clocks from the history and store them on the ticket."""
+    reaction = clock_state(ticket, "reaction", now)
+    resolution = clock_state(ticket, "resolution", now)
+    ticket.first_response_at = reaction.met_at
+    ticket.reaction_due = reaction.due
+    ticket.resolution_due = resolution.due
+    ticket.reaction_breached_at = reaction.breached_at
+    ticket.resolution_breached_at = resolution.breached_at
     ticket.sla_paused = ticket.status_category == "paused"
+    if reaction.breached_at or resolution.breached_at:
+        ticket.ever_breached = True
+    ticket.sla_next_check = next_check(ticket, (reaction, resolution), now)
+
+
+def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) -> datetime | None:
+    """The next instant the scheduler must look at this ticket: a warning or a breach of a
+    running clock that has not been recorded yet."""
+    noticed = {(e.data.get("clock"), e.data.get("kind"), e.data.get("due")) for e in ticket.events if e.type == "sla"}
+    upcoming: list[datetime] = []
+    for name, st in zip(CLOCKS, states, strict=True):
+        if not st.running or st.due is None:
+            continue
+        due_key = st.due.isoformat()
+        if st.warn_at is not None and (name, "warning", due_key) not in noticed:
+            upcoming.append(st.warn_at)
+        if (name, "breach", due_key) not in noticed:
+            upcoming.append(st.due)
+    return min(upcoming) if upcoming else None
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:

@@ -317,7 +317,7 @@ def open_ticket(
         body_text=body,
         body_html=body_html,
         message_id=message_id,
-        data={"subject": ticket.subject},
+        data={"subject": ticket.subject, "opened_ticket": True},
         attachments=attachments,
         blobs=blobs,
     )
@@ -370,10 +370,7 @@ def add_comment(
         attachments=attachments,
         blobs=blobs,
     )
-    if public and author.role in ("admin", "coordinator", "technician", "subcontractor"):
-        if ticket.first_response_at is None:
-            ticket.first_response_at = at
-    sla_clock.recompute(ticket, now=at)
+    sla_clock.recompute(ticket, now=at)  # a staff public reply meets the reaction clock
     session.flush()
     return event
 
@@ -438,15 +435,6 @@ def _apply_status(
             "to_category": status.category,
         },
     )
-    # Staff moving a ticket out of "new" is a reaction (issue 3's rule).
-    if (
-        old.category == "new"
-        and status.category != "new"
-        and actor is not None
-        and actor.role != "client"
-        and ticket.first_response_at is None
-    ):
-        ticket.first_response_at = at
     if status.category == "closed":
         ticket.resolved_at = at
     elif old.category == "closed":
@@ -571,5 +559,64 @@ def set_fields(
         return None
     ticket.custom_fields = {**ticket.custom_fields, **clean}
     event = _event(session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes})
+    session.flush()
+    return event
+
+
+def change_type(
+    session: Session, ticket: Ticket, type_name: str, *, actor: User, at: datetime | None = None
+) -> TicketEvent | None:
+    """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla_clock)."""
+    if not can(actor, "edit", ticket) and actor.role != "technician":
+        raise Forbidden(f"you may not change the type of ticket #{ticket.number}")
+    if ticket.contract is None:
+        raise InputError("a ticket in triage has no types; choose its contract first")
+    if not can_view(actor, ticket):
+        raise NotFound(f"ticket #{ticket.number} does not exist or is not visible to you")
+    new = choose_ticket_type(ticket.contract, ticket.subject, type_name)
+    if new is None or new.id == ticket.ticket_type_id:
+        return None
+    at = at or utcnow()
+    event = _event(
+        session, ticket, "field", author=actor, at=at,
+        data={"changes": {"ticket_type": [ticket.ticket_type.name if ticket.ticket_type else None, new.name]}},
+    )
+    ticket.ticket_type = new
+    sla_clock.recompute(ticket, now=at)
+    session.flush()
+    return event
+
+
+def change_contract(
+    session: Session,
+    ticket: Ticket,
+    contract: Contract,
+    *,
+    actor: User,
+    ticket_type: str | None = None,
+    at: datetime | None = None,
+) -> TicketEvent | None:
+    """Move a ticket (often out of triage) to a contract: its client, a type of that contract
+    and the status of the same category follow; the clocks are re-targeted from creation."""
+    if not can(actor, "edit", ticket):
+        raise Forbidden(f"you may not change the contract of ticket #{ticket.number}")
+    if contract.id == ticket.contract_id and not ticket_type:
+        return None
+    at = at or utcnow()
+    old_code = ticket.contract.code if ticket.contract else None
+    ticket.contract = contract
+    ticket.client = contract.client
+    ticket.ticket_type = choose_ticket_type(contract, ticket.subject, ticket_type)
+    statuses = statuses_for(session, contract)
+    if ticket.status not in statuses:
+        same = [s for s in statuses if s.category == ticket.status_category]
+        ticket.status = same[0] if same else statuses[0]
+        ticket.status_category = ticket.status.category
+    event = _event(
+        session, ticket, "contract", author=actor, at=at,
+        data={"from": old_code, "to": contract.code,
+              "ticket_type": ticket.ticket_type.name if ticket.ticket_type else None},
+    )
+    sla_clock.recompute(ticket, now=at)
     session.flush()
     return event
