@@ -1,0 +1,235 @@
+"""Exporting the current configuration as YAML that ``apply`` accepts.
+
+Applying the export to the same database changes nothing. Never exported: password hashes,
+TOTP secrets, API tokens (there is no key for them, and an export is meant to be shared and
+versioned), and tickets (they are data, not configuration). Values equal to their default
+are left out to keep the file short: applying it sets the same defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import (
+    Calendar,
+    Client,
+    Contract,
+    CustomField,
+    Mailbox,
+    Product,
+    Status,
+    Subcontractor,
+    User,
+)
+from core.sla import format_duration
+
+HEADER = (
+    "# Pulpit configuration, written by `pulpit config export`.\n"
+    "# Apply it with `pulpit config apply FILE`. Passwords, secrets and tickets are not exported.\n"
+)
+
+
+def export_config(session: Session) -> str:
+    """The current configuration as a YAML document."""
+    doc: dict[str, Any] = {
+        "calendars": [
+            _calendar(c) for c in session.scalars(select(Calendar).order_by(Calendar.name))
+        ],
+        "clients": [
+            _client(session, c) for c in session.scalars(select(Client).order_by(Client.name))
+        ],
+        "products": [
+            {"name": p.name} for p in session.scalars(select(Product).order_by(Product.name))
+        ],
+        "contracts": [
+            _contract(session, c) for c in session.scalars(select(Contract).order_by(Contract.code))
+        ],
+        "statuses": [
+            _status(s)
+            for s in session.scalars(
+                select(Status)
+                .where(Status.contract_id.is_(None))
+                .order_by(Status.position, Status.id)
+            )
+        ],
+        "custom_fields": _fields(session, None),
+        "mailboxes": [
+            _mailbox(m)
+            for m in session.scalars(select(Mailbox).order_by(Mailbox.address))
+            # A mailbox of a contract is listed under the contract; here only what adds to that.
+            if m.contract_id is None or m.imap
+        ],
+        "subcontractors": [
+            {"name": s.name, "contracts": sorted(c.code for c in s.contracts)}
+            for s in session.scalars(select(Subcontractor).order_by(Subcontractor.name))
+        ],
+        "users": [
+            _user(u)
+            for u in session.scalars(select(User).order_by(User.email))
+            if not _is_contact(u)
+        ],
+    }
+    doc = {key: value for key, value in doc.items() if value}
+    body = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
+    return HEADER + (body if doc else "{}\n")
+
+
+def _calendar(cal: Calendar) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": cal.name, "timezone": cal.timezone}
+    if cal.holidays:
+        out["holidays"] = cal.holidays
+    if cal.extra_holidays:
+        out["extra_holidays"] = [str(d) for d in cal.extra_holidays]
+    out["hours"] = cal.hours
+    if cal.day_length_minutes is not None:
+        out["day_length"] = format_duration(timedelta(minutes=cal.day_length_minutes))
+    return out
+
+
+def _is_contact(user: User) -> bool:
+    return user.role == "client" and user.client_id is not None
+
+
+def _client(session: Session, client: Client) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": client.name}
+    if client.language != "pl":
+        out["language"] = client.language
+    if client.domains:
+        out["domains"] = [d.domain for d in client.domains]
+    contacts = session.scalars(
+        select(User).where(User.client_id == client.id, User.role == "client").order_by(User.email)
+    )
+    out["contacts"] = [_person(u, {"email": u.email}) for u in contacts]
+    if not out["contacts"]:
+        del out["contacts"]
+    return out
+
+
+def _person(user: User, out: dict[str, Any]) -> dict[str, Any]:
+    if user.name:
+        out["name"] = user.name
+    if user.language != "pl":
+        out["language"] = user.language
+    if user.manager:
+        out["manager"] = True
+    if not user.active:
+        out["active"] = False
+    return out
+
+
+def _user(user: User) -> dict[str, Any]:
+    out: dict[str, Any] = {"email": user.email, "role": user.role}
+    if user.client is not None:
+        out["client"] = user.client.name
+    if user.subcontractor is not None:
+        out["subcontractor"] = user.subcontractor.name
+    return _person(user, out)
+
+
+def _contract(session: Session, contract: Contract) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": contract.code, "client": contract.client.name}
+    optional = {
+        "name": contract.name,
+        "key": contract.key or None,
+        "calendar": contract.calendar.name if contract.calendar else None,
+        "valid_from": contract.valid_from,
+        "valid_to": contract.valid_to,
+        "warning_threshold": contract.warning_threshold
+        if contract.warning_threshold != 0.8
+        else None,
+        "products": sorted(p.name for p in contract.products),
+        "mailboxes": sorted(m.address for m in contract.mailboxes),
+        "ticket_types": [_ticket_type(t) for t in contract.ticket_types],
+        "statuses": [_status(s) for s in contract.statuses],
+        "custom_fields": _fields(session, contract),
+    }
+    out.update({key: value for key, value in optional.items() if value not in (None, [])})
+    return out
+
+
+def _ticket_type(tt: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tt.name}
+    if tt.default:
+        out["default"] = True
+    for key in ("reaction", "resolution"):
+        if getattr(tt, key):
+            out[key] = getattr(tt, key)
+    if tt.subject_keywords:
+        out["subject_keywords"] = list(tt.subject_keywords)
+    return out
+
+
+def _status(status: Status) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": status.name, "category": status.category}
+    if not status.visible_to_client:
+        out["visible_to_client"] = False
+    if not status.visible_to_subcontractor:
+        out["visible_to_subcontractor"] = False
+    if status.client_can_set:
+        out["client_can_set"] = True
+    return out
+
+
+def _fields(session: Session, contract: Contract | None) -> list[dict[str, Any]]:
+    scope = (
+        CustomField.contract_id == contract.id if contract else CustomField.contract_id.is_(None)
+    )
+    out = []
+    for cf in session.scalars(select(CustomField).where(scope).order_by(CustomField.id)):
+        item: dict[str, Any] = {"name": cf.name}
+        if cf.label:
+            item["label"] = cf.label
+        if cf.type != "text":
+            item["type"] = cf.type
+        if cf.options:
+            item["options"] = list(cf.options)
+        if cf.required:
+            item["required"] = True
+        if not cf.visible_to_client:
+            item["visible_to_client"] = False
+        out.append(item)
+    return out
+
+
+def _mailbox(box: Mailbox) -> dict[str, Any]:
+    out: dict[str, Any] = {"address": box.address}
+    if box.imap:
+        out["imap"] = dict(box.imap)
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists and small mappings of plain values on one line, the way people write them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key, as the examples in INTERFACE.md do.
+        return super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(_plain(item) for item in data) and len(str(data)) < 70
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    flow = all(_plain(value) for value in data.values()) and len(str(data)) < 70
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(str, _represent_str)

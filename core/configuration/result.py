@@ -1,0 +1,80 @@
+"""What applying a configuration did: counts per section and the changed calendars/contracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The order sections are reported in: the order they are applied.
+SECTIONS = (
+    "calendars",
+    "clients",
+    "contacts",
+    "products",
+    "contracts",
+    "ticket types",
+    "statuses",
+    "custom fields",
+    "mailboxes",
+    "subcontractors",
+    "users",
+    "tickets",
+)
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass
+class SectionCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __str__(self) -> str:
+        parts = [
+            (self.created, "created"),
+            (self.updated, "updated"),
+            (self.unchanged, "unchanged"),
+        ]
+        return ", ".join(f"{n} {word}" for n, word in parts if n)
+
+
+@dataclass
+class ApplyResult:
+    """The outcome of one apply.
+
+    ``changed_calendars`` and ``changed_contracts`` name what was created or updated (a
+    contract counts as changed when its own fields or its ticket types, statuses or custom
+    fields changed), so the SLA code can recompute the open tickets under them. Tickets under
+    a changed calendar are reached through ``changed_calendars``: a calendar edit does not
+    list every contract that uses it.
+    """
+
+    source: str = "<string>"
+    counts: dict[str, SectionCounts] = field(default_factory=dict)
+    changed_calendars: set[str] = field(default_factory=set)
+    changed_contracts: set[str] = field(default_factory=set)
+
+    def record(self, section: str, outcome: Outcome) -> None:
+        counts = self.counts.setdefault(section, SectionCounts())
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+
+    @property
+    def changed(self) -> bool:
+        return any(c.created or c.updated for c in self.counts.values())
+
+    def __str__(self) -> str:
+        if not self.changed:
+            return "nothing changed"
+        return "; ".join(f"{name}: {self.counts[name]}" for name in SECTIONS if name in self.counts)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as JSON, for the audit log."""
+        return {
+            "source": self.source,
+            "counts": {
+                name: vars(self.counts[name]).copy() for name in SECTIONS if name in self.counts
+            },
+            "changed_calendars": sorted(self.changed_calendars),
+            "changed_contracts": sorted(self.changed_contracts),
+        }
