@@ -108,7 +108,9 @@ def main() -> None:
         for label, f in cases.items():
             p50, p95 = timed(lambda f=f: search_tickets(s, coord, f, now), args.repeat)
             rows.append((f"core, coordinator: {label}", p50, p95))
-        p50, p95 = timed(lambda: search_tickets(s, manager, TicketFilter(state="open"), now), args.repeat)
+        p50, p95 = timed(
+            lambda: search_tickets(s, manager, TicketFilter(state="open"), now), args.repeat
+        )
         rows.append(("core, client manager: open tickets", p50, p95))
         # Memory is measured apart from the timings: tracemalloc slows Python several times.
         tracemalloc.start()
@@ -136,8 +138,10 @@ def main() -> None:
 
     backend = engine.dialect.name
     print(f"tickets: {args.tickets}, database: {backend}, seeded in {seed_s:.1f}s")
-    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
     print()
     print("| query | median ms | p95 ms |")
     print("|---|---:|---:|")

@@ -119,9 +119,7 @@ def upsert_user(
     return user
 
 
-def authenticate(
-    session: Session, email: str, password: str, code: str | None = None
-) -> User:
+def authenticate(session: Session, email: str, password: str, code: str | None = None) -> User:
     """Check e-mail, password and (when the user has one) the TOTP code."""
     user = get_user_by_email(session, email or "")
     if user is None or not user.password_hash or not user.active:

@@ -117,7 +117,9 @@ def _send_pending_jobs(session: Session) -> None:
         try:
             _dispatcher(actor, kwargs)
         except Exception:  # the database is the source of truth; a sweep picks it up later
-            log.exception("could not send job %s %r; it will be picked up by a sweep", actor, kwargs)
+            log.exception(
+                "could not send job %s %r; it will be picked up by a sweep", actor, kwargs
+            )
 
 
 @event.listens_for(Session, "after_rollback")

@@ -23,7 +23,9 @@ def client_for_email(session: Session, email: str) -> Client | None:
     labels = domain.split(".")
     candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
     rows = session.execute(
-        select(ClientDomain.domain, ClientDomain.client_id).where(ClientDomain.domain.in_(candidates))
+        select(ClientDomain.domain, ClientDomain.client_id).where(
+            ClientDomain.domain.in_(candidates)
+        )
     ).all()
     if not rows:
         return None
@@ -39,8 +41,13 @@ def find_or_create_contact(session: Session, email: str, name: str | None = None
     if user is not None:
         return user
     client = client_for_email(session, email)
-    user = User(email=email, name=name or None, role="client", client=client,
-                language=client.language if client else "pl")
+    user = User(
+        email=email,
+        name=name or None,
+        role="client",
+        client=client,
+        language=client.language if client else "pl",
+    )
     session.add(user)
     session.flush()
     return user

@@ -62,7 +62,7 @@ def ticket_scope(user: User) -> ColumnElement[bool]:
     return false()
 
 
-def scoped_tickets(user: User) -> Select[tuple[Ticket]]:
+def scoped_tickets(user: User) -> Select[Ticket]:
     return select(Ticket).where(ticket_scope(user))
 
 
@@ -75,7 +75,9 @@ def can_view(user: User, ticket: Ticket) -> bool:
     if role == "technician":
         return ticket.assignee_id == user.id
     if role == "subcontractor":
-        return user.subcontractor_id is not None and ticket.subcontractor_id == user.subcontractor_id
+        return (
+            user.subcontractor_id is not None and ticket.subcontractor_id == user.subcontractor_id
+        )
     if role == "client":
         if user.manager and user.client_id is not None:
             return ticket.client_id == user.client_id

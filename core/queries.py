@@ -28,7 +28,18 @@ from core.models import (
 from core.permissions import ticket_scope
 
 MAX_PER_PAGE = 200
-SORTS = ("number", "-number", "created", "-created", "updated", "-updated", "deadline", "-deadline", "subject", "-subject")
+SORTS = (
+    "number",
+    "-number",
+    "created",
+    "-created",
+    "updated",
+    "-updated",
+    "deadline",
+    "-deadline",
+    "subject",
+    "-subject",
+)
 
 
 @dataclass

@@ -56,7 +56,9 @@ def _calendar_from_json(definition: str) -> BusinessCalendar:
 
 def business_calendar(calendar: Calendar | None) -> BusinessCalendar:
     """The engine for a stored calendar, cached by its definition (an edit makes a new one)."""
-    return _calendar_from_json(json.dumps(calendar_definition(calendar), sort_keys=True, default=str))
+    return _calendar_from_json(
+        json.dumps(calendar_definition(calendar), sort_keys=True, default=str)
+    )
 
 
 def targets(ticket: Ticket) -> tuple[timedelta | None, timedelta | None, BusinessCalendar]:
@@ -94,11 +96,19 @@ def first_response(ticket: Ticket) -> datetime | None:
         role = e.author.role if e.author is not None else None
         if role not in RESPONDER_ROLES:
             continue
-        if e.public and e.type in ("comment", "email_out", "email_in") and e.at >= ticket.created_at:
+        if (
+            e.public
+            and e.type in ("comment", "email_out", "email_in")
+            and e.at >= ticket.created_at
+        ):
             if e.type == "email_in" and e.data.get("opened_ticket"):
                 continue  # staff opening a ticket by mail is not a reply to it
             return e.at
-        if e.type == "status" and e.data.get("from_category") == "new" and e.data.get("to_category") != "new":
+        if (
+            e.type == "status"
+            and e.data.get("from_category") == "new"
+            and e.data.get("to_category") != "new"
+        ):
             return e.at
     return None
 
@@ -138,7 +148,9 @@ class ClockState:
     used: timedelta  # business time used until now (or until met)
 
 
-def _reach(cal: BusinessCalendar, segments: list[Segment], amount: timedelta) -> tuple[datetime | None, bool]:
+def _reach(
+    cal: BusinessCalendar, segments: list[Segment], amount: timedelta
+) -> tuple[datetime | None, bool]:
     """When ``amount`` of business time is used along the segments; (instant, reached while
     running). For a clock that stopped short, the instant it would be reached on resuming."""
     used = timedelta(0)
@@ -160,14 +172,22 @@ def clock_state(
     reaction, resolution, cal = targets(ticket)
     target = reaction if clock == "reaction" else resolution
     responded = first_response(ticket)
-    met_at = responded if clock == "reaction" else (ticket.resolved_at if ticket.status_category == "closed" else None)
+    met_at = (
+        responded
+        if clock == "reaction"
+        else (ticket.resolved_at if ticket.status_category == "closed" else None)
+    )
     segments = running_segments(ticket, clock, responded)
     running = bool(segments) and segments[-1][1] is None and met_at is None
     used = sum((cal.between(s, e or now) for s, e in segments if s < now), timedelta(0))
     if target is None:
         return ClockState(None, None, None, met_at, None, running, used)
     due, reached = _reach(cal, segments, target)
-    share = threshold if threshold is not None else (ticket.contract.warning_threshold if ticket.contract else 0.8)
+    share = (
+        threshold
+        if threshold is not None
+        else (ticket.contract.warning_threshold if ticket.contract else 0.8)
+    )
     warn_at, _ = _reach(cal, segments, target * share) if 0 < share < 1 else (None, False)
     breached = due if (due is not None and reached and due <= now) else None
     return ClockState(target, due, warn_at, met_at, breached, running, used)
@@ -191,7 +211,11 @@ def recompute(ticket: Ticket, now: datetime) -> None:
 def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) -> datetime | None:
     """The next instant the scheduler must look at this ticket: a warning or a breach of a
     running clock that has not been recorded yet."""
-    noticed = {(e.data.get("clock"), e.data.get("kind"), e.data.get("due")) for e in ticket.events if e.type == "sla"}
+    noticed = {
+        (e.data.get("clock"), e.data.get("kind"), e.data.get("due"))
+        for e in ticket.events
+        if e.type == "sla"
+    }
     upcoming: list[datetime] = []
     for name, st in zip(CLOCKS, states, strict=True):
         if not st.running or st.due is None:

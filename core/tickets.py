@@ -118,7 +118,9 @@ def next_number(session: Session) -> int:
     return int(value)
 
 
-def choose_ticket_type(contract: Contract, subject: str, requested: str | None = None) -> TicketType | None:
+def choose_ticket_type(
+    contract: Contract, subject: str, requested: str | None = None
+) -> TicketType | None:
     """The named type, else the first whose subject keyword appears, else the default."""
     types = list(contract.ticket_types)
     if requested:
@@ -193,7 +195,9 @@ def _coerce_field(field: CustomField, value: Any) -> Any:
                 )
             return value
     except (TypeError, ValueError):
-        raise InputError(f"custom field {field.name!r} needs a {kind} value, not {value!r}") from None
+        raise InputError(
+            f"custom field {field.name!r} needs a {kind} value, not {value!r}"
+        ) from None
     return str(value)
 
 
@@ -275,7 +279,11 @@ def open_ticket(
     if not subject:
         raise InputError("a ticket needs a subject")
     at = at or utcnow()
-    if contract is not None and contract.client_id != requester.client_id and requester.role == "client":
+    if (
+        contract is not None
+        and contract.client_id != requester.client_id
+        and requester.role == "client"
+    ):
         if requester.client_id is not None:
             raise InputError(
                 f"{requester.email} belongs to another client than contract {contract.code}"
@@ -406,7 +414,13 @@ def _required_fields_missing(session: Session, ticket: Ticket) -> list[str]:
 
 
 def _apply_status(
-    session: Session, ticket: Ticket, status: Status, *, actor: User | None, at: datetime, note: str | None = None
+    session: Session,
+    ticket: Ticket,
+    status: Status,
+    *,
+    actor: User | None,
+    at: datetime,
+    note: str | None = None,
 ) -> TicketEvent | None:
     if status.id == ticket.status_id:
         return None
@@ -445,7 +459,12 @@ def _apply_status(
 
 
 def bulk_change_status(
-    session: Session, numbers: Sequence[int], status_name: str, *, actor: User, at: datetime | None = None
+    session: Session,
+    numbers: Sequence[int],
+    status_name: str,
+    *,
+    actor: User,
+    at: datetime | None = None,
 ) -> list[Ticket]:
     """Change many tickets at once: all or nothing, with a reason for each refused ticket."""
     if not numbers:
@@ -454,9 +473,7 @@ def bulk_change_status(
         raise Forbidden("only coordinators and admins change tickets in bulk")
     at = at or utcnow()
     unique = list(dict.fromkeys(int(n) for n in numbers))
-    found = {
-        t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(unique)))
-    }
+    found = {t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(unique)))}
     reasons: dict[int, str] = {}
     plan: list[tuple[Ticket, Status]] = []
     for number in unique:
@@ -536,7 +553,12 @@ def log_work(
     if not isinstance(minutes, int) or minutes <= 0 or minutes > 24 * 60:
         raise InputError("work time must be a whole number of minutes between 1 and 1440")
     event = _event(
-        session, ticket, "worklog", author=actor, at=at or utcnow(), body_text=note,
+        session,
+        ticket,
+        "worklog",
+        author=actor,
+        at=at or utcnow(),
+        body_text=note,
         data={"minutes": minutes},
     )
     session.flush()
@@ -554,11 +576,17 @@ def set_fields(
     if not can(actor, "edit", ticket) and actor.role != "technician":
         raise Forbidden(f"you may not edit ticket #{ticket.number}")
     clean = validate_custom_fields(session, ticket.contract, custom_fields)
-    changes = {k: [ticket.custom_fields.get(k), v] for k, v in clean.items() if ticket.custom_fields.get(k) != v}
+    changes = {
+        k: [ticket.custom_fields.get(k), v]
+        for k, v in clean.items()
+        if ticket.custom_fields.get(k) != v
+    }
     if not changes:
         return None
     ticket.custom_fields = {**ticket.custom_fields, **clean}
-    event = _event(session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes})
+    event = _event(
+        session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes}
+    )
     session.flush()
     return event
 
@@ -578,8 +606,16 @@ def change_type(
         return None
     at = at or utcnow()
     event = _event(
-        session, ticket, "field", author=actor, at=at,
-        data={"changes": {"ticket_type": [ticket.ticket_type.name if ticket.ticket_type else None, new.name]}},
+        session,
+        ticket,
+        "field",
+        author=actor,
+        at=at,
+        data={
+            "changes": {
+                "ticket_type": [ticket.ticket_type.name if ticket.ticket_type else None, new.name]
+            }
+        },
     )
     ticket.ticket_type = new
     sla_clock.recompute(ticket, now=at)
@@ -613,9 +649,16 @@ def change_contract(
         ticket.status = same[0] if same else statuses[0]
         ticket.status_category = ticket.status.category
     event = _event(
-        session, ticket, "contract", author=actor, at=at,
-        data={"from": old_code, "to": contract.code,
-              "ticket_type": ticket.ticket_type.name if ticket.ticket_type else None},
+        session,
+        ticket,
+        "contract",
+        author=actor,
+        at=at,
+        data={
+            "from": old_code,
+            "to": contract.code,
+            "ticket_type": ticket.ticket_type.name if ticket.ticket_type else None,
+        },
     )
     sla_clock.recompute(ticket, now=at)
     session.flush()

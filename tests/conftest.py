@@ -136,7 +136,10 @@ def _engine_for(backend: str, engines: dict[str, object], tmp: Path) -> Engine:
         url, admin = fresh_postgres_database(base)
         upgrade(url)
         engine = make_engine(url)
-        engines[f"{backend}:cleanup"] = lambda: (engine.dispose(), drop_postgres_database(admin, url))
+        engines[f"{backend}:cleanup"] = lambda: (
+            engine.dispose(),
+            drop_postgres_database(admin, url),
+        )
     engines[backend] = engine
     return engine
 

@@ -32,8 +32,13 @@ def statuses() -> list[Status]:
         Status(name="New", category="new", position=0),
         Status(name="In progress", category="open", position=1),
         Status(name="Waiting for client", category="paused", position=2, client_can_set=False),
-        Status(name="Internal review", category="open", position=3, visible_to_client=False,
-               visible_to_subcontractor=False),
+        Status(
+            name="Internal review",
+            category="open",
+            position=3,
+            visible_to_client=False,
+            visible_to_subcontractor=False,
+        ),
         Status(name="Resolved", category="closed", position=4, client_can_set=True),
     ]
 
@@ -49,35 +54,55 @@ class World:
 
 
 def build_world(session: Session, *, passwords: bool = False) -> World:
-    business = Calendar(name="business", timezone="Europe/Warsaw", hours=BUSINESS_HOURS, holidays="PL")
+    business = Calendar(
+        name="business", timezone="Europe/Warsaw", hours=BUSINESS_HOURS, holidays="PL"
+    )
     always = Calendar(name="always", timezone="Europe/Warsaw", hours="24/7")
     acme = Client(name="Acme", domains=[ClientDomain(domain="acme.example")])
     beta = Client(name="Beta", domains=[ClientDomain(domain="beta.example")])
     printer = Product(name="Printer X200")
     acme_contract = Contract(
-        code="ACME-2026", client=acme, key=True, calendar=business, products=[printer],
+        code="ACME-2026",
+        client=acme,
+        key=True,
+        calendar=business,
+        products=[printer],
         ticket_types=[
-            TicketType(name="failure", default=True, reaction="2h", resolution="8h",
-                       subject_keywords=["awaria", "failure"]),
-            TicketType(name="inspection", reaction="1d", resolution="5d", subject_keywords=["przegląd"]),
+            TicketType(
+                name="failure",
+                default=True,
+                reaction="2h",
+                resolution="8h",
+                subject_keywords=["awaria", "failure"],
+            ),
+            TicketType(
+                name="inspection", reaction="1d", resolution="5d", subject_keywords=["przegląd"]
+            ),
         ],
         statuses=statuses(),
     )
     beta_contract = Contract(
-        code="BETA-247", client=beta, key=False, calendar=always,
+        code="BETA-247",
+        client=beta,
+        key=False,
+        calendar=always,
         ticket_types=[TicketType(name="failure", default=True, reaction="1h", resolution="4h")],
         statuses=statuses(),
     )
     fixit = Subcontractor(name="FixIt", contracts=[acme_contract])
     session.add_all([business, always, acme, beta, printer, acme_contract, beta_contract, fixit])
     session.flush()
-    w = World(acme=acme, beta=beta, acme_contract=acme_contract, beta_contract=beta_contract, fixit=fixit)
+    w = World(
+        acme=acme, beta=beta, acme_contract=acme_contract, beta_contract=beta_contract, fixit=fixit
+    )
     specs = {
         "admin": dict(email="admin@support.example", role="admin"),
         "coordinator": dict(email="coord@support.example", role="coordinator"),
         "technician": dict(email="tech@support.example", role="technician"),
         "technician2": dict(email="tech2@support.example", role="technician"),
-        "subcontractor": dict(email="sub@fixit.example", role="subcontractor", subcontractor="FixIt"),
+        "subcontractor": dict(
+            email="sub@fixit.example", role="subcontractor", subcontractor="FixIt"
+        ),
         "client": dict(email="anna@acme.example", role="client", client="Acme"),
         "client2": dict(email="piotr@acme.example", role="client", client="Acme"),
         "manager": dict(email="boss@acme.example", role="client", client="Acme", manager=True),

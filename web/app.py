@@ -8,12 +8,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, MediaType, Request, Response, Router
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.logging.config import LoggingConfig
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -62,9 +62,13 @@ def api_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         return Response({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if isinstance(exc, OperationalError):
         log.exception("database error on %s %s", request.method, request.url.path)
-        return Response({"detail": "the database is not answering; try again shortly"}, status_code=503)
+        return Response(
+            {"detail": "the database is not answering; try again shortly"}, status_code=503
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response({"detail": "internal error; the administrators can find it in the log"}, status_code=500)
+    return Response(
+        {"detail": "internal error; the administrators can find it in the log"}, status_code=500
+    )
 
 
 def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

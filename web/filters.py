@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
 from urllib.parse import quote as _quote
 from zoneinfo import ZoneInfo
 
@@ -45,5 +44,3 @@ def time_left(due: datetime | None, now: datetime) -> str:
 
 def install(env: Environment) -> None:
     env.filters.update(local_time=local_time, iso=iso, time_left=time_left, urlquote=quote)
-
-

@@ -34,7 +34,9 @@ def translations(lang: str) -> _gettext.NullTranslations:
     return Translations(buf)
 
 
-def pick_language(*candidates: str | None, accept_language: str | None = None, default: str = "pl") -> str:
+def pick_language(
+    *candidates: str | None, accept_language: str | None = None, default: str = "pl"
+) -> str:
     """The first supported language among the candidates, then the browser's, then the default."""
     for cand in candidates:
         if cand and cand[:2].lower() in LANGUAGES:

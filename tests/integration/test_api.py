@@ -49,7 +49,9 @@ def test_missing_token_is_401_with_a_sentence(client: TestClient[Any]) -> None:
     assert "Bearer" in r.json()["detail"]
 
 
-def test_me_describes_the_token_user(client: TestClient[Any], session: Session, world: World) -> None:
+def test_me_describes_the_token_user(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     r = client.get("/api/v1/me", headers=auth(session, world.users["subcontractor"]))
     assert r.json()["role"] == "subcontractor"
     assert r.json()["subcontractor"] == "FixIt"
@@ -61,8 +63,11 @@ def test_open_ticket_routes_by_requester_domain_and_keyword(
     h = auth(session, world.users["coordinator"])
     r = client.post(
         "/api/v1/tickets",
-        json={"subject": "Awaria drukarki w księgowości", "requester": "nowy@acme.example",
-              "body": "Nie drukuje."},
+        json={
+            "subject": "Awaria drukarki w księgowości",
+            "requester": "nowy@acme.example",
+            "body": "Nie drukuje.",
+        },
         headers=h,
     )
     assert r.status_code == 201, r.text
@@ -77,14 +82,20 @@ def test_open_ticket_routes_by_requester_domain_and_keyword(
     assert isinstance(t["number"], int)
 
 
-def test_unknown_sender_lands_in_triage(client: TestClient[Any], session: Session, world: World) -> None:
+def test_unknown_sender_lands_in_triage(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     h = auth(session, world.users["coordinator"])
-    r = client.post("/api/v1/tickets", json={"subject": "Hello", "requester": "x@unknown.example"}, headers=h)
+    r = client.post(
+        "/api/v1/tickets", json={"subject": "Hello", "requester": "x@unknown.example"}, headers=h
+    )
     assert r.status_code == 201
     assert r.json()["contract"] is None and r.json()["client"] is None
 
 
-def test_missing_subject_is_a_400_sentence(client: TestClient[Any], session: Session, world: World) -> None:
+def test_missing_subject_is_a_400_sentence(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     h = auth(session, world.users["coordinator"])
     r = client.post("/api/v1/tickets", json={"requester": "a@acme.example"}, headers=h)
     assert r.status_code == 400
@@ -93,22 +104,34 @@ def test_missing_subject_is_a_400_sentence(client: TestClient[Any], session: Ses
 
 def test_bad_json_is_400_not_500(client: TestClient[Any], session: Session, world: World) -> None:
     h = auth(session, world.users["coordinator"])
-    r = client.post("/api/v1/tickets", content=b"{not json", headers={**h, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/tickets", content=b"{not json", headers={**h, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["detail"]
 
 
 def test_unknown_contract_is_400(client: TestClient[Any], session: Session, world: World) -> None:
     h = auth(session, world.users["coordinator"])
-    r = client.post("/api/v1/tickets", json={"subject": "x", "requester": "a@acme.example",
-                                              "contract": "NOPE"}, headers=h)
+    r = client.post(
+        "/api/v1/tickets",
+        json={"subject": "x", "requester": "a@acme.example", "contract": "NOPE"},
+        headers=h,
+    )
     assert r.status_code == 400
     assert "NOPE" in r.json()["detail"]
 
 
-def _open(session: Session, world: World, subject: str, requester: str = "client", **kw: Any) -> int:
-    t = svc.open_ticket(session, subject=subject, requester=world.users[requester],
-                        contract=kw.pop("contract", world.acme_contract), **kw)
+def _open(
+    session: Session, world: World, subject: str, requester: str = "client", **kw: Any
+) -> int:
+    t = svc.open_ticket(
+        session,
+        subject=subject,
+        requester=world.users[requester],
+        contract=kw.pop("contract", world.acme_contract),
+        **kw,
+    )
     session.flush()
     return t.number
 
@@ -137,28 +160,49 @@ def test_foreign_ticket_is_404(client: TestClient[Any], session: Session, world:
     assert r.status_code == 404
 
 
-def test_client_does_not_see_internal_notes(client: TestClient[Any], session: Session, world: World) -> None:
+def test_client_does_not_see_internal_notes(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
     coord = auth(session, world.users["coordinator"])
-    assert client.post(f"/api/v1/tickets/{n}/comments", json={"body": "internal", "public": False},
-                       headers=coord).status_code == 201
-    assert client.post(f"/api/v1/tickets/{n}/comments", json={"body": "hello", "public": True},
-                       headers=coord).status_code == 201
-    events = client.get(f"/api/v1/tickets/{n}", headers=auth(session, world.users["client"])).json()["events"]
+    assert (
+        client.post(
+            f"/api/v1/tickets/{n}/comments",
+            json={"body": "internal", "public": False},
+            headers=coord,
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            f"/api/v1/tickets/{n}/comments", json={"body": "hello", "public": True}, headers=coord
+        ).status_code
+        == 201
+    )
+    events = client.get(
+        f"/api/v1/tickets/{n}", headers=auth(session, world.users["client"])
+    ).json()["events"]
     bodies = [e["body_text"] for e in events]
     assert "hello" in bodies and "internal" not in bodies
     staff_events = client.get(f"/api/v1/tickets/{n}", headers=coord).json()["events"]
     assert "internal" in [e["body_text"] for e in staff_events]
 
 
-def test_client_cannot_write_a_note(client: TestClient[Any], session: Session, world: World) -> None:
+def test_client_cannot_write_a_note(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
-    r = client.post(f"/api/v1/tickets/{n}/comments", json={"body": "psst", "public": False},
-                    headers=auth(session, world.users["client"]))
+    r = client.post(
+        f"/api/v1/tickets/{n}/comments",
+        json={"body": "psst", "public": False},
+        headers=auth(session, world.users["client"]),
+    )
     assert r.status_code == 403
 
 
-def test_public_staff_comment_meets_reaction(client: TestClient[Any], session: Session, world: World) -> None:
+def test_public_staff_comment_meets_reaction(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
     h = auth(session, world.users["coordinator"])
     client.post(f"/api/v1/tickets/{n}/comments", json={"body": "note", "public": False}, headers=h)
@@ -167,7 +211,9 @@ def test_public_staff_comment_meets_reaction(client: TestClient[Any], session: S
     assert client.get(f"/api/v1/tickets/{n}", headers=h).json()["sla"]["first_response_at"]
 
 
-def test_status_change_and_client_can_set(client: TestClient[Any], session: Session, world: World) -> None:
+def test_status_change_and_client_can_set(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
     h = auth(session, world.users["coordinator"])
     r = client.post(f"/api/v1/tickets/{n}/status", json={"status": "In progress"}, headers=h)
@@ -181,7 +227,9 @@ def test_status_change_and_client_can_set(client: TestClient[Any], session: Sess
     assert r.status_code == 400 and "Resolved" in r.json()["detail"]
 
 
-def test_client_sees_hidden_status_by_category(client: TestClient[Any], session: Session, world: World) -> None:
+def test_client_sees_hidden_status_by_category(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
     h = auth(session, world.users["coordinator"])
     client.post(f"/api/v1/tickets/{n}/status", json={"status": "Internal review"}, headers=h)
@@ -189,24 +237,36 @@ def test_client_sees_hidden_status_by_category(client: TestClient[Any], session:
     assert r.json()["status"] == "In progress"
 
 
-def test_bulk_status_is_all_or_nothing(client: TestClient[Any], session: Session, world: World) -> None:
+def test_bulk_status_is_all_or_nothing(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     a = _open(session, world, "A")
     b = _open(session, world, "B")
     h = auth(session, world.users["coordinator"])
-    r = client.post("/api/v1/tickets/bulk-status", json={"numbers": [a, b, 999999], "status": "Resolved"},
-                    headers=h)
+    r = client.post(
+        "/api/v1/tickets/bulk-status",
+        json={"numbers": [a, b, 999999], "status": "Resolved"},
+        headers=h,
+    )
     assert r.status_code == 409
     assert "999999" in r.json()["reasons"]
     assert client.get(f"/api/v1/tickets/{a}", headers=h).json()["status"] == "New"
-    r = client.post("/api/v1/tickets/bulk-status", json={"numbers": [a, b], "status": "Resolved"}, headers=h)
+    r = client.post(
+        "/api/v1/tickets/bulk-status", json={"numbers": [a, b], "status": "Resolved"}, headers=h
+    )
     assert r.status_code == 200 and r.json()["changed"] == 2
     assert client.get(f"/api/v1/tickets/{b}", headers=h).json()["status"] == "Resolved"
 
 
-def test_bulk_refused_for_technicians(client: TestClient[Any], session: Session, world: World) -> None:
+def test_bulk_refused_for_technicians(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     a = _open(session, world, "A")
-    r = client.post("/api/v1/tickets/bulk-status", json={"numbers": [a], "status": "Resolved"},
-                    headers=auth(session, world.users["technician"]))
+    r = client.post(
+        "/api/v1/tickets/bulk-status",
+        json={"numbers": [a], "status": "Resolved"},
+        headers=auth(session, world.users["technician"]),
+    )
     assert r.status_code == 403
 
 
@@ -215,23 +275,36 @@ def test_assign_hands_to_technician_and_subcontractor(
 ) -> None:
     n = _open(session, world, "Printer")
     h = auth(session, world.users["coordinator"])
-    r = client.post(f"/api/v1/tickets/{n}/assign",
-                    json={"assignee": "tech@support.example", "subcontractor": "FixIt"}, headers=h)
+    r = client.post(
+        f"/api/v1/tickets/{n}/assign",
+        json={"assignee": "tech@support.example", "subcontractor": "FixIt"},
+        headers=h,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["assignee"] == "tech@support.example" and r.json()["subcontractor"] == "FixIt"
     tech = client.get(f"/api/v1/tickets/{n}", headers=auth(session, world.users["technician"]))
     assert tech.status_code == 200
     sub = client.get(f"/api/v1/tickets/{n}", headers=auth(session, world.users["subcontractor"]))
     assert sub.status_code == 200
-    assert client.get(f"/api/v1/tickets/{n}", headers=auth(session, world.users["technician2"])).status_code == 404
+    assert (
+        client.get(
+            f"/api/v1/tickets/{n}", headers=auth(session, world.users["technician2"])
+        ).status_code
+        == 404
+    )
     r = client.post(f"/api/v1/tickets/{n}/assign", json={"assignee": None}, headers=h)
     assert r.json()["assignee"] is None and r.json()["subcontractor"] == "FixIt"
 
 
-def test_assign_to_a_client_is_refused(client: TestClient[Any], session: Session, world: World) -> None:
+def test_assign_to_a_client_is_refused(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     n = _open(session, world, "Printer")
-    r = client.post(f"/api/v1/tickets/{n}/assign", json={"assignee": "anna@acme.example"},
-                    headers=auth(session, world.users["coordinator"]))
+    r = client.post(
+        f"/api/v1/tickets/{n}/assign",
+        json={"assignee": "anna@acme.example"},
+        headers=auth(session, world.users["coordinator"]),
+    )
     assert r.status_code == 400
 
 
@@ -256,7 +329,9 @@ def test_filters_contract_client_q_and_message_id(
     assert numbers("status=New") == numbers("status=new")
 
 
-def test_bad_query_parameters_are_400(client: TestClient[Any], session: Session, world: World) -> None:
+def test_bad_query_parameters_are_400(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
     h = auth(session, world.users["coordinator"])
     for query in ("overdue=maybe", "per_page=0", "sort=nope", "page=x"):
         r = client.get(f"/api/v1/tickets?{query}", headers=h)

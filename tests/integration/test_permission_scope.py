@@ -55,15 +55,27 @@ def scenario(session: Session) -> tuple[World, dict[str, int]]:
     w = build_world(session)
     u = w.users
     own = svc.open_ticket(session, subject="Own", requester=u["client"], contract=w.acme_contract)
-    svc.assign(session, own, actor=u["coordinator"], assignee=u["technician"], subcontractor=w.fixit)
-    colleague = svc.open_ticket(session, subject="Colleague", requester=u["client2"], contract=w.acme_contract)
-    foreign = svc.open_ticket(session, subject="Foreign", requester=u["beta"], contract=w.beta_contract)
-    svc.assign(session, foreign, actor=u["coordinator"], assignee=u["technician2"], subcontractor=None)
+    svc.assign(
+        session, own, actor=u["coordinator"], assignee=u["technician"], subcontractor=w.fixit
+    )
+    colleague = svc.open_ticket(
+        session, subject="Colleague", requester=u["client2"], contract=w.acme_contract
+    )
+    foreign = svc.open_ticket(
+        session, subject="Foreign", requester=u["beta"], contract=w.beta_contract
+    )
+    svc.assign(
+        session, foreign, actor=u["coordinator"], assignee=u["technician2"], subcontractor=None
+    )
     stranger = find_or_create_contact(session, "who@nowhere.example")
     triage = svc.open_ticket(session, subject="Triage", requester=stranger)
     session.flush()
-    numbers = {"own": own.number, "colleague": colleague.number, "foreign": foreign.number,
-               "triage": triage.number}
+    numbers = {
+        "own": own.number,
+        "colleague": colleague.number,
+        "foreign": foreign.number,
+        "triage": triage.number,
+    }
     return w, numbers
 
 
@@ -122,7 +134,10 @@ def test_api_scope_matches_the_table(
 ) -> None:
     w, numbers = scenario
     headers = {"Authorization": f"Bearer {create_api_token(session, w.users[role])}"}
-    listed = {t["number"] for t in api.get("/api/v1/tickets?per_page=200", headers=headers).json()["items"]}
+    listed = {
+        t["number"]
+        for t in api.get("/api/v1/tickets?per_page=200", headers=headers).json()["items"]
+    }
     assert listed == {numbers[n] for n in VISIBLE[role]}
     for name, number in numbers.items():
         r = api.get(f"/api/v1/tickets/{number}", headers=headers)

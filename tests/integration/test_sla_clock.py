@@ -25,8 +25,13 @@ def world(session: Session) -> World:
 
 @pytest.fixture
 def ticket(session: Session, world: World) -> Ticket:
-    return svc.open_ticket(session, subject="Awaria drukarki", requester=world.users["client"],
-                           contract=world.acme_contract, at=at(MON_0900))
+    return svc.open_ticket(
+        session,
+        subject="Awaria drukarki",
+        requester=world.users["client"],
+        contract=world.acme_contract,
+        at=at(MON_0900),
+    )
 
 
 def test_clocks_start_at_creation_on_the_contract_calendar(ticket: Ticket) -> None:
@@ -36,37 +41,66 @@ def test_clocks_start_at_creation_on_the_contract_calendar(ticket: Ticket) -> No
 
 
 def test_internal_note_never_meets_reaction(session: Session, world: World, ticket: Ticket) -> None:
-    svc.add_comment(session, ticket, author=world.users["coordinator"], body="sprawdzę", public=False,
-                    at=at("2026-11-23 08:30"))
+    svc.add_comment(
+        session,
+        ticket,
+        author=world.users["coordinator"],
+        body="sprawdzę",
+        public=False,
+        at=at("2026-11-23 08:30"),
+    )
     assert ticket.first_response_at is None
 
 
-def test_client_comment_does_not_meet_reaction(session: Session, world: World, ticket: Ticket) -> None:
-    svc.add_comment(session, ticket, author=world.users["client"], body="ping", at=at("2026-11-23 08:30"))
+def test_client_comment_does_not_meet_reaction(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    svc.add_comment(
+        session, ticket, author=world.users["client"], body="ping", at=at("2026-11-23 08:30")
+    )
     assert ticket.first_response_at is None
 
 
 def test_public_staff_reply_meets_reaction(session: Session, world: World, ticket: Ticket) -> None:
-    svc.add_comment(session, ticket, author=world.users["coordinator"], body="Jedziemy",
-                    at=at("2026-11-23 08:30"))
+    svc.add_comment(
+        session,
+        ticket,
+        author=world.users["coordinator"],
+        body="Jedziemy",
+        at=at("2026-11-23 08:30"),
+    )
     assert ticket.first_response_at == at("2026-11-23 08:30")
 
 
-def test_subcontractor_public_reply_meets_reaction(session: Session, world: World, ticket: Ticket) -> None:
-    svc.assign(session, ticket, actor=world.users["coordinator"], assignee=None, subcontractor=world.fixit,
-               at=at("2026-11-23 08:10"))
-    svc.add_comment(session, ticket, author=world.users["subcontractor"], body="OK",
-                    at=at("2026-11-23 08:40"))
+def test_subcontractor_public_reply_meets_reaction(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    svc.assign(
+        session,
+        ticket,
+        actor=world.users["coordinator"],
+        assignee=None,
+        subcontractor=world.fixit,
+        at=at("2026-11-23 08:10"),
+    )
+    svc.add_comment(
+        session, ticket, author=world.users["subcontractor"], body="OK", at=at("2026-11-23 08:40")
+    )
     assert ticket.first_response_at == at("2026-11-23 08:40")
 
 
-def test_staff_moving_out_of_new_meets_reaction(session: Session, world: World, ticket: Ticket) -> None:
-    svc.change_status(session, ticket, "In progress", actor=world.users["coordinator"],
-                      at=at("2026-11-23 08:20"))
+def test_staff_moving_out_of_new_meets_reaction(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    svc.change_status(
+        session, ticket, "In progress", actor=world.users["coordinator"], at=at("2026-11-23 08:20")
+    )
     assert ticket.first_response_at == at("2026-11-23 08:20")
 
 
-def test_pause_shifts_the_resolution_deadline(session: Session, world: World, ticket: Ticket) -> None:
+def test_pause_shifts_the_resolution_deadline(
+    session: Session, world: World, ticket: Ticket
+) -> None:
     coord = world.users["coordinator"]
     svc.change_status(session, ticket, "Waiting for client", actor=coord, at=at("2026-11-23 09:00"))
     assert ticket.sla_paused
@@ -86,17 +120,25 @@ def test_a_paused_clock_never_breaches(session: Session, world: World, ticket: T
     assert ticket.sla_next_check is None
 
 
-def test_reopening_continues_with_the_time_used(session: Session, world: World, ticket: Ticket) -> None:
+def test_reopening_continues_with_the_time_used(
+    session: Session, world: World, ticket: Ticket
+) -> None:
     coord = world.users["coordinator"]
-    svc.change_status(session, ticket, "Resolved", actor=coord, at=at("2026-11-23 11:00"))  # 3h used
+    svc.change_status(
+        session, ticket, "Resolved", actor=coord, at=at("2026-11-23 11:00")
+    )  # 3h used
     assert ticket.resolved_at == at("2026-11-23 11:00")
-    svc.change_status(session, ticket, "In progress", actor=coord, at=at("2026-11-24 09:00"))  # Tue 10:00
+    svc.change_status(
+        session, ticket, "In progress", actor=coord, at=at("2026-11-24 09:00")
+    )  # Tue 10:00
     # 5h left from Tue 10:00 Warsaw: Tue 15:00 Warsaw.
     assert ticket.resolution_due == at("2026-11-24 14:00")
     assert ticket.resolved_at is None
 
 
-def test_breach_is_dated_when_the_target_was_used_up(session: Session, world: World, ticket: Ticket) -> None:
+def test_breach_is_dated_when_the_target_was_used_up(
+    session: Session, world: World, ticket: Ticket
+) -> None:
     later = at("2026-11-25 08:00")
     sla_clock.recompute(ticket, now=later)
     assert ticket.reaction_breached_at == at("2026-11-23 10:00")
@@ -106,12 +148,19 @@ def test_breach_is_dated_when_the_target_was_used_up(session: Session, world: Wo
 
 
 def test_type_change_retargets_from_creation(session: Session, world: World) -> None:
-    t = svc.open_ticket(session, subject="Przegląd", requester=world.users["client"],
-                        contract=world.acme_contract, at=at(MON_0900))
+    t = svc.open_ticket(
+        session,
+        subject="Przegląd",
+        requester=world.users["client"],
+        contract=world.acme_contract,
+        at=at(MON_0900),
+    )
     assert t.ticket_type and t.ticket_type.name == "inspection"
     assert t.resolution_due == at("2026-11-30 08:00")  # 5d = 40 business hours
     # Two business days later it turns out to be a failure: 8h was used up on Tue 09:00.
-    svc.change_type(session, t, "failure", actor=world.users["coordinator"], at=at("2026-11-25 08:00"))
+    svc.change_type(
+        session, t, "failure", actor=world.users["coordinator"], at=at("2026-11-25 08:00")
+    )
     assert t.resolution_due == at("2026-11-24 08:00")
     assert t.resolution_breached_at == at("2026-11-24 08:00")
     assert t.ever_breached
@@ -126,18 +175,26 @@ def test_type_change_keeps_paused_time(session: Session, world: World, ticket: T
     assert ticket.resolution_due == at("2026-11-30 12:00")
 
 
-def test_ever_breached_survives_a_longer_target(session: Session, world: World, ticket: Ticket) -> None:
+def test_ever_breached_survives_a_longer_target(
+    session: Session, world: World, ticket: Ticket
+) -> None:
     sla_clock.recompute(ticket, now=at("2026-11-25 08:00"))
     assert ticket.ever_breached
-    svc.change_type(session, ticket, "inspection", actor=world.users["coordinator"], at=at("2026-11-25 08:00"))
+    svc.change_type(
+        session, ticket, "inspection", actor=world.users["coordinator"], at=at("2026-11-25 08:00")
+    )
     assert ticket.resolution_breached_at is None
     assert ticket.ever_breached
 
 
-def test_contract_change_moves_a_triage_ticket_onto_the_clock(session: Session, world: World) -> None:
+def test_contract_change_moves_a_triage_ticket_onto_the_clock(
+    session: Session, world: World
+) -> None:
     t = svc.open_ticket(session, subject="Awaria", requester=world.users["client"], at=at(MON_0900))
     assert t.resolution_due is None
-    svc.change_contract(session, t, world.acme_contract, actor=world.users["coordinator"], at=at("2026-11-23 09:00"))
+    svc.change_contract(
+        session, t, world.acme_contract, actor=world.users["coordinator"], at=at("2026-11-23 09:00")
+    )
     assert t.client is world.acme and t.ticket_type and t.ticket_type.name == "failure"
     assert t.resolution_due == at("2026-11-24 08:00")
 
@@ -153,6 +210,11 @@ def test_recompute_is_deterministic(session: Session, world: World, ticket: Tick
 
 def test_warning_share_comes_from_the_contract(session: Session, world: World) -> None:
     world.acme_contract.warning_threshold = 0.5
-    t = svc.open_ticket(session, subject="Awaria", requester=world.users["client"],
-                        contract=world.acme_contract, at=at(MON_0900))
+    t = svc.open_ticket(
+        session,
+        subject="Awaria",
+        requester=world.users["client"],
+        contract=world.acme_contract,
+        at=at(MON_0900),
+    )
     assert t.sla_next_check == at("2026-11-23 09:00")  # half of the 2h reaction

@@ -6,12 +6,10 @@ from typing import Any
 
 from litestar import get
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
-from core.models import User
-from web.deps import DB, CurrentUser
 from web.api.serializers import user_json
 from web.api.tickets import ticket_handlers
+from web.deps import DB, CurrentUser
 
 
 @get("/health", sync_to_thread=True, summary="Liveness: the database answers")

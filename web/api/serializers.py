@@ -72,7 +72,9 @@ def event_json(event: TicketEvent) -> dict[str, Any]:
     }
 
 
-def ticket_with_events(ticket: Ticket, viewer: User, now: datetime, base_url: str = "") -> dict[str, Any]:
+def ticket_with_events(
+    ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
+) -> dict[str, Any]:
     data = ticket_json(ticket, viewer, now, base_url)
     data["events"] = [event_json(e) for e in ticket.events if can_see_event(viewer, e)]
     return data

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.params import QueryParameter
-from sqlalchemy.orm import Session
 
 from core import tickets as svc
 from core.clock import utcnow
@@ -20,11 +19,10 @@ from core.directory import (
     subcontractor_by_name,
 )
 from core.errors import Forbidden, InputError
-from core.models import User
-from web.deps import DB, CurrentUser
 from core.permissions import can
 from core.queries import TicketFilter, search_tickets
 from web.api.serializers import event_json, ticket_json, ticket_with_events
+from web.deps import DB, CurrentUser
 
 
 def _base(request: Request[Any, Any, Any]) -> str:
@@ -131,13 +129,17 @@ def list_tickets(
 
 
 @get("/tickets/{number:int}", sync_to_thread=True, summary="One ticket with its timeline")
-def show_ticket(request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int) -> dict[str, Any]:
+def show_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int
+) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     return ticket_with_events(ticket, user, utcnow(), _base(request))
 
 
 @post("/tickets", sync_to_thread=True, status_code=201, summary="Open a ticket")
-def create_ticket(request: Request[Any, Any, Any], db: DB, user: CurrentUser, data: NewTicket) -> dict[str, Any]:
+def create_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, data: NewTicket
+) -> dict[str, Any]:
     if user.role == "subcontractor":
         raise Forbidden("subcontractor users cannot open tickets; ask the coordinator")
     if user.role == "client":
@@ -171,7 +173,12 @@ def create_ticket(request: Request[Any, Any, Any], db: DB, user: CurrentUser, da
     return ticket_with_events(ticket, user, now, _base(request))
 
 
-@post("/tickets/{number:int}/comments", sync_to_thread=True, status_code=201, summary="Comment or note")
+@post(
+    "/tickets/{number:int}/comments",
+    sync_to_thread=True,
+    status_code=201,
+    summary="Comment or note",
+)
 def add_comment(db: DB, user: CurrentUser, number: int, data: NewComment) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     event = svc.add_comment(db, ticket, author=user, body=data.body, public=data.public)
@@ -179,7 +186,12 @@ def add_comment(db: DB, user: CurrentUser, number: int, data: NewComment) -> dic
     return event_json(event)
 
 
-@post("/tickets/{number:int}/status", sync_to_thread=True, status_code=200, summary="Change the status")
+@post(
+    "/tickets/{number:int}/status",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Change the status",
+)
 def set_status(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: StatusChange
 ) -> dict[str, Any]:
@@ -210,7 +222,9 @@ def assign_ticket(
     leaves that side unchanged."""
     unknown = set(data) - {"assignee", "subcontractor"}
     if unknown:
-        raise InputError(f"unknown field(s): {', '.join(sorted(unknown))}; use assignee, subcontractor")
+        raise InputError(
+            f"unknown field(s): {', '.join(sorted(unknown))}; use assignee, subcontractor"
+        )
     ticket = svc.get_ticket(db, number, user)
     if not can(user, "assign", ticket):
         raise Forbidden(f"you may not assign ticket #{number}")
@@ -231,7 +245,9 @@ def assign_ticket(
     return ticket_json(ticket, user, utcnow(), _base(request))
 
 
-@post("/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time")
+@post(
+    "/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time"
+)
 def add_worklog(db: DB, user: CurrentUser, number: int, data: WorkLog) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     event = svc.log_work(db, ticket, actor=user, minutes=data.minutes, note=data.note)
@@ -239,7 +255,12 @@ def add_worklog(db: DB, user: CurrentUser, number: int, data: WorkLog) -> dict[s
     return event_json(event)
 
 
-@post("/tickets/{number:int}/fields", sync_to_thread=True, status_code=200, summary="Set custom fields")
+@post(
+    "/tickets/{number:int}/fields",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Set custom fields",
+)
 def set_fields(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: FieldsChange
 ) -> dict[str, Any]:
