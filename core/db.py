@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,31 @@ def _send_pending_jobs(session: Session) -> None:
             )
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending_jobs(session: Session) -> None:
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint's rollback must drop only the jobs buffered inside it, not the ones the
+    # enclosing transaction buffered before it began.
+    if transaction.nested:
+        marks = session.info.setdefault("job_marks", {})
+        marks[transaction] = len(session.info.get("pending_jobs", []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_savepoints(session: Session, transaction: SessionTransaction) -> None:
+    # Marks are read by after_soft_rollback, which runs after this event; forget them only
+    # when the outermost transaction ends.
+    if transaction.parent is None:
+        session.info.pop("job_marks", None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending_jobs(session: Session, previous_transaction: SessionTransaction) -> None:
+    marks = session.info.get("job_marks", {})
+    if previous_transaction.nested:
+        mark = marks.pop(previous_transaction, None)
+        if mark is not None and "pending_jobs" in session.info:
+            del session.info["pending_jobs"][mark:]
+        return
     session.info.pop("pending_jobs", None)
 
 

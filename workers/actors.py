@@ -1,6 +1,6 @@
 """The Dramatiq actors, declared on a given broker instead of at import time.
 
-Actors are named ``domain.verb`` (``system.ping``, later ``mail.send``, ``sla.scan_due``) and
+Actors are named ``domain.verb`` (``system.ping``, ``mail.send``, later ``sla.scan_due``) and
 are always sent by that name, after the sender's transaction commits. Each actor takes ids or
 keys, not objects, opens its own unit of work, re-reads the state and returns early when the
 work is already done: a message may arrive twice (a worker dies before the ack, a sweep
@@ -19,12 +19,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.clock import Clock, utcnow
 from core.db import unit_of_work
 from core.models import JobRun
+from core.outbox import OutboundMail, claim, mark_failed, mark_retry, mark_sent
+from mailgw.outbound import (
+    PermanentDeliveryError,
+    RelayConfigurationError,
+    TemporaryDeliveryError,
+    build_message,
+    render,
+    send,
+)
 
 log = logging.getLogger(__name__)
 
 SYSTEM_QUEUE = "system"
+MAIL_QUEUE = "mail"
 
 
 def record_ping(session_factory: sessionmaker[Session], key: str) -> bool:
@@ -51,21 +62,111 @@ def record_ping(session_factory: sessionmaker[Session], key: str) -> bool:
     return True
 
 
+def send_outbound_mail(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    outbound_id: int,
+    *,
+    clock: Clock = utcnow,
+) -> str:
+    """Send one outbox row; returns ``sent``, ``retry``, ``failed`` or ``skipped``.
+
+    Three units of work around one network call. The claim commits first, so while the relay
+    is talking the row is visibly ``sending``: a second delivery of the job finds nothing to
+    claim, and a worker that dies here leaves a stale ``sending`` row that the scheduler's
+    sweep puts back (``core.outbox.due_for_sweep``). The outcome is recorded in a unit of its
+    own afterwards.
+    """
+    with unit_of_work(session_factory) as session:
+        row = claim(session, outbound_id, clock())
+        if row is None:
+            found = session.execute(
+                select(OutboundMail.message_id, OutboundMail.state).where(
+                    OutboundMail.id == outbound_id
+                )
+            ).first()
+            if found is None:
+                log.warning("mail.send %s: no such outbox row", outbound_id)
+            else:
+                # Already sent, being sent by another worker, or waiting for its back-off.
+                log.info("mail %s: %s and not ours to send now", found.message_id, found.state)
+            return "skipped"
+        message_id, to, attempt = row.message_id, row.to_addr, row.attempts
+        try:
+            rendered = render(row.template, row.language, row.context)
+            message = build_message(row, rendered, settings)
+        except Exception as exc:
+            # A template or context bug: the same input fails the same way on every retry.
+            log.exception("mail %s to %s: could not render %r", message_id, to, row.template)
+            mark_failed(row, f"could not render {row.template!r}: {exc}", now=clock())
+            return "failed"
+
+    outcome: str
+    error: str | None = None
+    try:
+        send(settings, message)
+    except PermanentDeliveryError as exc:
+        # The recipient's side: a wrong or closed address. Staff see it on the timeline.
+        log.warning("mail %s to %s refused for good, not retried: %s", message_id, to, exc)
+        outcome, error = "failed", str(exc)
+    except RelayConfigurationError as exc:
+        # The operator's side: nothing the recipient did, and every mail will fail alike.
+        log.error(
+            "mail %s to %s: check PULPIT_OUTBOUND_SMTP_URL (attempt %d): %s",
+            message_id,
+            to,
+            attempt,
+            exc,
+        )
+        outcome, error = "retry", str(exc)
+    except TemporaryDeliveryError as exc:
+        log.warning(
+            "mail %s to %s: temporary failure (attempt %d): %s", message_id, to, attempt, exc
+        )
+        outcome, error = "retry", str(exc)
+    except Exception as exc:
+        # A bug on our side of the wire; retried with back-off, and bounded by the attempts.
+        log.exception("mail %s to %s: unexpected error while sending", message_id, to)
+        outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+    else:
+        outcome = "sent"
+
+    with unit_of_work(session_factory) as session:
+        row = session.get(OutboundMail, outbound_id)
+        if row is None:
+            log.warning("mail %s: its outbox row %s is gone", message_id, outbound_id)
+            return outcome
+        now = clock()
+        if outcome == "sent":
+            mark_sent(row, now)
+            log.info("mail %s to %s: sent (attempt %d)", message_id, to, attempt)
+        elif outcome == "failed":
+            mark_failed(row, error or "refused", now=now, subject=rendered.subject)
+        elif not mark_retry(row, error or "unknown error", now):
+            log.error(
+                "mail %s to %s: gave up after %d attempts: %s", message_id, to, attempt, error
+            )
+            outcome = "failed"
+        else:
+            log.info("mail %s to %s: next attempt at %s", message_id, to, row.next_attempt_at)
+    return outcome
+
+
 def register_actors(
     broker: dramatiq.Broker,
     session_factory: sessionmaker[Session],
     settings: Settings,
     *,
     queue_prefix: str = "",
+    clock: Clock = utcnow,
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Declare every actor on ``broker``; returns them by name.
 
     Every process that sends jobs needs this too, not only the workers: a message is routed
     to the queue its actor was declared with. ``queue_prefix`` keeps test runs on a shared
-    RabbitMQ apart; production leaves it empty.
+    RabbitMQ apart; production leaves it empty. ``clock`` lets tests move time for the
+    actors that compare with it (``mail.send`` and its back-off).
     """
-    del settings  # not needed by system.ping; mail.send and the SLA actors will read it
-
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
 
     def declare(fn: Callable[..., Any], name: str, queue: str, **options: Any) -> None:
@@ -78,4 +179,11 @@ def register_actors(
 
     # A ping is cheap and only proves the path works; a few quick retries are enough.
     declare(ping, "system.ping", SYSTEM_QUEUE, max_retries=3, min_backoff=500)
+
+    def mail_send(outbound_id: int) -> None:
+        send_outbound_mail(session_factory, settings, outbound_id, clock=clock)
+
+    # No Dramatiq retries: the outbox row holds the attempts and the back-off, and the
+    # scheduler's sweep re-sends whatever is due, even when a broker lost the message.
+    declare(mail_send, "mail.send", MAIL_QUEUE, max_retries=0)
     return actors

@@ -3,7 +3,7 @@
 The database, not the broker, is the source of truth for deadlines (Polar): a task looks at the
 database for what is due at ``now`` and claims it, so a restart, a lost message or a second
 scheduler costs at most a repeated look. Tasks are plain callables ``fn(session_factory, now)``;
-the SLA scan and the outbox sweeper will be added to :func:`default_tasks`.
+the outbox sweep is one of :func:`default_tasks`, and the SLA scan will join it.
 
 The clock is injected, so tests drive :meth:`Scheduler.tick` with a ``core.clock.FrozenClock``
 instead of sleeping.
@@ -22,12 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.clock import Clock, utcnow
+from core.db import enqueue, unit_of_work
 
 log = logging.getLogger(__name__)
 
 TaskFn = Callable[[sessionmaker[Session], datetime], Any]
 
 DEFAULT_TICK_SECONDS = 2.0
+MAIL_SWEEP_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,34 @@ class PeriodicTask:
     fn: TaskFn
 
 
+def sweep_outbox(session_factory: sessionmaker[Session], now: datetime) -> list[int]:
+    """Send ``mail.send`` again for outbox rows that are due; returns their ids.
+
+    Retries after a temporary failure, jobs a broker lost (``memory://`` across a restart)
+    and rows a dead worker left ``sending`` all come back here. The jobs go through the same
+    after-commit path as any other (``core.db.enqueue``), so they leave only once the rows are
+    marked as re-enqueued; a doubled job is harmless, ``mail.send`` claims before it sends.
+    """
+    from core.outbox import SEND_ACTOR, due_for_sweep
+
+    with unit_of_work(session_factory) as session:
+        ids = due_for_sweep(session, now)
+        for outbound_id in ids:
+            enqueue(session, SEND_ACTOR, outbound_id=outbound_id)
+    if ids:
+        log.info("outbox sweep: %d mail(s) due, sent to mail.send", len(ids))
+    return ids
+
+
 def default_tasks(settings: Settings) -> list[PeriodicTask]:
     """The tasks every Pulpit instance runs."""
-    del settings  # the SLA scan and the outbox sweeper will take their intervals from here
+    del settings  # the SLA scan will take its interval from here
     from workers.housekeeping import purge_expired_sessions
 
-    return [PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions)]
+    return [
+        PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
+        PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
+    ]
 
 
 class Scheduler:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+# core.outbox defines its model outside core.models; importing it puts outbound_mail on
+# Base.metadata, so autogenerate sees it.
+import core.outbox  # noqa: F401
 from core.db import make_engine
 from core.models import Base
 
@@ -16,7 +19,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
         with engine.begin() as conn:
             _run(conn)

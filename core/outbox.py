@@ -1,0 +1,463 @@
+"""The transactional outbox for outgoing mail: one row per recipient, sent after commit.
+
+Whoever decides that a mail goes out (an SLA warning, an acknowledgement, a reply) calls
+:func:`queue_mail` inside its own transaction. The row and the ``mail.send`` job are one unit:
+if the transaction rolls back, neither exists; if it commits, the job is handed to the broker
+(``core.db.enqueue``) and, should that message ever be lost, the scheduler's sweep finds the row
+again (:func:`due_for_sweep`). The database, not the broker, is the source of truth (Polar).
+
+A row moves ``pending -> sending -> sent``, or back to ``pending`` with a later
+``next_attempt_at`` after a temporary failure, or to ``failed`` for good. :func:`claim` is a
+conditional UPDATE, so two workers given the same id never both send it; a worker that dies
+mid-send leaves a ``sending`` row that the sweep puts back after ``stale_after``. Delivery is
+therefore at least once: a crash between the relay's ``250`` and our commit sends the mail a
+second time, with the same ``Message-ID``, which mail clients show once.
+
+Everything the template needs is captured in ``context`` when the row is created, so the mail
+says what was true then, even if it is sent an hour later. Rendering and SMTP live in
+``mailgw.outbound``; this module imports nothing above ``core``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from core.clock import utcnow
+from core.db import enqueue
+from core.models import Base, TicketEvent
+
+if TYPE_CHECKING:
+    from core.models import Ticket
+
+SEND_ACTOR = "mail.send"
+STATES = ("pending", "sending", "sent", "failed")
+
+# Retries: 1 min, 2, 4, ... capped at 1 h; the 10th failed attempt gives up, about four hours
+# after the first. An SLA warning that arrives later than that says nothing useful any more.
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(minutes=1)
+MAX_RETRY = timedelta(hours=1)
+
+# Before the sweep re-sends a pending row, the job sent after its commit gets this long to
+# arrive, so a normal send is not doubled by a sweep that runs right after the commit.
+SWEEP_GRACE = timedelta(seconds=30)
+# A row claimed longer ago than this belongs to a worker that died: SMTP timeouts are 30 s.
+STALE_AFTER = timedelta(minutes=10)
+
+# RFC 3834 section 5: "auto-generated" for mail that is not a response, "auto-replied" for
+# automatic responses (acknowledgements). None or "no" marks a mail a person wrote.
+AUTO_SUBMITTED_VALUES = ("auto-generated", "auto-replied", "no")
+# Long threads: keep the root and the most recent ids (RFC 5322 3.6.4 lets a References field
+# be shortened; some servers refuse very long header lines).
+MAX_REFERENCES = 20
+
+_TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_MSG_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+
+
+class OutboundMail(Base):
+    """One outgoing mail to one recipient: what to render, where to, and how sending went."""
+
+    __tablename__ = "outbound_mail"
+    __table_args__ = (
+        UniqueConstraint("message_id", name="uq_outbound_mail_message_id"),
+        UniqueConstraint("dedupe_key", name="uq_outbound_mail_dedupe_key"),
+        Index("ix_outbound_mail_state_next_attempt", "state", "next_attempt_at"),
+        Index("ix_outbound_mail_ticket", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Fixed at creation, so every retry is the same message to the recipient's client, and a
+    # reply's In-Reply-To leads back to this row and its ticket.
+    message_id: Mapped[str] = mapped_column(String(998))
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL", name="fk_outbound_mail_ticket_id_tickets")
+    )
+    template: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="pl")
+    to_addr: Mapped[str] = mapped_column(String(500))
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a mail.send job was last handed over for this row (queue_mail, then each sweep).
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    ticket: Mapped[Ticket | None] = relationship()
+
+
+# --- Helpers for callers ---------------------------------------------------------------------
+
+
+def derive_mail_domain(configured: str, public_url: str) -> str:
+    """The domain of our Message-IDs: the configured one, else the public URL's host.
+
+    Takes plain values so ``web`` and ``workers`` can both call it with their settings
+    (``mailgw.outbound.mail_domain(settings)`` wraps it).
+    """
+    if configured.strip():
+        return configured.strip().lower()
+    host = urlsplit(public_url).hostname or ""
+    # An IP address or a bare "localhost" is no domain a reader can recognise (RFC 5322 3.6.4
+    # only asks for uniqueness, but a dotted name keeps spam filters calm); .localhost is
+    # reserved (RFC 6761), so the fallback can never be someone else's domain.
+    if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
+        return "pulpit.localhost"
+    return host.lower()
+
+
+def new_message_id(mail_domain: str) -> str:
+    """A globally unique ``<random@domain>`` (RFC 5322 3.6.4): 128 random bits."""
+    domain = mail_domain.strip()
+    if not domain or any(c.isspace() or c in "<>@" for c in domain):
+        raise ValueError(f"{mail_domain!r} is not a usable Message-ID domain")
+    return f"<{secrets.token_hex(16)}@{domain}>"
+
+
+def ticket_url(public_url: str, number: int) -> str:
+    """The console page of a ticket, for links in mail."""
+    return f"{public_url.rstrip('/')}/tickets/{number}"
+
+
+def ticket_context(ticket: Ticket, *, public_url: str) -> dict[str, Any]:
+    """What every mail about a ticket shows; ``ticket_number`` adds the ``[#N]`` subject tag."""
+    return {
+        "ticket_number": ticket.number,
+        "ticket_subject": ticket.subject,
+        "client": ticket.client.name if ticket.client is not None else None,
+        "contract": ticket.contract.code if ticket.contract is not None else None,
+        "url": ticket_url(public_url, ticket.number),
+    }
+
+
+def sla_context(
+    ticket: Ticket,
+    *,
+    clock: str,
+    due: datetime,
+    used_percent: int,
+    public_url: str,
+    breached_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The context of ``sla_warning`` (and, with ``breached_at``, ``sla_breach``).
+
+    Times are stored as ISO 8601 in UTC with the calendar's zone beside them; the template
+    shows them in that zone, in the reader's language (``mailgw.outbound``).
+    """
+    if clock not in ("reaction", "resolution"):
+        raise ValueError(f"clock must be 'reaction' or 'resolution', not {clock!r}")
+    calendar = ticket.contract.calendar if ticket.contract is not None else None
+    context = ticket_context(ticket, public_url=public_url)
+    context.update(
+        clock=clock,
+        due=_iso(due),
+        timezone=calendar.timezone if calendar is not None else "Europe/Warsaw",
+        used_percent=int(used_percent),
+        breached_at=_iso(breached_at) if breached_at is not None else None,
+    )
+    return context
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given for a mail; use an aware UTC datetime")
+    return moment.astimezone(UTC).isoformat()
+
+
+# --- Queueing --------------------------------------------------------------------------------
+
+
+def queue_mail(
+    session: Session,
+    *,
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    mail_domain: str,
+    language: str = "pl",
+    ticket: Ticket | None = None,
+    auto_submitted: str | None = "auto-generated",
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    reply_to: str | None = None,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> OutboundMail | None:
+    """Add a mail to the outbox in the caller's transaction; None when ``dedupe_key`` exists.
+
+    The ``mail.send`` job is sent only after the caller commits. ``references`` are the
+    thread's known Message-IDs, oldest first; ``in_reply_to`` defaults to the last of them
+    and is appended to them when missing (RFC 5322 3.6.4), which is what threads in Outlook,
+    Gmail and Thunderbird.
+    """
+    now = now or utcnow()
+    if not _TEMPLATE_NAME.match(template):
+        raise ValueError(f"{template!r} is not a mail template name (lower case, digits, _)")
+    to_addr = _check_recipient(to)
+    if auto_submitted is not None and auto_submitted not in AUTO_SUBMITTED_VALUES:
+        raise ValueError(f"Auto-Submitted must be one of {AUTO_SUBMITTED_VALUES}")
+    try:
+        # Round-trip now: a datetime or an object in the context fails here, in the caller's
+        # request, not minutes later in a worker.
+        stored_context = json.loads(json.dumps(context))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"mail context must be plain JSON (ISO strings for times): {exc}") from None
+
+    if dedupe_key is not None:
+        exists = session.scalar(
+            select(OutboundMail.id).where(OutboundMail.dedupe_key == dedupe_key)
+        )
+        if exists is not None:
+            return None
+
+    row = OutboundMail(
+        created_at=now,
+        message_id=new_message_id(mail_domain),
+        ticket=ticket,
+        template=template,
+        language=(language or "pl").strip().lower()[:8],
+        to_addr=to_addr,
+        context=stored_context,
+        headers=_thread_headers(auto_submitted, in_reply_to, references, reply_to),
+        dedupe_key=dedupe_key,
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        enqueued_at=now,
+    )
+    # The caller's own pending changes first, so an error in them is not taken for ours.
+    session.flush()
+    jobs = list(session.info.get("pending_jobs", []))
+    try:
+        # A savepoint, so losing a race on dedupe_key costs only this row, not the caller's
+        # whole transaction (the unique constraint is the last guard; the check above is the
+        # cheap common case).
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # core.db drops every buffered job on any rollback, a savepoint's included; the
+        # caller's jobs from before the savepoint still belong to its transaction.
+        session.info["pending_jobs"] = jobs
+        if dedupe_key is not None and session.scalar(
+            select(OutboundMail.id).where(OutboundMail.dedupe_key == dedupe_key)
+        ):
+            return None
+        raise
+    enqueue(session, SEND_ACTOR, outbound_id=row.id)
+    return row
+
+
+def _check_recipient(to: str) -> str:
+    value = (to or "").strip()
+    if "\r" in value or "\n" in value:
+        # A line break here would let a caller add headers of their choosing.
+        raise ValueError("a recipient address cannot contain a line break")
+    name, addr = parseaddr(value)
+    if not addr or "@" not in addr or " " in addr:
+        raise ValueError(f"{to!r} is not an e-mail address")
+    return value
+
+
+def _normalise_msg_id(value: str) -> str:
+    value = value.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    if not _MSG_ID.match(value):
+        raise ValueError(f"{value!r} is not a Message-ID")
+    return value
+
+
+def _thread_headers(
+    auto_submitted: str | None,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    reply_to: str | None,
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if auto_submitted is not None and auto_submitted != "no":
+        headers["Auto-Submitted"] = auto_submitted
+    refs: list[str] = []
+    for ref in references:
+        ref = _normalise_msg_id(ref)
+        if ref not in refs:
+            refs.append(ref)
+    parent = _normalise_msg_id(in_reply_to) if in_reply_to else (refs[-1] if refs else None)
+    if parent is not None and parent not in refs:
+        refs.append(parent)
+    if len(refs) > MAX_REFERENCES:
+        refs = refs[:1] + refs[-(MAX_REFERENCES - 1) :]
+    if parent is not None:
+        headers["In-Reply-To"] = parent
+        headers["References"] = " ".join(refs)
+    if reply_to:
+        headers["Reply-To"] = _check_recipient(reply_to)
+    return headers
+
+
+# --- Sending: the state machine the mail.send actor drives -----------------------------------
+
+
+def claim(session: Session, outbound_id: int, now: datetime) -> OutboundMail | None:
+    """Take a due pending row for sending; None when it is not (any more) ours to send.
+
+    One conditional UPDATE: of two workers holding the same id, the second one's UPDATE waits
+    for the first one's commit (PostgreSQL row lock; SQLite's write lock) and then matches no
+    row, so a mail is never sent twice by a doubled job.
+    """
+    result = session.execute(
+        update(OutboundMail)
+        .where(
+            OutboundMail.id == outbound_id,
+            OutboundMail.state == "pending",
+            OutboundMail.next_attempt_at <= now,
+        )
+        .values(state="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return session.get(OutboundMail, outbound_id, populate_existing=True)
+
+
+def mark_sent(row: OutboundMail, now: datetime) -> None:
+    """The relay accepted the mail."""
+    row.state = "sent"
+    row.sent_at = now
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 1 min, 2, 4, ... at most 1 h."""
+    delay = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    return min(delay, MAX_RETRY)
+
+
+def mark_retry(
+    row: OutboundMail, error: str, now: datetime, *, max_attempts: int = MAX_ATTEMPTS
+) -> bool:
+    """A temporary failure: back to pending with a later attempt; False when giving up."""
+    if row.attempts >= max_attempts:
+        mark_failed(row, f"gave up after {row.attempts} attempts: {error}", now=now)
+        return False
+    row.state = "pending"
+    row.last_error = error[:2000]
+    row.next_attempt_at = now + retry_delay(row.attempts)
+    return True
+
+
+def mark_failed(
+    row: OutboundMail, error: str, *, now: datetime | None = None, subject: str | None = None
+) -> None:
+    """A permanent failure; a mail about a ticket leaves an internal note on its timeline.
+
+    Staff then see that the client never got the mail, instead of waiting for an answer.
+    """
+    if row.state == "failed":
+        return
+    row.state = "failed"
+    row.last_error = error[:2000]
+    if row.ticket_id is None:
+        return
+    session = Session.object_session(row)
+    if session is None:
+        raise RuntimeError("mark_failed needs a row that belongs to a session")
+    data: dict[str, Any] = {
+        "delivery_failed": error[:2000],
+        "to": row.to_addr,
+        "template": row.template,
+        "outbound_id": row.id,
+    }
+    if subject:
+        data["subject"] = subject
+    session.add(
+        TicketEvent(
+            ticket_id=row.ticket_id,
+            type="email_out",
+            at=now or utcnow(),
+            public=False,
+            body_text=f"{row.to_addr}: {error}"[:2000],
+            message_id=row.message_id,
+            data=data,
+        )
+    )
+
+
+def due_for_sweep(
+    session: Session,
+    now: datetime,
+    *,
+    stale_after: timedelta = STALE_AFTER,
+    grace: timedelta = SWEEP_GRACE,
+    limit: int = 500,
+) -> list[int]:
+    """Ids of rows to send ``mail.send`` for again; stale ``sending`` rows go back to pending.
+
+    A pending row is due when its ``next_attempt_at`` has come and no job was handed over for
+    it within ``grace`` (the job after a commit, or a previous sweep): that covers retries
+    after a temporary failure and jobs lost with a memory:// broker. Marks the returned rows as
+    just enqueued; the caller sends the jobs after its commit.
+    """
+    stale = session.scalars(
+        select(OutboundMail)
+        .where(OutboundMail.state == "sending", OutboundMail.claimed_at < now - stale_after)
+        .order_by(OutboundMail.id)
+        .limit(limit)
+    ).all()
+    for row in stale:
+        note = f"the worker stopped while sending (claimed at {row.claimed_at:%Y-%m-%dT%H:%M:%SZ})"
+        if row.attempts >= MAX_ATTEMPTS:
+            mark_failed(row, note, now=now)
+        else:
+            row.state = "pending"
+            row.last_error = note
+            row.next_attempt_at = now
+            row.enqueued_at = None
+    session.flush()
+
+    ids = list(
+        session.scalars(
+            select(OutboundMail.id)
+            .where(
+                OutboundMail.state == "pending",
+                OutboundMail.next_attempt_at <= now,
+                or_(OutboundMail.enqueued_at.is_(None), OutboundMail.enqueued_at <= now - grace),
+            )
+            .order_by(OutboundMail.next_attempt_at, OutboundMail.id)
+            .limit(limit)
+        )
+    )
+    if ids:
+        session.execute(
+            update(OutboundMail)
+            .where(OutboundMail.id.in_(ids))
+            .values(enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids

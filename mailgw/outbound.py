@@ -1,0 +1,390 @@
+"""Outgoing mail: render a queued mail from its template, build the message, hand it to a relay.
+
+Three steps, each usable alone (the ``mail.send`` actor in ``workers.actors`` runs them in turn
+on a row of ``core.outbox``):
+
+* :func:`render` -- ``templates/mail/<name>/{subject.txt, body.txt, body.html}`` with Jinja2,
+  translated through the Babel catalogues in ``templates/mail/locale`` (see the README there).
+* :func:`build_message` -- an RFC 5322 message with the row's ``Message-ID``, the threading
+  headers, the RFC 3834 auto-reply headers and text and HTML alternatives.
+* :func:`send` -- chosen by the scheme of ``PULPIT_OUTBOUND_SMTP_URL`` (Warehouse: a setting,
+  never ``if testing``): ``log://`` writes the mail to the log and ``<data dir>/outbox.log``,
+  ``null://`` drops it, ``smtp://`` and ``smtps://`` talk to a relay.
+
+Failures are classified, because they call for different actions (Zulip keeps the sender's
+errors and the operator's apart the same way): :class:`TemporaryDeliveryError` is retried
+later, :class:`PermanentDeliveryError` means this recipient will never get this message, and
+:class:`RelayConfigurationError` (a kind of temporary error) means the operator must fix the
+relay settings. Every log line carries the Message-ID.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import logging
+import re
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_datetime as babel_format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from core.outbox import OutboundMail, derive_mail_domain
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "mail"
+LANGUAGES = ("pl", "en")
+# Templates are written in English; a language without a catalogue falls back to it.
+FALLBACK_LANGUAGE = "en"
+SMTP_TIMEOUT_SECONDS = 30.0
+DEFAULT_TIMEZONE = "Europe/Warsaw"
+
+_log_file_lock = threading.Lock()
+
+
+class MailSettings(Protocol):
+    """What this module reads from ``config.settings.Settings``."""
+
+    @property
+    def outbound_smtp_url(self) -> str: ...
+    @property
+    def public_url(self) -> str: ...
+    @property
+    def mail_domain(self) -> str: ...
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+
+
+# --- Errors ----------------------------------------------------------------------------------
+
+
+class DeliveryError(Exception):
+    """A mail could not be handed to the relay."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth another try later: the relay is down or slow, or answered 4xx."""
+
+
+class RelayConfigurationError(TemporaryDeliveryError):
+    """The operator's settings are wrong (login refused, TLS certificate, our sender refused).
+
+    Retried like any temporary error, since fixing the settings should not lose the mail, but
+    logged as an error that names the setting to check.
+    """
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The relay refused this message for this recipient with a 5xx: retrying changes nothing."""
+
+
+# --- Settings helpers ------------------------------------------------------------------------
+
+
+def mail_domain(settings: MailSettings) -> str:
+    """The domain of our Message-IDs and default sender: ``mail_domain``, else the public host."""
+    return derive_mail_domain(settings.mail_domain, settings.public_url)
+
+
+def sender(settings: MailSettings) -> str:
+    """The From address: ``mail_from`` when configured, else ``Pulpit <pulpit@<mail domain>>``."""
+    configured = str(getattr(settings, "mail_from", "") or settings.extra.get("mail_from", ""))
+    if configured.strip():
+        return configured.strip()
+    return formataddr(("Pulpit", f"pulpit@{mail_domain(settings)}"))
+
+
+# --- Rendering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def pick_language(language: str | None) -> str:
+    """The supported language for ``language`` (``pl``, ``pl-PL``, ``PL``), else English."""
+    code = (language or "").strip().lower().replace("_", "-").split("-")[0]
+    return code if code in LANGUAGES else FALLBACK_LANGUAGE
+
+
+@lru_cache(maxsize=8)
+def translations(language: str, templates_dir: Path = TEMPLATES_DIR) -> _gettext.NullTranslations:
+    """The mail catalogue of ``language``, compiled in memory (no ``.mo`` files are kept)."""
+    po = templates_dir / "locale" / language / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return _gettext.NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=language)
+    buf = BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+def format_local(value: str | datetime | None, timezone: str | None, language: str) -> str:
+    """An instant as the reader's wall clock, with the zone named: 'piątek, 27 listopada ...'."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"a time in a mail context has no zone: {value!r}")
+    zone = timezone or DEFAULT_TIMEZONE
+    text = babel_format_datetime(
+        moment, "EEEE, d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=language
+    )
+    return f"{text} ({zone})"
+
+
+@lru_cache(maxsize=8)
+def _environment(language: str, templates_dir: Path) -> jinja2.Environment:
+    # One environment per language: installed translations are environment globals, and
+    # worker threads render in different languages at the same time.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        # Only HTML is escaped: a "<" in a ticket subject must reach the text part as it is.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        # A missing context key is an error in the worker, not a blank in a customer's mail.
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # Added to the Environment by the i18n extension at run time, hence the ignore.
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(language, templates_dir), newstyle=True
+    )
+    env.globals["lang"] = language
+    env.filters["local"] = lambda value, timezone=None: format_local(value, timezone, language)
+    return env
+
+
+def _subject_tag(subject: str, number: Any) -> str:
+    """Add ``[#N]`` unless some ``[...#N]`` tag is already there (INTERFACE.md, "Mail")."""
+    if number is None or number == "":
+        return subject
+    if re.search(rf"\[[^\[\]#\s]*#{re.escape(str(number))}\]", subject):
+        return subject
+    return f"{subject} [#{number}]"
+
+
+def render(
+    template: str,
+    language: str,
+    context: dict[str, Any],
+    *,
+    templates_dir: Path = TEMPLATES_DIR,
+) -> RenderedMail:
+    """Render a mail in ``language`` (falls back to English) from its template folder."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", template):
+        raise ValueError(f"{template!r} is not a mail template name")
+    env = _environment(pick_language(language), templates_dir)
+    raw_subject = env.get_template(f"{template}/subject.txt").render(context)
+    # One line, whatever the ticket subject held: a line break in a header would end it.
+    subject = _subject_tag(" ".join(raw_subject.split()), context.get("ticket_number"))
+    text = env.get_template(f"{template}/body.txt").render(context)
+    html = env.get_template(f"{template}/body.html").render({**context, "subject": subject})
+    text = "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
+    # "-- " (with the space) is the signature separator and must keep its trailing space.
+    text = text.replace("\n--\n", "\n-- \n")
+    return RenderedMail(subject=subject, text=text, html=html.strip() + "\n")
+
+
+# --- Building --------------------------------------------------------------------------------
+
+
+def build_message(
+    row: OutboundMail, rendered: RenderedMail, settings: MailSettings
+) -> EmailMessage:
+    """The message for ``row``; non-ASCII headers become RFC 2047 encoded-words on output."""
+    msg = EmailMessage()
+    msg["From"] = sender(settings)
+    msg["To"] = row.to_addr
+    msg["Subject"] = rendered.subject
+    # RFC 5322 3.6.1: when the message was ready to go, i.e. when it was queued; a retry is
+    # the same message, which is also why the Message-ID never changes.
+    msg["Date"] = format_datetime(row.created_at)
+    msg["Message-ID"] = row.message_id
+    headers = row.headers or {}
+    # RFC 5322 3.6.4: In-Reply-To names the parent, References the thread's ids, oldest first;
+    # Outlook, Gmail and Thunderbird thread on these (Gmail also wants a similar subject).
+    for name in ("In-Reply-To", "References", "Reply-To"):
+        if headers.get(name):
+            msg[name] = headers[name]
+    if headers.get("Auto-Submitted"):
+        # RFC 3834 section 5: responders must not answer auto-submitted mail, which breaks
+        # loops with vacation replies and other help desks. Exchange and Outlook ignore it and
+        # honour their own X-Auto-Response-Suppress instead ([MS-OXCMAIL] 2.2.3.2.14).
+        msg["Auto-Submitted"] = headers["Auto-Submitted"]
+        msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(rendered.text, charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # After the content: set_content() and add_alternative() move Content-* headers around.
+    msg["Content-Language"] = pick_language(row.language)  # RFC 3282
+    return msg
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+
+def send(
+    settings: MailSettings,
+    message: EmailMessage,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = SMTP_TIMEOUT_SECONDS,
+) -> None:
+    """Hand ``message`` over by the scheme of ``outbound_smtp_url``; raises a DeliveryError.
+
+    ``ssl_context`` defaults to the system's trusted CAs with hostname checks; tests pass one
+    that trusts their own certificate.
+    """
+    url = settings.outbound_smtp_url
+    scheme = urlsplit(url).scheme.lower()
+    message_id = str(message.get("Message-ID", "(no Message-ID)"))
+    if scheme == "null":
+        log.info("mail %s: discarded (outbound mail is null://)", message_id)
+        return
+    if scheme == "log":
+        _write_to_log(settings, message, message_id)
+        return
+    if scheme in ("smtp", "smtps"):
+        _send_smtp(settings, message, message_id, ssl_context=ssl_context, timeout=timeout)
+        return
+    raise RelayConfigurationError(
+        f"PULPIT_OUTBOUND_SMTP_URL={url!r}: unknown scheme; use log://, null://, smtp:// or smtps://"
+    )
+
+
+def readable(message: EmailMessage) -> str:
+    """The message as a person reads it: decoded headers, then each text part."""
+    lines = [f"{name}: {value}" for name, value in message.items()]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            lines += ["", f"--- {part.get_content_type()} ---", str(part.get_content()).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def _write_to_log(settings: MailSettings, message: EmailMessage, message_id: str) -> None:
+    text = readable(message)
+    log.info("mail %s (outbound mail is log://, not sent):\n%s", message_id, text)
+    path = Path(settings.data_dir) / "outbox.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _log_file_lock, path.open("a", encoding="utf-8") as fh:
+            fh.write(f"===== {message_id} =====\n{text}\n")
+    except OSError as exc:
+        # The log line above already holds the mail; a read-only data dir must not turn a
+        # log:// delivery into a retry loop.
+        log.warning("mail %s: could not append to %s: %s", message_id, path, exc)
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    detail = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(detail.split())}"
+
+
+def _send_smtp(
+    settings: MailSettings,
+    message: EmailMessage,
+    message_id: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float,
+) -> None:
+    parts = urlsplit(settings.outbound_smtp_url)
+    implicit_tls = parts.scheme.lower() == "smtps"
+    host = parts.hostname
+    if not host:
+        raise RelayConfigurationError("PULPIT_OUTBOUND_SMTP_URL names no host")
+    port = parts.port or (465 if implicit_tls else 25)
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else ""
+    context = ssl_context or ssl.create_default_context()
+    envelope_from = parseaddr(str(message["From"]))[1]
+    recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])]
+    relay = f"{parts.scheme}://{host}:{port}"
+    # EHLO with our mail domain: socket.getfqdn() can stall on a slow resolver, and it is
+    # the name our Message-IDs use anyway.
+    helo = mail_domain(settings)
+
+    try:
+        client: smtplib.SMTP
+        if implicit_tls:
+            client = smtplib.SMTP_SSL(
+                host, port, local_hostname=helo, timeout=timeout, context=context
+            )
+        else:
+            client = smtplib.SMTP(host, port, local_hostname=helo, timeout=timeout)
+        with client:
+            client.ehlo()
+            if not implicit_tls and client.has_extn("starttls"):
+                # Opportunistic STARTTLS (RFC 3207) whenever the relay offers it, verified
+                # against the CA store: credentials and mail never cross the network in clear
+                # when the relay can do better.
+                client.starttls(context=context)
+                client.ehlo()
+            if user:
+                client.login(user, password)
+            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
+        detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())
+        if all(code >= 500 for code, _ in exc.recipients.values()):
+            raise PermanentDeliveryError(detail) from exc
+        raise TemporaryDeliveryError(detail) from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        raise RelayConfigurationError(
+            f"{relay} refused the login in PULPIT_OUTBOUND_SMTP_URL: {_reply(exc.smtp_code, exc.smtp_error)}"
+        ) from exc
+    except smtplib.SMTPNotSupportedError as exc:
+        raise RelayConfigurationError(
+            f"{relay} does not offer what PULPIT_OUTBOUND_SMTP_URL asks for (login needs "
+            f"AUTH, often only after STARTTLS): {exc}"
+        ) from exc
+    except smtplib.SMTPSenderRefused as exc:
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code >= 500:
+            raise RelayConfigurationError(
+                f"{relay} refused our sender {envelope_from} (set mail_from to an address it "
+                f"accepts): {reply}"
+            ) from exc
+        raise TemporaryDeliveryError(reply) from exc
+    except smtplib.SMTPResponseException as exc:
+        # DATA refused (content or size policy) with 5xx is this message's end; a 4xx, or a
+        # refusal at HELO, is the relay's state or ours.
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code >= 500 and isinstance(exc, smtplib.SMTPDataError):
+            raise PermanentDeliveryError(reply) from exc
+        if exc.smtp_code >= 500:
+            raise RelayConfigurationError(f"{relay}: {reply}") from exc
+        raise TemporaryDeliveryError(reply) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise RelayConfigurationError(
+            f"{relay}: the TLS certificate is not trusted: {exc.verify_message}"
+        ) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        # Refused or reset connections, timeouts, DNS failures, TLS handshakes that broke off:
+        # the relay may be back in a minute.
+        raise TemporaryDeliveryError(f"{relay}: {type(exc).__name__}: {exc}") from exc
+    log.info("mail %s: handed to %s for %s", message_id, relay, ", ".join(recipients))

@@ -1,0 +1,243 @@
+"""The mail templates: every mail renders in Polish and English, tagged, escaped and complete.
+
+Pure rendering, no database and no network: ``mailgw.outbound.render`` on hand-made contexts of
+the shape ``core.outbox.sla_context`` builds, and ``build_message`` on a transient row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from config.settings import Settings
+from core.outbox import OutboundMail, derive_mail_domain, ticket_url
+from mailgw.outbound import (
+    LANGUAGES,
+    TEMPLATES_DIR,
+    build_message,
+    mail_domain,
+    pick_language,
+    render,
+    sender,
+)
+
+URL = ticket_url("https://desk.example/", 1042)
+SLA = {
+    "ticket_number": 1042,
+    "ticket_subject": "Drukarka nie drukuje",
+    "client": "Acme",
+    "contract": "ACME-2026",
+    "clock": "resolution",
+    "due": "2026-11-27T10:00:00+00:00",
+    "timezone": "Europe/Warsaw",
+    "used_percent": 80,
+    "url": URL,
+    "breached_at": None,
+}
+CONTEXTS: dict[str, dict[str, Any]] = {
+    "sla_warning": SLA,
+    "sla_breach": {**SLA, "breached_at": "2026-11-27T10:00:40+00:00"},
+    "test_mail": {"url": "https://desk.example"},
+}
+TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
+
+
+def test_every_template_folder_has_a_context_here() -> None:
+    assert TEMPLATES == sorted(CONTEXTS)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_mail_renders_in_both_languages_and_links_where_it_should(
+    template: str, language: str
+) -> None:
+    context = CONTEXTS[template]
+    mail = render(template, language, context)
+    assert mail.subject and "\n" not in mail.subject
+    assert context["url"] in mail.text and f'href="{context["url"]}"' in mail.html
+    assert mail.html.startswith("<!DOCTYPE html>") and f'<html lang="{language}">' in mail.html
+    assert "\n-- \n" in mail.text  # the signature separator keeps its space
+    if "ticket_number" in context:
+        assert mail.subject.endswith("[#1042]")
+        assert "#1042" in mail.text
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_polish_and_english_differ(template: str) -> None:
+    pl = render(template, "pl", CONTEXTS[template])
+    en = render(template, "en", CONTEXTS[template])
+    assert pl.subject != en.subject and pl.text != en.text
+
+
+def test_sla_warning_in_polish_names_the_clock_and_the_local_deadline() -> None:
+    mail = render("sla_warning", "pl", SLA)
+    assert mail.subject == "Zbliża się termin rozwiązania: Drukarka nie drukuje [#1042]"
+    assert "wykorzystało 80% czasu na rozwiązanie" in mail.text
+    # 10:00 UTC is 11:00 in Warsaw in November (CET).
+    assert "Termin: piątek, 27 listopada 2026, 11:00 (Europe/Warsaw)" in mail.text
+    assert "Klient: Acme" in mail.text and "Umowa: ACME-2026" in mail.text
+
+
+def test_sla_breach_in_english_names_the_clock_and_when_the_breach_was_recorded() -> None:
+    mail = render("sla_breach", "en", {**CONTEXTS["sla_breach"], "clock": "reaction"})
+    assert mail.subject == "Reaction deadline missed: Drukarka nie drukuje [#1042]"
+    assert "has missed its reaction deadline." in mail.text
+    assert "Breach recorded: Friday, 27 November 2026, 11:00 (Europe/Warsaw)" in mail.text
+
+
+def test_a_ticket_without_client_or_contract_leaves_those_lines_out() -> None:
+    mail = render("sla_warning", "en", {**SLA, "client": None, "contract": None})
+    assert "Client" not in mail.text and "Contract" not in mail.text
+    assert "Client" not in mail.html
+
+
+def test_html_is_escaped_and_text_is_not() -> None:
+    hostile = '<script>alert("x")</script> & <b>Co</b>'
+    mail = render("sla_warning", "en", {**SLA, "ticket_subject": hostile, "client": "<i>A</i>"})
+    assert "<script>" not in mail.html and "<b>Co</b>" not in mail.html
+    assert "&lt;script&gt;" in mail.html and "&amp;" in mail.html
+    assert "&lt;i&gt;A&lt;/i&gt;" in mail.html
+    assert hostile in mail.text and hostile in mail.subject
+
+
+def test_a_line_break_in_a_ticket_subject_cannot_break_the_subject_header() -> None:
+    mail = render("sla_warning", "en", {**SLA, "ticket_subject": "Printer\r\nBcc: all@x"})
+    assert "\n" not in mail.subject and "\r" not in mail.subject
+
+
+@pytest.mark.parametrize(
+    "subject", ["Awaria [#1042]", "Awaria [Ticket#1042]", "Awaria [ACME#1042]"]
+)
+def test_an_existing_tag_is_not_doubled(subject: str) -> None:
+    mail = render("sla_warning", "pl", {**SLA, "ticket_subject": subject})
+    assert mail.subject.count("1042") == 1
+
+
+def test_the_test_mail_is_tagged_only_when_it_is_about_a_ticket() -> None:
+    assert "[#" not in render("test_mail", "en", {"url": "https://desk.example"}).subject
+    tagged = render("test_mail", "en", {"url": URL, "ticket_number": 7})
+    assert tagged.subject == "Pulpit test message [#7]"
+
+
+@pytest.mark.parametrize(
+    ("asked", "used"), [("pl", "pl"), ("PL-pl", "pl"), ("en_GB", "en"), ("de", "en"), ("", "en")]
+)
+def test_unknown_languages_fall_back_to_english(asked: str, used: str) -> None:
+    assert pick_language(asked) == used
+
+
+def test_a_missing_context_key_is_an_error_not_a_blank() -> None:
+    from jinja2 import UndefinedError
+
+    with pytest.raises(UndefinedError):
+        render("sla_warning", "pl", {k: v for k, v in SLA.items() if k != "used_percent"})
+
+
+def test_template_names_cannot_reach_outside_the_folder() -> None:
+    with pytest.raises(ValueError):
+        render("../../etc", "pl", {})
+
+
+# --- The catalogues --------------------------------------------------------------------------
+
+
+def _catalog(language: str) -> Any:
+    with (TEMPLATES_DIR / "locale" / language / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        return read_po(fh, locale=language)
+
+
+def test_the_polish_catalogue_translates_every_message_in_the_templates() -> None:
+    method_map = [("**.txt", "jinja2"), ("**.html", "jinja2")]
+    options = {pattern: {"extensions": "jinja2.ext.i18n"} for pattern, _ in method_map}
+    extracted = {
+        message if isinstance(message, str) else message[0]
+        for _, _, message, _, _ in extract_from_dir(
+            str(TEMPLATES_DIR), method_map=method_map, options_map=options
+        )
+    }
+    for language in LANGUAGES:
+        catalog = _catalog(language)
+        known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+        missing = extracted - known
+        assert not missing, f"{language}: run the update in templates/mail/README.md: {missing}"
+    untranslated = [
+        m.id for m in _catalog("pl") if m.id and (not m.string or m.fuzzy or not all(m.string))
+    ]
+    assert untranslated == []
+    assert _catalog("pl").num_plurals == 3
+
+
+# --- The message around the rendering --------------------------------------------------------
+
+
+def test_the_message_carries_the_rows_ids_and_encodes_polish_headers() -> None:
+    settings = Settings(public_url="https://desk.example:8443/")
+    row = OutboundMail(
+        id=1,
+        created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        message_id="<abc@desk.example>",
+        template="sla_warning",
+        language="pl",
+        to_addr="Anna Żółkiewska <anna@acme.example>",
+        context=SLA,
+        headers={
+            "Auto-Submitted": "auto-replied",
+            "In-Reply-To": "<p@acme.example>",
+            "References": "<r@acme.example> <p@acme.example>",
+        },
+    )
+    msg = build_message(row, render(row.template, row.language, row.context), settings)
+    raw = msg.as_bytes()
+    assert raw.isascii()
+    assert b"Subject: =?utf-8?" in raw
+    assert msg["Message-ID"] == "<abc@desk.example>"
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["Content-Language"] == "pl"
+    assert msg["To"] == "Anna Żółkiewska <anna@acme.example>"
+    assert msg["From"] == "Pulpit <pulpit@desk.example>"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_a_mail_written_by_a_person_carries_no_auto_reply_headers() -> None:
+    row = OutboundMail(
+        id=1,
+        created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        message_id="<abc@desk.example>",
+        template="test_mail",
+        language="en",
+        to_addr="anna@acme.example",
+        context={"url": "x"},
+        headers={},
+    )
+    msg = build_message(row, render("test_mail", "en", {"url": "x"}), Settings())
+    assert msg["Auto-Submitted"] is None and msg["X-Auto-Response-Suppress"] is None
+
+
+@pytest.mark.parametrize(
+    ("configured", "public_url", "domain"),
+    [
+        ("mail.acme.example", "https://desk.example", "mail.acme.example"),
+        ("", "https://Desk.Example:8443/pulpit", "desk.example"),
+        ("", "http://127.0.0.1:8000", "pulpit.localhost"),
+        ("", "http://localhost:8000", "pulpit.localhost"),
+        ("", "http://[::1]:8000", "pulpit.localhost"),
+    ],
+)
+def test_the_message_id_domain(configured: str, public_url: str, domain: str) -> None:
+    assert derive_mail_domain(configured, public_url) == domain
+    assert mail_domain(Settings(mail_domain=configured, public_url=public_url)) == domain
+
+
+def test_the_sender_can_be_configured() -> None:
+    assert sender(Settings()) == "Pulpit <pulpit@pulpit.localhost>"
+    configured = Settings(extra={"mail_from": "Helpdesk <help@acme.example>"})
+    assert sender(configured) == "Helpdesk <help@acme.example>"
+
+
+def test_the_templates_are_where_the_renderer_looks() -> None:
+    assert TEMPLATES_DIR == Path(__file__).resolve().parents[2] / "templates" / "mail"
