@@ -68,6 +68,13 @@ contract_products = Table(
     Column("product_id", ForeignKey("products.id", ondelete="CASCADE"), primary_key=True),
 )
 
+contract_coordinators = Table(
+    "contract_coordinators",
+    Base.metadata,
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
 subcontractor_contracts = Table(
     "subcontractor_contracts",
     Base.metadata,
@@ -153,6 +160,8 @@ class Contract(Base):
         back_populates="contract", cascade="all, delete-orphan", order_by="Status.position"
     )
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="contract")
+    # Told about the contract's SLA warnings and breaches; none named means every coordinator.
+    coordinators: Mapped[list[User]] = relationship(secondary=contract_coordinators)
 
     def is_active(self, on: date) -> bool:
         return (self.valid_from is None or self.valid_from <= on) and (

@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, or_
+from collections.abc import Iterable
 
-from core.models import Calendar, Ticket, TicketEvent
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from core.models import Calendar, Contract, Ticket, TicketEvent
 from core.sla import BusinessCalendar, parse_duration
 
 _ALWAYS = {"timezone": "Europe/Warsaw", "hours": "24/7"}
@@ -226,6 +229,35 @@ def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) ->
         if (name, "breach", due_key) not in noticed:
             upcoming.append(st.due)
     return min(upcoming) if upcoming else None
+
+
+def recompute_open(
+    session: Session,
+    *,
+    contract_codes: Iterable[str] = (),
+    calendar_names: Iterable[str] = (),
+    now: datetime,
+) -> int:
+    """Recompute the open tickets under these contracts or calendars; returns how many."""
+    codes, names = list(contract_codes), list(calendar_names)
+    if not codes and not names:
+        return 0
+    stmt = (
+        select(Ticket)
+        .join(Contract, Ticket.contract_id == Contract.id)
+        .outerjoin(Calendar, Contract.calendar_id == Calendar.id)
+        .where(
+            Ticket.status_category != "closed",
+            or_(Contract.code.in_(codes), Calendar.name.in_(names)),
+        )
+        .options(selectinload(Ticket.events))
+    )
+    count = 0
+    for ticket in session.scalars(stmt):
+        recompute(ticket, now)
+        count += 1
+    session.flush()
+    return count
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:

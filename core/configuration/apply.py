@@ -37,6 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import sla_clock
 from core.accounts import hash_password, normalize_email, normalize_role
 from core.clock import utcnow
 from core.configuration.checks import calendar_config, load_known
@@ -97,6 +98,15 @@ def apply_config_text(
     doc, lines = validate_config(text, source=source, known=load_known(session), now=now)
     result = ApplyResult(source=source)
     _Applier(session, result).apply(doc)
+    if result.changed_calendars or result.changed_contracts:
+        # Targets or working hours changed: open tickets under them get new deadlines,
+        # derived from their history as always (docs/sla.md, rule 8).
+        result.recomputed_tickets = sla_clock.recompute_open(
+            session,
+            contract_codes=result.changed_contracts,
+            calendar_names=result.changed_calendars,
+            now=now,
+        )
     seed_tickets(session, doc, lines, result, now)
     if result.changed:
         session.add(AuditEntry(action="config.apply", actor=actor, at=now, data=result.summary()))
@@ -191,7 +201,21 @@ class _Applier:
             if user.subcontractor is not None:
                 given["subcontractor"] = self.subcontractors[user.subcontractor]
             self._person("users", user.email, normalize_role(user.role), given, user.password)
+        self._apply_contract_coordinators(doc)
         self.session.flush()  # ids and foreign keys, for the ticket services that follow
+
+    def _apply_contract_coordinators(self, doc: ConfigDocument) -> None:
+        self.session.flush()
+        for spec in doc.contracts:
+            contract = self.contracts[spec.code]
+            wanted = [normalize_email(e) for e in dict.fromkeys(spec.coordinators)]
+            if {u.email for u in contract.coordinators} == set(wanted):
+                continue
+            by_email = {
+                u.email: u for u in self.session.scalars(select(User).where(User.email.in_(wanted)))
+            }
+            contract.coordinators = [by_email[e] for e in wanted]
+            self.result.record("contract coordinators", "updated")
 
     def _apply_calendars(self, doc: ConfigDocument) -> None:
         self.calendars = self._all(Calendar, "name")

@@ -158,7 +158,22 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     _check_mailboxes(check, doc, known)
     _check_subcontractors(check, doc, known)
     _check_users(check, doc, known)
+    _check_contract_coordinators(check, doc, known)
     return check
+
+
+def _check_contract_coordinators(check: Checker, doc: ConfigDocument, known: Known) -> None:
+    for i, contract in enumerate(doc.contracts):
+        for j, email in enumerate(contract.coordinators):
+            loc: Loc = ("contracts", i, "coordinators", j)
+            address = check.email(loc, email)
+            if not address:
+                continue
+            role = known.users.get(address)
+            if role is None:
+                check.add(loc, f"no user {address!r}; add it under users: first")
+            elif role not in ("coordinator", "admin"):
+                check.add(loc, f"{address} is a {role}; only coordinators and admins can be named")
 
 
 def calendar_config(spec: CalendarSpec) -> dict[str, Any]:

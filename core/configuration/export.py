@@ -143,6 +143,7 @@ def _contract(session: Session, contract: Contract) -> dict[str, Any]:
         if contract.warning_threshold != 0.8
         else None,
         "products": sorted(p.name for p in contract.products),
+        "coordinators": sorted(u.email for u in contract.coordinators),
         "mailboxes": sorted(m.address for m in contract.mailboxes),
         "ticket_types": [_ticket_type(t) for t in contract.ticket_types],
         "statuses": [_status(s) for s in contract.statuses],

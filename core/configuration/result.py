@@ -12,6 +12,7 @@ SECTIONS = (
     "contacts",
     "products",
     "contracts",
+    "contract coordinators",
     "ticket types",
     "statuses",
     "custom fields",
@@ -54,6 +55,7 @@ class ApplyResult:
     counts: dict[str, SectionCounts] = field(default_factory=dict)
     changed_calendars: set[str] = field(default_factory=set)
     changed_contracts: set[str] = field(default_factory=set)
+    recomputed_tickets: int = 0
 
     def record(self, section: str, outcome: Outcome) -> None:
         counts = self.counts.setdefault(section, SectionCounts())

@@ -108,6 +108,8 @@ class ContractSpec(Section):
     products: list[str] = []
     mailboxes: list[str] = []
     warning_threshold: float = Field(0.8, ge=0, le=1)
+    # Told about SLA warnings and breaches; none named means every coordinator.
+    coordinators: list[str] = []
     ticket_types: list[TicketTypeSpec] = []
     statuses: list[StatusSpec] = []
     custom_fields: list[CustomFieldSpec] = []

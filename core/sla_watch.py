@@ -1,0 +1,161 @@
+"""Watching SLA deadlines: the scheduler's claim and the per-ticket check behind it.
+
+The database is the source of truth (Polar's pattern). Each ticket stores ``sla_next_check``,
+the next instant a warning or breach falls due. The scheduler claims due tickets with a
+conditional update under ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers),
+pushing their ``sla_next_check`` forward by a short lease, and fans out one ``sla.check_ticket``
+job per ticket. The job re-reads the ticket under a row lock, records what became due as
+``sla`` events and queues the mails, then stores the real next check. Events are keyed by
+(clock, kind, deadline) and mails by a dedupe key, so a repeated job, a second scheduler or a
+lost broker message (the lease runs out and the ticket is claimed again) never skips or
+doubles a notification.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import sla_clock
+from core.models import Ticket, TicketEvent, User
+from core.recipients import sla_recipients
+
+log = logging.getLogger(__name__)
+
+CHECK_ACTOR = "sla.check_ticket"
+LEASE = timedelta(minutes=2)
+
+
+def claim_due(
+    session: Session, now: datetime, *, limit: int = 500, lease: timedelta = LEASE
+) -> list[int]:
+    """Claim the tickets whose next SLA check is due; returns their ids."""
+    stmt = (
+        select(Ticket.id)
+        .where(Ticket.sla_next_check <= now)
+        .order_by(Ticket.sla_next_check)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = list(session.scalars(stmt))
+    if ids:
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id.in_(ids), Ticket.sla_next_check <= now)
+            .values(sla_next_check=now + lease)
+        )
+    return ids
+
+
+def _noticed(ticket: Ticket) -> set[tuple[Any, Any, Any]]:
+    return {
+        (e.data.get("clock"), e.data.get("kind"), e.data.get("due"))
+        for e in ticket.events
+        if e.type == "sla"
+    }
+
+
+def check_ticket(
+    session: Session,
+    ticket_id: int,
+    now: datetime,
+    *,
+    mail_domain: str,
+    public_url: str,
+) -> list[TicketEvent]:
+    """Record warnings and breaches that fell due on this ticket and notify; idempotent."""
+    ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    if ticket is None:
+        return []
+    noticed = _noticed(ticket)
+    new_events: list[TicketEvent] = []
+    for clock in sla_clock.CLOCKS:
+        state = sla_clock.clock_state(ticket, clock, now)
+        if not state.running or state.due is None:
+            continue
+        due_key = state.due.isoformat()
+        if state.due <= now:
+            if (clock, "breach", due_key) not in noticed:
+                new_events.append(_record(session, ticket, clock, "breach", state, at=state.due))
+        elif state.warn_at is not None and state.warn_at <= now:
+            if (clock, "warning", due_key) not in noticed:
+                new_events.append(
+                    _record(session, ticket, clock, "warning", state, at=state.warn_at)
+                )
+    sla_clock.recompute(ticket, now)
+    for event in new_events:
+        _notify(session, ticket, event, mail_domain=mail_domain, public_url=public_url, now=now)
+    session.flush()
+    return new_events
+
+
+def _record(
+    session: Session,
+    ticket: Ticket,
+    clock: str,
+    kind: str,
+    state: sla_clock.ClockState,
+    *,
+    at: datetime,
+) -> TicketEvent:
+    assert state.target is not None and state.due is not None
+    used = state.used / state.target if state.target else 0
+    event = TicketEvent(
+        ticket=ticket,
+        type="sla",
+        at=at,
+        public=False,
+        data={
+            "clock": clock,
+            "kind": kind,
+            "due": state.due.isoformat(),
+            "target_minutes": int(state.target.total_seconds() // 60),
+            "used_percent": round(used * 100),
+        },
+    )
+    session.add(event)
+    if kind == "breach":
+        ticket.ever_breached = True
+    log.info("ticket #%s: %s %s (due %s)", ticket.number, clock, kind, state.due.isoformat())
+    return event
+
+
+def _notify(
+    session: Session,
+    ticket: Ticket,
+    event: TicketEvent,
+    *,
+    mail_domain: str,
+    public_url: str,
+    now: datetime,
+) -> None:
+    from core.outbox import queue_mail, sla_context
+
+    clock, kind, due = event.data["clock"], event.data["kind"], event.data["due"]
+    people: list[User] = sla_recipients(session, ticket, now)
+    context = sla_context(
+        ticket,
+        clock=clock,
+        due=datetime.fromisoformat(due),
+        used_percent=event.data["used_percent"],
+        public_url=public_url,
+        breached_at=datetime.fromisoformat(due) if kind == "breach" else None,
+    )
+    for person in people:
+        queue_mail(
+            session,
+            template=f"sla_{kind}",
+            to=person.email,
+            context=context,
+            language=person.language or "pl",
+            ticket=ticket,
+            auto_submitted="auto-generated",
+            dedupe_key=f"sla:{ticket.number}:{clock}:{kind}:{due}:{person.email}",
+            mail_domain=mail_domain,
+            now=now,
+        )
