@@ -35,6 +35,7 @@ from mailgw.outbound import (
 log = logging.getLogger(__name__)
 
 SYSTEM_QUEUE = "system"
+SLA_QUEUE = "sla"
 MAIL_QUEUE = "mail"
 
 
@@ -186,4 +187,32 @@ def register_actors(
     # No Dramatiq retries: the outbox row holds the attempts and the back-off, and the
     # scheduler's sweep re-sends whatever is due, even when a broker lost the message.
     declare(mail_send, "mail.send", MAIL_QUEUE, max_retries=0)
+
+    def sla_check(ticket_id: int) -> None:
+        check_sla(session_factory, settings, ticket_id, clock=clock)
+
+    # No Dramatiq retries either: the ticket's lease runs out and the scheduler claims it again.
+    declare(sla_check, "sla.check_ticket", SLA_QUEUE, max_retries=0)
     return actors
+
+
+def check_sla(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    ticket_id: int,
+    *,
+    clock: Clock = utcnow,
+) -> int:
+    """Record and notify the SLA warnings and breaches due on one ticket; idempotent."""
+    from core.outbox import derive_mail_domain
+    from core.sla_watch import check_ticket
+
+    with unit_of_work(session_factory) as session:
+        events = check_ticket(
+            session,
+            ticket_id,
+            clock(),
+            mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
+            public_url=settings.public_url,
+        )
+    return len(events)

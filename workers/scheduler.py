@@ -30,6 +30,7 @@ TaskFn = Callable[[sessionmaker[Session], datetime], Any]
 
 DEFAULT_TICK_SECONDS = 2.0
 MAIL_SWEEP_SECONDS = 15.0
+SLA_SCAN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,23 @@ def sweep_outbox(session_factory: sessionmaker[Session], now: datetime) -> list[
     return ids
 
 
+def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]:
+    """Claim the tickets whose SLA check is due and send one ``sla.check_ticket`` each.
+
+    Ticks every few seconds, so a deadline is noticed within the 30 s the brief asks; the
+    claim is a conditional update, so two schedulers never take the same ticket.
+    """
+    from core.sla_watch import CHECK_ACTOR, claim_due
+
+    with unit_of_work(session_factory) as session:
+        ids = claim_due(session, now)
+        for ticket_id in ids:
+            enqueue(session, CHECK_ACTOR, ticket_id=ticket_id)
+    if ids:
+        log.info("SLA scan: %d ticket(s) due, sent to %s", len(ids), CHECK_ACTOR)
+    return ids
+
+
 def default_tasks(settings: Settings) -> list[PeriodicTask]:
     """The tasks every Pulpit instance runs."""
     del settings  # the SLA scan will take its interval from here
@@ -68,6 +86,7 @@ def default_tasks(settings: Settings) -> list[PeriodicTask]:
     return [
         PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
+        PeriodicTask("sla.scan_due", SLA_SCAN_SECONDS, scan_sla),
     ]
 
 

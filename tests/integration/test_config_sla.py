@@ -50,8 +50,9 @@ def test_a_technician_cannot_be_a_contract_coordinator(session: Session) -> None
 
     from core.configuration import ConfigError
 
-    bad = BASE.replace("REACTION", "2h").replace("coordinators: [ola@desk.example]",
-                                                 "coordinators: [tom@desk.example]")
+    bad = BASE.replace("REACTION", "2h").replace(
+        "coordinators: [ola@desk.example]", "coordinators: [tom@desk.example]"
+    )
     with pytest.raises(ConfigError, match="coordinators"):
         apply_config_text(session, bad)
 
@@ -59,8 +60,13 @@ def test_a_technician_cannot_be_a_contract_coordinator(session: Session) -> None
 def test_a_changed_target_recomputes_open_tickets(session: Session) -> None:
     apply_config_text(session, BASE.replace("REACTION", "2h"), now=at("2026-11-23 08:00"))
     requester = find_or_create_contact(session, "anna@acme.example")
-    ticket = svc.open_ticket(session, subject="Awaria", requester=requester,
-                             contract=contract_by_code(session, "ACME"), at=at("2026-11-23 08:00"))
+    ticket = svc.open_ticket(
+        session,
+        subject="Awaria",
+        requester=requester,
+        contract=contract_by_code(session, "ACME"),
+        at=at("2026-11-23 08:00"),
+    )
     assert ticket.reaction_due == at("2026-11-23 10:00")
     result = apply_config_text(session, BASE.replace("REACTION", "4h"), now=at("2026-11-23 08:30"))
     assert result.recomputed_tickets == 1
@@ -70,8 +76,13 @@ def test_a_changed_target_recomputes_open_tickets(session: Session) -> None:
 def test_a_changed_calendar_recomputes_open_tickets(session: Session) -> None:
     apply_config_text(session, BASE.replace("REACTION", "2h"), now=at("2026-11-23 08:00"))
     requester = find_or_create_contact(session, "anna@acme.example")
-    ticket = svc.open_ticket(session, subject="Awaria", requester=requester,
-                             contract=contract_by_code(session, "ACME"), at=at("2026-11-23 08:00"))
+    ticket = svc.open_ticket(
+        session,
+        subject="Awaria",
+        requester=requester,
+        contract=contract_by_code(session, "ACME"),
+        at=at("2026-11-23 08:00"),
+    )
     later = BASE.replace("REACTION", "2h").replace('mon: ["08:00-16:00"]', 'mon: ["10:00-16:00"]')
     apply_config_text(session, later, now=at("2026-11-23 08:30"))
     assert ticket.reaction_due == at("2026-11-23 11:00")  # opens 10:00 Warsaw, +2h
