@@ -86,8 +86,17 @@ def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, message = 500, "internal error; the administrators can find it in the log"
+    identity = getattr(request.state, "pulpit_identity", None) or (None, None)
     try:
-        return page(request, "error.html", status_code=status, message=message)  # type: ignore[return-value]
+        return page(  # type: ignore[return-value]
+            request,
+            "error.html",
+            status_code=status,
+            message=message,
+            status=status,
+            user=identity[0],
+            web_session=identity[1],
+        )
     except Exception:  # the error page itself must never hide the original error
         log.exception("error page failed")
         return Response(message, status_code=status, media_type=MediaType.TEXT)

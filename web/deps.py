@@ -78,7 +78,12 @@ def provide_console_user(request: Request[Any, Any, Any], db: Session) -> User:
     return user
 
 
-def provide_web_session(request: Request[Any, Any, Any], db: Session) -> WebSession | None:
+def provide_web_session(
+    request: Request[Any, Any, Any], db: Session, user: User
+) -> WebSession | None:
+    # Taking ``user`` orders this after it: Litestar resolves sibling dependencies
+    # concurrently, and two threads must never use one Session at once.
+    del user
     return identify(request, db)[1]
 
 

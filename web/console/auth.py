@@ -9,11 +9,10 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
-from sqlalchemy.orm import Session
 
 from core.accounts import AuthError, authenticate, create_web_session, end_web_session
 from core.models import AuditEntry
-from web.deps import DB, SESSION_COOKIE, identify
+from web.deps import DB, SESSION_COOKIE, check_csrf, identify
 from web.i18n import LANGUAGES
 from web.render import page
 
@@ -26,7 +25,9 @@ def _safe_next(target: str | None) -> str:
 
 
 @get("/login", sync_to_thread=True, name="login")
-def login_form(request: Request[Any, Any, Any], db: DB, next: str | None = None) -> Template | Redirect:
+def login_form(
+    request: Request[Any, Any, Any], db: DB, next: str | None = None
+) -> Template | Redirect:
     user, _ = identify(request, db)
     if user is not None:
         return Redirect(path=_safe_next(next), status_code=303)
@@ -46,10 +47,17 @@ def login_submit(
     try:
         user = authenticate(db, email, password, code)
     except AuthError as exc:
-        db.add(AuditEntry(actor=email[:255] or None, action="login.failed", data={"reason": str(exc)}))
+        db.add(
+            AuditEntry(actor=email[:255] or None, action="login.failed", data={"reason": str(exc)})
+        )
         db.commit()
         return page(
-            request, "login.html", status_code=401, next=target, email=email, error=str(exc),
+            request,
+            "login.html",
+            status_code=401,
+            next=target,
+            email=email,
+            error=str(exc),
             need_code="code" in str(exc),
         )
     settings = request.app.state.settings
@@ -72,7 +80,14 @@ def login_submit(
 
 
 @post("/logout", sync_to_thread=True, status_code=303)
-def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
+def logout(
+    request: Request[Any, Any, Any],
+    db: DB,
+    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Redirect:
+    # A forged logout only annoys, but it is one more thing another site could do to our
+    # users; the header's logout button carries the token like every console form.
+    check_csrf(request, identify(request, db)[1], data or {})
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         end_web_session(db, raw)

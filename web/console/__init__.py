@@ -1,0 +1,40 @@
+"""The web console: server-rendered pages for staff, and the client and subcontractor portals.
+
+One set of URLs serves every role; what a page shows is decided by ``core.permissions``.
+``web.app`` mounts :data:`console_handlers` under ``/`` with the ``user``, ``web_session``
+and ``db`` dependencies.
+"""
+
+from __future__ import annotations
+
+from web.console.attachments import download_attachment
+from web.console.auth import login_form, login_submit, logout, set_language
+from web.console.ticket_detail import (
+    post_assign,
+    post_comment,
+    post_status,
+    post_worklog,
+    ticket_detail,
+)
+from web.console.ticket_new import ticket_new_form, ticket_new_submit
+from web.console.tickets_list import bulk_status, home, tickets
+
+console_handlers = [
+    login_form,
+    login_submit,
+    logout,
+    set_language,
+    home,
+    tickets,
+    bulk_status,
+    ticket_new_form,
+    ticket_new_submit,
+    ticket_detail,
+    post_comment,
+    post_status,
+    post_assign,
+    post_worklog,
+    download_attachment,
+]
+
+__all__ = ["console_handlers"]

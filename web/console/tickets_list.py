@@ -1,0 +1,281 @@
+"""The ticket list: filters, sorting, paging and the bulk status change.
+
+This is the page coordinators keep open all day, so its filters live in the URL (a filtered
+view can be bookmarked and shared) and every list goes through ``core.queries.search_tickets``,
+the same permission-scoped search the API uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.errors import BulkRefused, InputError
+from core.models import STAFF_ROLES, Client, Contract, Status, Ticket, User, WebSession
+from core.permissions import can, ticket_scope
+from core.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
+from core.sla_clock import is_overdue
+from core.tickets import bulk_change_status
+from web.console.common import (
+    clean_query,
+    console_session,
+    form_list,
+    form_str,
+    query_url,
+    redirect,
+    render,
+    translator,
+)
+from web.deps import DB, CurrentUser, check_csrf
+
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+# The direction a column sorts in on its first click: deadlines soonest first, the rest newest.
+FIRST_DIRECTION = {"number": "-", "subject": "", "deadline": "", "updated": "-", "created": "-"}
+QUERY_KEYS = (
+    "state",
+    "status",
+    "client",
+    "contract",
+    "assignee",
+    "key",
+    "overdue",
+    "q",
+    "sort",
+    "page",
+    "per_page",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    ticket: Ticket
+    overdue: bool
+
+
+def _flag(value: str | None) -> bool | None:
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def _int(value: str | None, default: int, low: int, high: int) -> int:
+    try:
+        number = int(value or "")
+    except ValueError:
+        return default
+    return min(max(number, low), high)
+
+
+def parse_filter(query: Mapping[str, str]) -> tuple[TicketFilter, dict[str, str]]:
+    """The search for these query parameters, forgiving of bad values (a list must always
+    show), and the cleaned parameters to rebuild links from."""
+    params = {k: (query.get(k) or "").strip() for k in QUERY_KEYS}
+    state = params["state"] if params["state"] in ("open", "closed", "all") else "open"
+    sort = params["sort"] if params["sort"] in SORTS else "-number"
+    per_page = _int(params["per_page"], 50, 1, MAX_PER_PAGE)
+    f = TicketFilter(
+        state=state,
+        status=params["status"] or None,
+        client=params["client"] or None,
+        contract=params["contract"] or None,
+        assignee=params["assignee"] or None,
+        key=_flag(params["key"]),
+        overdue=_flag(params["overdue"]),
+        q=params["q"] or None,
+        sort=sort,
+        page=_int(params["page"], 1, 1, 1_000_000),
+        per_page=per_page,
+    )
+    params.update(state=state, sort="" if sort == "-number" else sort)
+    if per_page == 50:
+        params["per_page"] = ""
+    if state == "open":
+        params["state"] = ""  # the default; keeps shared links short
+    return f, params
+
+
+def filter_options(db: Session, user: User) -> dict[str, Any]:
+    """What the filter selects offer. Staff who see everything get every client and contract;
+    everyone else only the ones of tickets they can see, so no other client's name leaks."""
+    if user.role in ("admin", "coordinator"):
+        clients = list(db.scalars(select(Client.name).order_by(Client.name)))
+        contracts = list(db.scalars(select(Contract.code).order_by(Contract.code)))
+    else:
+        scope = ticket_scope(user)
+        clients = list(
+            db.scalars(
+                select(Client.name)
+                .join(Ticket, Ticket.client_id == Client.id)
+                .where(scope)
+                .distinct()
+                .order_by(Client.name)
+            )
+        )
+        contracts = list(
+            db.scalars(
+                select(Contract.code)
+                .join(Ticket, Ticket.contract_id == Contract.id)
+                .where(scope)
+                .distinct()
+                .order_by(Contract.code)
+            )
+        )
+    staff: list[User] = []
+    if user.is_staff:
+        staff = list(
+            db.scalars(
+                select(User)
+                .where(User.role.in_(STAFF_ROLES), User.active.is_(True))
+                .order_by(User.name, User.email)
+            )
+        )
+    return {
+        "clients": clients,
+        "contracts": contracts,
+        "staff": staff,
+        "status_names": status_names(db) if user.role != "client" else [],
+    }
+
+
+def status_names(db: Session) -> list[str]:
+    """Every status name in use, in workflow order (a bulk change targets a name)."""
+    order = {"new": 0, "open": 1, "paused": 2, "closed": 3}
+    seen: dict[str, tuple[int, int]] = {}
+    for name, category, position in db.execute(
+        select(Status.name, Status.category, Status.position)
+    ):
+        key = (order.get(category, 9), position)
+        seen[name] = min(seen.get(name, key), key)
+    return sorted(seen, key=lambda n: (seen[n], n.casefold()))
+
+
+def list_page(
+    request: Request[Any, Any, Any],
+    db: Session,
+    user: User,
+    web_session: WebSession | None,
+    query: Mapping[str, str],
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    context: dict[str, Any] = {"selected": set(), "bulk_error": None, **extra}
+    f, params = parse_filter(query)
+    now = utcnow()
+    result = search_tickets(db, user, f, now)
+    if result.total and f.page > result.pages:  # a bookmarked page past the end: show the last
+        f.page = result.pages
+        result = search_tickets(db, user, f, now)
+    rows = [Row(t, is_overdue(t, now)) for t in result.items]
+    first = (result.page - 1) * result.per_page + 1 if result.total else 0
+    last = first + len(rows) - 1 if rows else 0
+
+    def url(**changes: Any) -> str:
+        if "page" not in changes:
+            changes["page"] = None  # any other change starts from the first page
+        return query_url("/tickets", params, **changes)
+
+    return render(
+        request,
+        "tickets_list.html",
+        user=user,
+        web_session=web_session,
+        status_code=status_code,
+        f=f,
+        params=params,
+        rows=rows,
+        result=result,
+        first=first,
+        last=last,
+        url=url,
+        sort_url=lambda field: _sort_url(url, f.sort, field),
+        sort_state=lambda field: _sort_state(f.sort, field),
+        options=filter_options(db, user),
+        can_bulk=can(user, "bulk"),
+        per_page_choices=PER_PAGE_CHOICES,
+        query_string=query_url("", params, page=f.page if f.page > 1 else None).lstrip("?"),
+        **context,
+    )
+
+
+def _sort_state(current: str, field: str) -> str:
+    if current.lstrip("-") != field:
+        return "none"
+    return "descending" if current.startswith("-") else "ascending"
+
+
+def _sort_url(url: Any, current: str, field: str) -> str:
+    if current == field:
+        new = f"-{field}"
+    elif current == f"-{field}":
+        new = field
+    else:
+        new = FIRST_DIRECTION.get(field, "") + field
+    return str(url(sort=None if new == "-number" else new))
+
+
+@get("/", sync_to_thread=False, name="home")
+def home() -> Redirect:
+    return Redirect(path="/tickets", status_code=303)
+
+
+@get("/tickets", sync_to_thread=True, name="tickets")
+def tickets(request: Request[Any, Any, Any], db: DB, user: CurrentUser) -> Template:
+    web_session = console_session(request, db)
+    return list_page(request, db, user, web_session, request.query_params)
+
+
+@post("/tickets/bulk-status", sync_to_thread=True, status_code=303)
+def bulk_status(
+    request: Request[Any, Any, Any],
+    db: DB,
+    user: CurrentUser,
+    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Template | Redirect:
+    """All or nothing (core.tickets.bulk_change_status): a refusal changes no ticket and the
+    list comes back with the reason for each refused one and the same rows still ticked."""
+    web_session = console_session(request, db)
+    check_csrf(request, web_session, data)
+    back = clean_query(form_str(data, "back"))
+    status = form_str(data, "status")
+    numbers: list[int] = []
+    for raw in form_list(data, "numbers"):
+        if raw.lstrip("#").isdigit():
+            numbers.append(int(raw.lstrip("#")))
+    tr = translator(request, user)
+    query = dict(parse_qsl(back))
+    try:
+        if not status:
+            raise InputError(tr.gettext("Choose the status to set."))
+        changed = bulk_change_status(db, numbers, status, actor=user)
+    except InputError as exc:  # BulkRefused among them, with a reason per refused ticket
+        db.rollback()
+        reasons = sorted(exc.reasons.items()) if isinstance(exc, BulkRefused) else []
+        return list_page(
+            request,
+            db,
+            user,
+            web_session,
+            query,
+            status_code=exc.status_code,
+            bulk_error={"message": str(exc), "reasons": reasons, "status": status},
+            selected=set(numbers),
+        )
+    db.commit()
+    n = len(changed)
+    message = tr.ngettext(
+        "Changed %(n)d ticket to %(status)s.", "Changed %(n)d tickets to %(status)s.", n
+    ) % {"n": n, "status": status}
+    return redirect(request, "/tickets" + (f"?{back}" if back else ""), message)
