@@ -42,5 +42,10 @@ fmt: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) bench/sla.py
 
+# Re-extract the console's messages and merge them into the catalogues (then translate).
+messages: $(VENV)/.installed-dev
+	$(BIN)/pybabel extract -F babel.cfg -o var/messages.pot .
+	$(BIN)/pybabel update -i var/messages.pot -d web/locale
+
 clean:
 	rm -rf $(VENV) var .pytest_cache
