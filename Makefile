@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-dev
 
 # Re-extract the console's messages and merge them into the catalogues (then translate).
 messages: $(VENV)/.installed-dev
+	mkdir -p var
 	$(BIN)/pybabel extract -F babel.cfg -o var/messages.pot .
 	$(BIN)/pybabel update -i var/messages.pot -d web/locale
 

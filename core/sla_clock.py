@@ -223,10 +223,12 @@ def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) ->
         if not st.running or st.due is None:
             continue
         due_key = st.due.isoformat()
-        if st.warn_at is not None and (name, "warning", due_key) not in noticed:
+        if (name, "breach", due_key) in noticed:
+            continue
+        # Once the deadline itself has passed, only the breach is still worth telling.
+        if st.warn_at is not None and st.due > now and (name, "warning", due_key) not in noticed:
             upcoming.append(st.warn_at)
-        if (name, "breach", due_key) not in noticed:
-            upcoming.append(st.due)
+        upcoming.append(st.due)
     return min(upcoming) if upcoming else None
 
 

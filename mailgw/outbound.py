@@ -287,15 +287,25 @@ def readable(message: EmailMessage) -> str:
 
 def _write_to_log(settings: MailSettings, message: EmailMessage, message_id: str) -> None:
     text = readable(message)
-    log.info("mail %s (outbound mail is log://, not sent):\n%s", message_id, text)
     path = Path(settings.data_dir) / "outbox.log"
+    # One line in the process log (a whole HTML mail there buries everything else under
+    # make run); the full text goes to outbox.log, and to the log at DEBUG.
+    log.info(
+        "mail %s to %s: %s (outbound mail is log://, not sent; full text in %s)",
+        message_id,
+        message["To"],
+        message["Subject"],
+        path,
+    )
+    log.debug("mail %s:\n%s", message_id, text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _log_file_lock, path.open("a", encoding="utf-8") as fh:
             fh.write(f"===== {message_id} =====\n{text}\n")
     except OSError as exc:
-        # The log line above already holds the mail; a read-only data dir must not turn a
-        # log:// delivery into a retry loop.
+        # A read-only data dir must not turn a log:// delivery into a retry loop; the text
+        # goes to the log instead.
+        log.info("mail %s:\n%s", message_id, text)
         log.warning("mail %s: could not append to %s: %s", message_id, path, exc)
 
 

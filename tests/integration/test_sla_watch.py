@@ -131,3 +131,13 @@ def test_a_new_deadline_after_retyping_is_warned_again(
     assert ticket.sla_next_check == at("2026-11-23 14:24")
     events = check(session, ticket, "2026-11-23 14:30")
     assert [(e.data["clock"], e.data["kind"]) for e in events] == [("reaction", "warning")]
+
+
+def test_a_breach_noticed_without_a_warning_is_not_claimed_again(
+    session: Session, ticket: Ticket
+) -> None:
+    """A late scheduler records only the breach; the skipped warning must not leave the
+    ticket due forever (it was re-claimed on every tick under make run)."""
+    check(session, ticket, "2026-11-23 12:00")
+    assert ticket.sla_next_check == at("2026-11-23 14:24")  # the resolution warning
+    assert sla_watch.claim_due(session, at("2026-11-23 12:05")) == []
