@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from core import sla_clock
 from core.clock import utcnow
 from core.directory import staff_user, subcontractor_by_name
 from core.errors import InputError, NotFound
@@ -147,7 +148,22 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "subcontractors": subcontractors,
         "fields": custom_field_rows(db, user, ticket),
         "worked_minutes": worked,
+        "clock_periods": clock_periods(ticket, now),
     }
+
+
+def clock_periods(ticket: Ticket, now: datetime) -> list[dict[str, Any]]:
+    """The SLA clock's history for the side panel: when it ran, paused or stood still."""
+    periods = sla_clock.category_periods(ticket)
+    rows = []
+    for i, (since, category) in enumerate(periods):
+        until = periods[i + 1][0] if i + 1 < len(periods) else None
+        state = {"new": "running", "open": "running", "paused": "paused"}.get(category, "stopped")
+        if rows and rows[-1]["state"] == state:
+            rows[-1]["until"] = until  # new -> open is one stretch of a running clock
+            continue
+        rows.append({"since": since, "until": until, "state": state})
+    return rows
 
 
 def detail_page(
