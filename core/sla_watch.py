@@ -104,7 +104,9 @@ def _record(
     at: datetime,
 ) -> TicketEvent:
     assert state.target is not None and state.due is not None
-    used = state.used / state.target if state.target else 0
+    # The share at the moment the event is dated (not when a late scheduler noticed it).
+    threshold = ticket.contract.warning_threshold if ticket.contract else 0.8
+    used = 1.0 if kind == "breach" else threshold
     event = TicketEvent(
         ticket=ticket,
         type="sla",
