@@ -31,7 +31,6 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -39,10 +38,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_datetime as babel_format_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 
+from core.i18n import compiled_catalogue
 from core.outbox import OutboundMail, derive_mail_domain
 
 log = logging.getLogger(__name__)
@@ -127,18 +124,11 @@ def pick_language(language: str | None) -> str:
     return code if code in LANGUAGES else FALLBACK_LANGUAGE
 
 
-@lru_cache(maxsize=8)
 def translations(language: str, templates_dir: Path = TEMPLATES_DIR) -> _gettext.NullTranslations:
     """The mail catalogue of ``language``, compiled in memory (no ``.mo`` files are kept)."""
-    po = templates_dir / "locale" / language / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
-        return _gettext.NullTranslations()
-    with po.open("rb") as fh:
-        catalog = read_po(fh, locale=language)
-    buf = BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(buf)
+    return compiled_catalogue(
+        templates_dir / "locale" / language / "LC_MESSAGES" / "messages.po", language
+    )
 
 
 def format_local(value: str | datetime | None, timezone: str | None, language: str) -> str:

@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import gettext as _gettext
 from dataclasses import dataclass
-from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
+from core.i18n import compiled_catalogue
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = ("pl", "en")
 
 
-@lru_cache(maxsize=8)
 def translations(lang: str) -> _gettext.NullTranslations:
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
-        return _gettext.NullTranslations()
-    with po.open("rb") as fh:
-        catalog = read_po(fh, locale=lang)
-    buf = BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(buf)
+    return compiled_catalogue(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", lang)
 
 
 def pick_language(
