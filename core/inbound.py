@@ -1,0 +1,120 @@
+"""Inbound mail as stored: every message that reached us, its state and why it went where.
+
+A message is stored (raw bytes in the blob store, fsynced; this row committed) before the
+gateway answers 250 or the IMAP poller flags it seen (GNU Mailman's LMTP runner). Processing
+happens afterwards in the ``mail.process`` actor; every decision it takes is appended to
+``decisions`` so an admin can see why a mail went where it went. A message that fails
+``MAX_ATTEMPTS`` times is quarantined with its reason; nothing is dropped silently.
+
+States: ``received`` (stored, not yet processed), ``processed`` (it became a ticket or an
+event), ``quarantined`` (processing failed; ``pulpit mail requeue`` retries it), ``ignored``
+(deliberately not turned into anything: our own mail coming back, a duplicate; the reason
+says which).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core.blobs import BlobStore
+from core.clock import utcnow
+from core.db import enqueue
+from core.models import Base
+
+PROCESS_ACTOR = "mail.process"
+MAX_ATTEMPTS = 3
+STATES = ("received", "processed", "quarantined", "ignored")
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_state", "state"),
+        Index("ix_inbound_messages_message_id", "message_id"),
+        Index("ix_inbound_messages_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))  # smtp, lmtp, imap, api
+    mailbox: Mapped[str | None] = mapped_column(String(255))  # IMAP: the configured mailbox
+    envelope_from: Mapped[str | None] = mapped_column(String(998))
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    message_id: Mapped[str | None] = mapped_column(String(998))  # as found in the header
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decisions: Mapped[list[Any]] = mapped_column(default=list)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_events.id", ondelete="SET NULL")
+    )
+    processed_at: Mapped[datetime | None] = mapped_column()
+
+
+def header_message_id(raw: bytes) -> str | None:
+    """The Message-ID header of a raw message, read cheaply (headers only), or None."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    for i, line in enumerate(lines):
+        if line[:11].lower() == b"message-id:":
+            value = line[11:]
+            for cont in lines[i + 1 :]:
+                if cont[:1] in (b" ", b"\t"):
+                    value += cont
+                else:
+                    break
+            text = value.decode("ascii", "replace").strip()
+            return text[:998] or None
+    return None
+
+
+def store_inbound(
+    session: Session,
+    raw: bytes,
+    *,
+    source: str,
+    blobs: BlobStore,
+    envelope_from: str | None = None,
+    envelope_to: list[str] | None = None,
+    mailbox: str | None = None,
+    now: datetime | None = None,
+) -> InboundMessage:
+    """Store a message durably (blob fsynced, row added) and queue its processing after
+    commit. The caller commits; only then may it answer 250 or flag the message seen."""
+    blob = blobs.put(session, raw)
+    row = InboundMessage(
+        received_at=now or utcnow(),
+        source=source,
+        mailbox=mailbox,
+        envelope_from=envelope_from,
+        envelope_to=list(envelope_to or []),
+        message_id=header_message_id(raw),
+        sha256=blob.sha256,
+        size=len(raw),
+        state="received",
+    )
+    session.add(row)
+    session.flush()
+    enqueue(session, PROCESS_ACTOR, inbound_id=row.id)
+    return row
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def list_messages(
+    session: Session, state: str | None = None, limit: int = 200
+) -> list[InboundMessage]:
+    stmt = select(InboundMessage).order_by(InboundMessage.id.desc()).limit(limit)
+    if state:
+        stmt = stmt.where(InboundMessage.state == state)
+    return list(session.scalars(stmt))
