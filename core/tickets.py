@@ -663,3 +663,58 @@ def change_contract(
     sla_clock.recompute(ticket, now=at)
     session.flush()
     return event
+
+
+# --- Mail gateway ----------------------------------------------------------------------------
+
+
+def record_email(
+    session: Session,
+    ticket: Ticket,
+    *,
+    author: User | None,
+    body: str | None,
+    public: bool,
+    at: datetime,
+    body_html: str | None = None,
+    message_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    attachments: Sequence[NewAttachment] = (),
+    blobs: BlobStore | None = None,
+) -> TicketEvent:
+    """Record a mail that came in on a ticket (type ``email_in``), as the mail gateway does.
+
+    The gateway decides who may write to a thread by its own rule (``mailgw.thread_match``,
+    wider than the console's view scope: a colleague of the requester, any staff member), so
+    no ``can()`` check here. A staff member's public mail meets the reaction clock
+    (``core.sla_clock.first_response`` counts public ``email_in`` from responders).
+    """
+    event = _event(
+        session,
+        ticket,
+        "email_in",
+        author=author,
+        at=at,
+        public=public,
+        body_text=body,
+        body_html=body_html,
+        message_id=message_id,
+        data=data,
+        attachments=attachments,
+        blobs=blobs,
+    )
+    sla_clock.recompute(ticket, now=at)
+    session.flush()
+    return event
+
+
+def reopen(
+    session: Session, ticket: Ticket, *, actor: User | None, at: datetime
+) -> TicketEvent | None:
+    """Move a closed ticket to the first ``open`` status of its contract (a follow-up by mail);
+    the sender's mail is the reason, whatever statuses they could set in the portal."""
+    statuses = statuses_for(session, ticket.contract)
+    target = next((s for s in statuses if s.category == "open"), None)
+    if target is None:
+        target = next((s for s in statuses if s.category == "new"), statuses[0])
+    return _apply_status(session, ticket, target, actor=actor, at=at)

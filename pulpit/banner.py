@@ -89,7 +89,7 @@ def format_banner(
     if mail_gateway:
         lines.append(f"  SMTP gateway on {settings.smtp_host}:{settings.smtp_port}")
     else:
-        lines.append("  SMTP gateway: not built yet (issue 4)")
+        lines.append("  SMTP gateway: not running (see the log)")
     lines += ["  Stop with Ctrl+C.", ""]
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from core.db import unit_of_work
 from core.errors import InputError, PulpitError
 from pulpit import runtime
 from pulpit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CommandError
-from pulpit.runtime import MAIL_GATEWAY_NOT_BUILT, database, upgrade_database
+from pulpit.runtime import database, upgrade_database
 
 log = logging.getLogger("pulpit")
 
@@ -106,16 +106,114 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _mail_row(message: Any, ticket_number: int | None) -> dict[str, Any]:
+    received = message.received_at
+    return {
+        "id": message.id,
+        "state": message.state,
+        "received_at": received.isoformat() if received is not None else None,
+        "message_id": message.message_id,
+        "reason": message.reason,
+        "ticket": ticket_number,
+        "source": message.source,
+        "envelope_from": message.envelope_from,
+        "envelope_to": list(message.envelope_to or []),
+        "attempts": message.attempts,
+        "size": message.size,
+    }
+
+
 def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
-    raise CommandError(MAIL_GATEWAY_NOT_BUILT)
+    import json
+
+    from sqlalchemy import select
+
+    from core.inbound import list_messages
+    from core.models import Ticket
+
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        messages = list_messages(session, state=args.state, limit=args.limit)
+        ticket_ids = {m.ticket_id for m in messages if m.ticket_id is not None}
+        numbers: dict[int, int] = {}
+        if ticket_ids:
+            numbers = dict(
+                session.execute(
+                    select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
+                ).tuples()
+            )
+        rows = [
+            _mail_row(m, numbers.get(m.ticket_id) if m.ticket_id is not None else None)
+            for m in messages
+        ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print(f"no {args.state} inbound messages" if args.state else "no inbound messages")
+        return 0
+    table = [("ID", "STATE", "RECEIVED AT", "MESSAGE ID", "REASON")]
+    for row in rows:
+        received = row["received_at"] or ""
+        table.append(
+            (
+                str(row["id"]),
+                row["state"],
+                received[:19].replace("T", " "),
+                row["message_id"] or "-",
+                _one_line(row["reason"]) if row["reason"] else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for r in table:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4])
+    return 0
 
 
 def cmd_mail_requeue(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from core.db import enqueue
+    from core.inbound import PROCESS_ACTOR, InboundMessage
+
     if args.all and args.ids:
         raise CommandError("give either --all or message ids, not both")
     if not args.all and not args.ids:
         raise CommandError("give the ids of the messages to re-queue, or --all")
-    raise CommandError(MAIL_GATEWAY_NOT_BUILT)
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        if args.all:
+            stmt = select(InboundMessage).where(InboundMessage.state == "quarantined")
+            messages = list(session.scalars(stmt.order_by(InboundMessage.id)))
+        else:
+            ids = list(dict.fromkeys(args.ids))
+            found = {
+                m.id: m
+                for m in session.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids)))
+            }
+            missing = [str(i) for i in ids if i not in found]
+            if missing:
+                raise CommandError(f"no inbound message with id {', '.join(missing)}")
+            done = [str(i) for i in ids if found[i].state == "processed"]
+            if done:
+                # A processed message made its ticket or comment; processing it again would
+                # be the very duplicate the dedupe rules exist to prevent.
+                raise CommandError(
+                    f"inbound message {', '.join(done)} is already processed; "
+                    "only quarantined, ignored or received messages can be re-queued"
+                )
+            messages = [found[i] for i in ids]
+        for message in messages:
+            message.state = "received"
+            message.attempts = 0
+            message.reason = None
+            enqueue(session, PROCESS_ACTOR, inbound_id=message.id)
+        count = len(messages)
+    # Printed after the commit. This process has no broker by default (memory://), so the
+    # jobs may go nowhere; the scheduler's sweep of "received" messages picks them up.
+    if count == 0:
+        print("no quarantined messages to re-queue")
+    else:
+        print(f"requeued {count} message(s); a worker will process them")
+    return 0
 
 
 # --- Commands that keep running -------------------------------------------------------------
@@ -283,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command(mail_actions, "list", cmd_mail_list, "list inbound messages")
     listing.add_argument("--state", choices=MAIL_STATES)
     listing.add_argument("--json", action="store_true", help="one JSON document")
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=200,
+        help="show at most this many, newest first (default: 200)",
+    )
     requeue = command(
         mail_actions, "requeue", cmd_mail_requeue, "re-process quarantined inbound messages"
     )

@@ -40,14 +40,36 @@ class Stoppable(Protocol):
 def start_mail_gateway(
     settings: Settings, session_factory: sessionmaker[Session]
 ) -> Stoppable | None:
-    """Start the SMTP gateway and the IMAP pollers in the background; None while not built.
+    """Start the SMTP gateway and, when built, the IMAP pollers, in the background.
 
-    Issue 4 replaces the ``return None`` below with the one line
-    ``from mailgw.server import start; return start(settings, session_factory)``;
-    ``serve`` and ``mailgw`` both come through here.
+    ``serve`` and ``mailgw`` both come through here. The IMAP pollers live in
+    ``mailgw.imap`` (another part of issue 4); until that module exists only SMTP runs.
     """
-    del settings, session_factory
-    return None
+    from mailgw.server import start
+
+    smtp = start(settings, session_factory)
+    parts: list[tuple[str, Stoppable]] = [("SMTP gateway", smtp)]
+    try:
+        try:
+            from mailgw.imap import start_pollers  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            log.debug("IMAP pollers are not built yet; only the SMTP gateway runs")
+        else:
+            parts.append(("IMAP pollers", start_pollers(settings, session_factory)))
+    except BaseException:
+        _stop_all(parts)
+        raise
+    return _MailGateway(parts)
+
+
+class _MailGateway:
+    """The SMTP gateway and the IMAP pollers, stopped together, newest first."""
+
+    def __init__(self, parts: list[tuple[str, Stoppable]]) -> None:
+        self.parts = parts
+
+    def stop(self) -> None:
+        _stop_all(self.parts)
 
 
 @contextmanager
@@ -253,6 +275,14 @@ def run_mailgw(settings: Settings) -> int:
         broker = None
         if not is_memory_broker(settings.broker_url):
             broker = _wire_broker(settings, session_factory)
+        else:
+            # Stored mail is safe in the database either way; without a broker its
+            # `mail.process` jobs are not sent, and the scheduler's sweep of messages left in
+            # state "received" (in `serve` or `pulpit scheduler`) hands them to a worker.
+            log.warning(
+                "PULPIT_BROKER_URL is memory://: mail is stored here and processed by the "
+                "scheduler's sweep in `pulpit serve`; use redis:// or amqp:// for prompt work"
+            )
         try:
             gateway = start_mail_gateway(settings, session_factory)
             if gateway is None:

@@ -11,7 +11,10 @@ Redis       PULPIT_TEST_REDIS_URL       redis://127.0.0.1:6379/15  PULPIT_REQUIR
 RabbitMQ    PULPIT_TEST_AMQP_URL        amqp://guest:guest@127.0.0.1:5672/
                                                                    PULPIT_REQUIRE_RABBITMQ
 Chromium    PULPIT_TEST_CHROMIUM        /usr/bin/chromium          PULPIT_REQUIRE_CHROMIUM
+Dovecot     PULPIT_TEST_DOVECOT         /usr/sbin/dovecot          PULPIT_REQUIRE_DOVECOT
 ==========  ==========================  =========================  ==========================
+
+Dovecot is started privately per test by ``tests/dovecot.py`` (import its fixture explicitly).
 
 Database tests run in a transaction rolled back at the end (Warehouse's pattern), on a schema
 built by the Alembic migrations, never by ``create_all``.

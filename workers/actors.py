@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SYSTEM_QUEUE = "system"
 SLA_QUEUE = "sla"
 MAIL_QUEUE = "mail"
+MAIL_IN_QUEUE = "mail_in"
 
 
 def record_ping(session_factory: sessionmaker[Session], key: str) -> bool:
@@ -187,6 +188,24 @@ def register_actors(
     # No Dramatiq retries: the outbox row holds the attempts and the back-off, and the
     # scheduler's sweep re-sends whatever is due, even when a broker lost the message.
     declare(mail_send, "mail.send", MAIL_QUEUE, max_retries=0)
+
+    def mail_process(inbound_id: int) -> None:
+        from core.blobs import BlobStore
+        from core.outbox import derive_mail_domain
+        from mailgw.process import run_process
+
+        run_process(
+            session_factory,
+            inbound_id,
+            blobs=BlobStore(settings.blob_dir),
+            mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
+            clock=clock,
+            reopen_days=settings.reopen_days,
+        )
+
+    # No Dramatiq retries: the attempts live on the inbound row (three, then quarantine), and
+    # the scheduler's mail.sweep_inbound re-sends a job the broker lost.
+    declare(mail_process, "mail.process", MAIL_IN_QUEUE, max_retries=0)
 
     def sla_check(ticket_id: int) -> None:
         check_sla(session_factory, settings, ticket_id, clock=clock)

@@ -31,6 +31,9 @@ TaskFn = Callable[[sessionmaker[Session], datetime], Any]
 DEFAULT_TICK_SECONDS = 2.0
 MAIL_SWEEP_SECONDS = 15.0
 SLA_SCAN_SECONDS = 5.0
+INBOUND_SWEEP_SECONDS = 20.0
+# A received mail whose job has not run after this long lost its job (broker restart).
+INBOUND_STALE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,34 @@ def sweep_outbox(session_factory: sessionmaker[Session], now: datetime) -> list[
     return ids
 
 
+def sweep_inbound(session_factory: sessionmaker[Session], now: datetime) -> list[int]:
+    """Send ``mail.process`` again for stored mail still ``received`` after a minute.
+
+    Its job was lost (``memory://`` broker restart, a worker killed before the ack) or the
+    previous attempt failed and counted itself on the row; ``mail.process`` returns early for
+    anything already done, so a doubled job is harmless.
+    """
+    from sqlalchemy import select
+
+    from core.inbound import PROCESS_ACTOR, InboundMessage
+
+    cutoff = now - timedelta(seconds=INBOUND_STALE_SECONDS)
+    with unit_of_work(session_factory) as session:
+        ids = list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.state == "received", InboundMessage.received_at < cutoff)
+                .order_by(InboundMessage.id)
+                .limit(500)
+            )
+        )
+        for inbound_id in ids:
+            enqueue(session, PROCESS_ACTOR, inbound_id=inbound_id)
+    if ids:
+        log.info("inbound sweep: %d mail(s) still received, sent to %s", len(ids), PROCESS_ACTOR)
+    return ids
+
+
 def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]:
     """Claim the tickets whose SLA check is due and send one ``sla.check_ticket`` each.
 
@@ -87,6 +118,7 @@ def default_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
         PeriodicTask("sla.scan_due", SLA_SCAN_SECONDS, scan_sla),
+        PeriodicTask("mail.sweep_inbound", INBOUND_SWEEP_SECONDS, sweep_inbound),
     ]
 
 
