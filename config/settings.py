@@ -37,6 +37,8 @@ class Settings:
     reopen_days: int = 14
     session_hours: int = 12
     mail_domain: str = ""  # Message-ID domain; derived from public_url when empty
+    smtp_tls_cert: str = ""  # PEM certificate: the SMTP gateway offers STARTTLS when set
+    smtp_tls_key: str = ""
     mail_from: str = ""  # From of outgoing mail; "Pulpit <pulpit@<mail domain>>" when empty
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,92 @@
+"""Which envelope recipients are ours: the question the SMTP gateway asks at RCPT.
+
+GNU Mailman's LMTP runner rejects an unknown list at RCPT time rather than accepting and
+bouncing later: a 550 during the transaction is reported by the sending server to its user,
+while a bounce after a 250 may go to a forged sender (backscatter). So the gateway asks here
+for every ``RCPT TO`` and answers ``550 5.1.1`` (RFC 3463: bad destination mailbox address)
+for whatever this returns False.
+
+Ours are: the configured mailboxes (``mailboxes:`` and the contracts' ``mailboxes:`` in the
+YAML, both stored as :class:`core.models.Mailbox` rows), compared case-insensitively, and
+their plus-addresses (``support+1042@support.example``), which reply addresses may use. The
+``postmaster`` of our mail domain and of every mailbox domain is ours too: RFC 5321 4.5.1
+requires every SMTP receiver to accept mail for ``postmaster``.
+
+The gateway keeps a :class:`Mailboxes` snapshot for a few seconds (:data:`CACHE_SECONDS`): the
+table is small and read whole, and asking the database at every RCPT costs a round trip per
+mail under load. A mailbox added by ``pulpit config apply`` is accepted at most that many
+seconds later; one removed is accepted that long, and processing routes such mail to triage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Mailbox
+
+POSTMASTER = "postmaster"
+CACHE_SECONDS = 5.0
+
+
+def candidates(address: str) -> list[str]:
+    """The addresses that make ``address`` ours if one of them is a mailbox, lower-cased.
+
+    ``Support+1042@Example.PL`` gives ``support+1042@example.pl`` and ``support@example.pl``.
+    An address without exactly one ``@`` gives nothing: it cannot be a mailbox of ours.
+    """
+    text = address.strip().strip("<>").strip().lower()
+    if text.count("@") != 1:
+        return []
+    local, domain = text.split("@")
+    if not local or not domain:
+        return []
+    found = [text]
+    base = local.split("+", 1)[0]
+    if base and base != local:
+        found.append(f"{base}@{domain}")
+    return found
+
+
+@dataclass(frozen=True)
+class Mailboxes:
+    """The configured mailbox addresses at one moment, lower-cased."""
+
+    addresses: frozenset[str]
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def load(cls, session: Session) -> Mailboxes:
+        rows = session.scalars(select(Mailbox.address))
+        return cls(frozenset(a.strip().lower() for a in rows if a))
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return frozenset(a.rsplit("@", 1)[-1] for a in self.addresses)
+
+    def fresh(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) - self.loaded_at < CACHE_SECONDS
+
+    def accepts(self, address: str, mail_domain: str) -> bool:
+        names = candidates(address)
+        if not names:
+            return False
+        if any(name in self.addresses for name in names):
+            return True
+        local, domain = names[-1].split("@")
+        # RFC 5321 4.5.1: postmaster of our mail domain and of every domain we hold a mailbox in.
+        return local == POSTMASTER and (
+            domain == mail_domain.strip().lower() or domain in self.domains
+        )
+
+
+def accepts(session: Session, address: str, mail_domain: str) -> bool:
+    """True when mail to ``address`` is for this instance (see the module docstring).
+
+    Reads the mailboxes afresh. Raises what the database raises when it cannot be asked: the
+    caller answers 451 then, so the sender retries instead of hearing the mailbox is unknown.
+    """
+    return Mailboxes.load(session).accepts(address, mail_domain)
