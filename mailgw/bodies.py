@@ -1,0 +1,117 @@
+"""Mail bodies: the visible reply without quoted history, and HTML made safe to show.
+
+``visible_reply`` cuts a reply at the first marker of quoted history that mail clients in
+Poland write (Outlook's ``Od:/Wysłano:/Do:/Temat:`` block, Gmail's ``Dnia ... napisał(a):``,
+Thunderbird's ``W dniu ... pisze:``, the English ``On ... wrote:``, ``-----Original
+Message-----``, ``> `` quoted lines) and at the signature separator ``-- `` (RFC 3676 4.3),
+then lets mail-parser-reply trim what it knows beyond that (signatures such as "Pozdrawiam"
+only when they follow the text). The full text is always kept by the caller.
+
+``sanitize_html`` keeps basic formatting, tables, links (with ``rel="noopener noreferrer"``)
+and ``cid:`` images, and drops scripts, event handlers, ``javascript:`` URLs and frames (nh3,
+the Rust ammonia sanitiser).
+"""
+
+from __future__ import annotations
+
+import re
+
+import nh3
+from mailparser_reply import EmailReplyParser
+
+# Markers that start quoted history, checked line by line; the earliest one wins.
+_QUOTE_MARKERS = [
+    re.compile(
+        r"^-{2,}\s*(Original Message|Wiadomość oryginalna|Oryginalna wiadomość)\s*-{2,}", re.I
+    ),
+    re.compile(r"^_{10,}\s*$"),  # Outlook's separator line above its header block
+    re.compile(r"^\*?(Od|From):\*?\s.+", re.I),  # start of an Outlook header block, see below
+    re.compile(
+        r"^(Dnia|W dniu)\s.{3,200}(napisał\(a\)|napisał|napisała|pisze|nadesłał):\s*$", re.I
+    ),
+    re.compile(r"^On\s.{3,200}\swrote:\s*$", re.I),
+    re.compile(r"^Am\s.{3,200}\sschrieb.{0,40}:\s*$", re.I),
+    re.compile(r"^>"),
+]
+_OUTLOOK_FOLLOWERS = re.compile(r"^\*?(Wysłano|Sent|Data|Date|Do|To|Temat|Subject|DW|Cc):", re.I)
+_SIGNATURE = re.compile(r"^--\s?$")  # RFC 3676 4.3: "-- " alone on a line
+_WRAPPED_HEADER_START = re.compile(r"^(Dnia|W dniu|On)\s.{3,200}$", re.I)
+_WRAPPED_HEADER_END = re.compile(r"(napisał\(a\)|napisał|napisała|pisze|wrote):\s*$", re.I)
+
+
+def _is_outlook_block(lines: list[str], i: int) -> bool:
+    """``Od:`` counts only when followed by Wysłano:/Do:/Temat: lines (a header block)."""
+    following = [ln for ln in lines[i + 1 : i + 5] if ln.strip()]
+    return sum(1 for ln in following if _OUTLOOK_FOLLOWERS.match(ln.strip())) >= 2
+
+
+def _cut_index(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if _SIGNATURE.match(line.rstrip("\n")) or line.rstrip() == "--":
+            return i
+        # Gmail wraps a long "Dnia ... napisał(a):" over two lines.
+        if (
+            _WRAPPED_HEADER_START.match(text)
+            and i + 1 < len(lines)
+            and _WRAPPED_HEADER_END.search(lines[i + 1].strip())
+        ):
+            return i
+        for n, marker in enumerate(_QUOTE_MARKERS):
+            if marker.match(text):
+                if n == 2 and not _is_outlook_block(lines, i):
+                    continue
+                return i
+    return None
+
+
+def visible_reply(text: str) -> str:
+    """The text the sender wrote in this mail, without quoted history or signature."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    cut = _cut_index(lines)
+    head = "\n".join(lines[:cut] if cut is not None else lines).strip()
+    if not head:
+        # The whole mail is a quote (or starts with one): show it rather than nothing.
+        return text.strip()
+    try:
+        trimmed = EmailReplyParser(languages=["pl", "en"]).parse_reply(head)
+    except (re.error, IndexError, ValueError):
+        trimmed = None
+    trimmed = (trimmed or "").strip()
+    # mail-parser-reply strips line indentation and can swallow a one-line reply that looks
+    # like a greeting; keep our cut when it returns nothing useful.
+    return trimmed if trimmed else head
+
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div",
+    "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol",
+    "p", "pre", "s", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan", "align", "valign"},
+    "th": {"colspan", "rowspan", "align", "valign"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "font": {"color"},
+    "*": {"align"},
+}
+# cid: (RFC 2392) points at an inline part of the same mail; the console rewrites it.
+ALLOWED_SCHEMES = {"http", "https", "mailto", "cid", "tel"}
+
+
+def sanitize_html(html: str) -> str:
+    """HTML safe to show in the console: no script, handlers, javascript: or frames."""
+    if not html:
+        return ""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )

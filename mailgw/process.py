@@ -1,0 +1,295 @@
+"""Processing of one stored inbound mail: the ``mail.process`` actor's work.
+
+The rules of :mod:`mailgw.rules` run in order (parse, our_own, duplicate, auto_submitted, bulk,
+thread, route) and every hit is appended to ``InboundMessage.decisions``, so an admin can see
+why a mail went where it went (GNU Mailman). The outcome is recorded on the row: ``processed``
+with the ticket and event it became, or ``ignored`` with the reason.
+
+:func:`process_inbound` takes a session and never commits; :func:`run_process` is the actor's
+entry point: one unit of work for the processing, and on failure a *new* unit of work that
+counts the attempt and, after ``MAX_ATTEMPTS``, quarantines the message (nothing is dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts import get_user_by_email
+from core.blobs import BlobStore
+from core.clock import utcnow
+from core.db import unit_of_work
+from core.directory import find_or_create_contact
+from core.errors import InputError
+from core.inbound import MAX_ATTEMPTS, InboundMessage
+from core.models import Ticket, TicketEvent, User
+from core.outbox import OutboundMail
+from core.tickets import NewAttachment, open_ticket, record_email, reopen
+from mailgw import rules
+from mailgw.bodies import sanitize_html, visible_reply
+from mailgw.parsing import ParsedMail, parse_message
+from mailgw.thread_match import find_thread, may_follow_up, ticket_for_message_id
+
+log = logging.getLogger(__name__)
+
+
+class InboundMissing(LookupError):
+    """The inbound row does not exist (deleted, or a job from another database)."""
+
+
+class SenderError(Exception):
+    """The mail itself cannot become anything (no usable sender): the sender's fault, so the
+    message is ignored with this reason instead of being retried."""
+
+
+def _decide(row: InboundMessage, hit: rules.Hit) -> rules.Hit:
+    # Reassign, not append: the JSON column only notices a new list.
+    row.decisions = [*row.decisions, hit.as_decision()]
+    return hit
+
+
+def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
+    row.state, row.reason, row.processed_at = "ignored", reason, now
+    return row
+
+
+def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMessage:
+    row.state, row.ticket_id, row.event_id = "processed", event.ticket_id, event.id
+    row.processed_at, row.reason = now, None
+    return row
+
+
+def _attachments(mail: ParsedMail) -> list[NewAttachment]:
+    return [
+        NewAttachment(a.filename, a.content_type, a.data, a.inline, a.content_id)
+        for a in mail.attachments
+    ]
+
+
+def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
+    """(visible text, sanitised HTML, extra event data) of a mail."""
+    full = mail.text or ""
+    if not full and mail.html:
+        import nh3
+
+        full = nh3.clean(mail.html, tags=set()).strip()
+    visible = visible_reply(full)
+    data: dict[str, Any] = {"full_text": full, "subject": mail.subject, "from": mail.from_addr}
+    return visible, (sanitize_html(mail.html) or None), data
+
+
+def _bounce_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
+    """The ticket of the mail that bounced, by the original Message-ID in the report."""
+    ids = [mail.original_message_id, *mail.in_reply_to, *reversed(mail.references)]
+    for mid in ids:
+        if mid:
+            ticket_id = session.scalar(
+                select(OutboundMail.ticket_id).where(OutboundMail.message_id == mid).limit(1)
+            )
+            if ticket_id is not None:
+                return session.get(Ticket, ticket_id)
+            ticket = ticket_for_message_id(session, mid)
+            if ticket is not None:
+                return ticket
+    return None
+
+
+def _note_automatic(
+    session: Session,
+    row: InboundMessage,
+    mail: ParsedMail,
+    kind: str,
+    *,
+    now: datetime,
+) -> InboundMessage:
+    """An auto-reply or a bounce: an internal note on its ticket, else ignored; never answered."""
+    if kind == "bounce":
+        ticket = _bounce_ticket(session, mail)
+        data: dict[str, Any] = {"bounce": True, "failed_recipient": mail.failed_recipient}
+    else:
+        match = find_thread(session, mail)
+        ticket = match.ticket if match else None
+        data = {"auto_reply": True}
+    if ticket is None:
+        what = "a delivery report" if kind == "bounce" else "an auto-reply"
+        _decide(row, rules.Hit("thread", None, f"{what} about no ticket of ours"))
+        return _ignore(row, f"{what} that belongs to no ticket", now)
+    _decide(row, rules.Hit("thread", ticket.number, f"{kind} noted on #{ticket.number}"))
+    text, _, extra = _bodies(mail)
+    author = get_user_by_email(session, mail.from_addr) if mail.from_addr else None
+    updated_at = ticket.updated_at  # noted "without changing anything" about the ticket
+    event = record_email(
+        session,
+        ticket,
+        author=author,
+        body=text or mail.subject,
+        public=False,
+        at=now,
+        message_id=mail.message_id,
+        data={**extra, **data},
+    )
+    ticket.updated_at = updated_at
+    return _done(row, event, now)
+
+
+def _sender(session: Session, mail: ParsedMail) -> User:
+    if not mail.from_addr or "@" not in mail.from_addr:
+        raise SenderError("the mail has no usable From address")
+    try:
+        return find_or_create_contact(session, mail.from_addr, mail.from_name or None)
+    except InputError as exc:
+        raise SenderError(f"the From address is unusable: {exc}") from exc
+
+
+def process_inbound(
+    session: Session,
+    inbound_id: int,
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    now: datetime,
+    reopen_days: int = 14,
+) -> InboundMessage:
+    """Turn one stored mail into a ticket or an event, or ignore it with a reason."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None:
+        raise InboundMissing(f"no inbound message {inbound_id}")
+    if row.state != "received":
+        return row  # already done (a job delivered twice, or a sweep racing the first job)
+    raw = blobs.read(row.sha256)
+
+    mail = parse_message(raw, mail_domain=mail_domain)
+    why = f"{len(raw)} bytes, {len(mail.attachments)} attachment(s)"
+    if mail.message_id_generated:
+        why += f"; no Message-ID, made {mail.message_id}"
+    _decide(row, rules.Hit("parse", mail.message_id, why))
+
+    if _decide(row, rules.our_own(session, mail, mail_domain)).result:
+        return _ignore(row, "our own mail came back", now)
+    dup = _decide(row, rules.duplicate(session, row, mail))
+    if dup.result:
+        return _ignore(row, dup.why, now)
+
+    auto = _decide(row, rules.auto_submitted(mail))
+    kind = auto.result
+    if kind is None and rules.null_sender(row):
+        kind = "bounce"
+        _decide(row, rules.Hit("auto_submitted", kind, "null envelope sender (RFC 5321 4.5.5)"))
+    if kind is not None:
+        return _note_automatic(session, row, mail, str(kind), now=now)
+
+    bulk = _decide(row, rules.bulk(mail))
+    flags: dict[str, Any] = {"no_autoreply": True} if bulk.result else {}
+
+    try:
+        sender = _sender(session, mail)
+    except SenderError as exc:
+        _decide(row, rules.Hit("sender", None, str(exc)))
+        return _ignore(row, str(exc), now)
+
+    text, html, data = _bodies(mail)
+    data.update(flags)
+    common: dict[str, Any] = {
+        "body": text,
+        "body_html": html,
+        "at": now,
+        "message_id": mail.message_id,
+        "attachments": _attachments(mail),
+        "blobs": blobs,
+    }
+
+    match = find_thread(session, mail)
+    follow_up_of: int | None = None
+    if match is not None:
+        ticket = match.ticket
+        allowed, why = may_follow_up(sender, ticket)
+        if not allowed:
+            _decide(row, rules.Hit("thread", None, f"{match.how} #{ticket.number}, but {why}"))
+        elif ticket.status_category == "closed" and not _recently_resolved(
+            ticket, now, reopen_days
+        ):
+            follow_up_of = ticket.number
+            why = f"#{ticket.number} closed over {reopen_days} days ago: a new linked ticket"
+            _decide(row, rules.Hit("thread", None, why, {"follow_up_of": ticket.number}))
+        else:
+            if ticket.status_category == "closed":
+                reopen(session, ticket, actor=sender, at=now)
+                why += f"; #{ticket.number} reopened"
+            _decide(row, rules.Hit("thread", ticket.number, f"{match.how}; {why}"))
+            event = record_email(session, ticket, author=sender, public=True, data=data, **common)
+            return _done(row, event, now)
+    else:
+        _decide(row, rules.Hit("thread", None, "no subject tag or known Message-ID"))
+
+    contract, hit = rules.route(session, row, mail, now.date())
+    _decide(row, hit)
+    if follow_up_of is not None:
+        data["follow_up_of"] = follow_up_of
+    ticket = open_ticket(
+        session,
+        subject=mail.subject.strip() or "(bez tematu)",
+        requester=sender,
+        contract=contract,
+        source="email",
+        **common,
+    )
+    first = ticket.events[0]
+    first.data = {**first.data, **data}
+    tt = ticket.ticket_type.name if ticket.ticket_type else None
+    _decide(row, rules.Hit("ticket_type", tt, "subject keywords, else the contract's default"))
+    return _done(row, first, now)
+
+
+def _recently_resolved(ticket: Ticket, now: datetime, days: int) -> bool:
+    return ticket.resolved_at is None or now - ticket.resolved_at <= timedelta(days=days)
+
+
+def run_process(
+    session_factory: sessionmaker[Session],
+    inbound_id: int,
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    clock: Callable[[], datetime] = utcnow,
+    reopen_days: int = 14,
+) -> str:
+    """The ``mail.process`` actor's body; returns the row's state afterwards."""
+    try:
+        with unit_of_work(session_factory) as session:
+            row = process_inbound(
+                session,
+                inbound_id,
+                blobs=blobs,
+                mail_domain=mail_domain,
+                now=clock(),
+                reopen_days=reopen_days,
+            )
+            state, mid = row.state, row.message_id
+        log.info("inbound %s (%s): %s", inbound_id, mid, state)
+        return state
+    except InboundMissing:
+        log.warning("inbound %s: no such message", inbound_id)
+        return "missing"
+    except Exception as exc:
+        # Our fault or the operator's (a bug, a missing blob, the database): count the attempt
+        # in a fresh transaction, the failed one is rolled back.
+        log.exception("inbound %s: processing failed", inbound_id)
+        return record_failure(session_factory, inbound_id, f"{type(exc).__name__}: {exc}")
+
+
+def record_failure(session_factory: sessionmaker[Session], inbound_id: int, reason: str) -> str:
+    with unit_of_work(session_factory) as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            return "missing"
+        row.attempts += 1
+        row.reason = reason[:2000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.state = "quarantined"
+            log.error("inbound %s (%s) quarantined: %s", inbound_id, row.message_id, reason)
+        return row.state

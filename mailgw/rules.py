@@ -1,0 +1,164 @@
+"""The named checks a stored mail goes through, in order (GNU Mailman's rules).
+
+Each check looks at the parsed mail (and the database) and returns a :class:`Hit` saying what
+it found and why; :mod:`mailgw.process` appends every hit to the message's ``decisions`` and
+acts on them. The checks take no action themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts import get_user_by_email
+from core.directory import client_for_email, default_contract
+from core.inbound import InboundMessage
+from core.models import Client, Contract, Mailbox, TicketEvent
+from core.outbox import OutboundMail
+from mailgw.parsing import ParsedMail
+
+
+@dataclass
+class Hit:
+    rule: str
+    result: Any
+    why: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_decision(self) -> dict[str, Any]:
+        return {"rule": self.rule, "result": self.result, "why": self.why, **self.extra}
+
+
+def our_own(session: Session, mail: ParsedMail, mail_domain: str) -> Hit:
+    """Our own mail coming back (a loop through a forwarding rule or a mailing list)."""
+    mid = mail.message_id
+    if not mail.message_id_generated and mid.lower().endswith(f"@{mail_domain.lower()}>"):
+        return Hit("our_own", True, f"Message-ID {mid} is in our domain {mail_domain}")
+    sent = session.scalar(select(OutboundMail.id).where(OutboundMail.message_id == mid).limit(1))
+    if sent is not None:
+        return Hit("our_own", True, f"Message-ID {mid} is outbound mail #{sent} of ours")
+    return Hit("our_own", False, "the Message-ID is not one we sent")
+
+
+def duplicate(session: Session, row: InboundMessage, mail: ParsedMail) -> Hit:
+    """The same Message-ID (or, without one, the same bytes) already became an event."""
+    mid = mail.message_id
+    other = session.scalar(
+        select(InboundMessage.id)
+        .where(
+            InboundMessage.id != row.id,
+            InboundMessage.state == "processed",
+            (InboundMessage.message_id == mid) | (InboundMessage.sha256 == row.sha256),
+        )
+        .order_by(InboundMessage.id)
+        .limit(1)
+    )
+    if other is not None:
+        return Hit("duplicate", True, f"duplicate of #{other}")
+    event = session.scalar(select(TicketEvent).where(TicketEvent.message_id == mid).limit(1))
+    if event is not None:
+        return Hit(
+            "duplicate", True, f"duplicate of #{event.ticket.number}", {"event_id": event.id}
+        )
+    return Hit("duplicate", False, f"Message-ID {mid} not seen before")
+
+
+def auto_submitted(mail: ParsedMail) -> Hit:
+    """Bounce (RFC 3464), auto-reply (RFC 3834) or neither; result "bounce"/"auto_reply"/None.
+
+    ``X-Auto-Response-Suppress`` is *not* a sign of an auto-reply: it asks us not to answer
+    (Exchange sets it on its own automatic mail and on bulk mail); :func:`bulk` reads it.
+    """
+    sender = mail.from_addr.split("@", 1)[0].lower()
+    if mail.content_type == "multipart/report" and mail.report_type == "delivery-status":
+        return Hit("auto_submitted", "bounce", "multipart/report; report-type=delivery-status")
+    if mail.original_message_id is not None and mail.failed_recipient is not None:
+        return Hit("auto_submitted", "bounce", "contains an RFC 3464 delivery status")
+    if sender in ("mailer-daemon", "postmaster"):
+        return Hit("auto_submitted", "bounce", f"sent by {mail.from_addr}")
+    value = mail.header("auto-submitted").split(";", 1)[0].strip().lower()
+    if value and value != "no":  # RFC 3834 5.1
+        return Hit("auto_submitted", "auto_reply", f"Auto-Submitted: {value}")
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
+        if mail.header(name):
+            return Hit("auto_submitted", "auto_reply", f"{name} header present")
+    return Hit("auto_submitted", None, "no auto-reply or bounce headers")
+
+
+def null_sender(row: InboundMessage) -> bool:
+    # RFC 5321 4.5.5: bounces are sent with the null reverse-path MAIL FROM:<>.
+    return row.envelope_from is not None and row.envelope_from.strip("<> ") == ""
+
+
+def bulk(mail: ParsedMail) -> Hit:
+    """Bulk and list mail may open a ticket but is never answered automatically (RFC 3834 2)."""
+    precedence = mail.header("precedence").strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        return Hit("bulk", True, f"Precedence: {precedence}", {"no_autoreply": True})
+    if mail.header("list-id"):  # RFC 2919
+        return Hit("bulk", True, f"List-Id: {mail.header('list-id')}", {"no_autoreply": True})
+    if mail.header("x-auto-response-suppress"):
+        why = f"X-Auto-Response-Suppress: {mail.header('x-auto-response-suppress')}"
+        return Hit("bulk", True, why, {"no_autoreply": True})
+    return Hit("bulk", False, "no bulk or list headers")
+
+
+def _strip_plus(address: str) -> str:
+    local, _, domain = address.lower().strip("<> ").partition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def mailbox_contracts(session: Session, row: InboundMessage, mail: ParsedMail) -> list[Contract]:
+    """Contracts of our mailboxes among the envelope recipients, then To and Cc."""
+    addresses = [_strip_plus(a) for a in [*row.envelope_to, *mail.to, *mail.cc] if "@" in a]
+    if not addresses:
+        return []
+    boxes = {
+        box.address.lower(): box
+        for box in session.scalars(
+            select(Mailbox).where(
+                Mailbox.address.in_(set(addresses)), Mailbox.contract_id.is_not(None)
+            )
+        )
+    }
+    found: list[Contract] = []
+    for address in addresses:
+        box = boxes.get(address)
+        if box is not None and box.contract is not None and box.contract not in found:
+            found.append(box.contract)
+    return found
+
+
+def route(
+    session: Session, row: InboundMessage, mail: ParsedMail, today: date
+) -> tuple[Contract | None, Hit]:
+    """The contract of a new ticket: mailbox, else the sender's contact or domain's client."""
+    boxes = mailbox_contracts(session, row, mail)
+    client: Client | None = None
+    user = get_user_by_email(session, mail.from_addr) if mail.from_addr else None
+    if user is not None and user.client is not None:
+        client, how = user.client, f"sender {mail.from_addr} is a contact of {user.client.name}"
+    elif mail.from_addr:
+        client = client_for_email(session, mail.from_addr)
+        how = f"sender's domain belongs to {client.name}" if client else "sender's domain unknown"
+    else:
+        how = "no sender address"
+    mine = [c for c in boxes if client is not None and c.client_id == client.id]
+    if boxes and (client is None or mine):
+        # Prefer the mailbox contract of the sender's own client when several were addressed.
+        boxed = (mine or boxes)[0]
+        return boxed, Hit("route", boxed.code, f"received by a mailbox of {boxed.code}")
+    if boxes:
+        # A contact of another client wrote to this contract's mailbox: their own client wins
+        # (core.tickets.open_ticket refuses a requester of another client).
+        how += f"; mailbox of {boxes[0].code} belongs to another client"
+    contract = default_contract(client, today)
+    if contract is not None:
+        return contract, Hit("route", contract.code, f"{how}; its only active contract")
+    if client is not None:
+        return None, Hit("route", None, f"{how}, which has no single active contract: triage")
+    return None, Hit("route", None, f"{how}: triage")

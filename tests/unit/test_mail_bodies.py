@@ -1,0 +1,72 @@
+"""Visible reply and HTML sanitising (mailgw.bodies), on the Polish clients' quoting styles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailgw.bodies import sanitize_html, visible_reply
+from mailgw.parsing import parse_message
+
+CORPUS = Path(__file__).parents[1] / "fixtures" / "mail"
+
+
+def body(name: str) -> str:
+    return parse_message((CORPUS / name).read_bytes(), mail_domain="support.example").text
+
+
+def test_outlook_polish_header_block_is_cut() -> None:
+    text = visible_reply(body("outlook_pl_reply.eml"))
+    assert "drukarka nadal nie działa" in text
+    assert "Wysłano:" not in text and "Przyjęliśmy" not in text
+
+
+def test_gmail_polish_dnia_napisal_is_cut() -> None:
+    assert visible_reply(body("gmail_pl_reply.eml")) == "Serwer znowu się zawiesił o 9:40."
+
+
+def test_gmail_header_wrapped_over_two_lines_is_cut() -> None:
+    text = "Dziękuję.\n\nDnia wt., 3 mar 2026 o 08:00 Pulpit Pomoc\n<pomoc@support.example> napisał(a):\n> x"
+    assert visible_reply(text) == "Dziękuję."
+
+
+def test_thunderbird_polish_w_dniu_pisze_and_signature_are_cut() -> None:
+    assert visible_reply(body("thunderbird_pl_reply.eml")) == "Hasło już działa, dziękuję."
+
+
+def test_english_on_wrote_is_cut() -> None:
+    text = "Works now.\n\nOn Mon, Mar 2, 2026 at 8:00 AM Pulpit <a@b.example> wrote:\n> old"
+    assert visible_reply(text) == "Works now."
+
+
+def test_original_message_separator_is_cut() -> None:
+    text = "Proszę o pilny kontakt.\n\n-----Original Message-----\nFrom: x\nSent: y\n"
+    assert visible_reply(text) == "Proszę o pilny kontakt."
+
+
+def test_quoted_lines_are_cut() -> None:
+    assert visible_reply("Tak, zgadzam się.\n> Czy zgadza się Pan?\n") == "Tak, zgadzam się."
+
+
+def test_od_in_prose_is_not_a_header_block() -> None:
+    text = "Od: poniedziałku nie działa drukarka.\nProszę o pomoc."
+    assert "Proszę o pomoc." in visible_reply(text)
+
+
+def test_a_mail_that_is_all_quote_is_shown_whole() -> None:
+    assert visible_reply("> tylko cytat") == "> tylko cytat"
+
+
+def test_html_loses_script_handlers_javascript_and_frames() -> None:
+    html = parse_message(
+        (CORPUS / "html_script.eml").read_bytes(), mail_domain="support.example"
+    ).html
+    clean = sanitize_html(html)
+    for bad in ("<script", "onclick", "javascript:", "<iframe", "alert("):
+        assert bad not in clean
+    assert '<a href="https://acme.example/" rel="noopener noreferrer">' in clean
+    assert "<table>" in clean and "<b>Tabela</b>" in clean
+
+
+def test_html_keeps_cid_images() -> None:
+    clean = sanitize_html('<img src="cid:a@b" onerror="x()"><object data="x"></object>')
+    assert clean == '<img src="cid:a@b">'
