@@ -136,11 +136,11 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
         ticket_ids = {m.ticket_id for m in messages if m.ticket_id is not None}
         numbers: dict[int, int] = {}
         if ticket_ids:
-            numbers = dict(
-                session.execute(
-                    select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
-                ).tuples()
-            )
+            # .all(), not the Result: a Result has keys(), so dict() would take it for a mapping.
+            rows_found = session.execute(
+                select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
+            ).all()
+            numbers = {ticket_id: number for ticket_id, number in rows_found}
         rows = [
             _mail_row(m, numbers.get(m.ticket_id) if m.ticket_id is not None else None)
             for m in messages

@@ -155,3 +155,31 @@ def test_requeue_refuses_a_processed_message(capsys: pytest.CaptureFixture[str])
     assert code == 2
     assert "already processed" in err
     assert rows()[done].state == "processed"
+
+
+def test_mail_list_names_the_ticket_a_processed_mail_went_into(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It crashed under make run: a Result was handed to dict() and taken for a mapping."""
+    from core import tickets as svc
+    from core.directory import find_or_create_contact
+
+    (message_id,) = store(("processed", None))
+    settings = load_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            ticket = svc.open_ticket(
+                session, subject="Awaria", requester=find_or_create_contact(session, "a@b.example")
+            )
+            row = session.get(InboundMessage, message_id)
+            assert row is not None
+            row.ticket_id = ticket.id
+            number = ticket.number
+    finally:
+        engine.dispose()
+    code, out, _ = run(capsys, "mail", "list", "--json")
+    assert code == 0
+    assert json.loads(out)[0]["ticket"] == number
+    code, out, _ = run(capsys, "mail", "list")
+    assert code == 0 and "processed" in out
