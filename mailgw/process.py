@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts import get_user_by_email
@@ -156,7 +157,8 @@ def process_inbound(
     reopen_days: int = 14,
 ) -> InboundMessage:
     """Turn one stored mail into a ticket or an event, or ignore it with a reason."""
-    row = session.get(InboundMessage, inbound_id)
+    # The row lock makes a job delivered twice wait for the first instead of racing it.
+    row = session.get(InboundMessage, inbound_id, with_for_update=True)
     if row is None:
         raise InboundMissing(f"no inbound message {inbound_id}")
     if row.state != "received":
@@ -169,6 +171,14 @@ def process_inbound(
         why += f"; no Message-ID, made {mail.message_id}"
     _decide(row, rules.Hit("parse", mail.message_id, why))
 
+    if session.get_bind().dialect.name == "postgresql":
+        # Two copies of one mail (sent to two of our mailboxes, or re-sent after a lost 250)
+        # processed at the same moment: serialise on the Message-ID so the second sees the
+        # first as a duplicate. SQLite needs nothing: its writers are serialised already.
+        session.execute(
+            sql_text("SELECT pg_advisory_xact_lock(hashtextextended(:mid, 0))"),
+            {"mid": mail.message_id},
+        )
     if _decide(row, rules.our_own(session, mail, mail_domain)).result:
         return _ignore(row, "our own mail came back", now)
     dup = _decide(row, rules.duplicate(session, row, mail))

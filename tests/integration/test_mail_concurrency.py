@@ -1,0 +1,72 @@
+"""Two copies of one mail processed at the same moment on PostgreSQL make one ticket.
+
+The copies arrive as two stored rows (sent to two of our mailboxes, or re-sent after a 250
+lost to a crash); two workers pick them up together. The Message-ID advisory lock makes the
+second wait and then see the first as a duplicate.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.blobs import BlobStore
+from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.inbound import InboundMessage, store_inbound
+from core.models import Ticket
+from mailgw.process import process_inbound
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.factories import build_world
+from tests.integration.test_mail_processing import DOMAIN, NOW, build
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[sessionmaker[Session]]:
+    url, admin = fresh_postgres_database(postgres_url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        drop_postgres_database(admin, url)
+
+
+@pytest.mark.postgres
+def test_two_copies_processed_together_make_one_ticket(
+    pg: sessionmaker[Session], tmp_path: Path
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    raw = build(message_id="<twice@client.example>")
+    with unit_of_work(pg) as session:
+        build_world(session)
+        ids = [
+            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[to], now=NOW).id
+            for to in ("pomoc@support.example", "serwis@support.example")
+        ]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(inbound_id: int) -> None:
+        try:
+            barrier.wait()
+            with unit_of_work(pg) as session:
+                process_inbound(session, inbound_id, blobs=blobs, mail_domain=DOMAIN, now=NOW)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    with pg() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+        states = sorted(session.scalars(select(InboundMessage.state)))
+        assert states == ["ignored", "processed"]
