@@ -7,7 +7,7 @@ and ``db`` dependencies.
 
 from __future__ import annotations
 
-from web.console.attachments import download_attachment
+from web.console.attachments import download_attachment, download_raw_message
 from web.console.auth import login_form, login_submit, logout, set_language
 from web.console.ticket_detail import (
     post_assign,
@@ -35,6 +35,7 @@ console_handlers = [
     post_assign,
     post_worklog,
     download_attachment,
+    download_raw_message,
 ]
 
 __all__ = ["console_handlers"]

@@ -51,3 +51,42 @@ def download_attachment(
         content_disposition_type="attachment",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
     )
+
+
+@get("/events/{event_id:int}/raw", sync_to_thread=True, name="raw_message")
+def download_raw_message(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, event_id: int
+) -> File:
+    """The mail exactly as it reached us (an .eml), for the staff who may see its event."""
+    from core.inbound import InboundMessage
+
+    event = db.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.id == event_id)
+        .options(selectinload(TicketEvent.ticket))
+    )
+    inbound = (
+        db.scalar(select(InboundMessage).where(InboundMessage.event_id == event_id).limit(1))
+        if event is not None
+        else None
+    )
+    # Raw mail carries every header and quoted history: staff and subcontractors only.
+    if (
+        event is None
+        or inbound is None
+        or user.role == "client"
+        or not can_view(user, event.ticket)
+        or not can_see_event(user, event)
+    ):
+        raise NotFound(f"no stored mail for event {event_id} that is visible to you")
+    path = request.app.state.blobs.path(inbound.sha256)
+    if not path.exists():
+        log.error("blob %s of inbound message %d is missing", inbound.sha256, inbound.id)
+        raise NotFound(f"the stored mail of event {event_id} is missing; tell the administrators")
+    return File(
+        path=path,
+        filename=f"ticket-{event.ticket.number}-mail-{inbound.id}.eml",
+        media_type="message/rfc822",
+        content_disposition_type="attachment",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )

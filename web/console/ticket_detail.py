@@ -21,6 +21,7 @@ from core import sla_clock
 from core.clock import utcnow
 from core.directory import staff_user, subcontractor_by_name
 from core.errors import InputError, NotFound
+from core.inbound import InboundMessage
 from core.models import (
     STAFF_ROLES,
     CustomField,
@@ -149,6 +150,16 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "fields": custom_field_rows(db, user, ticket),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
+        # Events whose original mail is stored: one query, not one per event.
+        "raw_events": set()
+        if client_view
+        else set(
+            db.scalars(
+                select(InboundMessage.event_id).where(
+                    InboundMessage.ticket_id == ticket.id, InboundMessage.event_id.is_not(None)
+                )
+            )
+        ),
     }
 
 
