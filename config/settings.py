@@ -37,6 +37,7 @@ class Settings:
     reopen_days: int = 14
     session_hours: int = 12
     mail_domain: str = ""  # Message-ID domain; derived from public_url when empty
+    smtp_protocol: str = "smtp"  # "lmtp" behind Postfix or another MTA (RFC 2033)
     smtp_tls_cert: str = ""  # PEM certificate: the SMTP gateway offers STARTTLS when set
     smtp_tls_key: str = ""
     mail_from: str = ""  # From of outgoing mail; "Pulpit <pulpit@<mail domain>>" when empty
@@ -115,6 +116,10 @@ def load_settings(
             values[name] = _coerce(name, env[var], var)
 
     settings = Settings(**values)
+    if settings.smtp_protocol not in ("smtp", "lmtp"):
+        raise SettingsError(
+            f"PULPIT_SMTP_PROTOCOL={settings.smtp_protocol!r} is not supported; use smtp or lmtp"
+        )
     for scheme_field, allowed in (
         ("broker_url", ("memory://", "redis://", "rediss://", "amqp://", "amqps://")),
         ("outbound_smtp_url", ("log://", "smtp://", "smtps://", "null://")),

@@ -47,7 +47,7 @@ def start_mail_gateway(
     """
     from mailgw.server import start
 
-    smtp = start(settings, session_factory)
+    smtp = start(settings, session_factory, lmtp=settings.smtp_protocol == "lmtp")
     parts: list[tuple[str, Stoppable]] = [("SMTP gateway", smtp)]
     try:
         try:

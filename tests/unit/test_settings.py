@@ -156,3 +156,11 @@ def test_a_configured_secret_key_is_used_as_is(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="s3cret")
     assert settings.ensure_secret_key().secret_key == "s3cret"
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_smtp_protocol_is_smtp_or_lmtp() -> None:
+    from config.settings import SettingsError, load_settings
+
+    assert load_settings(environ={"PULPIT_SMTP_PROTOCOL": "lmtp"}).smtp_protocol == "lmtp"
+    with pytest.raises(SettingsError, match="smtp or lmtp"):
+        load_settings(environ={"PULPIT_SMTP_PROTOCOL": "pop3"})
