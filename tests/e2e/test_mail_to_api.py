@@ -1,0 +1,161 @@
+"""SMTP in, API out: a client's mail becomes a ticket with deadlines, a reply lands on it, a
+stranger quoting its tag gets a ticket of their own, an out-of-office changes nothing.
+
+Everything is real and in one process, as under ``pulpit serve``: the aiosmtpd gateway on a
+free port, the in-process Dramatiq worker, the Litestar app, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from core.accounts import create_api_token
+from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.models import Mailbox
+from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
+from tests.factories import build_world
+from tests.smtp_sink import free_port
+from workers.actors import register_actors
+from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
+from workers.runner import start_in_process_worker
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'e2e.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+        engine.dispose()
+        return
+    url, admin = fresh_postgres_database(service_url("postgres"))
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+    drop_postgres_database(admin, url)
+
+
+@pytest.fixture
+def desk(factory: sessionmaker[Session], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    from mailgw.server import start
+    from web.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        smtp_port=free_port(),
+        outbound_smtp_url="null://",
+        secret_key="e2e",
+    )
+    with unit_of_work(factory) as session:
+        world = build_world(session)
+        session.add(Mailbox(address="pomoc@support.example"))
+        token = create_api_token(session, world.users["coordinator"])
+    broker = make_broker("memory://")
+    register_actors(broker, factory, settings)
+    install_dispatcher(broker)
+    worker = start_in_process_worker(broker, threads=2)
+    gateway = start(settings, factory)
+    app = create_app(settings, session_factory=factory)
+    try:
+        yield {
+            "port": gateway.port,
+            "api": TestClient(app),
+            "headers": {"Authorization": f"Bearer {token}"},
+        }
+    finally:
+        gateway.stop()
+        worker.stop()
+        uninstall_dispatcher()
+
+
+def send(port: int, frm: str, subject: str, body: str, message_id: str, **headers: str) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = (
+        frm,
+        "pomoc@support.example",
+        subject,
+        message_id,
+    )
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.send_message(msg)
+
+
+def ticket_for(desk: dict[str, Any], message_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = desk["api"].get(
+            "/api/v1/tickets", params={"message_id": message_id}, headers=desk["headers"]
+        )
+        assert r.status_code == 200
+        if r.json()["total"]:
+            number = r.json()["items"][0]["number"]
+            return dict(
+                desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
+            )
+        time.sleep(0.1)
+    raise AssertionError(f"no ticket for {message_id} within 20 s")
+
+
+def test_mail_becomes_tickets_and_replies(desk: dict[str, Any]) -> None:
+    port = desk["port"]
+    send(
+        port,
+        "Anna <anna@acme.example>",
+        "Awaria drukarki w księgowości",
+        "Nie drukuje.",
+        "<a1@acme.example>",
+    )
+    ticket = ticket_for(desk, "<a1@acme.example>")
+    assert ticket["contract"] == "ACME-2026" and ticket["ticket_type"] == "failure"
+    assert ticket["requester"] == "anna@acme.example"
+    assert ticket["sla"]["reaction_due"] and ticket["sla"]["resolution_due"]
+    number = ticket["number"]
+
+    send(
+        port,
+        "Anna <anna@acme.example>",
+        f"Re: Awaria drukarki [#{number}]",
+        "Dalej nie drukuje.\n\nW dniu 27.11.2026 o 10:00, Serwis pisze:\n> stary tekst\n",
+        "<a2@acme.example>",
+    )
+    reply = ticket_for(desk, "<a2@acme.example>")
+    assert reply["number"] == number
+    assert reply["events"][-1]["body_text"] == "Dalej nie drukuje."
+
+    send(
+        port,
+        "Obcy <obcy@elsewhere.example>",
+        f"Re: [#{number}]",
+        "Podszywam się.",
+        "<x1@elsewhere.example>",
+    )
+    assert ticket_for(desk, "<x1@elsewhere.example>")["number"] != number
+
+    send(
+        port,
+        "Anna <anna@acme.example>",
+        f"Odpowiedź automatyczna: [#{number}]",
+        "Jestem na urlopie.",
+        "<ooo@acme.example>",
+        Auto_Submitted="auto-replied",
+    )
+    ooo = ticket_for(desk, "<ooo@acme.example>")
+    assert ooo["number"] == number and ooo["status"] == "New"
+    assert [e for e in ooo["events"] if e["message_id"] and "ooo@" in e["message_id"]][0][
+        "public"
+    ] is False
