@@ -250,6 +250,9 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="pl")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by a permanent-failure delivery report (RFC 3464, status 5.x.x) for this address;
+    # cleared when ordinary mail from the address arrives (it works again).
+    mail_bouncing_since: Mapped[datetime | None] = mapped_column()
 
     client: Mapped[Client | None] = relationship()
     subcontractor: Mapped[Subcontractor | None] = relationship()

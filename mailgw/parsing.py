@@ -10,7 +10,9 @@ Real mail breaks the standards in well-known ways, so every step has a fallback:
   in a quoted filename (Outlook, not standard but common) or plain ASCII;
 - ``message/rfc822`` parts (forwarded mail) are kept whole as ``.eml`` attachments;
 - RFC 3464 delivery reports (``multipart/report; report-type=delivery-status``) yield the
-  failed recipient and the Message-ID of the mail that bounced;
+  failed recipient, its Action and Status, and the Message-ID of the mail that bounced;
+- ``winmail.dat`` (TNEF, MS-OXTNEF) is unpacked into the files and body inside it by
+  :mod:`mailgw.tnef`; when it cannot be read it stays a plain attachment and a note says why;
 - a missing Message-ID is made up from the sha256 of the bytes, so the same bytes always get
   the same identity (dedupe without a Message-ID).
 
@@ -31,6 +33,8 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
+from mailgw.tnef import TnefError, decode_tnef, is_tnef
+
 log = logging.getLogger(__name__)
 
 # The largest HTML body we keep; beyond it the rest is cut (the raw stays downloadable).
@@ -38,6 +42,8 @@ MAX_HTML_CHARS = 2_000_000
 MAX_TEXT_CHARS = 1_000_000
 FALLBACK_CHARSET = "windows-1250"
 _MSG_ID = re.compile(r"<[^<>\s]+>")
+# RFC 3464 2.3.4: status-code = class "." subject "." detail (RFC 3463), e.g. 5.1.1.
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,21 @@ class ParsedMail:
     # RFC 3464: from a delivery report, the address that failed and the original Message-ID.
     failed_recipient: str | None = None
     original_message_id: str | None = None
+    # RFC 3464 2.3.3 / 2.3.4: that recipient's Action (failed, delayed, ...) and Status (5.1.1).
+    dsn_action: str | None = None
+    dsn_status: str | None = None
+    # What parsing had to work around (an unreadable winmail.dat...), for the decisions log.
+    notes: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
+
+    @property
+    def permanent_failure(self) -> bool:
+        """A delivery report saying the address failed for good: Action ``failed`` with a
+        permanent (5.x.x) Status (RFC 3464 2.3.3, 2.3.4; RFC 3463 3.1). A ``delayed`` report
+        or a 4.x.x status is a transient failure and says nothing about the address."""
+        return self.dsn_action == "failed" and (self.dsn_status or "").startswith("5.")
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -156,14 +174,48 @@ def _embedded_bytes(part: Message) -> bytes:
     return _part_bytes(part)
 
 
-def _parse_delivery_status(text: str, mail: ParsedMail) -> None:
-    # RFC 3464 2.3: per-recipient fields; Final-Recipient: rfc822; user@example.com
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("final-recipient", "original-recipient"):
-            addr = value.split(";", 1)[-1].strip().strip("<>").lower()
-            if "@" in addr and mail.failed_recipient is None:
-                mail.failed_recipient = addr
+def _dsn_fields(block: str) -> dict[str, str]:
+    """One RFC 3464 field group as lower-cased name -> value (folded lines joined)."""
+    fields: dict[str, str] = {}
+    last = ""
+    for line in block.splitlines():
+        if line[:1] in (" ", "\t") and last:
+            fields[last] += " " + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            last = key.strip().lower()
+            fields.setdefault(last, value.strip())
+    return fields
+
+
+def _dsn_address(value: str) -> str | None:
+    # RFC 3464 2.3.2: address-type ";" generic-address, e.g. "rfc822; user@example.com".
+    addr = value.split(";", 1)[-1].strip().strip("<>").lower()
+    return addr if "@" in addr else None
+
+
+def _parse_delivery_status(blocks: list[str], mail: ParsedMail) -> None:
+    """RFC 3464 2.1: a per-message field group, then one group per recipient. The recipient
+    reported is the first that failed, else the first; its Original-Recipient (the address we
+    sent to) is preferred to the Final-Recipient (where forwarding led)."""
+    recipients: list[tuple[str, dict[str, str]]] = []
+    for block in blocks:
+        fields = _dsn_fields(block)
+        addr = _dsn_address(fields.get("original-recipient", "")) or _dsn_address(
+            fields.get("final-recipient", "")
+        )
+        if addr:
+            recipients.append((addr, fields))
+    if not recipients:
+        return
+    failed = [r for r in recipients if r[1].get("action", "").lower().startswith("failed")]
+    addr, fields = (failed or recipients)[0]
+    mail.failed_recipient = addr
+    action = fields.get("action", "").split("(", 1)[0].strip().lower()
+    mail.dsn_action = action or None
+    status = _STATUS.search(fields.get("status", ""))
+    mail.dsn_status = status.group(0) if status else None
 
 
 def _original_id(headers_bytes: bytes) -> str | None:
@@ -176,12 +228,12 @@ def _walk(part: Message, mail: ParsedMail, in_related: bool = False) -> None:
     ctype = part.get_content_type()
     if ctype in ("message/delivery-status", "message/global-delivery-status"):
         # The stdlib parses the per-message and per-recipient blocks as sub-messages.
-        blocks = part.get_payload()
-        if isinstance(blocks, list):
-            text = "\n".join(str(b) for b in blocks)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            blocks = [str(b) for b in payload]
         else:
-            text = decode_bytes(_part_bytes(part), "utf-8")
-        _parse_delivery_status(text, mail)
+            blocks = re.split(r"\r?\n\s*\r?\n", decode_bytes(_part_bytes(part), "utf-8"))
+        _parse_delivery_status(blocks, mail)
         return
     if ctype == "message/rfc822":
         data = _embedded_bytes(part)
@@ -280,9 +332,40 @@ def parse_message(raw: bytes, *, mail_domain: str) -> ParsedMail:
     except (ValueError, LookupError, TypeError, IndexError, email.errors.MessageError) as exc:
         # Broken MIME: keep what was found so far and fall back to mail-parser's reading.
         log.warning("mail %s: MIME structure could not be walked: %s", message_id, exc)
+    _expand_tnef(mail)
     if not mail.text and not mail.html:
         mail.text = _fallback_text(raw)
     return mail
+
+
+def _expand_tnef(mail: ParsedMail) -> None:
+    """Replace each winmail.dat by the files inside it (MS-OXTNEF); its body fills in a body the
+    MIME parts did not give. An unreadable one stays as it is, with a note saying why."""
+    if not any(is_tnef(a.content_type, a.filename) for a in mail.attachments):
+        return
+    expanded: list[ParsedAttachment] = []
+    for att in mail.attachments:
+        if not is_tnef(att.content_type, att.filename):
+            expanded.append(att)
+            continue
+        try:
+            content = decode_tnef(att.data)
+        except TnefError as exc:
+            mail.notes.append(f"{att.filename}: kept undecoded: {exc}")
+            expanded.append(att)
+            continue
+        expanded.extend(
+            ParsedAttachment(f.filename, f.content_type, f.data) for f in content.attachments
+        )
+        mail.notes.extend(f"{att.filename}: {note}" for note in content.notes)
+        mail.notes.append(
+            f"{att.filename}: TNEF decoded into {len(content.attachments)} attachment(s)"
+        )
+        if content.text and not mail.text:
+            mail.text = content.text[:MAX_TEXT_CHARS]
+        if content.html and not mail.html:
+            mail.html = content.html[:MAX_HTML_CHARS]
+    mail.attachments = expanded
 
 
 def _fallback_text(raw: bytes) -> str:

@@ -8,6 +8,10 @@ with the ticket and event it became, or ``ignored`` with the reason.
 :func:`process_inbound` takes a session and never commits; :func:`run_process` is the actor's
 entry point: one unit of work for the processing, and on failure a *new* unit of work that
 counts the attempt and, after ``MAX_ATTEMPTS``, quarantines the message (nothing is dropped).
+
+A delivery report (RFC 3464) with Action ``failed`` and a permanent 5.x.x Status about one of
+our outbound mails marks the user with that address ``mail_bouncing_since``; ordinary mail
+*from* the address later clears the mark. Both are recorded in the decisions (rule ``bouncing``).
 """
 
 from __future__ import annotations
@@ -100,6 +104,51 @@ def _bounce_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
     return None
 
 
+def _mark_bouncing(session: Session, row: InboundMessage, mail: ParsedMail, now: datetime) -> None:
+    """RFC 3464: a permanent failure (Action ``failed``, Status 5.x.x) marks the user with the
+    failed address as bouncing. Only a report about a mail we really sent counts (its original
+    Message-ID is one of our ``OutboundMail``), so a made-up report cannot mark an address."""
+    addr = mail.failed_recipient
+    if not addr:
+        _decide(row, rules.Hit("bouncing", None, "the report names no failed recipient"))
+        return
+    status = f"Action {mail.dsn_action or '?'}, Status {mail.dsn_status or '?'}"
+    if not mail.permanent_failure:
+        why = f"{status}: not a permanent failure (RFC 3464 2.3.3), {addr} not marked"
+        _decide(row, rules.Hit("bouncing", None, why))
+        return
+    ours = mail.original_message_id is not None and (
+        session.scalar(
+            select(OutboundMail.id).where(OutboundMail.message_id == mail.original_message_id)
+        )
+        is not None
+    )
+    if not ours:
+        why = f"{status}, but about no outbound mail of ours: {addr} not marked"
+        _decide(row, rules.Hit("bouncing", None, why))
+        return
+    user = get_user_by_email(session, addr)
+    if user is None:
+        _decide(row, rules.Hit("bouncing", None, f"{status}: no user with the address {addr}"))
+        return
+    if user.mail_bouncing_since is None:
+        user.mail_bouncing_since = now
+        why = f"{status}: {addr} marked as bouncing"
+    else:
+        why = f"{status}: {addr} bouncing since {user.mail_bouncing_since.isoformat()} already"
+    _decide(row, rules.Hit("bouncing", addr, why, {"set": True}))
+
+
+def _clear_bouncing(row: InboundMessage, sender: User) -> None:
+    """Ordinary mail from an address marked as bouncing: it works again."""
+    if sender.mail_bouncing_since is None:
+        return
+    since = sender.mail_bouncing_since.isoformat()
+    sender.mail_bouncing_since = None
+    why = f"mail from {sender.email}, bouncing since {since}: the address works again"
+    _decide(row, rules.Hit("bouncing", sender.email, why, {"set": False}))
+
+
 def _note_automatic(
     session: Session,
     row: InboundMessage,
@@ -110,6 +159,7 @@ def _note_automatic(
 ) -> InboundMessage:
     """An auto-reply or a bounce: an internal note on its ticket, else ignored; never answered."""
     if kind == "bounce":
+        _mark_bouncing(session, row, mail, now)
         ticket = _bounce_ticket(session, mail)
         data: dict[str, Any] = {"bounce": True, "failed_recipient": mail.failed_recipient}
     else:
@@ -169,7 +219,8 @@ def process_inbound(
     why = f"{len(raw)} bytes, {len(mail.attachments)} attachment(s)"
     if mail.message_id_generated:
         why += f"; no Message-ID, made {mail.message_id}"
-    _decide(row, rules.Hit("parse", mail.message_id, why))
+    notes = {"notes": mail.notes} if mail.notes else {}  # e.g. an unreadable winmail.dat
+    _decide(row, rules.Hit("parse", mail.message_id, why, notes))
 
     if session.get_bind().dialect.name == "postgresql":
         # Two copies of one mail (sent to two of our mailboxes, or re-sent after a lost 250)
@@ -201,6 +252,7 @@ def process_inbound(
     except SenderError as exc:
         _decide(row, rules.Hit("sender", None, str(exc)))
         return _ignore(row, str(exc), now)
+    _clear_bouncing(row, sender)
 
     text, html, data = _bodies(mail)
     data.update(flags)
