@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts import get_user_by_email, normalize_email
@@ -48,8 +49,17 @@ def find_or_create_contact(session: Session, email: str, name: str | None = None
         client=client,
         language=client.language if client else "pl",
     )
-    session.add(user)
-    session.flush()
+    try:
+        # A savepoint: two first mails from one new sender processed at once race to create
+        # the contact; the loser re-reads the winner's row instead of failing its mail.
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        existing = get_user_by_email(session, email)
+        if existing is None:
+            raise
+        return existing
     return user
 
 

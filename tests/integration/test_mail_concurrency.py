@@ -70,3 +70,49 @@ def test_two_copies_processed_together_make_one_ticket(
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
         states = sorted(session.scalars(select(InboundMessage.state)))
         assert states == ["ignored", "processed"]
+
+
+@pytest.mark.postgres
+def test_first_mails_from_one_new_sender_processed_together(
+    pg: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Found by bench/ingest.py: the second mail failed on users_email_key and waited a
+    minute for the sweep."""
+    blobs = BlobStore(tmp_path / "blobs")
+    with unit_of_work(pg) as session:
+        build_world(session)
+        ids = [
+            store_inbound(
+                session,
+                build(
+                    frm="Nowy <nowy@acme.example>",
+                    subject=f"Sprawa {i}",
+                    message_id=f"<n{i}@acme.example>",
+                ),
+                source="smtp",
+                blobs=blobs,
+                envelope_to=["pomoc@support.example"],
+                now=NOW,
+            ).id
+            for i in range(2)
+        ]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(inbound_id: int) -> None:
+        try:
+            barrier.wait()
+            with unit_of_work(pg) as session:
+                process_inbound(session, inbound_id, blobs=blobs, mail_domain=DOMAIN, now=NOW)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    with pg() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 2
+        assert sorted(session.scalars(select(InboundMessage.state))) == ["processed", "processed"]
