@@ -1,20 +1,29 @@
 """How fast does mail get in? N realistic mails over SMTP into a running Pulpit.
 
-Sends ``--count`` mails (short Polish text, every fifth with a small attachment, some
-replies with a ticket tag) over ``--concurrency`` SMTP connections to a running ``pulpit
-mailgw`` or ``pulpit serve``, and measures:
+Sends ``--count`` mails (short Polish text, every fifth with a small attachment, a share of
+them replies to tickets created earlier in the run) over ``--concurrency`` SMTP connections to
+a running ``pulpit mailgw`` or ``pulpit serve``, and measures:
 
 * the SMTP transaction time per mail (MAIL FROM to the 250 after the data: what a sending
   server waits for), p50 / p99 / max;
 * accepted mails per second (wall clock from the first connection to the last 250);
 * with ``--database-url``, end to end: polls the instance's database until every mail of this
   run has left the state ``received`` (processed, ignored or quarantined) and reports mails per
-  second from the first send to the last one done.
+  second from the first send to the last one done, and what became of the mails (new tickets
+  routed to a contract, comments on the replied-to tickets, triage, quarantine).
 
-Prints a markdown table. The recipient must be a mailbox of the instance (``--to``).
+The mails fit ``config/examples/demo.yaml``: they come from contacts (and other people) of the
+demo's client domains and go to ``support@serwis.example`` or to the client's contract
+mailboxes, so they are routed to a client and contract. Replies need ``--database-url``: a
+seed wave of new mails is sent and processed first (not timed), and the timed mails reply to
+the seed tickets with their subject tag ``[#N]`` and In-Reply-To, from the original sender.
+``--to`` sends everything to one address instead (another configuration).
+
+Prints a markdown table.
 
     .venv/bin/python bench/ingest.py --port 2525 --count 2000 --concurrency 8
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1/pulpit
+    bench/run_ingest.sh 3000     # the whole setup: PostgreSQL, Redis, mailgw, worker, scheduler
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,30 +49,125 @@ SUBJECTS = [
     "Prośba o przegląd klimatyzacji",
     "Nie działa skaner kodów kreskowych",
     "Zgłoszenie: brak dostępu do VPN",
+    "Pytanie o konserwację kserokopiarki",
 ]
 BODY = (
     "Dzień dobry,\n\n"
     "od rana urządzenie {n} zgłasza błąd i nie możemy pracować. Prosimy o pilną\n"
     "interwencję serwisu. Zażółć gęślą jaźń.\n\n"
-    "Pozdrawiam,\nAnna Nowak\nAcme sp. z o.o.\n"
+    "Pozdrawiam,\n{name}\n{company}\n"
+)
+REPLY_BODY = (
+    "Dzień dobry,\n\n"
+    "w nawiązaniu do zgłoszenia: problem nadal występuje (wiadomość {n}). Prosimy o kontakt.\n\n"
+    "Pozdrawiam,\n{name}\n\n"
+    "W dniu 12.03.2026 o 10:15, Serwis Biurowy pisze:\n"
+    "> Dziękujemy za zgłoszenie, zajmiemy się nim.\n"
 )
 
 
-def build_mail(run: str, n: int, to: str) -> bytes:
+@dataclass(frozen=True)
+class Client:
+    company: str
+    domain: str
+    people: tuple[tuple[str, str], ...]  # (local part, name): demo contacts and new people
+    mailboxes: tuple[str, ...]  # support@ and the client's contract mailboxes
+
+
+# The client domains and mailboxes of config/examples/demo.yaml. The people without a demo
+# account become contacts of the client by their domain on their first mail.
+DEMO_CLIENTS = (
+    Client(
+        "Kancelaria Prawna Nowak i Wspólnicy",
+        "nowak-kancelaria.example",
+        (
+            ("anna.nowak", "Anna Nowak"),
+            ("piotr.zielinski", "Piotr Zieliński"),
+            ("katarzyna.wojcik", "Katarzyna Wójcik"),
+            ("sekretariat", "Sekretariat"),
+            ("m.grabowski", "Mariusz Grabowski"),
+        ),
+        ("support@serwis.example", "kancelaria@serwis.example"),
+    ),
+    Client(
+        "Szpital Powiatowy w Lesznie",
+        "szpital-leszno.example",
+        (
+            ("tomasz.kowalczyk", "Tomasz Kowalczyk"),
+            ("magdalena.lewandowska", "Magdalena Lewandowska"),
+            ("jan.kaminski", "Jan Kamiński"),
+            ("sor", "Szpitalny Oddział Ratunkowy"),
+            ("informatyk", "Dział IT"),
+            ("b.wisniewska", "Barbara Wiśniewska"),
+        ),
+        ("support@serwis.example", "siec-szpital@serwis.example", "szpital@serwis.example"),
+    ),
+    Client(
+        "Biuro Rachunkowe Bilans",
+        "bilans.example",
+        (
+            ("ewa.szymanska", "Ewa Szymańska"),
+            ("marek.dabrowski", "Marek Dąbrowski"),
+            ("ksiegowosc", "Księgowość"),
+        ),
+        ("support@serwis.example", "bilans@serwis.example"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Mail:
+    sender: str
+    to: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A ticket opened earlier in the run, to reply to."""
+
+    number: int
+    subject: str
+    sender: str
+    sender_name: str
+    to: str
+    message_id: str
+
+
+def pick(n: int, forced_to: str | None) -> tuple[Client, str, str, str]:
+    client = DEMO_CLIENTS[n % len(DEMO_CLIENTS)]
+    local, name = client.people[(n // len(DEMO_CLIENTS)) % len(client.people)]
+    to = forced_to or client.mailboxes[(n // 7) % len(client.mailboxes)]
+    return client, f"{local}@{client.domain}", name, to
+
+
+def build_mail(run: str, n: int, forced_to: str | None, seeds: list[Seed]) -> Mail:
     msg = EmailMessage()
-    msg["From"] = f"Klient {n % 50} <klient{n % 50}@acme.example>"
+    message_id = f"<bench-{run}-{n}@bench.example>"
+    # Two in ten are replies to a ticket opened earlier in the run (when there are seeds).
+    if seeds and n % 10 in (3, 7):
+        seed = seeds[n % len(seeds)]
+        msg["From"] = f"{seed.sender_name} <{seed.sender}>"
+        msg["To"] = seed.to
+        msg["Subject"] = f"Re: {seed.subject} [#{seed.number}]"
+        msg["In-Reply-To"] = seed.message_id
+        msg["References"] = seed.message_id
+        msg["Message-ID"] = message_id
+        msg.set_content(REPLY_BODY.format(n=n, name=seed.sender_name))
+        return Mail(seed.sender, seed.to, msg.as_bytes(policy=policy.SMTP))
+    client, sender, name, to = pick(n, forced_to)
+    msg["From"] = f"{name} <{sender}>"
     msg["To"] = to
-    subject = SUBJECTS[n % len(SUBJECTS)]
-    msg["Subject"] = f"Re: {subject} [#{1000 + n % 7}]" if n % 10 == 3 else subject
-    msg["Message-ID"] = f"<bench-{run}-{n}@acme.example>"
-    msg.set_content(BODY.format(n=n))
+    msg["Subject"] = f"{SUBJECTS[n % len(SUBJECTS)]} ({n})"
+    msg["Message-ID"] = message_id
+    msg.set_content(BODY.format(n=n, name=name, company=client.company))
     if n % 5 == 0:
         # A small scanned-document-like attachment (~20 kB), with a Polish file name.
         payload = bytes((n * 31 + i * 7) % 256 for i in range(20_000))
         msg.add_attachment(
             payload, maintype="application", subtype="pdf", filename=f"protokół-{n}.pdf"
         )
-    return msg.as_bytes(policy=policy.SMTP)
+    return Mail(sender, to, msg.as_bytes(policy=policy.SMTP))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -73,14 +178,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def send_all(args: argparse.Namespace, run: str) -> tuple[list[float], int, float, float]:
+def send_all(args: argparse.Namespace, mails: list[Mail]) -> tuple[list[float], int, float, float]:
     """Send every mail; returns (latencies in s, refused count, start, end)."""
     latencies: list[float] = []
     refused = 0
     lock = threading.Lock()
-    # Built before the clock starts: the sender's own CPU must not count as our latency.
-    mails = [build_mail(run, n, args.to) for n in range(args.count)]
-    counter = iter(range(args.count))
+    counter = iter(range(len(mails)))
 
     def worker() -> None:
         nonlocal refused
@@ -90,13 +193,13 @@ def send_all(args: argparse.Namespace, run: str) -> tuple[list[float], int, floa
                 n = next(counter, None)
             if n is None:
                 break
-            raw = mails[n]
+            mail = mails[n]
             try:
                 if smtp is None:
                     smtp = smtplib.SMTP(args.host, args.port, timeout=60)
                     smtp.ehlo()
                 t0 = time.perf_counter()
-                smtp.sendmail("klient@acme.example", [args.to], raw)
+                smtp.sendmail(mail.sender, [mail.to], mail.raw)
                 took = time.perf_counter() - t0
                 with lock:
                     latencies.append(took)
@@ -125,32 +228,117 @@ def send_all(args: argparse.Namespace, run: str) -> tuple[list[float], int, floa
     return latencies, refused, start, time.perf_counter()
 
 
-def wait_processed(args: argparse.Namespace, run: str, start: float) -> tuple[int, float] | None:
-    """Poll until every mail of this run has left ``received``; (done, seconds) or None."""
+def wait_processed(
+    engine, prefix: str, count: int, start: float, timeout: float
+) -> tuple[int, float] | None:
+    """Poll until ``count`` mails of ``prefix`` have left ``received``; (done, s) or None."""
     from sqlalchemy import func, select
 
-    from core.db import make_engine
     from core.inbound import InboundMessage
 
-    engine = make_engine(args.database_url)
-    mine = InboundMessage.message_id.like(f"<bench-{run}-%")
-    deadline = time.monotonic() + args.timeout
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                total = conn.scalar(select(func.count()).where(mine)) or 0
-                waiting = (
-                    conn.scalar(
-                        select(func.count()).where(mine, InboundMessage.state == "received")
-                    )
-                    or 0
-                )
-            if total >= args.count and waiting == 0:
-                return total, time.perf_counter() - start
-            time.sleep(0.2)
-    finally:
-        engine.dispose()
+    mine = InboundMessage.message_id.like(f"{prefix}%")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            total = conn.scalar(select(func.count()).where(mine)) or 0
+            waiting = (
+                conn.scalar(select(func.count()).where(mine, InboundMessage.state == "received"))
+                or 0
+            )
+        if total >= count and waiting == 0:
+            return total, time.perf_counter() - start
+        time.sleep(0.1)
     return None
+
+
+def load_seeds(engine, run: str, seed_mails: dict[str, tuple[str, str, str, str]]) -> list[Seed]:
+    """The tickets the seed wave opened, with what a reply needs."""
+    from sqlalchemy import select
+
+    from core.inbound import InboundMessage
+    from core.models import Ticket
+
+    stmt = (
+        select(InboundMessage.message_id, Ticket.number)
+        .join(Ticket, Ticket.id == InboundMessage.ticket_id)
+        .where(InboundMessage.message_id.like(f"<bench-{run}-seed-%"))
+    )
+    seeds = []
+    with engine.connect() as conn:
+        for message_id, number in conn.execute(stmt):
+            subject, sender, name, to = seed_mails[message_id]
+            seeds.append(Seed(number, subject, sender, name, to, message_id))
+    return sorted(seeds, key=lambda s: s.number)
+
+
+def send_seeds(args: argparse.Namespace, engine, run: str) -> list[Seed]:
+    """Send and process the seed wave (not timed); the tickets the timed replies go to."""
+    seed_mails: dict[str, tuple[str, str, str, str]] = {}
+    mails = []
+    for i in range(args.seeds):
+        client, sender, name, to = pick(i, args.to)
+        subject = f"{SUBJECTS[i % len(SUBJECTS)]} (zgłoszenie {i})"
+        message_id = f"<bench-{run}-seed-{i}@bench.example>"
+        msg = EmailMessage()
+        msg["From"] = f"{name} <{sender}>"
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg["Message-ID"] = message_id
+        msg.set_content(BODY.format(n=i, name=name, company=client.company))
+        mails.append(Mail(sender, to, msg.as_bytes(policy=policy.SMTP)))
+        seed_mails[message_id] = (subject, sender, name, to)
+    # In waves of one mail per sender: two first mails of the same new sender processed at
+    # once race to create the contact (one fails and waits for the scheduler's sweep).
+    wave = sum(len(client.people) for client in DEMO_CLIENTS)
+    for first in range(0, len(mails), wave):
+        _, refused, start, _ = send_all(args, mails[first : first + wave])
+        if refused:
+            raise SystemExit(f"{refused} seed mails were not accepted")
+        done = min(len(mails), first + wave)
+        if wait_processed(engine, f"<bench-{run}-seed-", done, start, args.timeout) is None:
+            raise SystemExit("the seed mails were not processed in time; is a worker running?")
+    seeds = load_seeds(engine, run, seed_mails)
+    if not seeds:
+        raise SystemExit("the seed mails opened no tickets; do the addresses fit the config?")
+    return seeds
+
+
+def outcome(engine, run: str, seeds: list[Seed]) -> dict[str, int]:
+    """What became of the timed mails: states, new tickets with a contract, replies threaded."""
+    from sqlalchemy import func, select
+
+    from core.inbound import InboundMessage
+    from core.models import Ticket
+
+    mine = InboundMessage.message_id.like(f"<bench-{run}-m-%")
+    seed_numbers = [s.number for s in seeds]
+    result: dict[str, int] = {}
+    with engine.connect() as conn:
+        for state, n in conn.execute(
+            select(InboundMessage.state, func.count()).where(mine).group_by(InboundMessage.state)
+        ):
+            result[state] = n
+        joined = (
+            select(func.count())
+            .select_from(InboundMessage)
+            .join(Ticket, Ticket.id == InboundMessage.ticket_id)
+            .where(mine)
+        )
+        on_seed = Ticket.number.in_(seed_numbers) if seed_numbers else Ticket.id.is_(None)
+        result["on seed tickets"] = conn.scalar(joined.where(on_seed)) or 0
+        result["new tickets with a contract"] = (
+            conn.scalar(joined.where(~on_seed, Ticket.contract_id.is_not(None))) or 0
+        )
+        result["new tickets with a client, no contract"] = (
+            conn.scalar(
+                joined.where(~on_seed, Ticket.client_id.is_not(None), Ticket.contract_id.is_(None))
+            )
+            or 0
+        )
+        result["new tickets in triage"] = (
+            conn.scalar(joined.where(~on_seed, Ticket.client_id.is_(None))) or 0
+        )
+    return result
 
 
 def main() -> int:
@@ -159,36 +347,73 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--to", default="support@support.example", help="a mailbox of the instance")
+    parser.add_argument(
+        "--to",
+        help="send every mail to this mailbox (default: the demo's support@ and contract boxes)",
+    )
     parser.add_argument("--database-url", help="the instance's database, to time processing")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=20,
+        help="tickets opened first (untimed) for the replies; needs --database-url; 0: none",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for processing")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
-    latencies, refused, start, end = send_all(args, run)
-    accepted = len(latencies)
-    wall = end - start
-    rows = [
-        ("mails sent", f"{args.count} over {args.concurrency} connections"),
-        ("accepted (250)", f"{accepted}" + (f" ({refused} not accepted)" if refused else "")),
-        ("accepted mails/s", f"{accepted / wall:.0f}" if wall > 0 else "-"),
-        ("SMTP transaction p50", f"{percentile(latencies, 50) * 1000:.1f} ms"),
-        ("SMTP transaction p99", f"{percentile(latencies, 99) * 1000:.1f} ms"),
-        ("SMTP transaction max", f"{max(latencies, default=float('nan')) * 1000:.1f} ms"),
-        (
-            "SMTP transaction mean",
-            f"{statistics.fmean(latencies) * 1000:.1f} ms" if latencies else "-",
-        ),
-    ]
+    engine = None
+    seeds: list[Seed] = []
     if args.database_url:
-        done = wait_processed(args, run, start)
-        if done is None:
-            rows.append(("end to end", f"not finished within {args.timeout:.0f} s"))
-        else:
-            count, seconds = done
-            rows.append(
-                ("end to end mails/s", f"{count / seconds:.0f} ({count} in {seconds:.1f} s)")
-            )
+        from core.db import make_engine
+
+        engine = make_engine(args.database_url)
+        if args.seeds > 0:
+            seeds = send_seeds(args, engine, run)
+    try:
+        # Built before the clock starts: the sender's own CPU must not count as our latency.
+        mails = [build_mail(f"{run}-m", n, args.to, seeds) for n in range(args.count)]
+        replies = sum(1 for n in range(args.count) if seeds and n % 10 in (3, 7))
+        latencies, refused, start, end = send_all(args, mails)
+        accepted = len(latencies)
+        wall = end - start
+        rows = [
+            ("mails sent", f"{args.count} over {args.concurrency} connections"),
+            (
+                "of which replies",
+                f"{replies} (tag and In-Reply-To of {len(seeds)} tickets opened first)"
+                if seeds
+                else "none (replies need --database-url)",
+            ),
+            ("accepted (250)", f"{accepted}" + (f" ({refused} not accepted)" if refused else "")),
+            ("accepted mails/s", f"{accepted / wall:.0f}" if wall > 0 else "-"),
+            ("SMTP transaction p50", f"{percentile(latencies, 50) * 1000:.1f} ms"),
+            ("SMTP transaction p99", f"{percentile(latencies, 99) * 1000:.1f} ms"),
+            ("SMTP transaction max", f"{max(latencies, default=float('nan')) * 1000:.1f} ms"),
+            (
+                "SMTP transaction mean",
+                f"{statistics.fmean(latencies) * 1000:.1f} ms" if latencies else "-",
+            ),
+        ]
+        if engine is not None:
+            done = wait_processed(engine, f"<bench-{run}-m-", accepted, start, args.timeout)
+            if done is None:
+                rows.append(("end to end", f"not finished within {args.timeout:.0f} s"))
+            else:
+                count, seconds = done
+                rows.append(
+                    ("end to end mails/s", f"{count / seconds:.0f} ({count} in {seconds:.1f} s)")
+                )
+                result = outcome(engine, run, seeds)
+                rows.append(
+                    (
+                        "outcome",
+                        ", ".join(f"{name} {n}" for name, n in result.items()),
+                    )
+                )
+    finally:
+        if engine is not None:
+            engine.dispose()
     print(
         f"\nInbound mail, {platform.python_implementation()} {platform.python_version()}, "
         f"{args.host}:{args.port}, run {run}\n"

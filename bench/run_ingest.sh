@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# End-to-end ingest benchmark: PostgreSQL + Redis + separate `pulpit mailgw`, `pulpit worker`
+# and `pulpit scheduler` processes, driven by bench/ingest.py with --database-url.
+#
+#   bench/run_ingest.sh [COUNT ...]          e.g. bench/run_ingest.sh 1000 3000
+#
+# Each COUNT is one bench/ingest.py run against the same instance (default: 1000). Settings
+# through the environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres),
+# REDIS_URL (redis://127.0.0.1:6379/14; that db is flushed), WORKER_THREADS (8),
+# CONCURRENCY (8 SMTP connections), PYTHON (.venv/bin/python).
+#
+# Creates the database pulpit_bench_ingest (dropped first), applies
+# config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
+# RSS of the mail gateway and the worker, then stops the processes by PID and drops the
+# database again.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+PULPIT=${PULPIT:-$ROOT/.venv/bin/pulpit}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+DB=pulpit_bench_ingest
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
+WORKER_THREADS=${WORKER_THREADS:-8}
+CONCURRENCY=${CONCURRENCY:-8}
+COUNTS=("$@")
+[ ${#COUNTS[@]} -eq 0 ] && COUNTS=(1000)
+
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres "$@"; }
+redis_flush() { "$PYTHON" -c 'import redis, sys; redis.Redis.from_url(sys.argv[1]).flushdb()' "$REDIS_URL"; }
+
+DATA_DIR=$(mktemp -d -t pulpit-bench-ingest.XXXXXX)
+SMTP_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+export PULPIT_DATABASE_URL="postgresql+psycopg://$PGUSER@$PGHOST:$PGPORT/$DB"
+export PULPIT_BROKER_URL="$REDIS_URL"
+export PULPIT_DATA_DIR="$DATA_DIR"
+export PULPIT_SMTP_HOST=127.0.0.1
+export PULPIT_SMTP_PORT="$SMTP_PORT"
+export PULPIT_OUTBOUND_SMTP_URL=null://
+
+PIDS=()
+NAMES=()
+cleanup() {
+    local i
+    for i in "${!PIDS[@]}"; do
+        kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+    done
+    for i in "${!PIDS[@]}"; do
+        # Give each up to 15 s to stop cleanly, then KILL that PID only.
+        for _ in $(seq 150); do
+            kill -0 "${PIDS[$i]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "${PIDS[$i]}" 2>/dev/null || true
+        wait "${PIDS[$i]}" 2>/dev/null || true
+    done
+    psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+    redis_flush || true
+    rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== database $DB, broker $REDIS_URL, data $DATA_DIR, SMTP port $SMTP_PORT"
+psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+psql_admin -c "CREATE DATABASE $DB"
+redis_flush
+"$PULPIT" db upgrade
+"$PULPIT" config apply config/examples/demo.yaml >/dev/null
+
+start() {  # start NAME ARGS...: a background pulpit process, logged to $DATA_DIR/NAME.log
+    local name=$1; shift
+    "$PULPIT" "$@" >"$DATA_DIR/$name.log" 2>&1 &
+    PIDS+=($!)
+    NAMES+=("$name")
+    echo "== started pulpit $* (pid $!)"
+}
+start mailgw mailgw
+start worker worker --threads "$WORKER_THREADS"
+start scheduler scheduler
+
+# Wait for the SMTP port (30 s).
+for i in $(seq 300); do
+    if "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$SMTP_PORT" 2>/dev/null; then
+        break
+    fi
+    for pid in "${PIDS[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "a process exited early; logs:" >&2
+            tail -n 30 "$DATA_DIR"/*.log >&2
+            exit 1
+        fi
+    done
+    [ "$i" -eq 300 ] && { echo "the SMTP port $SMTP_PORT did not open" >&2; tail -n 30 "$DATA_DIR"/*.log >&2; exit 1; }
+    sleep 0.1
+done
+
+peak_rss() {  # the kernel's high-water mark of resident memory (VmHWM), MiB
+    awk '/^VmHWM:/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "-"
+}
+rss_now() { ps -o rss= -p "$1" | awk '{ printf "%.0f MiB", $1 / 1024 }'; }
+
+status=0
+for count in "${COUNTS[@]}"; do
+    echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
+    "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
+        --database-url "$PULPIT_DATABASE_URL" || status=$?
+    for i in "${!PIDS[@]}"; do
+        echo "| ${NAMES[$i]} RSS now / peak (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}") |"
+    done
+done
+if grep -q -E "Traceback|ERROR" "$DATA_DIR"/*.log; then
+    echo "== errors in the process logs:" >&2
+    grep -h -A3 -E "Traceback|ERROR" "$DATA_DIR"/*.log | head -n 40 >&2
+fi
+exit $status
