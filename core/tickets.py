@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core import sla_clock
+from core import notifications, sla_clock
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.errors import BulkRefused, Forbidden, InputError, NotFound
@@ -315,7 +315,7 @@ def open_ticket(
     )
     session.add(ticket)
     event_type = "email_in" if source == "email" else "created"
-    _event(
+    opened = _event(
         session,
         ticket,
         event_type,
@@ -335,6 +335,7 @@ def open_ticket(
         )
     sla_clock.recompute(ticket, now=at)
     session.flush()
+    notifications.on_ticket_opened(session, ticket, opened, author=author or requester)
     return ticket
 
 
@@ -380,6 +381,7 @@ def add_comment(
     )
     sla_clock.recompute(ticket, now=at)  # a staff public reply meets the reaction clock
     session.flush()
+    notifications.on_comment(session, ticket, event)
     return event
 
 
@@ -455,6 +457,7 @@ def _apply_status(
         ticket.resolved_at = None
     sla_clock.recompute(ticket, now=at)
     session.flush()
+    notifications.on_status_changed(session, ticket, event, old=old, new=status)
     return event
 
 
@@ -536,6 +539,7 @@ def assign(
     ticket.subcontractor = subcontractor
     event = _event(session, ticket, "assignment", author=actor, at=at, data=data)
     session.flush()
+    notifications.on_assigned(session, ticket, event, actor=actor)
     return event
 
 
@@ -705,6 +709,7 @@ def record_email(
     )
     sla_clock.recompute(ticket, now=at)
     session.flush()
+    notifications.on_comment(session, ticket, event)
     return event
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import notifications
 from core.accounts import get_user_by_email
 from core.blobs import BlobStore
 from core.clock import utcnow
@@ -265,6 +266,23 @@ def process_inbound(
         "blobs": blobs,
     }
 
+    # The notification hooks in core.tickets must not answer list or bulk mail (RFC 3834
+    # section 2), so the gateway's finding travels with the session while it acts.
+    with notifications.facts(session, no_autoreply=bool(bulk.result)):
+        return _thread_or_open(session, row, mail, sender, data, common, now, reopen_days)
+
+
+def _thread_or_open(
+    session: Session,
+    row: InboundMessage,
+    mail: ParsedMail,
+    sender: User,
+    data: dict[str, Any],
+    common: dict[str, Any],
+    now: datetime,
+    reopen_days: int,
+) -> InboundMessage:
+    """Add the mail to the ticket it answers, or open a ticket for it."""
     match = find_thread(session, mail)
     follow_up_of: int | None = None
     if match is not None:

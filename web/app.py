@@ -20,9 +20,11 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
+from core import notifications
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory
 from core.errors import BulkRefused, InputError
+from core.outbox import derive_mail_domain
 from web import filters
 from web.deps import (
     LoginRequired,
@@ -123,6 +125,14 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
         session_factory = make_session_factory(engine)
+    # Console and API sessions send ticket notifications (core.notifications).
+    notifications.configure(
+        session_factory,
+        notifications.NotifyConfig(
+            mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
+            public_url=settings.public_url,
+        ),
+    )
     state = State(
         {
             "settings": settings,

@@ -170,6 +170,17 @@ def register_actors(
     actors that compare with it (``mail.send`` and its back-off).
     """
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+    # mail.process (and any actor changing tickets) sends ticket notifications.
+    from core import notifications
+    from core.outbox import derive_mail_domain
+
+    notifications.configure(
+        session_factory,
+        notifications.NotifyConfig(
+            mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
+            public_url=settings.public_url,
+        ),
+    )
 
     def declare(fn: Callable[..., Any], name: str, queue: str, **options: Any) -> None:
         actors[name] = dramatiq.actor(

@@ -44,6 +44,39 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "sla_breach": {**SLA, "breached_at": "2026-11-27T10:00:40+00:00"},
     "test_mail": {"url": "https://desk.example"},
 }
+# The shape core.notifications._base_context builds, plus each mail's own keys.
+TICKET = {
+    "ticket_number": 1042,
+    "ticket_subject": "Drukarka nie drukuje",
+    "client": "Acme",
+    "contract": "ACME-2026",
+    "status": "Nowe",
+    "reaction_due": "2026-11-27T10:00:00+00:00",
+    "resolution_due": "2026-11-30T10:00:00+00:00",
+    "timezone": "Europe/Warsaw",
+    "url": URL,
+    "recipient": "Anna",
+}
+CONTEXTS.update(
+    {
+        "ticket_ack": TICKET,
+        "ticket_new": TICKET,
+        "ticket_comment": {**TICKET, "author": "Jan Kowalski", "body": "Wymieniłem toner."},
+        "ticket_reply": {**TICKET, "author": "Anna", "body": "Nadal nie działa."},
+        "ticket_status": {
+            **TICKET,
+            "old_status": "Nowe",
+            "new_status": "Rozwiązane",
+            "note": None,
+        },
+        "ticket_assigned": {
+            **TICKET,
+            "assignee": "Jan Kowalski",
+            "subcontractor": None,
+            "actor": "Ewa Nowak",
+        },
+    }
+)
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 
@@ -71,7 +104,9 @@ def test_every_mail_renders_in_both_languages_and_links_where_it_should(
 def test_polish_and_english_differ(template: str) -> None:
     pl = render(template, "pl", CONTEXTS[template])
     en = render(template, "en", CONTEXTS[template])
-    assert pl.subject != en.subject and pl.text != en.text
+    assert pl.text != en.text
+    if template != "ticket_comment":  # "Re: <subject>" (RFC 5322 3.6.5) is the same in both
+        assert pl.subject != en.subject
 
 
 def test_sla_warning_in_polish_names_the_clock_and_the_local_deadline() -> None:
@@ -241,3 +276,19 @@ def test_the_sender_can_be_configured() -> None:
 
 def test_the_templates_are_where_the_renderer_looks() -> None:
     assert TEMPLATES_DIR == Path(__file__).resolve().parents[2] / "templates" / "mail"
+
+
+def test_the_acknowledgement_shows_the_number_and_local_deadlines_in_both_languages() -> None:
+    pl = render("ticket_ack", "pl", TICKET)
+    assert pl.subject == "Otrzymaliśmy Twoje zgłoszenie: Drukarka nie drukuje [#1042]"
+    assert "zgłoszenie #1042" in pl.text
+    assert "Reakcja do: piątek, 27 listopada 2026, 11:00 (Europe/Warsaw)" in pl.text
+    en = render("ticket_ack", "en", TICKET)
+    assert "Reaction by: Friday, 27 November 2026, 11:00 (Europe/Warsaw)" in en.text
+
+
+def test_a_staff_comment_quotes_the_comment_and_is_escaped_in_html() -> None:
+    context = {**CONTEXTS["ticket_comment"], "body": "<b>toner</b>"}
+    mail = render("ticket_comment", "en", context)
+    assert mail.subject == "Re: Drukarka nie drukuje [#1042]"
+    assert "<b>toner</b>" in mail.text and "&lt;b&gt;toner&lt;/b&gt;" in mail.html

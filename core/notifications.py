@@ -1,0 +1,396 @@
+"""Who is mailed about what happens on a ticket, and with which headers.
+
+The ticket services in :mod:`core.tickets` call the ``on_*`` hooks below at the end of
+``open_ticket``, ``add_comment``, ``record_email``, ``_apply_status`` and ``assign``. A hook only
+decides the recipients and builds the context; every mail is queued with
+:func:`core.outbox.queue_mail` in the caller's transaction, so it goes out exactly when the
+change it reports is committed (and not at all on a rollback).
+
+Configuration: the services know no settings, so the Message-ID domain and the public URL
+travel on the session as ``session.info["notify"]`` (a :class:`NotifyConfig`). The entry
+points put it there once, on their session factory, with :func:`configure` (``web.app`` for
+the console and the API, ``workers.actors.register_actors`` for ``mail.process``). A session
+without it (unit tests, seeding, the CLI) sends no notifications at all.
+
+What goes to whom (issue 5, "What is sent, to whom"):
+
+* the requester: ``ticket_ack`` (a new ticket; ``Auto-Submitted: auto-replied``, RFC 3834
+  section 5, threaded under the client's own mail), ``ticket_comment`` (a public comment by
+  staff or a subcontractor: a message a person wrote, so no ``Auto-Submitted`` and the client
+  may answer it) and ``ticket_status`` (a status that is ``visible_to_client``);
+* staff: ``ticket_new`` (the contract's coordinators), ``ticket_assigned`` (the assignee, or the
+  subcontractor's users) and ``ticket_reply`` (the assignee, when the client writes).
+
+Never mailed: the person who acted, users whose address bounces (``mail_bouncing_since``),
+and a requester whose triggering mail was an auto-reply, a bounce or list/bulk mail
+(``no_autoreply``; RFC 3834 section 2: never answer automatic mail). Loop protection: at most
+:data:`LOOP_LIMIT` automatic mails to one address per :data:`LOOP_WINDOW`, whatever happens
+(Zammad's rule); further ones are skipped and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import utcnow
+from core.inbound import InboundMessage
+from core.models import Mailbox, Status, Ticket, TicketEvent, User
+from core.outbox import OutboundMail, queue_mail, ticket_context
+from core.recipients import contract_coordinators
+
+log = logging.getLogger(__name__)
+
+INFO_KEY = "notify"
+FACTS_KEY = "notify_facts"
+LOOP_LIMIT = 5
+LOOP_WINDOW = timedelta(minutes=10)
+DEFAULT_LANGUAGE = "pl"
+DEFAULT_TIMEZONE = "Europe/Warsaw"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """What notifications need from the settings: our Message-ID domain and the public URL."""
+
+    mail_domain: str
+    public_url: str
+
+
+def configure(factory: sessionmaker[Session] | Any, config: NotifyConfig) -> bool:
+    """Let every session of ``factory`` send notifications (an entry point calls this once).
+
+    ``sessionmaker(info=...)`` copies its ``info`` into each new session. Any other callable
+    (a test's own factory) is left alone and sends nothing; returns whether it was configured.
+    """
+    if not isinstance(factory, sessionmaker):
+        log.debug("session factory %r is no sessionmaker: notifications stay off", factory)
+        return False
+    info = factory.kw.setdefault("info", {})
+    info[INFO_KEY] = config
+    return True
+
+
+def config_of(session: Session) -> NotifyConfig | None:
+    value = session.info.get(INFO_KEY)
+    return value if isinstance(value, NotifyConfig) else None
+
+
+@contextmanager
+def facts(session: Session, **values: Any) -> Iterator[None]:
+    """Facts about the triggering mail the hooks should know (the gateway's ``no_autoreply``)."""
+    previous = session.info.get(FACTS_KEY)
+    session.info[FACTS_KEY] = {**(previous or {}), **values}
+    try:
+        yield
+    finally:
+        if previous is None:
+            session.info.pop(FACTS_KEY, None)
+        else:
+            session.info[FACTS_KEY] = previous
+
+
+def _fact(session: Session, name: str) -> bool:
+    return bool((session.info.get(FACTS_KEY) or {}).get(name))
+
+
+# --- Shared pieces ---------------------------------------------------------------------------
+
+
+def _aware(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite gives naive UTC back
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _timezone(ticket: Ticket) -> str:
+    calendar = ticket.contract.calendar if ticket.contract is not None else None
+    return calendar.timezone if calendar is not None else DEFAULT_TIMEZONE
+
+
+def _base_context(ticket: Ticket, config: NotifyConfig) -> dict[str, Any]:
+    context = ticket_context(ticket, public_url=config.public_url)
+    context.update(
+        status=ticket.status.name if ticket.status is not None else None,
+        reaction_due=_aware(ticket.reaction_due),
+        resolution_due=_aware(ticket.resolution_due),
+        timezone=_timezone(ticket),
+    )
+    return context
+
+
+def _mailable(user: User | None) -> bool:
+    return (
+        user is not None and user.active and bool(user.email) and user.mail_bouncing_since is None
+    )
+
+
+def _with_substitutes(session: Session, users: list[User], now: datetime) -> list[User]:
+    """Staff recipients plus whoever substitutes for them now (if substitutions exist yet)."""
+    try:
+        from core import recipients
+
+        expand = getattr(recipients, "with_substitutes")  # noqa: B009 - may not exist yet
+    except (ImportError, AttributeError):
+        return users
+    result: list[User] = []
+    for user in expand(session, users, now):
+        if user not in result:
+            result.append(user)
+    return result
+
+
+def _origin(ticket: Ticket) -> TicketEvent | None:
+    """The event that opened the ticket (the client's first mail, if it came by mail)."""
+    for event in ticket.events:
+        if event.data.get("opened_ticket"):
+            return event
+    return ticket.events[0] if ticket.events else None
+
+
+def _thread(session: Session, ticket: Ticket, to: str) -> list[str]:
+    """References for a mail to ``to``: the client's original mail first, then ours to them.
+
+    RFC 5322 3.6.4: References lists the thread's ids oldest first and In-Reply-To names the
+    parent; :func:`core.outbox.queue_mail` takes the last reference as the parent.
+    """
+    refs: list[str] = []
+    origin = _origin(ticket)
+    if origin is not None and origin.message_id:
+        refs.append(origin.message_id)
+    if ticket.id is not None:
+        previous = session.scalars(
+            select(OutboundMail.message_id)
+            .where(OutboundMail.ticket_id == ticket.id, OutboundMail.to_addr == to)
+            .order_by(OutboundMail.created_at, OutboundMail.id)
+        )
+        refs.extend(m for m in previous if m not in refs)
+    return refs
+
+
+def _reply_to(session: Session, ticket: Ticket) -> str | None:
+    """The mailbox the ticket came in on, else its contract's, else the first general one."""
+    known = {m.address.lower(): m.address for m in session.scalars(select(Mailbox))}
+    origin = _origin(ticket)
+    if origin is not None and origin.message_id:
+        inbound = session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.message_id == origin.message_id)
+            .order_by(InboundMessage.id)
+            .limit(1)
+        ).first()
+        if inbound is not None:
+            for address in [inbound.mailbox, *(inbound.envelope_to or [])]:
+                if isinstance(address, str) and address.lower() in known:
+                    return known[address.lower()]
+    if ticket.contract is not None and ticket.contract.mailboxes:
+        return ticket.contract.mailboxes[0].address
+    general = session.scalars(
+        select(Mailbox.address).where(Mailbox.contract_id.is_(None)).order_by(Mailbox.id)
+    ).first()
+    return general
+
+
+def _loop_limited(session: Session, to: str, now: datetime) -> bool:
+    """True when ``to`` already got :data:`LOOP_LIMIT` automatic mails in the window."""
+    rows = session.scalars(
+        select(OutboundMail.headers).where(
+            func.lower(OutboundMail.to_addr) == to.lower(),
+            OutboundMail.created_at > now - LOOP_WINDOW,
+        )
+    )
+    count = sum(1 for headers in rows if (headers or {}).get("Auto-Submitted"))
+    return count >= LOOP_LIMIT
+
+
+def _send(
+    session: Session,
+    ticket: Ticket,
+    user: User,
+    template: str,
+    context: dict[str, Any],
+    config: NotifyConfig,
+    now: datetime,
+    *,
+    auto_submitted: str | None = "auto-generated",
+    in_reply_to: str | None = None,
+) -> OutboundMail | None:
+    if not _mailable(user):
+        return None
+    to = user.email
+    if auto_submitted is not None and _loop_limited(session, to, now):
+        log.warning(
+            "ticket #%s: %s to %s skipped, loop protection (%d automatic mails in %s)",
+            ticket.number,
+            template,
+            to,
+            LOOP_LIMIT,
+            LOOP_WINDOW,
+        )
+        return None
+    return queue_mail(
+        session,
+        template=template,
+        to=to,
+        context={**context, "recipient": user.display},
+        mail_domain=config.mail_domain,
+        language=user.language or DEFAULT_LANGUAGE,
+        ticket=ticket,
+        auto_submitted=auto_submitted,
+        in_reply_to=in_reply_to,
+        references=_thread(session, ticket, to),
+        reply_to=_reply_to(session, ticket),
+        now=now,
+    )
+
+
+def _each(users: Iterable[User | None], *, besides: User | None) -> list[User]:
+    seen: list[User] = []
+    for user in users:
+        if user is None or user is besides or user in seen:
+            continue
+        seen.append(user)
+    return seen
+
+
+def _assignees(session: Session, ticket: Ticket) -> list[User]:
+    """The assignee, else the subcontractor company's active users."""
+    if ticket.assignee is not None:
+        return [ticket.assignee]
+    if ticket.subcontractor is not None:
+        return list(
+            session.scalars(
+                select(User)
+                .where(User.subcontractor_id == ticket.subcontractor.id, User.active.is_(True))
+                .order_by(User.id)
+            )
+        )
+    return []
+
+
+# --- Hooks the ticket services call ----------------------------------------------------------
+
+
+def on_ticket_opened(
+    session: Session, ticket: Ticket, event: TicketEvent, *, author: User | None
+) -> None:
+    """Acknowledge to the requester; tell coordinators (and an assignee given at once)."""
+    config = config_of(session)
+    if config is None:
+        return
+    now = event.at or utcnow()
+    context = _base_context(ticket, config)
+    requester = ticket.requester
+    if _fact(session, "no_autoreply") or event.data.get("no_autoreply"):
+        log.info("ticket #%s: no acknowledgement, list or bulk mail", ticket.number)
+    elif requester is not None and not requester.is_staff:
+        # RFC 3834 section 5: an acknowledgement is an automatic response ("auto-replied"),
+        # threaded under the client's own mail (section 3.1.5).
+        _send(
+            session,
+            ticket,
+            requester,
+            "ticket_ack",
+            context,
+            config,
+            now,
+            auto_submitted="auto-replied",
+            in_reply_to=event.message_id,
+        )
+    actor = author or requester
+    staff = _with_substitutes(session, contract_coordinators(session, ticket), now)
+    for user in _each(staff, besides=actor):
+        _send(session, ticket, user, "ticket_new", context, config, now)
+    if ticket.assignee is not None or ticket.subcontractor is not None:
+        _notify_assigned(session, ticket, actor, config, now)
+
+
+def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
+    """A public staff comment goes to the requester; a client's reply to the assignee."""
+    config = config_of(session)
+    if config is None or not event.public:
+        return
+    if event.data.get("auto_reply") or event.data.get("bounce"):
+        return
+    author = event.author
+    now = event.at or utcnow()
+    context = _base_context(ticket, config)
+    context.update(
+        author=author.display if author is not None else None,
+        body=(event.body_text or "").strip(),
+    )
+    if author is not None and not author.is_staff:
+        # A client wrote (portal or mail): the people working on the ticket hear of it.
+        staff = _with_substitutes(session, _assignees(session, ticket), now)
+        for user in _each(staff, besides=author):
+            _send(session, ticket, user, "ticket_reply", context, config, now)
+        return
+    if event.type == "email_in":
+        # Staff mailed the thread themselves; the client was on that mail or will be told by
+        # the person who wrote it, so do not forward it a second time.
+        return
+    requester = ticket.requester
+    if requester is None or requester is author:
+        return
+    # A comment a person wrote: no Auto-Submitted (RFC 3834 section 5: "no"), so the client's
+    # mail program and the client may answer it.
+    _send(session, ticket, requester, "ticket_comment", context, config, now, auto_submitted=None)
+
+
+def on_status_changed(
+    session: Session, ticket: Ticket, event: TicketEvent, *, old: Status, new: Status
+) -> None:
+    """Tell the requester about a change to a status they can see."""
+    config = config_of(session)
+    if config is None or not new.visible_to_client:
+        return
+    requester = ticket.requester
+    if requester is None or requester is event.author:
+        return
+    if _fact(session, "no_autoreply"):
+        return
+    now = event.at or utcnow()
+    context = _base_context(ticket, config)
+    context.update(
+        old_status=old.name if old.visible_to_client else None,
+        new_status=new.name,
+        note=(event.body_text or "").strip() or None,
+    )
+    _send(session, ticket, requester, "ticket_status", context, config, now)
+
+
+def on_assigned(
+    session: Session, ticket: Ticket, event: TicketEvent, *, actor: User | None
+) -> None:
+    """Tell the new assignee (or the subcontractor's users) about the assignment."""
+    config = config_of(session)
+    if config is None:
+        return
+    changed_assignee = event.data.get("assignee") != event.data.get("from_assignee")
+    changed_sub = event.data.get("subcontractor") != event.data.get("from_subcontractor")
+    if not (changed_assignee or changed_sub):
+        return
+    _notify_assigned(session, ticket, actor, config, event.at or utcnow())
+
+
+def _notify_assigned(
+    session: Session, ticket: Ticket, actor: User | None, config: NotifyConfig, now: datetime
+) -> None:
+    context = _base_context(ticket, config)
+    context.update(
+        assignee=ticket.assignee.display if ticket.assignee is not None else None,
+        subcontractor=ticket.subcontractor.name if ticket.subcontractor is not None else None,
+        actor=actor.display if actor is not None else None,
+    )
+    people = _with_substitutes(session, _assignees(session, ticket), now)
+    for user in _each(people, besides=actor):
+        _send(session, ticket, user, "ticket_assigned", context, config, now)
