@@ -16,6 +16,9 @@ client         tickets they requested; a ``manager`` contact   public comments, 
                sees all of their client's tickets              ``client_can_set``
 =============  ==============================================  ===============================
 
+Substitutions (``core.substitutions``): for its window, a substitute also sees every ticket
+the absent person sees (chains included); the actions stay those of the substitute's own role.
+
 Timeline: clients see public events only; staff and subcontractor users see every event of the
 tickets they may see (subcontractors work the ticket with us, so internal notes are theirs too;
 a note meant only for our own staff belongs in a ticket the subcontractor is not handed).
@@ -25,11 +28,14 @@ Decision recorded in docs/decisions.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy.orm import Session, object_session
 
+from core.clock import utcnow
 from core.models import Status, Ticket, TicketEvent, User
+from core.substitutions import represented
 
 ACTIONS = ("view", "comment", "note", "status", "assign", "worklog", "edit", "bulk")
 
@@ -42,10 +48,24 @@ _ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def ticket_scope(user: User) -> ColumnElement[bool]:
-    """A WHERE clause selecting exactly the tickets this user may see."""
+def ticket_scope(user: User, *, now: datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE clause selecting exactly the tickets this user may see.
+
+    Besides their own, a user sees the tickets of everyone they currently substitute for
+    (``core.substitutions.represented``, chains included), read in the user's own session
+    at ``now`` (default: the clock's now); the window closes at once when it ends.
+    """
     if not user.active:
         return false()
+    if user.role in ("admin", "coordinator"):
+        return true()
+    people = _represented_users(user, now)
+    clauses = [_own_scope(person) for person in people]
+    return or_(*clauses) if len(clauses) > 1 else clauses[0]
+
+
+def _own_scope(user: User) -> ColumnElement[bool]:
+    """The tickets this user sees by their own role, without substitutions."""
     role = user.role
     if role in ("admin", "coordinator"):
         return true()
@@ -62,13 +82,34 @@ def ticket_scope(user: User) -> ColumnElement[bool]:
     return false()
 
 
-def scoped_tickets(user: User) -> Select[Ticket]:
-    return select(Ticket).where(ticket_scope(user))
+def _represented_users(user: User, now: datetime | None) -> list[User]:
+    """The user plus everyone they currently substitute for (clients never substitute)."""
+    session = object_session(user)
+    if session is None or user.role == "client" or user.id is None:
+        return [user]
+    ids = represented(session, user, now or utcnow()) - {user.id}
+    if not ids:
+        return [user]
+    others = session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))
+    return [user, *others]
 
 
-def can_view(user: User, ticket: Ticket) -> bool:
+def scoped_tickets(user: User, *, now: datetime | None = None) -> Select[Ticket]:
+    return select(Ticket).where(ticket_scope(user, now=now))
+
+
+def can_view(user: User, ticket: Ticket, *, now: datetime | None = None) -> bool:
+    """May this user see this ticket (by their own role, or as someone's substitute)?"""
     if not user.active:
         return False
+    if user.role in ("admin", "coordinator"):
+        return True
+    if _own_view(user, ticket):
+        return True
+    return any(_own_view(p, ticket) for p in _represented_users(user, now)[1:])
+
+
+def _own_view(user: User, ticket: Ticket) -> bool:
     role = user.role
     if role in ("admin", "coordinator"):
         return True

@@ -1,18 +1,21 @@
 """Who is told about a ticket: the routing of notifications to people.
 
 One place decides, so the SLA watcher, assignment mails and the notifications issue agree:
-the assignee (the notifications issue adds their substitute) and the contract's coordinators
-(every active coordinator when the contract names none).
+the assignee, plus whoever currently substitutes for them (``core.substitutions``, chains
+included), and the contract's coordinators (every active coordinator when the contract names
+none).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Ticket, User
+from core.substitutions import substitutes_of
 
 
 def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:
@@ -26,11 +29,31 @@ def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:
     )
 
 
-def sla_recipients(session: Session, ticket: Ticket, now: datetime) -> list[User]:
-    """The assignee and the contract's coordinators, each once."""
+def with_substitutes(session: Session, users: Sequence[User], now: datetime) -> list[User]:
+    """Each user, then whoever currently substitutes for them (transitively), each once.
+
+    The window closes at once: a substitution ended early or expired adds nobody.
+    """
     people: list[User] = []
-    if ticket.assignee is not None and ticket.assignee.active:
-        people.append(ticket.assignee)
+    for user in users:
+        if user not in people:
+            people.append(user)
+        extra = substitutes_of(session, {user.id}, now)
+        if extra:
+            for sub in session.scalars(select(User).where(User.id.in_(extra)).order_by(User.id)):
+                if sub not in people:
+                    people.append(sub)
+    return people
+
+
+def sla_recipients(session: Session, ticket: Ticket, now: datetime) -> list[User]:
+    """The assignee and whoever substitutes for them, then the contract's coordinators; each
+    once, active people only."""
+    people: list[User] = []
+    if ticket.assignee is not None:
+        for user in with_substitutes(session, [ticket.assignee], now):
+            if user.active and user not in people:
+                people.append(user)
     for user in contract_coordinators(session, ticket):
         if user not in people:
             people.append(user)

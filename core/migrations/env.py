@@ -9,6 +9,7 @@ from alembic import context
 import core.imap_state  # noqa: F401
 import core.inbound  # noqa: F401
 import core.outbox  # noqa: F401
+import core.substitutions  # noqa: F401
 from core.db import make_engine
 from core.models import Base
 

@@ -8,6 +8,7 @@ from litestar import get
 from sqlalchemy import text
 
 from web.api.serializers import user_json
+from web.api.substitutions import substitution_handlers
 from web.api.tickets import ticket_handlers
 from web.deps import DB, CurrentUser
 
@@ -23,4 +24,4 @@ def me(user: CurrentUser) -> dict[str, Any]:
     return user_json(user)
 
 
-api_handlers = [health, me, *ticket_handlers]
+api_handlers = [health, me, *ticket_handlers, *substitution_handlers]

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.auth import login_form, login_submit, logout, set_language
+from web.console.substitutions import (
+    post_end_substitution,
+    post_substitution,
+    substitutions,
+)
 from web.console.ticket_detail import (
     post_assign,
     post_comment,
@@ -36,6 +41,9 @@ console_handlers = [
     post_worklog,
     download_attachment,
     download_raw_message,
+    substitutions,
+    post_substitution,
+    post_end_substitution,
 ]
 
 __all__ = ["console_handlers"]

@@ -1,0 +1,247 @@
+"""Substitutions: for a window of time, one person covers for an absent colleague.
+
+While a substitution is active (``starts_at <= now < ends_at`` and not ended early), the
+substitute sees every ticket the absent person can see (``core.permissions`` asks
+:func:`represented`) and receives the mails meant for them (``core.recipients`` asks
+:func:`substitutes_of`). Ending one early sets ``ended_at`` to now, so access stops at once.
+
+Chains resolve: when A covers B and B, also away, is covered by C, then C sees B's and A's
+tickets. A visited set guards against cycles (A covers B covers A).
+
+Every start and end is written to the audit trail (``substitution.create``,
+``substitution.end``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, ForeignKey, and_, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from core.clock import utcnow
+from core.errors import Forbidden, InputError, NotFound
+from core.models import AuditEntry, Base, User
+
+MANAGERS = ("admin", "coordinator")
+
+
+class Substitution(Base):
+    """One person (``substitute``) covering for another (``absent``) within a window."""
+
+    __tablename__ = "substitutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    absent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    substitute_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    # Set when ended before ends_at; the substitution stops counting from this instant.
+    ended_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    absent: Mapped[User] = relationship(foreign_keys=[absent_id])
+    substitute: Mapped[User] = relationship(foreign_keys=[substitute_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+
+    def is_active(self, now: datetime) -> bool:
+        """Does this substitution count at ``now``?"""
+        if self.ended_at is not None and self.ended_at <= now:
+            return False
+        return self.starts_at <= now < self.ends_at
+
+    def is_over(self, now: datetime) -> bool:
+        """Has it ended (by its window or early) by ``now``?"""
+        return now >= self.ends_at or (self.ended_at is not None and self.ended_at <= now)
+
+
+def active_clause(now: datetime) -> ColumnElement[bool]:
+    """A WHERE clause on Substitution: the ones that count at ``now``."""
+    return and_(
+        Substitution.starts_at <= now,
+        Substitution.ends_at > now,
+        or_(Substitution.ended_at.is_(None), Substitution.ended_at > now),
+    )
+
+
+def _not_over_clause(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Substitution.ends_at > now,
+        or_(Substitution.ended_at.is_(None), Substitution.ended_at > now),
+    )
+
+
+# --- Resolution ------------------------------------------------------------------------------
+
+
+def represented(session: Session, user: User, now: datetime | None = None) -> set[int]:
+    """The ids of the users whose tickets ``user`` currently sees and whose mail they get:
+    ``user`` itself plus, transitively, everyone whose active substitution names them."""
+    return _walk(session, {user.id}, now or utcnow(), upward=True)
+
+
+def substitutes_of(session: Session, user_ids: Iterable[int], now: datetime) -> set[int]:
+    """The ids of everyone currently covering, directly or through a chain, for any of
+    ``user_ids`` (not including those ids themselves unless a cycle leads back)."""
+    start = set(user_ids)
+    found = _walk(session, start, now, upward=False)
+    return found - start
+
+
+def _walk(session: Session, start: set[int], now: datetime, *, upward: bool) -> set[int]:
+    """Breadth-first over active substitutions; ``upward`` goes substitute -> absent."""
+    source, target = (
+        (Substitution.substitute_id, Substitution.absent_id)
+        if upward
+        else (Substitution.absent_id, Substitution.substitute_id)
+    )
+    visited = set(start)
+    frontier = set(start)
+    while frontier:
+        rows = session.scalars(select(target).where(source.in_(frontier), active_clause(now)))
+        frontier = {uid for uid in rows if uid not in visited}
+        visited |= frontier
+    return visited
+
+
+# --- Services --------------------------------------------------------------------------------
+
+
+def _check_pair(absent: User, substitute: User) -> None:
+    if absent.id == substitute.id:
+        raise InputError("a person cannot substitute for themselves; choose someone else")
+    if not substitute.active:
+        raise InputError(f"{substitute.email} is deactivated and cannot substitute")
+    if absent.is_staff and substitute.is_staff:
+        return
+    if (
+        absent.role == "subcontractor"
+        and substitute.role == "subcontractor"
+        and absent.subcontractor_id is not None
+        and absent.subcontractor_id == substitute.subcontractor_id
+    ):
+        return
+    raise InputError(
+        "a substitute must be staff for staff, or a user of the same subcontractor company "
+        "for a subcontractor user"
+    )
+
+
+def create_substitution(
+    session: Session,
+    *,
+    absent: User,
+    substitute: User,
+    starts_at: datetime,
+    ends_at: datetime,
+    actor: User,
+    now: datetime | None = None,
+) -> Substitution:
+    """Record that ``substitute`` covers for ``absent`` from ``starts_at`` to ``ends_at``.
+
+    Admins and coordinators may record anyone's absence; other staff their own only.
+    Writes a ``substitution.create`` audit entry. Flushes, does not commit.
+    """
+    now = now or utcnow()
+    if actor.role not in MANAGERS:
+        if not actor.is_staff:
+            raise Forbidden("only staff may record substitutions")
+        if actor.id != absent.id:
+            raise Forbidden("you may record only your own absence; ask a coordinator")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise InputError("starts_at and ends_at need a time zone, e.g. 2026-12-01T08:00:00Z")
+    starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
+    if ends_at <= starts_at:
+        raise InputError("the substitution must end after it starts")
+    if ends_at <= now:
+        raise InputError("the substitution would end in the past")
+    _check_pair(absent, substitute)
+    sub = Substitution(
+        absent=absent,
+        substitute=substitute,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_at=now,
+        created_by=actor,
+    )
+    session.add(sub)
+    session.flush()
+    session.add(
+        AuditEntry(
+            actor=actor.email,
+            action="substitution.create",
+            at=now,
+            data={
+                "id": sub.id,
+                "absent": absent.email,
+                "substitute": substitute.email,
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+            },
+        )
+    )
+    session.flush()
+    return sub
+
+
+def _visible_to(sub: Substitution, user: User) -> bool:
+    return user.role in MANAGERS or user.id in (sub.absent_id, sub.substitute_id)
+
+
+def get_substitution(session: Session, substitution_id: int, user: User) -> Substitution:
+    """One substitution this user may see (managers: any; others: their own), or NotFound."""
+    sub = session.get(Substitution, substitution_id)
+    if sub is None or not _visible_to(sub, user):
+        raise NotFound(f"no substitution {substitution_id}")
+    return sub
+
+
+def end_substitution(
+    session: Session, substitution_id: int, actor: User, now: datetime | None = None
+) -> Substitution:
+    """End a substitution early: from ``now`` on it no longer counts. Writes a
+    ``substitution.end`` audit entry. Managers may end any; the absent person or the
+    substitute their own. Flushes, does not commit."""
+    now = now or utcnow()
+    if not actor.is_staff and actor.role != "subcontractor":
+        raise Forbidden("only staff may end substitutions")
+    sub = get_substitution(session, substitution_id, actor)
+    if sub.is_over(now):
+        raise InputError(f"substitution {substitution_id} has already ended")
+    sub.ended_at = now
+    session.add(
+        AuditEntry(
+            actor=actor.email,
+            action="substitution.end",
+            at=now,
+            data={
+                "id": sub.id,
+                "absent": sub.absent.email,
+                "substitute": sub.substitute.email,
+            },
+        )
+    )
+    session.flush()
+    return sub
+
+
+def list_substitutions(
+    session: Session, user: User, now: datetime | None = None, *, include_past: bool = False
+) -> list[Substitution]:
+    """The substitutions this user may see (managers: all; others: their own), current and
+    future ones unless ``include_past``; by start."""
+    now = now or utcnow()
+    stmt = select(Substitution).order_by(Substitution.starts_at, Substitution.id)
+    if user.role not in MANAGERS:
+        if not user.is_staff and user.role != "subcontractor":
+            return []
+        stmt = stmt.where(
+            or_(Substitution.absent_id == user.id, Substitution.substitute_id == user.id)
+        )
+    if not include_past:
+        stmt = stmt.where(_not_over_clause(now))
+    return list(session.scalars(stmt))
