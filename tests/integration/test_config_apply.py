@@ -148,7 +148,11 @@ def test_seeded_tickets_have_the_timeline_the_services_produce(session: Session)
     assert sla_clock.is_overdue(unanswered, NOW)
 
     # Numbers grow with age: the file's order is not the creation order.
-    numbers = [t.number for t in session.scalars(select(Ticket).order_by(Ticket.created_at))]
+    # Ties in age (two tickets created the same instant) are ordered by number, or the
+    # database would return them in any order and the check would flake on PostgreSQL.
+    numbers = [
+        t.number for t in session.scalars(select(Ticket).order_by(Ticket.created_at, Ticket.number))
+    ]
     assert numbers == sorted(numbers)
 
 
