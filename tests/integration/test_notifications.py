@@ -202,6 +202,23 @@ def test_loop_protection_caps_automatic_mails_at_five_per_ten_minutes(
     assert len(mails(session, "ticket_ack")) == notifications.LOOP_LIMIT + 1
 
 
+def test_staff_are_not_capped_by_loop_protection(session: Session, world: World) -> None:
+    """Under make run a burst of SLA warnings used up the coordinator's five, and the
+    next new-ticket mail was dropped; the cap is for outside autoresponders."""
+    for n in range(7):
+        open_ticket(
+            session,
+            subject=f"Awaria {n}",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=NOW + timedelta(seconds=n),
+        )
+    to_coordinator = [
+        m for m in mails(session, "ticket_new") if m.to_addr == "coord@support.example"
+    ]
+    assert len(to_coordinator) == 7
+
+
 def test_no_config_on_the_session_means_no_notifications(session: Session, world: World) -> None:
     session.info.pop("notify")
     web_ticket(session, world)
