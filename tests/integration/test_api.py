@@ -351,3 +351,28 @@ def test_openapi_schema_is_served(client: TestClient[Any]) -> None:
     r = client.get("/schema/openapi.json")
     assert r.status_code == 200
     assert "/api/v1/tickets" in r.json()["paths"]
+
+
+def test_triage_ticket_is_sorted_into_a_contract(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
+    h = auth(session, world.users["coordinator"])
+    r = client.post(
+        "/api/v1/tickets", json={"subject": "Awaria", "requester": "x@unknown.example"}, headers=h
+    )
+    number = r.json()["number"]
+    assert r.json()["contract"] is None and r.json()["sla"]["resolution_due"] is None
+    r = client.post(f"/api/v1/tickets/{number}/contract", json={"contract": "ACME-2026"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["contract"] == "ACME-2026" and r.json()["ticket_type"] == "failure"
+    assert r.json()["sla"]["resolution_due"]
+    r = client.post(f"/api/v1/tickets/{number}/type", json={"ticket_type": "inspection"}, headers=h)
+    assert r.status_code == 200 and r.json()["ticket_type"] == "inspection"
+    r = client.post(f"/api/v1/tickets/{number}/type", json={"ticket_type": "nope"}, headers=h)
+    assert r.status_code == 400 and "inspection" in r.json()["detail"]
+    r = client.post(
+        f"/api/v1/tickets/{number}/contract",
+        json={"contract": "ACME-2026"},
+        headers=auth(session, world.users["client"]),
+    )
+    assert r.status_code in (403, 404)

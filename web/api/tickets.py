@@ -66,6 +66,17 @@ class WorkLog:
 
 
 @dataclass
+class ContractChange:
+    contract: str
+    ticket_type: str | None = None
+
+
+@dataclass
+class TypeChange:
+    ticket_type: str
+
+
+@dataclass
 class FieldsChange:
     custom_fields: dict[str, Any]
 
@@ -270,7 +281,38 @@ def set_fields(
     return ticket_json(ticket, user, utcnow(), _base(request))
 
 
+@post(
+    "/tickets/{number:int}/contract",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Move to a contract",
+)
+def set_contract(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: ContractChange
+) -> dict[str, Any]:
+    """Sort a ticket (often one in triage) into a contract; its clocks are re-targeted."""
+    ticket = svc.get_ticket(db, number, user)
+    svc.change_contract(
+        db, ticket, contract_by_code(db, data.contract), actor=user, ticket_type=data.ticket_type
+    )
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+@post("/tickets/{number:int}/type", sync_to_thread=True, status_code=200, summary="Change the type")
+def set_type(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: TypeChange
+) -> dict[str, Any]:
+    """Re-type a ticket; its SLA clocks are re-targeted from creation (docs/sla.md)."""
+    ticket = svc.get_ticket(db, number, user)
+    svc.change_type(db, ticket, data.ticket_type, actor=user)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
 ticket_handlers = [
+    set_contract,
+    set_type,
     list_tickets,
     show_ticket,
     create_ticket,

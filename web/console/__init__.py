@@ -17,6 +17,7 @@ from web.console.substitutions import (
 from web.console.ticket_detail import (
     post_assign,
     post_comment,
+    post_contract,
     post_status,
     post_worklog,
     ticket_detail,
@@ -25,6 +26,7 @@ from web.console.ticket_new import ticket_new_form, ticket_new_submit
 from web.console.tickets_list import bulk_status, home, tickets
 
 console_handlers = [
+    post_contract,
     login_form,
     login_submit,
     logout,

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from core import sla_clock
 from core.clock import utcnow
-from core.directory import staff_user, subcontractor_by_name
+from core.directory import contract_by_code, staff_user, subcontractor_by_name
 from core.errors import InputError, NotFound
 from core.inbound import InboundMessage
 from core.models import (
     STAFF_ROLES,
+    Contract,
     CustomField,
     Subcontractor,
     Ticket,
@@ -36,6 +37,7 @@ from core.sla_clock import is_overdue
 from core.tickets import (
     add_comment,
     assign,
+    change_contract,
     change_status,
     get_ticket,
     log_work,
@@ -150,6 +152,16 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "fields": custom_field_rows(db, user, ticket),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
+        # Sorting a ticket (above all one in triage) into a contract and type.
+        "contracts": list(
+            db.scalars(
+                select(Contract)
+                .order_by(Contract.code)
+                .options(selectinload(Contract.ticket_types))
+            )
+        )
+        if can(user, "edit", ticket)
+        else [],
         # Events whose original mail is stored: one query, not one per event.
         "raw_events": set()
         if client_view
@@ -368,4 +380,35 @@ def post_worklog(
     message = tr.ngettext(
         "Logged %(n)d minute of work.", "Logged %(n)d minutes of work.", minutes
     ) % {"n": minutes}
+    return _done(request, db, user, ticket, event, message)
+
+
+@post("/tickets/{number:int}/contract", sync_to_thread=True, status_code=303)
+def post_contract(
+    request: Request[Any, Any, Any],
+    db: DB,
+    user: CurrentUser,
+    number: int,
+    data: Annotated[dict[str, Any], URLENCODED],
+) -> Template | Redirect:
+    """Move the ticket to a contract and type; its SLA clocks are re-targeted from creation."""
+    web_session = console_session(request, db)
+    check_csrf(request, web_session, data)
+    ticket = get_ticket(db, number, user)
+    tr = translator(request, user)
+    try:
+        code = form_str(data, "contract")
+        if not code:
+            raise InputError(tr.gettext("Choose the contract."))
+        type_name = form_str(data, "ticket_type") or None
+        event = change_contract(
+            db, ticket, contract_by_code(db, code), actor=user, ticket_type=type_name
+        )
+    except InputError as exc:
+        return _refused(request, db, user, web_session, number, exc)
+    message = (
+        tr.gettext("Contract and type saved.")
+        if event is not None
+        else tr.gettext("The contract has not changed.")
+    )
     return _done(request, db, user, ticket, event, message)
