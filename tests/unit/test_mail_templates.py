@@ -77,6 +77,28 @@ CONTEXTS.update(
         },
     }
 )
+# The shape core.login_alerts builds.
+LOGIN = {
+    "recipient": "Anna Nowak",
+    "account": "anna@acme.example",
+    "at": "2026-11-27T10:00:00+00:00",
+    "timezone": "Europe/Warsaw",
+    "ip": "203.0.113.7",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+    "url": "https://desk.example/tickets",
+}
+CONTEXTS.update(
+    {
+        "login_failed": LOGIN,
+        "login_new_device": LOGIN,
+        "login_attack": {
+            **LOGIN,
+            "recipient": "Adam Administrator",
+            "failures": 5,
+            "window_minutes": 15,
+        },
+    }
+)
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 
@@ -292,3 +314,35 @@ def test_a_staff_comment_quotes_the_comment_and_is_escaped_in_html() -> None:
     mail = render("ticket_comment", "en", context)
     assert mail.subject == "Re: Drukarka nie drukuje [#1042]"
     assert "<b>toner</b>" in mail.text and "&lt;b&gt;toner&lt;/b&gt;" in mail.html
+
+
+def test_login_alerts_show_time_ip_and_browser_in_both_languages() -> None:
+    pl = render("login_failed", "pl", LOGIN)
+    assert pl.subject == "Nieudane logowanie do Twojego konta w Pulpicie"
+    assert "Czas: piątek, 27 listopada 2026, 11:00 (Europe/Warsaw)" in pl.text
+    assert "Adres IP: 203.0.113.7" in pl.text and "Firefox/140.0" in pl.text
+    en = render("login_new_device", "en", LOGIN)
+    assert en.subject == "New login to your Pulpit account"
+    assert "Time: Friday, 27 November 2026, 11:00 (Europe/Warsaw)" in en.text
+    assert "Browser: Mozilla/5.0" in en.text and "anna@acme.example" in en.text
+
+
+def test_login_alerts_leave_out_an_unknown_ip_and_browser() -> None:
+    mail = render("login_new_device", "en", {**LOGIN, "ip": None, "user_agent": None})
+    assert "IP address" not in mail.text and "Browser" not in mail.text
+    assert "IP address" not in mail.html
+
+
+@pytest.mark.parametrize(
+    ("failures", "phrase"),
+    [(5, "5 nieudanych logowań"), (22, "22 nieudane logowania"), (1, "1 nieudane logowanie")],
+)
+def test_the_attack_alert_counts_in_polish_plurals(failures: int, phrase: str) -> None:
+    mail = render("login_attack", "pl", {**CONTEXTS["login_attack"], "failures": failures})
+    assert phrase in mail.text and "anna@acme.example" in mail.subject
+    assert phrase in mail.html
+
+
+def test_a_hostile_user_agent_is_escaped_in_html() -> None:
+    mail = render("login_failed", "en", {**LOGIN, "user_agent": "<script>x</script>"})
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html

@@ -11,6 +11,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from core.accounts import AuthError, authenticate, create_web_session, end_web_session
+from core.login_alerts import DEVICE_COOKIE, DEVICE_MAX_AGE, on_login, on_login_failed
 from core.models import AuditEntry
 from web.deps import DB, SESSION_COOKIE, check_csrf, identify
 from web.i18n import LANGUAGES
@@ -22,6 +23,14 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/tickets"
     return target
+
+
+def _client_ip(request: Request[Any, Any, Any]) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def _user_agent(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("user-agent") or None
 
 
 @get("/login", sync_to_thread=True, name="login")
@@ -47,9 +56,12 @@ def login_submit(
     try:
         user = authenticate(db, email, password, code)
     except AuthError as exc:
-        db.add(
-            AuditEntry(actor=email[:255] or None, action="login.failed", data={"reason": str(exc)})
-        )
+        # Lower-cased, so core.login_alerts counts the failures of one account however typed.
+        actor = email.lower()[:255] or None
+        db.add(AuditEntry(actor=actor, action="login.failed", data={"reason": str(exc)}))
+        # The owner (and, after repeated failures, the admins) are mailed; unknown addresses
+        # only leave the audit entry.
+        on_login_failed(db, email=email, ip=_client_ip(request), user_agent=_user_agent(request))
         db.commit()
         return page(
             request,
@@ -65,8 +77,27 @@ def login_submit(
         db, user, hours=settings.session_hours, user_agent=request.headers.get("user-agent")
     )
     db.add(AuditEntry(actor=user.email, action="login", data={}))
+    # A browser without our device cookie for this user is new: mail the user, remember it.
+    device = on_login(
+        db,
+        user=user,
+        secret=settings.secret_key,
+        device_cookie=request.cookies.get(DEVICE_COOKIE),
+        ip=_client_ip(request),
+        user_agent=_user_agent(request),
+    )
     db.commit()
     response = Redirect(path=target, status_code=303)
+    if device is not None:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device,
+            httponly=True,
+            samesite="lax",
+            secure=settings.public_url.startswith("https://"),
+            max_age=DEVICE_MAX_AGE,
+            path="/",
+        )
     response.set_cookie(
         SESSION_COOKIE,
         new.raw,
