@@ -253,6 +253,9 @@ class User(Base):
     # Set by a permanent-failure delivery report (RFC 3464, status 5.x.x) for this address;
     # cleared when ordinary mail from the address arrives (it works again).
     mail_bouncing_since: Mapped[datetime | None] = mapped_column()
+    # Which notification mails the user wants (``core.preferences``): ``{"off": [kind, ...],
+    # "clients": [name, ...], "products": [name, ...]}``; NULL means the defaults (all on).
+    notify_prefs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     client: Mapped[Client | None] = relationship()
     subcontractor: Mapped[Subcontractor | None] = relationship()

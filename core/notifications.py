@@ -21,6 +21,10 @@ What goes to whom (issue 5, "What is sent, to whom"):
 * staff: ``ticket_new`` (the contract's coordinators), ``ticket_assigned`` (the assignee, or the
   subcontractor's users) and ``ticket_reply`` (the assignee, when the client writes).
 
+Preferences (:mod:`core.preferences`): each user may turn these kinds off and narrow staff mail
+to chosen clients and products; :func:`_send` asks :func:`core.preferences.wants` before queuing
+anything. ``ticket_ack`` is always sent (the receipt of the requester's own mail).
+
 Never mailed: the person who acted, users whose address bounces (``mail_bouncing_since``),
 and a requester whose triggering mail was an auto-reply, a bounce or list/bulk mail
 (``no_autoreply``; RFC 3834 section 2: never answer automatic mail). Loop protection: at most
@@ -44,6 +48,7 @@ from core.clock import utcnow
 from core.inbound import InboundMessage
 from core.models import Mailbox, Status, Ticket, TicketEvent, User
 from core.outbox import OutboundMail, queue_mail, ticket_context
+from core.preferences import wants
 from core.recipients import contract_coordinators
 
 log = logging.getLogger(__name__)
@@ -225,6 +230,9 @@ def _send(
     in_reply_to: str | None = None,
 ) -> OutboundMail | None:
     if not _mailable(user):
+        return None
+    if not wants(user, template, ticket):
+        log.debug("ticket #%s: %s to %s off by preference", ticket.number, template, user.email)
         return None
     to = user.email
     # The cap guards against loops with outside autoresponders (Zammad's rule for customers);

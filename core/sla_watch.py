@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core import sla_clock
 from core.models import Ticket, TicketEvent, User
+from core.preferences import wants
 from core.recipients import sla_recipients
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,11 @@ def _notify(
     from core.outbox import queue_mail, sla_context
 
     clock, kind, due = event.data["clock"], event.data["kind"], event.data["due"]
-    people: list[User] = sla_recipients(session, ticket, now)
+    people: list[User] = [
+        person
+        for person in sla_recipients(session, ticket, now)
+        if wants(person, f"sla_{kind}", ticket)
+    ]
     context = sla_context(
         ticket,
         clock=clock,

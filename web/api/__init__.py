@@ -7,6 +7,7 @@ from typing import Any
 from litestar import get
 from sqlalchemy import text
 
+from web.api.preferences import preference_handlers
 from web.api.serializers import user_json
 from web.api.substitutions import substitution_handlers
 from web.api.tickets import ticket_handlers
@@ -24,4 +25,4 @@ def me(user: CurrentUser) -> dict[str, Any]:
     return user_json(user)
 
 
-api_handlers = [health, me, *ticket_handlers, *substitution_handlers]
+api_handlers = [health, me, *ticket_handlers, *substitution_handlers, *preference_handlers]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.auth import login_form, login_submit, logout, set_language
+from web.console.profile import post_profile, profile
 from web.console.substitutions import (
     post_end_substitution,
     post_substitution,
@@ -46,6 +47,8 @@ console_handlers = [
     substitutions,
     post_substitution,
     post_end_substitution,
+    profile,
+    post_profile,
 ]
 
 __all__ = ["console_handlers"]
