@@ -264,6 +264,16 @@ def ticket_detail(
     return detail_page(request, db, user, web_session, number)
 
 
+def _acting_on(
+    request: Request[Any, Any, Any], db: Session, user: User, number: int, data: dict[str, Any]
+) -> tuple[WebSession | None, Ticket, Any]:
+    """What every form on the ticket page starts with: the session, its CSRF check, the
+    ticket as this user may see it, and the user's translator."""
+    web_session = console_session(request, db)
+    check_csrf(request, web_session, data)
+    return web_session, get_ticket(db, number, user), translator(request, user)
+
+
 @post("/tickets/{number:int}/comment", sync_to_thread=True, status_code=303)
 def post_comment(
     request: Request[Any, Any, Any],
@@ -272,12 +282,9 @@ def post_comment(
     number: int,
     data: Annotated[dict[str, Any], MULTIPART],
 ) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    ticket = get_ticket(db, number, user)
+    web_session, ticket, tr = _acting_on(request, db, user, number, data)
     body = form_str(data, "body")
     public = form_str(data, "visibility") != "internal"
-    tr = translator(request, user)
     try:
         event = add_comment(
             db,
@@ -303,10 +310,7 @@ def post_status(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    ticket = get_ticket(db, number, user)
-    tr = translator(request, user)
+    web_session, ticket, tr = _acting_on(request, db, user, number, data)
     try:
         status = form_str(data, "status")
         if not status:
@@ -332,10 +336,7 @@ def post_assign(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    ticket = get_ticket(db, number, user)
-    tr = translator(request, user)
+    web_session, ticket, tr = _acting_on(request, db, user, number, data)
     try:
         email = form_str(data, "assignee")
         sub_name = form_str(data, "subcontractor")
@@ -364,10 +365,7 @@ def post_worklog(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    ticket = get_ticket(db, number, user)
-    tr = translator(request, user)
+    web_session, ticket, tr = _acting_on(request, db, user, number, data)
     note = form_str(data, "note")
     raw = form_str(data, "minutes")
     try:
@@ -392,10 +390,7 @@ def post_contract(
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
     """Move the ticket to a contract and type; its SLA clocks are re-targeted from creation."""
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    ticket = get_ticket(db, number, user)
-    tr = translator(request, user)
+    web_session, ticket, tr = _acting_on(request, db, user, number, data)
     try:
         code = form_str(data, "contract")
         if not code:
