@@ -9,7 +9,8 @@ role           sees                                            may
 =============  ==============================================  ===============================
 admin          every ticket                                    everything
 coordinator    every ticket                                    everything but instance config
-technician     tickets assigned to them                        comment, note, status, log work
+technician     tickets assigned to them                        comment, note, status, log work,
+                                                               custom fields and the ticket type
 subcontractor  tickets handed to their company                 comment, note, log work, the
                                                                statuses ``visible_to_subcontractor``
 client         tickets they requested; a ``manager`` contact   public comments, statuses with
@@ -37,12 +38,13 @@ from core.clock import utcnow
 from core.models import Status, Ticket, TicketEvent, User
 from core.substitutions import represented
 
-ACTIONS = ("view", "comment", "note", "status", "assign", "worklog", "edit", "bulk")
+# "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
+ACTIONS = ("view", "comment", "note", "status", "assign", "worklog", "fields", "edit", "bulk")
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
     "coordinator": frozenset(ACTIONS),
-    "technician": frozenset({"view", "comment", "note", "status", "worklog"}),
+    "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields"}),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
     "client": frozenset({"view", "comment", "status"}),
 }

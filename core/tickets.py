@@ -577,7 +577,7 @@ def set_fields(
     custom_fields: dict[str, Any],
     at: datetime | None = None,
 ) -> TicketEvent | None:
-    if not can(actor, "edit", ticket) and actor.role != "technician":
+    if not can(actor, "fields", ticket):
         raise Forbidden(f"you may not edit ticket #{ticket.number}")
     clean = validate_custom_fields(session, ticket.contract, custom_fields)
     changes = {
@@ -599,7 +599,7 @@ def change_type(
     session: Session, ticket: Ticket, type_name: str, *, actor: User, at: datetime | None = None
 ) -> TicketEvent | None:
     """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla_clock)."""
-    if not can(actor, "edit", ticket) and actor.role != "technician":
+    if not can(actor, "fields", ticket):
         raise Forbidden(f"you may not change the type of ticket #{ticket.number}")
     if ticket.contract is None:
         raise InputError("a ticket in triage has no types; choose its contract first")
