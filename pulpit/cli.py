@@ -232,7 +232,7 @@ def cmd_mailgw(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    return runtime.run_worker(settings, threads=args.threads)
+    return runtime.run_worker(settings, threads=args.threads, processes=args.processes)
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
@@ -311,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--threads", type=_positive_int, default=8, help="worker threads (default: 8)"
+    )
+    worker.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        help="worker processes, each with --threads threads (default: 1; one per core uses "
+        "every core)",
     )
     command(commands, "scheduler", cmd_scheduler, "run the periodic scheduler (one per instance)")
 

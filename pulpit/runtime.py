@@ -8,6 +8,7 @@ however it ends (Ctrl+C, SIGTERM from systemd, or an error).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -177,7 +178,15 @@ def run_http(
             if self.started and on_listening is not None:
                 on_listening()
 
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="info")
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1
+    # (FORWARDED_ALLOW_IPS); PULPIT_TRUSTED_PROXIES is the one rule (web/client_ip.py).
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        proxy_headers=False,
+    )
     server = Server(config)
     try:
         server.run()
@@ -299,8 +308,13 @@ def run_mailgw(settings: Settings) -> int:
     return 0
 
 
-def run_worker(settings: Settings, *, threads: int = 8) -> int:
-    """Dramatiq worker threads in the foreground, for a real broker (``pulpit worker``)."""
+def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> int:
+    """Dramatiq worker threads in the foreground, for a real broker (``pulpit worker``).
+
+    With ``processes`` over 1 this process supervises that many worker processes (each with
+    ``threads`` threads): processing a mail is mostly Python, and one process's threads share
+    one interpreter lock, so only processes put a second core to work.
+    """
     from workers.broker import is_memory_broker, uninstall_dispatcher
     from workers.runner import run_worker as run_dramatiq_worker
 
@@ -310,6 +324,8 @@ def run_worker(settings: Settings, *, threads: int = 8) -> int:
             "workers only exist inside `pulpit serve`; set PULPIT_BROKER_URL to redis://... or "
             "amqp://... to run workers separately"
         )
+    if processes > 1:
+        return _supervise_workers(settings, threads=threads, processes=processes)
     stop = threading.Event()
     with database(settings) as session_factory:
         # Actors send follow-up jobs after their own commits, so workers dispatch too.
@@ -320,6 +336,63 @@ def run_worker(settings: Settings, *, threads: int = 8) -> int:
         finally:
             uninstall_dispatcher()
             broker.close()
+    return 0
+
+
+def _worker_child(settings: Settings, threads: int, level: int) -> None:
+    """One supervised worker process (the target of :func:`_supervise_workers`)."""
+    # A spawned child starts with Python's default logging: the parent's level, and the
+    # process id in each line so the children's lines can be told apart.
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    raise SystemExit(run_worker(settings, threads=threads))
+
+
+def _supervise_workers(settings: Settings, *, threads: int, processes: int) -> int:
+    """Start ``processes`` worker processes, restart one that dies, stop all on a signal.
+
+    Children are spawned (not forked): each opens its own database pool and broker
+    connection, and nothing from this process's threads is copied half-way.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+
+    def start_one() -> Any:
+        child = context.Process(
+            target=_worker_child,
+            args=(settings, threads, logging.getLogger().getEffectiveLevel()),
+            name="pulpit-worker",
+            daemon=False,
+        )
+        child.start()
+        log.info("started worker process %d (%d threads)", child.pid, threads)
+        return child
+
+    children = [start_one() for _ in range(processes)]
+    with stop_on_signals(stop):
+        while not stop.wait(1.0):
+            for i, child in enumerate(children):
+                if not child.is_alive():
+                    log.error(
+                        "worker process %d exited with %s; starting another",
+                        child.pid,
+                        child.exitcode,
+                    )
+                    children[i] = start_one()
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(timeout=60)
+        if child.is_alive():
+            log.error("worker process %d did not stop in 60 s; killing it", child.pid)
+            child.kill()
+            child.join()
     return 0
 
 

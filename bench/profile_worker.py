@@ -1,0 +1,168 @@
+"""Where does a worker's time per inbound mail go? One process, no broker, no SMTP.
+
+Stores ``--count`` mails of ``bench/ingest.py``'s shape straight into a fresh database (the
+gateway's ``store_inbound``), then runs, in this one thread and in order:
+
+1. ``mail.process`` for every stored mail (``mailgw.process.run_process``), and
+2. ``mail.send`` for every outbox row that processing created, with ``null://`` outbound mail,
+
+and prints milliseconds per mail (wall and CPU) for each phase, so a change to the worker's
+hot path can be measured in isolation from the machine's other load. ``--profile FILE``
+writes a cProfile of phase 1 (read it with ``python -m pstats FILE``, or ``snakeviz``).
+
+    .venv/bin/python bench/profile_worker.py --count 500
+    .venv/bin/python bench/profile_worker.py --database-url sqlite:////tmp/p.db --count 300
+
+The database is created (PostgreSQL: dropped first) and left for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.ingest import Seed, build_mail  # noqa: E402
+
+
+def _fresh_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument(
+        "--database-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/pulpit_profile_worker",
+    )
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile of the processing phase here (FILE.send: the sending phase)",
+    )
+    args = parser.parse_args()
+
+    from sqlalchemy import select
+
+    from core import db, notifications
+    from core.blobs import BlobStore
+    from core.configuration import apply_config_file
+    from core.inbound import InboundMessage, store_inbound
+    from core.models import Ticket
+    from core.outbox import OutboundMail
+    from mailgw.process import run_process
+    from workers.actors import send_outbound_mail
+
+    _fresh_database(args.database_url)
+    data_dir = Path(tempfile.mkdtemp(prefix="pulpit-profile-"))
+    engine = db.make_engine(args.database_url)
+    db.upgrade(engine)
+    factory = db.make_session_factory(engine)
+    notifications.configure(
+        factory,
+        notifications.NotifyConfig(mail_domain="serwis.example", public_url="http://localhost"),
+    )
+    db.set_dispatcher(None)  # jobs stay in the database; this script runs them itself
+    blobs = BlobStore(data_dir / "blobs")
+    root = Path(__file__).resolve().parents[1]
+    with db.unit_of_work(factory) as session:
+        apply_config_file(session, root / "config/examples/demo.yaml", actor="bench")
+
+    settings = SimpleNamespace(  # what send_outbound_mail reads
+        outbound_smtp_url="null://",
+        mail_domain="serwis.example",
+        public_url="http://localhost",
+        data_dir=data_dir,
+        extra={},
+    )
+
+    # Seeds to reply to: the first tenth of the mails, processed before the timed part.
+    run = str(int(time.time()))
+    seeds_n = max(args.count // 10, 1)
+    seed_mails = [build_mail(run, 100_000 + n, None, []) for n in range(seeds_n)]
+    with db.unit_of_work(factory) as session:
+        ids = [
+            store_inbound(session, m.raw, source="smtp", blobs=blobs, envelope_to=[m.to]).id
+            for m in seed_mails
+        ]
+    for inbound_id in ids:
+        run_process(factory, inbound_id, blobs=blobs, mail_domain="serwis.example")
+    seeds = []
+    with factory() as session:
+        for m, inbound_id in zip(seed_mails, ids, strict=True):
+            row = session.get(InboundMessage, inbound_id)
+            ticket = session.get(Ticket, row.ticket_id) if row and row.ticket_id else None
+            if ticket is not None:
+                seeds.append(
+                    Seed(ticket.number, ticket.subject, m.sender, "Klient", m.to, row.message_id)
+                )
+        first_outbox = session.scalar(select(OutboundMail.id).order_by(OutboundMail.id.desc()))
+
+    mails = [build_mail(run, n, None, seeds) for n in range(args.count)]
+    with db.unit_of_work(factory) as session:
+        ids = [
+            store_inbound(session, m.raw, source="smtp", blobs=blobs, envelope_to=[m.to]).id
+            for m in mails
+        ]
+
+    profiler = cProfile.Profile() if args.profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    states: dict[str, int] = {}
+    for inbound_id in ids:
+        state = run_process(factory, inbound_id, blobs=blobs, mail_domain="serwis.example")
+        states[state] = states.get(state, 0) + 1
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    process_wall, process_cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+    with factory() as session:
+        outbox = list(
+            session.scalars(select(OutboundMail.id).where(OutboundMail.id > (first_outbox or 0)))
+        )
+    profiler = cProfile.Profile() if args.profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    for outbound_id in outbox:
+        send_outbound_mail(factory, settings, outbound_id)  # type: ignore[arg-type]
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile + ".send")
+    send_wall, send_cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+    n = len(ids)
+    print(f"database: {engine.dialect.name}, {n} mails, outcome {states}")
+    print(
+        f"mail.process: {process_wall / n * 1000:.1f} ms/mail wall, "
+        f"{process_cpu / n * 1000:.1f} ms/mail CPU ({n / process_wall:.0f} mails/s)"
+    )
+    if outbox:
+        print(
+            f"mail.send: {len(outbox)} mails out, {send_wall / len(outbox) * 1000:.1f} ms each "
+            f"wall, {send_cpu / len(outbox) * 1000:.1f} ms CPU; "
+            f"{send_wall / n * 1000:.1f} ms per inbound mail"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
