@@ -6,7 +6,8 @@
 #
 # Each COUNT is one bench/ingest.py run against the same instance (default: 1000). Settings
 # through the environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres),
-# REDIS_URL (redis://127.0.0.1:6379/14; that db is flushed), WORKER_THREADS (8),
+# REDIS_URL (redis://127.0.0.1:6379/14; that db is flushed), WORKER_PROCESSES (2),
+# WORKER_THREADS (4 per process), WORKER_NICE (10, as deploy/systemd's Nice=),
 # CONCURRENCY (8 SMTP connections), PYTHON (.venv/bin/python).
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
@@ -24,7 +25,9 @@ PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 DB=pulpit_bench_ingest
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
-WORKER_THREADS=${WORKER_THREADS:-8}
+WORKER_PROCESSES=${WORKER_PROCESSES:-2}
+WORKER_THREADS=${WORKER_THREADS:-4}
+WORKER_NICE=${WORKER_NICE:-10}
 CONCURRENCY=${CONCURRENCY:-8}
 COUNTS=("$@")
 [ ${#COUNTS[@]} -eq 0 ] && COUNTS=(1000)
@@ -72,15 +75,17 @@ redis_flush
 "$PULPIT" db upgrade
 "$PULPIT" config apply config/examples/demo.yaml >/dev/null
 
-start() {  # start NAME ARGS...: a background pulpit process, logged to $DATA_DIR/NAME.log
+start() {  # start NAME [nice -n N] ARGS...: a background pulpit process, logged to $DATA_DIR/NAME.log
     local name=$1; shift
-    "$PULPIT" "$@" >"$DATA_DIR/$name.log" 2>&1 &
+    local prefix=()
+    if [ "$1" = nice ]; then prefix=(nice "$2" "$3"); shift 3; fi
+    "${prefix[@]}" "$PULPIT" "$@" >"$DATA_DIR/$name.log" 2>&1 &
     PIDS+=($!)
     NAMES+=("$name")
     echo "== started pulpit $* (pid $!)"
 }
 start mailgw mailgw
-start worker worker --threads "$WORKER_THREADS"
+start worker nice -n "$WORKER_NICE" worker --processes "$WORKER_PROCESSES" --threads "$WORKER_THREADS"
 start scheduler scheduler
 
 # Wait for the SMTP port (30 s).
@@ -111,6 +116,9 @@ for count in "${COUNTS[@]}"; do
         --database-url "$PULPIT_DATABASE_URL" || status=$?
     for i in "${!PIDS[@]}"; do
         echo "| ${NAMES[$i]} RSS now / peak (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}") |"
+        for child in $(pgrep -P "${PIDS[$i]}" || true); do
+            echo "| ${NAMES[$i]} child RSS now / peak (pid $child) | $(rss_now "$child") / $(peak_rss "$child") |"
+        done
     done
 done
 if grep -q -E "Traceback|ERROR" "$DATA_DIR"/*.log; then

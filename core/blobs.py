@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Blob
@@ -26,31 +28,47 @@ class BlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, session: Session, data: bytes) -> Blob:
-        digest = hashlib.sha256(data).hexdigest()
-        blob = session.get(Blob, digest)
-        target = self.path(digest)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        if blob is None:
-            blob = Blob(sha256=digest, size=len(data))
-            session.add(blob)
+        return self.put_many(session, [data])[0]
+
+    def put_many(self, session: Session, items: Sequence[bytes]) -> list[Blob]:
+        """Store several contents (one query for the known ones, one flush for the new rows);
+        every file is fsynced, and its directory, before this returns."""
+        digests = [hashlib.sha256(data).hexdigest() for data in items]
+        known = {
+            blob.sha256: blob
+            for blob in session.scalars(select(Blob).where(Blob.sha256.in_(set(digests))))
+        }
+        fresh = False
+        for digest, data in zip(digests, items, strict=True):
+            self._write(digest, data)
+            if digest not in known:
+                known[digest] = Blob(sha256=digest, size=len(data))
+                session.add(known[digest])
+                fresh = True
+        if fresh:
             session.flush()
-        return blob
+        return [known[digest] for digest in digests]
+
+    def _write(self, digest: str, data: bytes) -> None:
+        target = self.path(digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

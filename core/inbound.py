@@ -15,6 +15,8 @@ says which).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -89,22 +91,51 @@ def store_inbound(
 ) -> InboundMessage:
     """Store a message durably (blob fsynced, row added) and queue its processing after
     commit. The caller commits; only then may it answer 250 or flag the message seen."""
-    blob = blobs.put(session, raw)
-    row = InboundMessage(
-        received_at=now or utcnow(),
-        source=source,
-        mailbox=mailbox,
-        envelope_from=envelope_from,
-        envelope_to=list(envelope_to or []),
-        message_id=header_message_id(raw),
-        sha256=blob.sha256,
-        size=len(raw),
-        state="received",
-    )
-    session.add(row)
+    arrival = Arrival(raw, envelope_from, list(envelope_to or []), mailbox)
+    return store_many(session, [arrival], source=source, blobs=blobs, now=now)[0]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One message as it arrived: the raw bytes and the envelope."""
+
+    raw: bytes
+    envelope_from: str | None = None
+    envelope_to: list[str] = field(default_factory=list)
+    mailbox: str | None = None
+
+
+def store_many(
+    session: Session,
+    arrivals: Sequence[Arrival],
+    *,
+    source: str,
+    blobs: BlobStore,
+    now: datetime | None = None,
+) -> list[InboundMessage]:
+    """:func:`store_inbound` for several messages in the caller's one transaction (the SMTP
+    gateway's group commit: one commit for the mails that arrived together)."""
+    received = now or utcnow()
+    stored = blobs.put_many(session, [a.raw for a in arrivals])
+    rows = [
+        InboundMessage(
+            received_at=received,
+            source=source,
+            mailbox=arrival.mailbox,
+            envelope_from=arrival.envelope_from,
+            envelope_to=list(arrival.envelope_to),
+            message_id=header_message_id(arrival.raw),
+            sha256=blob.sha256,
+            size=len(arrival.raw),
+            state="received",
+        )
+        for arrival, blob in zip(arrivals, stored, strict=True)
+    ]
+    session.add_all(rows)
     session.flush()
-    enqueue(session, PROCESS_ACTOR, inbound_id=row.id)
-    return row
+    for row in rows:
+        enqueue(session, PROCESS_ACTOR, inbound_id=row.id)
+    return rows
 
 
 def digest(raw: bytes) -> str:

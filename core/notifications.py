@@ -39,10 +39,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from core.clock import utcnow
 from core.inbound import InboundMessage
@@ -173,17 +174,51 @@ def _thread(session: Session, ticket: Ticket, to: str) -> list[str]:
     if origin is not None and origin.message_id:
         refs.append(origin.message_id)
     if ticket.id is not None:
-        previous = session.scalars(
-            select(OutboundMail.message_id)
-            .where(OutboundMail.ticket_id == ticket.id, OutboundMail.to_addr == to)
-            .order_by(OutboundMail.created_at, OutboundMail.id)
-        )
+        if ticket.id in _memo(session).setdefault("opened", set()):
+            # Opened in this transaction: its only mails are the ones queued just now.
+            previous: Iterable[str] = [
+                mid
+                for tid, addr, mid in _memo(session).get("queued", [])
+                if tid == ticket.id and addr == to
+            ]
+        else:
+            previous = session.scalars(
+                select(OutboundMail.message_id)
+                .where(OutboundMail.ticket_id == ticket.id, OutboundMail.to_addr == to)
+                .order_by(OutboundMail.created_at, OutboundMail.id)
+            )
         refs.extend(m for m in previous if m not in refs)
     return refs
 
 
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: the memo was about it
+        session.info.pop("pulpit_notify_memo", None)
+
+
+def _memo(session: Session) -> dict[str, Any]:
+    """What this transaction already looked up (mailboxes, Reply-To per ticket) or queued.
+
+    Configuration does not change under a running transaction, and one inbound mail mails
+    several people about one ticket: each lookup once per transaction, not once per mail.
+    """
+    memo: dict[str, Any] = session.info.setdefault("pulpit_notify_memo", {})
+    return memo
+
+
 def _reply_to(session: Session, ticket: Ticket) -> str | None:
     """The mailbox the ticket came in on, else its contract's, else the first general one."""
+    cache = _memo(session).setdefault("reply_to", {})
+    if ticket.id is not None and ticket.id in cache:
+        return cast(str | None, cache[ticket.id])
+    answer = _find_reply_to(session, ticket)
+    if ticket.id is not None:
+        cache[ticket.id] = answer
+    return answer
+
+
+def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
     known = {m.address.lower(): m.address for m in session.scalars(select(Mailbox))}
     origin = _origin(ticket)
     if origin is not None and origin.message_id:
@@ -248,7 +283,7 @@ def _send(
             LOOP_WINDOW,
         )
         return None
-    return queue_mail(
+    row = queue_mail(
         session,
         template=template,
         to=to,
@@ -262,6 +297,9 @@ def _send(
         reply_to=_reply_to(session, ticket),
         now=now,
     )
+    if row is not None:
+        _memo(session).setdefault("queued", []).append((ticket.id, to, row.message_id))
+    return row
 
 
 def _each(users: Iterable[User | None], *, besides: User | None) -> list[User]:
@@ -298,6 +336,7 @@ def on_ticket_opened(
     config = config_of(session)
     if config is None:
         return
+    _memo(session).setdefault("opened", set()).add(ticket.id)
     now = event.at or utcnow()
     context = _base_context(ticket, config)
     requester = ticket.requester

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from core import notifications, sla_clock
@@ -105,7 +106,14 @@ def find_status(session: Session, ticket: Ticket, name: str) -> Status:
 
 
 def next_number(session: Session) -> int:
-    """Bump the ticket counter with one UPDATE, so concurrent writers never share a number."""
+    """The next ticket number: never shared by two tickets, even by concurrent writers.
+
+    PostgreSQL takes it from ``ticket_number_seq`` (migration 0009), without a lock that
+    would serialise ticket creation; a rolled-back transaction leaves a gap. SQLite bumps the
+    counter row with one UPDATE (its writers are serialised anyway), gap-free.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.execute(sql_text("SELECT nextval('ticket_number_seq')")).scalar_one())
     value = session.execute(
         update(Counter)
         .where(Counter.name == "ticket")
@@ -231,6 +239,18 @@ def _event(
         data=data or {},
     )
     session.add(event)
+    _attach(session, event, attachments, blobs)
+    if at > ticket.updated_at:
+        ticket.updated_at = at
+    return event
+
+
+def _attach(
+    session: Session,
+    event: TicketEvent,
+    attachments: Iterable[NewAttachment],
+    blobs: BlobStore | None,
+) -> None:
     for att in attachments:
         if blobs is None:
             raise ValueError("attachments given without a blob store")
@@ -246,9 +266,6 @@ def _event(
                 content_id=att.content_id,
             )
         )
-    if at > ticket.updated_at:
-        ticket.updated_at = at
-    return event
 
 
 # --- Services --------------------------------------------------------------------------------
@@ -296,6 +313,10 @@ def open_ticket(
     initial = next((s for s in statuses if s.category == "new"), statuses[0])
     if assignee is not None and not assignee.is_staff:
         raise InputError(f"{assignee.email} is not staff and cannot be assigned tickets")
+    if contract is not None:
+        # Loaded now, before the new rows exist: the SLA clocks below read it, and loading it
+        # later would autoflush the ticket's INSERT first and then UPDATE its deadlines.
+        _ = contract.calendar
     ticket = Ticket(
         number=next_number(session),
         ref=ref,

@@ -6,16 +6,18 @@ Modelled on GNU Mailman 3's LMTP runner:
   4.2.2 / RFC 3463 X.1.1, bad destination mailbox), so the sending server tells its user at
   once instead of us bouncing later to a sender that may be forged;
 * at ``DATA`` the raw bytes go to the fsynced blob store and an :class:`InboundMessage` row is
-  committed (:func:`core.inbound.store_inbound` inside :func:`core.db.unit_of_work`), and only
-  after the commit returned do we answer ``250 2.0.0``. Any failure to store answers ``451
+  committed (:func:`core.inbound.store_many` inside :func:`core.db.unit_of_work`, mails that
+  arrive together in one transaction: :mod:`mailgw.group_commit`), and only after the commit
+  returned do we answer ``250 2.0.0``. Any failure to store answers ``451
   4.3.0`` (RFC 5321 4.2.5: the receiver must not answer 250 before it has taken
   responsibility; 4yz makes the sender keep the message and retry).
 
 aiosmtpd answers ``500`` when a hook raises and ``250`` when no ``DATA`` hook exists; the
 handler below has every hook and catches everything while storing, so neither can happen.
 
-The blocking database and disk work runs in the event loop's thread pool, so one slow commit
-does not hold up the other connections. Errors that are the sender's fault (unknown
+The blocking database and disk work runs off the event loop (the recipient check in its thread
+pool, storing on the group committer's writer thread), so one slow commit does not hold up
+the other connections. Errors that are the sender's fault (unknown
 recipient) are logged at INFO; the operator's (database down, disk full) at ERROR with the
 traceback and the Message-ID, as Zulip's email gateway separates them.
 
@@ -30,7 +32,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +45,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.blobs import BlobStore
 from core.db import unit_of_work
-from core.inbound import header_message_id, store_inbound
+from core.inbound import Arrival, header_message_id, store_many
 from core.outbox import derive_mail_domain
+from mailgw.group_commit import GroupCommitter
 from mailgw.recipients import Mailboxes
 
 log = logging.getLogger(__name__)
@@ -112,8 +115,10 @@ class GatewayHandler:
         self.source = "lmtp" if lmtp else "smtp"
         # A few seconds' snapshot of the mailbox table (mailgw.recipients.CACHE_SECONDS).
         self._mailboxes: Mailboxes | None = None
+        # Mails that arrive together are stored in one transaction (mailgw.group_commit).
+        self._committer = GroupCommitter(self._store)
 
-    # -- blocking work, run in the thread pool ------------------------------------------------
+    # -- blocking work, run off the event loop ------------------------------------------------
 
     def _is_ours(self, address: str) -> bool:
         mailboxes = self._mailboxes
@@ -123,19 +128,17 @@ class GatewayHandler:
             self._mailboxes = mailboxes
         return mailboxes.accepts(address, self.mail_domain)
 
-    def _store(self, raw: bytes, mail_from: str | None, rcpt_tos: list[str]) -> int:
+    def _store(self, arrivals: Sequence[Arrival]) -> list[int]:
+        """Store messages in one unit of work (the group committer's batch)."""
         with unit_of_work(self.session_factory) as session:
-            row = store_inbound(
-                session,
-                raw,
-                source=self.source,
-                blobs=self.blobs,
-                envelope_from=mail_from,
-                envelope_to=rcpt_tos,
-            )
-            inbound_id = row.id
-        # unit_of_work has committed when we get here: the message is ours now.
-        return inbound_id
+            rows = store_many(session, arrivals, source=self.source, blobs=self.blobs)
+            ids = [row.id for row in rows]
+        # unit_of_work has committed when we get here: the messages are ours now.
+        return ids
+
+    def close(self) -> None:
+        """Store what is in flight, then stop the writer thread."""
+        self._committer.close()
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -181,7 +184,8 @@ class GatewayHandler:
                     else bytes(content or b"")
                 )
             message_id = header_message_id(raw)
-            inbound_id = await self._in_thread(self._store, raw, envelope.mail_from, rcpt_tos)
+            arrival = Arrival(raw, envelope.mail_from, rcpt_tos)
+            inbound_id = await asyncio.wrap_future(self._committer.submit(arrival))
         except Exception:
             # Database down, disk full, anything: the sender keeps the message and retries.
             # Nothing is half-stored: the unit of work rolled back (a blob written before the
@@ -233,6 +237,9 @@ class GatewayHandle:
 
     def stop(self) -> None:
         self.controller.stop()
+        handler = self.controller.handler
+        if isinstance(handler, GatewayHandler):
+            handler.close()
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
