@@ -7,6 +7,7 @@ Nothing here touches the disk or the network at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -42,6 +43,9 @@ class Settings:
     smtp_tls_cert: str = ""  # PEM certificate: the SMTP gateway offers STARTTLS when set
     smtp_tls_key: str = ""
     mail_from: str = ""  # From of outgoing mail; "Pulpit <pulpit@<mail domain>>" when empty
+    # Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed
+    # (web/client_ip.py); empty trusts none and the peer's address is the client's.
+    trusted_proxies: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +80,9 @@ _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "se
 def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "data_dir":
         return Path(str(value))
+    if name == "trusted_proxies" and isinstance(value, list | tuple):
+        # TOML may list them: trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+        return ",".join(str(v) for v in value)
     if name in _INT_FIELDS:
         try:
             return int(value)
@@ -121,6 +128,14 @@ def load_settings(
         raise SettingsError(
             f"PULPIT_SMTP_PROTOCOL={settings.smtp_protocol!r} is not supported; use smtp or lmtp"
         )
+    for entry in (e.strip() for e in settings.trusted_proxies.split(",")):
+        try:
+            if entry:
+                ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"PULPIT_TRUSTED_PROXIES: {entry!r} is no IP address or network (CIDR)"
+            ) from None
     for scheme_field, allowed in (
         ("broker_url", ("memory://", "redis://", "rediss://", "amqp://", "amqps://")),
         ("outbound_smtp_url", ("log://", "smtp://", "smtps://", "null://")),

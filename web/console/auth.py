@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from core.accounts import AuthError, authenticate, create_web_session, end_web_session
 from core.login_alerts import DEVICE_COOKIE, DEVICE_MAX_AGE, on_login, on_login_failed
 from core.models import AuditEntry
+from web.client_ip import client_ip, networks_of
 from web.deps import DB, SESSION_COOKIE, check_csrf, identify
 from web.i18n import LANGUAGES
 from web.render import page
@@ -26,7 +27,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client is not None else None
+    # X-Forwarded-For counts only from the proxies in PULPIT_TRUSTED_PROXIES (web/client_ip.py).
+    if request.client is None:
+        return None
+    proxies = networks_of(getattr(request.app.state.settings, "trusted_proxies", "") or "")
+    forwarded = request.headers.getall("x-forwarded-for", None) if proxies else None
+    return client_ip(request.client.host, forwarded, proxies)
 
 
 def _user_agent(request: Request[Any, Any, Any]) -> str | None:
