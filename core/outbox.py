@@ -45,6 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from core.clock import utcnow
 from core.db import enqueue
+from core.delivery_failures import on_delivery_failed
 from core.models import Base, TicketEvent
 
 if TYPE_CHECKING:
@@ -414,6 +415,7 @@ def mark_failed(
             data=data,
         )
     )
+    on_delivery_failed(session, row, error, now or utcnow(), subject=subject)  # staff are mailed
 
 
 def due_for_sweep(

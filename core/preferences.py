@@ -39,6 +39,7 @@ EVENT_KINDS = (
     "ticket_status",
     "sla_warning",
     "sla_breach",
+    "delivery_failed",
 )
 # Mails to requesters; the rest go to staff.
 CLIENT_KINDS = ("ticket_comment", "ticket_status")

@@ -99,6 +99,15 @@ CONTEXTS.update(
         },
     }
 )
+# core.delivery_failures.notice_context: a mail about a ticket failed for good (to staff).
+CONTEXTS["delivery_failed"] = {
+    **{k: v for k, v in TICKET.items() if k not in ("status", "reaction_due", "resolution_due")},
+    "recipient": "Ola Koordynator",
+    "failed_to": "anna@acme.example",
+    "failed_subject": "Otrzymaliśmy zgłoszenie: Drukarka nie drukuje [#1042]",
+    "error": "anna@acme.example: 550 5.1.1 No such mailbox here",
+    "at": "2026-11-27T10:00:40+00:00",
+}
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 
