@@ -58,6 +58,7 @@ EVENT_TYPES = (
     "attachment",
     "created",
     "contract",
+    "cc",
 )
 
 
@@ -73,6 +74,17 @@ contract_coordinators = Table(
     Base.metadata,
     Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# Contacts copied on a ticket ("request participants"): they get the requester's mail about
+# it and see it in the portal while they belong to the ticket's client (core.ticket_contacts).
+ticket_contacts = Table(
+    "ticket_contacts",
+    Base.metadata,
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", UTCDateTime(), nullable=False, default=utcnow),
+    Index("ix_ticket_contacts_user", "user_id"),
 )
 
 subcontractor_contracts = Table(
@@ -362,6 +374,10 @@ class Ticket(Base):
     product: Mapped[Product | None] = relationship()
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="(TicketEvent.at, TicketEvent.id)"
+    )
+    # Copied contacts; change them through core.ticket_contacts (it checks and records).
+    cc: Mapped[list[User]] = relationship(
+        secondary=ticket_contacts, order_by="User.email", passive_deletes=True
     )
 
 

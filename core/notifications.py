@@ -14,8 +14,10 @@ without it (unit tests, seeding, the CLI) sends no notifications at all.
 
 What goes to whom (issue 5, "What is sent, to whom"):
 
-* the requester: ``ticket_ack`` (a new ticket; ``Auto-Submitted: auto-replied``, RFC 3834
-  section 5, threaded under the client's own mail), ``ticket_comment`` (a public comment by
+* the requester and the contacts copied on the ticket (``core.ticket_contacts``; each in
+  their own language, with the same preferences and loop protection): ``ticket_ack`` (a new
+  ticket; ``Auto-Submitted: auto-replied``, RFC 3834 section 5, threaded under the client's
+  own mail), ``ticket_comment`` (a public comment by
   staff or a subcontractor: a message a person wrote, so no ``Auto-Submitted`` and the client
   may answer it) and ``ticket_status`` (a status that is ``visible_to_client``);
 * staff: ``ticket_new`` (the contract's coordinators), ``ticket_assigned`` (the assignee, or the
@@ -326,6 +328,19 @@ def _assignees(session: Session, ticket: Ticket) -> list[User]:
     return []
 
 
+def _requester_and_copied(
+    ticket: Ticket, *, besides: User | None, staff_requester: bool = True
+) -> list[User]:
+    """The requester (a staff requester only when ``staff_requester``), then the contacts
+    copied on the ticket (``core.ticket_contacts.copied``), each once, never ``besides``."""
+    from core.ticket_contacts import copied
+
+    requester: User | None = ticket.requester
+    if requester is not None and requester.is_staff and not staff_requester:
+        requester = None
+    return _each([requester, *copied(ticket)], besides=besides)
+
+
 # --- Hooks the ticket services call ----------------------------------------------------------
 
 
@@ -342,20 +357,23 @@ def on_ticket_opened(
     requester = ticket.requester
     if _fact(session, "no_autoreply") or event.data.get("no_autoreply"):
         log.info("ticket #%s: no acknowledgement, list or bulk mail", ticket.number)
-    elif requester is not None and not requester.is_staff:
+    else:
         # RFC 3834 section 5: an acknowledgement is an automatic response ("auto-replied"),
-        # threaded under the client's own mail (section 3.1.5).
-        _send(
-            session,
-            ticket,
-            requester,
-            "ticket_ack",
-            context,
-            config,
-            now,
-            auto_submitted="auto-replied",
-            in_reply_to=event.message_id,
-        )
+        # threaded under the client's own mail (section 3.1.5). The contacts copied on the
+        # ticket get it too (they were on that mail), not whoever opened it for the requester.
+        besides = None if author is None or author is requester else author
+        for person in _requester_and_copied(ticket, besides=besides, staff_requester=False):
+            _send(
+                session,
+                ticket,
+                person,
+                "ticket_ack",
+                context,
+                config,
+                now,
+                auto_submitted="auto-replied",
+                in_reply_to=event.message_id,
+            )
     actor = author or requester
     staff = _with_substitutes(session, contract_coordinators(session, ticket), now)
     for user in _each(staff, besides=actor):
@@ -388,23 +406,21 @@ def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
         # Staff mailed the thread themselves; the client was on that mail or will be told by
         # the person who wrote it, so do not forward it a second time.
         return
-    requester = ticket.requester
-    if requester is None or requester is author:
-        return
     # A comment a person wrote: no Auto-Submitted (RFC 3834 section 5: "no"), so the client's
-    # mail program and the client may answer it.
-    _send(session, ticket, requester, "ticket_comment", context, config, now, auto_submitted=None)
+    # mail program and the client may answer it. The requester and the copied contacts.
+    for person in _requester_and_copied(ticket, besides=author):
+        _send(session, ticket, person, "ticket_comment", context, config, now, auto_submitted=None)
 
 
 def on_status_changed(
     session: Session, ticket: Ticket, event: TicketEvent, *, old: Status, new: Status
 ) -> None:
-    """Tell the requester about a change to a status they can see."""
+    """Tell the requester and the copied contacts about a change to a status they can see."""
     config = config_of(session)
     if config is None or not new.visible_to_client:
         return
-    requester = ticket.requester
-    if requester is None or requester is event.author:
+    people = _requester_and_copied(ticket, besides=event.author)
+    if not people:
         return
     if _fact(session, "no_autoreply"):
         return
@@ -415,7 +431,8 @@ def on_status_changed(
         new_status=new.name,
         note=(event.body_text or "").strip() or None,
     )
-    _send(session, ticket, requester, "ticket_status", context, config, now)
+    for person in people:
+        _send(session, ticket, person, "ticket_status", context, config, now)
 
 
 def on_assigned(

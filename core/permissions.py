@@ -13,9 +13,15 @@ technician     tickets assigned to them                        comment, note, st
                                                                custom fields and the ticket type
 subcontractor  tickets handed to their company                 comment, note, log work, the
                                                                statuses ``visible_to_subcontractor``
-client         tickets they requested; a ``manager`` contact   public comments, statuses with
-               sees all of their client's tickets              ``client_can_set``
+client         tickets they requested or are copied on (while  public comments, statuses with
+               they belong to the ticket's client); a          ``client_can_set``; the
+               ``manager`` contact sees all of their client's  requester and a manager copy
+               tickets                                         contacts (``cc``)
 =============  ==============================================  ===============================
+
+Copied contacts (``core.ticket_contacts``): staff who may see a ticket (admins, coordinators,
+its technician) and its requester or a manager of its client add and remove them; a copied
+contact sees the ticket but copies nobody. Subcontractors do not copy clients' people.
 
 Substitutions (``core.substitutions``): for its window, a substitute also sees every ticket
 the absent person sees (chains included); the actions stay those of the substitute's own role.
@@ -35,18 +41,30 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from core.clock import utcnow
-from core.models import Status, Ticket, TicketEvent, User
+from core.models import Status, Ticket, TicketEvent, User, ticket_contacts
 from core.substitutions import represented
 
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
-ACTIONS = ("view", "comment", "note", "status", "assign", "worklog", "fields", "edit", "bulk")
+# "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
+ACTIONS = (
+    "view",
+    "comment",
+    "note",
+    "status",
+    "assign",
+    "worklog",
+    "fields",
+    "edit",
+    "bulk",
+    "cc",
+)
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
     "coordinator": frozenset(ACTIONS),
-    "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields"}),
+    "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields", "cc"}),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
-    "client": frozenset({"view", "comment", "status"}),
+    "client": frozenset({"view", "comment", "status", "cc"}),
 }
 
 
@@ -80,7 +98,17 @@ def _own_scope(user: User) -> ColumnElement[bool]:
     if role == "client":
         if user.manager and user.client_id is not None:
             return Ticket.client_id == user.client_id
-        return Ticket.requester_id == user.id
+        # Copied only counts while the contact belongs to the ticket's client (a ticket moved
+        # to another client's contract, or a contact moved to another client, ends it).
+        copied = Ticket.id.in_(
+            select(ticket_contacts.c.ticket_id).where(ticket_contacts.c.user_id == user.id)
+        )
+        same_client = (
+            Ticket.client_id == user.client_id
+            if user.client_id is not None
+            else Ticket.client_id.is_(None)
+        )
+        return or_(Ticket.requester_id == user.id, and_(copied, same_client))
     return false()
 
 
@@ -124,8 +152,15 @@ def _own_view(user: User, ticket: Ticket) -> bool:
     if role == "client":
         if user.manager and user.client_id is not None:
             return ticket.client_id == user.client_id
-        return ticket.requester_id == user.id
+        return ticket.requester_id == user.id or is_copied(user, ticket)
     return False
+
+
+def is_copied(user: User, ticket: Ticket) -> bool:
+    """Is this contact copied on the ticket, and still of the ticket's client?"""
+    if user.role != "client" or user.client_id != ticket.client_id:
+        return False
+    return any(person.id == user.id for person in ticket.cc)
 
 
 def can(user: User, action: str, ticket: Ticket | None = None) -> bool:
@@ -134,6 +169,12 @@ def can(user: User, action: str, ticket: Ticket | None = None) -> bool:
         raise ValueError(f"unknown action {action!r}")
     if action not in _ALLOWED.get(user.role, frozenset()):
         return False
+    if action == "cc" and user.role == "client" and ticket is not None:
+        # The requester and a manager of the ticket's client, not a copied contact.
+        if ticket.requester_id != user.id and not (
+            user.manager and user.client_id is not None and user.client_id == ticket.client_id
+        ):
+            return False
     return ticket is None or can_view(user, ticket)
 
 

@@ -290,8 +290,14 @@ def open_ticket(
     ref: str | None = None,
     attachments: Sequence[NewAttachment] = (),
     blobs: BlobStore | None = None,
+    data: dict[str, Any] | None = None,
+    cc: Sequence[User] = (),
 ) -> Ticket:
-    """Open a ticket. ``author`` is who typed it (staff on the phone), default the requester."""
+    """Open a ticket. ``author`` is who typed it (staff on the phone), default the requester.
+
+    ``data`` is merged into the opening event's data (the mail gateway's subject, sender and
+    full text). ``cc``: contacts copied on the ticket (``core.ticket_contacts``; the caller
+    checked who may copy them), told of it like the requester."""
     subject = (subject or "").strip()
     if not subject:
         raise InputError("a ticket needs a subject")
@@ -346,16 +352,22 @@ def open_ticket(
         body_text=body,
         body_html=body_html,
         message_id=message_id,
-        data={"subject": ticket.subject, "opened_ticket": True},
-        attachments=attachments,
-        blobs=blobs,
+        data={"subject": ticket.subject, "opened_ticket": True, **(data or {})},
     )
     if assignee is not None:
         _event(
             session, ticket, "assignment", author=author, at=at, data={"assignee": assignee.email}
         )
+    # The deadlines before anything is flushed, so the ticket is inserted with them (storing an
+    # attachment flushes).
     sla_clock.recompute(ticket, now=at)
+    _attach(session, opened, attachments, blobs)
     session.flush()
+    if cc:
+        # Copied before the acknowledgement is queued, so they get it too (core.ticket_contacts).
+        from core.ticket_contacts import add_contacts
+
+        add_contacts(session, ticket, cc, actor=author or requester, at=at, check=False)
     notifications.on_ticket_opened(session, ticket, opened, author=author or requester)
     return ticket
 

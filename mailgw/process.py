@@ -36,7 +36,7 @@ from core.inbound import MAX_ATTEMPTS, InboundMessage
 from core.models import Ticket, TicketEvent, User
 from core.outbox import OutboundMail
 from core.tickets import NewAttachment, open_ticket, record_email, reopen
-from mailgw import rules
+from mailgw import copied, rules
 from mailgw.bodies import sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
 from mailgw.thread_match import find_thread, may_follow_up, ticket_for_message_id
@@ -328,24 +328,30 @@ def _thread_or_open(
                 why += f"; #{ticket.number} reopened"
             _decide(row, rules.Hit("thread", ticket.number, f"{match.how}; {why}"))
             event = record_email(session, ticket, author=sender, public=True, data=data, **common)
+            if (cc_hit := copied.for_follow_up(session, ticket, mail, sender, now)) is not None:
+                _decide(row, cc_hit)
             return _done(row, event, now)
     else:
         _decide(row, rules.Hit("thread", None, "no subject tag or known Message-ID"))
 
-    contract, hit = rules.route(session, row, mail, now.date())
+    contract, hit = rules.route(session, row, mail, now.date(), sender=sender)
     _decide(row, hit)
     if follow_up_of is not None:
         data["follow_up_of"] = follow_up_of
+    cc, cc_hit = copied.for_new_ticket(session, mail, sender, contract)  # mailgw/copied.py
+    if cc_hit is not None:
+        _decide(row, cc_hit)
     ticket = open_ticket(
         session,
         subject=mail.subject.strip() or "(bez tematu)",
         requester=sender,
         contract=contract,
         source="email",
+        data=data,
+        cc=cc,
         **common,
     )
     first = ticket.events[0]
-    first.data = {**first.data, **data}
     tt = ticket.ticket_type.name if ticket.ticket_type else None
     _decide(row, rules.Hit("ticket_type", tt, "subject keywords, else the contract's default"))
     return _done(row, first, now)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Ticket, TicketEvent, User
 from core.outbox import OutboundMail
+from core.permissions import is_copied
 from mailgw.parsing import ParsedMail
 
 # [#1042], [Ticket#1042], [ACME#1042]; the prefix is letters, digits, '-' and '_'.
@@ -79,6 +80,8 @@ def may_follow_up(user: User, ticket: Ticket) -> tuple[bool, str]:
         return True, f"{user.email} is the requester"
     if user.role == "client" and user.client_id is not None and user.client_id == ticket.client_id:
         return True, f"{user.email} is a contact of the ticket's client"
+    if is_copied(user, ticket):  # on a triage ticket, where no client says so
+        return True, f"{user.email} is copied on ticket #{ticket.number}"
     if (
         user.role == "subcontractor"
         and user.subcontractor_id is not None

@@ -21,7 +21,8 @@ from tests.factories import World, build_world
 from web.app import create_app
 
 # Tickets of the scenario, by name:
-#   own       requested by client (Acme), assigned to technician, handed to FixIt
+#   own       requested by client (Acme), assigned to technician, handed to FixIt;
+#             and client2 (Acme) is copied on it (core.ticket_contacts)
 #   colleague requested by client2 (Acme), unassigned
 #   foreign   requested by beta (Beta), assigned to technician2
 #   triage    from an unknown sender, no client, no contract
@@ -32,7 +33,7 @@ VISIBLE: dict[str, set[str]] = {
     "technician2": {"foreign"},
     "subcontractor": {"own"},
     "client": {"own"},
-    "client2": {"colleague"},
+    "client2": {"colleague", "own"},
     "manager": {"own", "colleague"},
     "beta": {"foreign"},
 }
@@ -58,6 +59,9 @@ def scenario(session: Session) -> tuple[World, dict[str, int]]:
     svc.assign(
         session, own, actor=u["coordinator"], assignee=u["technician"], subcontractor=w.fixit
     )
+    from core.ticket_contacts import add_contact
+
+    add_contact(session, own, u["client2"], actor=u["client"])
     colleague = svc.open_ticket(
         session, subject="Colleague", requester=u["client2"], contract=w.acme_contract
     )

@@ -8,6 +8,7 @@ from typing import Any
 from core import sla_clock
 from core.models import Ticket, TicketEvent, User
 from core.permissions import can_see_event, visible_status_name
+from core.ticket_contacts import copied
 
 
 def iso(value: datetime | None) -> str | None:
@@ -72,10 +73,20 @@ def event_json(event: TicketEvent) -> dict[str, Any]:
     }
 
 
+def ticket_with_cc(
+    ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
+) -> dict[str, Any]:
+    """One ticket with ``cc``: the e-mails of the contacts copied on it (core.ticket_contacts).
+    Lists leave ``cc`` out: it would cost a query per ticket."""
+    data = ticket_json(ticket, viewer, now, base_url)
+    data["cc"] = [person.email for person in copied(ticket)]
+    return data
+
+
 def ticket_with_events(
     ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
 ) -> dict[str, Any]:
-    data = ticket_json(ticket, viewer, now, base_url)
+    data = ticket_with_cc(ticket, viewer, now, base_url)
     data["events"] = [event_json(e) for e in ticket.events if can_see_event(viewer, e)]
     return data
 

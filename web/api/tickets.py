@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request, delete, get, post
 from litestar.params import QueryParameter
 
+from core import ticket_contacts as contacts
 from core import tickets as svc
 from core.clock import utcnow
 from core.directory import (
@@ -18,10 +19,11 @@ from core.directory import (
     staff_user,
     subcontractor_by_name,
 )
-from core.errors import Forbidden, InputError
+from core.errors import Forbidden, InputError, NotFound
 from core.permissions import can
 from core.queries import TicketFilter, search_tickets
-from web.api.serializers import event_json, ticket_json, ticket_with_events
+from core.ticket_contacts import contact_for_client
+from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
 
 
@@ -39,6 +41,12 @@ class NewTicket:
     assignee: str | None = None
     product: str | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    cc: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CopiedContact:
+    email: str
 
 
 @dataclass
@@ -166,6 +174,11 @@ def create_ticket(
             raise Forbidden(f"contract {data.contract} is not one of your client's contracts")
     else:
         contract = default_contract(requester.client, now.date())
+    client = contract.client if contract is not None else requester.client
+    cc = [
+        contact_for_client(db, client, email, requester=requester, what="the new ticket")
+        for email in dict.fromkeys(data.cc or [])
+    ]
     ticket = svc.open_ticket(
         db,
         subject=data.subject,
@@ -179,6 +192,7 @@ def create_ticket(
         author=user,
         source="api",
         at=now,
+        cc=cc,
     )
     db.commit()
     return ticket_with_events(ticket, user, now, _base(request))
@@ -310,7 +324,44 @@ def set_type(
     return ticket_json(ticket, user, utcnow(), _base(request))
 
 
+@post(
+    "/tickets/{number:int}/cc",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Copy a contact on the ticket",
+)
+def add_cc(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: CopiedContact
+) -> dict[str, Any]:
+    """The contact (an existing one of the ticket's client, or a new address in its domain)
+    gets the requester's mail about the ticket and sees it in the portal."""
+    ticket = svc.get_ticket(db, number, user)
+    if not can(user, "cc", ticket):
+        raise Forbidden(f"you may not change who is copied on ticket #{number}")
+    contacts.add_contact(db, ticket, contacts.contact_for(db, ticket, data.email), actor=user)
+    db.commit()
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
+
+
+@delete(
+    "/tickets/{number:int}/cc/{email:str}",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Stop copying a contact on the ticket",
+)
+def remove_cc(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, email: str
+) -> dict[str, Any]:
+    ticket = svc.get_ticket(db, number, user)
+    if contacts.remove_contact(db, ticket, email, actor=user) is None:
+        raise NotFound(f"{email} is not copied on ticket #{number}")
+    db.commit()
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
+
+
 ticket_handlers = [
+    add_cc,
+    remove_cc,
     set_contract,
     set_type,
     list_tickets,

@@ -15,6 +15,7 @@ from web.console.substitutions import (
     post_substitution,
     substitutions,
 )
+from web.console.ticket_cc import post_cc
 from web.console.ticket_detail import (
     post_assign,
     post_comment,
@@ -42,6 +43,7 @@ console_handlers = [
     post_status,
     post_assign,
     post_worklog,
+    post_cc,
     download_attachment,
     download_raw_message,
     substitutions,

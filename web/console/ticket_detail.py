@@ -34,6 +34,7 @@ from core.models import (
 )
 from core.permissions import can, can_see_event, can_view, settable_statuses
 from core.sla_clock import is_overdue
+from core.ticket_contacts import copied
 from core.tickets import (
     add_comment,
     assign,
@@ -147,6 +148,9 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "can_note": can(user, "note", ticket),
         "can_assign": can_assign,
         "can_worklog": can(user, "worklog", ticket),
+        # Contacts copied on the ticket (core.ticket_contacts), loaded here, not in the template.
+        "copied": copied(ticket),
+        "can_cc": can(user, "cc", ticket),
         "staff": staff,
         "subcontractors": subcontractors,
         "fields": custom_field_rows(db, user, ticket),
