@@ -8,7 +8,9 @@
 # through the environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres),
 # REDIS_URL (redis://127.0.0.1:6379/14; that db is flushed), WORKER_PROCESSES (2),
 # WORKER_THREADS (4 per process), WORKER_NICE (10, as deploy/systemd's Nice=),
-# CONCURRENCY (8 SMTP connections), PYTHON (.venv/bin/python).
+# CONCURRENCY (8 SMTP connections), RATE (mails per second offered, open loop; default: as fast
+# as the connections are answered), PYTHON (.venv/bin/python), KEEP_LOGS (a directory to copy
+# the processes' logs to before the data dir is removed).
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
@@ -61,6 +63,9 @@ cleanup() {
         kill -KILL "${PIDS[$i]}" 2>/dev/null || true
         wait "${PIDS[$i]}" 2>/dev/null || true
     done
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS" && cp "$DATA_DIR"/*.log "$KEEP_LOGS"/ && echo "== logs kept in $KEEP_LOGS"
+    fi
     psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
     redis_flush || true
     rm -rf "$DATA_DIR"
@@ -113,7 +118,7 @@ status=0
 for count in "${COUNTS[@]}"; do
     echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
-        --database-url "$PULPIT_DATABASE_URL" || status=$?
+        ${RATE:+--rate "$RATE"} --database-url "$PULPIT_DATABASE_URL" || status=$?
     for i in "${!PIDS[@]}"; do
         echo "| ${NAMES[$i]} RSS now / peak (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}") |"
         for child in $(pgrep -P "${PIDS[$i]}" || true); do

@@ -49,6 +49,13 @@ class BlobStore:
             session.flush()
         return [known[digest] for digest in digests]
 
+    def write(self, data: bytes) -> str:
+        """Write the content's file (fsynced, and its directory) without a database row; its
+        sha256. For callers that add the row themselves (:func:`core.inbound.store_many`)."""
+        digest = hashlib.sha256(data).hexdigest()
+        self._write(digest, data)
+        return digest
+
     def _write(self, digest: str, data: bytes) -> None:
         target = self.path(digest)
         if target.exists():

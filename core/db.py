@@ -105,9 +105,23 @@ def enqueue(session: Session, actor: str, **kwargs: Any) -> None:
     session.info.setdefault("pending_jobs", []).append((actor, kwargs))
 
 
+Job = tuple[str, dict[str, Any]]
+
+
+def take_pending_jobs(session: Session) -> list[Job]:
+    """Take the jobs buffered so far, to send them later with :func:`send_jobs` (only once
+    the transaction has committed). The SMTP gateway answers its senders first, then sends."""
+    jobs: list[Job] = session.info.pop("pending_jobs", [])
+    return jobs
+
+
 @event.listens_for(Session, "after_commit")
 def _send_pending_jobs(session: Session) -> None:
-    jobs = session.info.pop("pending_jobs", [])
+    send_jobs(session.info.pop("pending_jobs", []))
+
+
+def send_jobs(jobs: list[Job]) -> None:
+    """Send jobs by actor name; a job that cannot be sent is left to the scheduler's sweeps."""
     if not jobs:
         return
     if _dispatcher is None:

@@ -4,7 +4,8 @@ Each ``DATA`` needs its message durably stored before the ``250``. Storing one m
 transaction costs a session, a flush and a commit (a WAL flush on PostgreSQL) per mail, and
 under a burst the connections queue for the database one by one. Here one writer thread takes
 every message waiting at that moment, stores them in one unit of work and commits once, then
-answers each (the classic group commit of databases and MTAs). Nothing waits for a batch to
+answers each (the classic group commit of databases and MTAs), and only then sends their
+processing jobs to the broker. Nothing waits for a batch to
 fill: a lone message is stored at once, and a burst forms batches by itself while the previous
 commit runs.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from core.db import Job, send_jobs
 from core.inbound import Arrival
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,14 @@ class _Pending:
     future: Future[int] = field(default_factory=Future)
 
 
-class GroupCommitter:
-    """Runs ``store(arrivals) -> ids`` (one committed transaction) on one writer thread."""
+Store = Callable[[Sequence[Arrival]], tuple[list[int], list[Job]]]
 
-    def __init__(
-        self, store: Callable[[Sequence[Arrival]], list[int]], *, max_batch: int = MAX_BATCH
-    ) -> None:
+
+class GroupCommitter:
+    """Runs ``store(arrivals) -> (ids, jobs)`` (one committed transaction) on one writer
+    thread; answers the waiting senders, then sends the jobs (:func:`core.db.send_jobs`)."""
+
+    def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
         self._store = store
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -92,7 +96,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            ids = self._store([p.arrival for p in batch])
+            ids, jobs = self._store([p.arrival for p in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -103,3 +107,5 @@ class GroupCommitter:
             return
         for pending, inbound_id in zip(batch, ids, strict=True):
             pending.future.set_result(inbound_id)
+        # After the answers: a lost job costs a sweep's delay, a slow answer costs every sender.
+        send_jobs(jobs)

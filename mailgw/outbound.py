@@ -41,6 +41,7 @@ from babel.dates import format_datetime as babel_format_datetime
 
 from core.i18n import compiled_catalogue
 from core.outbox import OutboundMail, derive_mail_domain
+from mailgw.mail_policy import DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def build_message(
     row: OutboundMail, rendered: RenderedMail, settings: MailSettings
 ) -> EmailMessage:
     """The message for ``row``; non-ASCII headers become RFC 2047 encoded-words on output."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=DEFAULT)
     msg["From"] = sender(settings)
     msg["To"] = row.to_addr
     msg["Subject"] = rendered.subject

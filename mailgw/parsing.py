@@ -33,6 +33,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
+from mailgw.mail_policy import DEFAULT
 from mailgw.tnef import TnefError, decode_tnef, is_tnef
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ def _body_charset(msg: Message) -> str | None:
 
 def parse_message(raw: bytes, *, mail_domain: str) -> ParsedMail:
     """Parse raw bytes; never raises on malformed mail (only on a bug of ours)."""
-    msg = email.message_from_bytes(raw, policy=policy.default)
+    msg = email.message_from_bytes(raw, policy=DEFAULT)
     hint = _body_charset(msg)
     headers: dict[str, str] = {}
     all_values: dict[str, list[str]] = {}

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.blobs import BlobStore
-from core.db import unit_of_work
+from core.db import Job, take_pending_jobs, unit_of_work
 from core.inbound import Arrival, header_message_id, store_many
 from core.outbox import derive_mail_domain
 from mailgw.group_commit import GroupCommitter
@@ -128,13 +128,14 @@ class GatewayHandler:
             self._mailboxes = mailboxes
         return mailboxes.accepts(address, self.mail_domain)
 
-    def _store(self, arrivals: Sequence[Arrival]) -> list[int]:
-        """Store messages in one unit of work (the group committer's batch)."""
+    def _store(self, arrivals: Sequence[Arrival]) -> tuple[list[int], list[Job]]:
+        """Store messages in one unit of work (the group committer's batch); their ids, and
+        their processing jobs for the committer to send once the senders have their 250."""
         with unit_of_work(self.session_factory) as session:
-            rows = store_many(session, arrivals, source=self.source, blobs=self.blobs)
-            ids = [row.id for row in rows]
+            ids = store_many(session, arrivals, source=self.source, blobs=self.blobs)
+            jobs = take_pending_jobs(session)
         # unit_of_work has committed when we get here: the messages are ours now.
-        return ids
+        return ids, jobs
 
     def close(self) -> None:
         """Store what is in flight, then stop the writer thread."""
@@ -154,7 +155,11 @@ class GatewayHandler:
         rcpt_options: list[str],
     ) -> str:
         try:
-            ours = await self._in_thread(self._is_ours, address)
+            mailboxes = self._mailboxes
+            if mailboxes is not None and mailboxes.fresh():
+                ours = mailboxes.accepts(address, self.mail_domain)  # no database: no thread
+            else:
+                ours = await self._in_thread(self._is_ours, address)
         except Exception:
             # The operator's problem, not the sender's: never say 550 for a mailbox that may
             # exist; 451 makes the sending server retry (RFC 5321 4.2.5).
@@ -184,6 +189,9 @@ class GatewayHandler:
                     else bytes(content or b"")
                 )
             message_id = header_message_id(raw)
+            # The blob file first, in the pool: its fsyncs run in parallel with the other
+            # connections' instead of one after another on the committer's thread.
+            await self._in_thread(self.blobs.write, raw)
             arrival = Arrival(raw, envelope.mail_from, rcpt_tos)
             inbound_id = await asyncio.wrap_future(self._committer.submit(arrival))
         except Exception:

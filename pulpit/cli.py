@@ -10,6 +10,7 @@ taken) with exit code 1; a traceback only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import sys
 import traceback
@@ -442,6 +443,13 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
 
 
 def _configure_logging(debug: bool, long_running: bool) -> None:
+    if long_running:
+        # A crash inside a C extension (a driver, a parser) prints every thread's Python stack
+        # to stderr instead of vanishing without a trace.
+        try:
+            faulthandler.enable()
+        except (ValueError, OSError):  # stderr without a file descriptor (captured in tests)
+            pass
     # One-shot commands stay quiet (their output is the result, e.g. a token to capture);
     # servers log what they do.
     level = logging.DEBUG if debug else logging.INFO if long_running else logging.WARNING

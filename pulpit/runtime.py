@@ -7,6 +7,7 @@ however it ends (Ctrl+C, SIGTERM from systemd, or an error).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -348,6 +349,7 @@ def _worker_child(settings: Settings, threads: int, level: int) -> None:
         format="%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    faulthandler.enable()  # a crash in a C extension shows every thread's Python stack
     raise SystemExit(run_worker(settings, threads=threads))
 
 
