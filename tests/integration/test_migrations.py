@@ -23,6 +23,13 @@ from core.db import alembic_config, make_engine, upgrade
 from core.models import Base
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 
+# SQLite's reflection cannot read expression indexes (ix_outbound_mail_recipient_created), so
+# Alembic skips comparing them there; PostgreSQL compares them.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index"),
+    pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based"),
+]
+
 
 @pytest.fixture
 def fresh_engine(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
