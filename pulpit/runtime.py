@@ -11,6 +11,7 @@ import faulthandler
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -276,10 +277,17 @@ def run_web(settings: Settings) -> int:
             broker.close()
 
 
+GATEWAY_SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
+
+
 def run_mailgw(settings: Settings) -> int:
     """Only the SMTP gateway and IMAP pollers (``pulpit mailgw``)."""
     from workers.broker import is_memory_broker, uninstall_dispatcher
 
+    # The event loop, the group committer and the pool threads hand the interpreter lock to
+    # each other several times per mail; CPython's default 5 ms switch interval made each
+    # hand-over a wait of up to 5 ms in the SMTP answer (bench/INGEST_RESULTS.md).
+    sys.setswitchinterval(GATEWAY_SWITCH_INTERVAL)
     stop = threading.Event()
     with database(settings) as session_factory:
         broker = None
