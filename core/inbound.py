@@ -18,9 +18,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, insert, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Table, Text, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -147,7 +147,7 @@ def store_many(
         [{"sha256": d, "size": n, "created_at": received} for d, n in sizes.items()],
     )
     # Table-level, not the ORM's bulk insert: nothing here needs an object back.
-    table = InboundMessage.__table__
+    table = cast(Table, InboundMessage.__table__)
     ids = (
         session.connection()
         .scalars(
