@@ -15,7 +15,7 @@ from core import ticket_contacts as contacts
 from core.errors import Forbidden, InputError, NotFound
 from core.permissions import can
 from web.console.common import form_str
-from web.console.ticket_detail import URLENCODED, _acting_on, _done, _refused
+from web.console.ticket_detail import URLENCODED, acting_on, form_done, form_refused
 from web.deps import DB, CurrentUser
 
 
@@ -28,7 +28,7 @@ def post_cc(
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
     """``email`` with ``action=add`` (the default) copies a contact; ``action=remove`` stops."""
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     email = form_str(data, "email")
     try:
         if not email:
@@ -48,5 +48,5 @@ def post_cc(
             else:
                 message = tr.gettext("%(email)s is copied now.") % {"email": person.email}
     except InputError as exc:
-        return _refused(request, db, user, web_session, number, exc, {"cc_email": email})
-    return _done(request, db, user, ticket, event, message)
+        return form_refused(request, db, user, web_session, number, exc, {"cc_email": email})
+    return form_done(request, db, user, ticket, event, message)

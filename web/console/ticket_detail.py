@@ -220,7 +220,7 @@ def detail_page(
     )
 
 
-def _done(
+def form_done(
     request: Request[Any, Any, Any],
     db: Session,
     user: User,
@@ -235,7 +235,7 @@ def _done(
     return redirect(request, f"/tickets/{ticket.number}{anchor}", message)
 
 
-def _refused(
+def form_refused(
     request: Request[Any, Any, Any],
     db: Session,
     user: User,
@@ -268,7 +268,7 @@ def ticket_detail(
     return detail_page(request, db, user, web_session, number)
 
 
-def _acting_on(
+def acting_on(
     request: Request[Any, Any, Any], db: Session, user: User, number: int, data: dict[str, Any]
 ) -> tuple[WebSession | None, Ticket, Any]:
     """What every form on the ticket page starts with: the session, its CSRF check, the
@@ -286,7 +286,7 @@ def post_comment(
     number: int,
     data: Annotated[dict[str, Any], MULTIPART],
 ) -> Template | Redirect:
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     body = form_str(data, "body")
     public = form_str(data, "visibility") != "internal"
     try:
@@ -301,9 +301,9 @@ def post_comment(
         )
     except InputError as exc:
         draft = {"body": body, "visibility": "public" if public else "internal"}
-        return _refused(request, db, user, web_session, number, exc, draft)
+        return form_refused(request, db, user, web_session, number, exc, draft)
     message = tr.gettext("Comment added.") if public else tr.gettext("Internal note added.")
-    return _done(request, db, user, ticket, event, message)
+    return form_done(request, db, user, ticket, event, message)
 
 
 @post("/tickets/{number:int}/status", sync_to_thread=True, status_code=303)
@@ -314,14 +314,14 @@ def post_status(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     try:
         status = form_str(data, "status")
         if not status:
             raise InputError(tr.gettext("Choose the status to set."))
         event = change_status(db, ticket, status, actor=user)
     except InputError as exc:
-        return _refused(request, db, user, web_session, number, exc)
+        return form_refused(request, db, user, web_session, number, exc)
     if event is None:
         message = tr.gettext("The ticket already has this status.")
     else:
@@ -329,7 +329,7 @@ def post_status(
         if user.role == "client" and not ticket.status.visible_to_client:
             label = category_word(tr, ticket.status.category)
         message = tr.gettext("Status changed to %(status)s.") % {"status": label}
-    return _done(request, db, user, ticket, event, message)
+    return form_done(request, db, user, ticket, event, message)
 
 
 @post("/tickets/{number:int}/assign", sync_to_thread=True, status_code=303)
@@ -340,7 +340,7 @@ def post_assign(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     try:
         email = form_str(data, "assignee")
         sub_name = form_str(data, "subcontractor")
@@ -352,13 +352,13 @@ def post_assign(
             subcontractor=subcontractor_by_name(db, sub_name) if sub_name else None,
         )
     except InputError as exc:
-        return _refused(request, db, user, web_session, number, exc)
+        return form_refused(request, db, user, web_session, number, exc)
     message = (
         tr.gettext("Assignment saved.")
         if event is not None
         else tr.gettext("The assignment has not changed.")
     )
-    return _done(request, db, user, ticket, event, message)
+    return form_done(request, db, user, ticket, event, message)
 
 
 @post("/tickets/{number:int}/worklog", sync_to_thread=True, status_code=303)
@@ -369,7 +369,7 @@ def post_worklog(
     number: int,
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     note = form_str(data, "note")
     raw = form_str(data, "minutes")
     try:
@@ -378,11 +378,13 @@ def post_worklog(
         minutes = int(raw)
         event = log_work(db, ticket, actor=user, minutes=minutes, note=note or None)
     except InputError as exc:
-        return _refused(request, db, user, web_session, number, exc, {"minutes": raw, "note": note})
+        return form_refused(
+            request, db, user, web_session, number, exc, {"minutes": raw, "note": note}
+        )
     message = tr.ngettext(
         "Logged %(n)d minute of work.", "Logged %(n)d minutes of work.", minutes
     ) % {"n": minutes}
-    return _done(request, db, user, ticket, event, message)
+    return form_done(request, db, user, ticket, event, message)
 
 
 @post("/tickets/{number:int}/contract", sync_to_thread=True, status_code=303)
@@ -394,7 +396,7 @@ def post_contract(
     data: Annotated[dict[str, Any], URLENCODED],
 ) -> Template | Redirect:
     """Move the ticket to a contract and type; its SLA clocks are re-targeted from creation."""
-    web_session, ticket, tr = _acting_on(request, db, user, number, data)
+    web_session, ticket, tr = acting_on(request, db, user, number, data)
     try:
         code = form_str(data, "contract")
         if not code:
@@ -404,10 +406,10 @@ def post_contract(
             db, ticket, contract_by_code(db, code), actor=user, ticket_type=type_name
         )
     except InputError as exc:
-        return _refused(request, db, user, web_session, number, exc)
+        return form_refused(request, db, user, web_session, number, exc)
     message = (
         tr.gettext("Contract and type saved.")
         if event is not None
         else tr.gettext("The contract has not changed.")
     )
-    return _done(request, db, user, ticket, event, message)
+    return form_done(request, db, user, ticket, event, message)
