@@ -26,6 +26,8 @@ import re
 import smtplib
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -300,6 +302,54 @@ def _write_to_log(settings: MailSettings, message: EmailMessage, message_id: str
         log.warning("mail %s: could not append to %s: %s", message_id, path, exc)
 
 
+class _RelayConnections:
+    """One open relay connection per worker thread, kept between mails.
+
+    Connecting, STARTTLS and AUTH cost more than the mail itself (a TLS handshake per mail);
+    a connection is reused while it has been idle for less than :data:`RELAY_IDLE_SECONDS`
+    (relays drop idle clients after a few minutes; Postfix's default is 300 s) and dropped
+    after any error. Per thread, because an SMTP conversation cannot be shared.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _slots(self) -> dict[Any, tuple[smtplib.SMTP, float]]:
+        slots: dict[Any, tuple[smtplib.SMTP, float]] | None = getattr(self._local, "slots", None)
+        if slots is None:
+            slots = self._local.slots = {}
+        return slots
+
+    def get(self, key: Any, connect: Callable[[], smtplib.SMTP]) -> tuple[smtplib.SMTP, bool]:
+        """(a connection, whether it was kept from an earlier mail)."""
+        slots = self._slots()
+        now = time.monotonic()
+        kept = slots.get(key)
+        if kept is not None:
+            client, last_used = kept
+            if now - last_used < RELAY_IDLE_SECONDS:
+                slots[key] = (client, now)
+                return client, True
+            self.discard(key)
+        client = connect()
+        slots[key] = (client, now)
+        return client, False
+
+    def discard(self, key: Any) -> None:
+        kept = self._slots().pop(key, None)
+        if kept is None:
+            return
+        client = kept[0]
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+RELAY_IDLE_SECONDS = 30.0
+_relay_connections = _RelayConnections()
+
+
 def _reply(code: int, text: bytes | str) -> str:
     detail = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return f"{code} {' '.join(detail.split())}"
@@ -329,7 +379,7 @@ def _send_smtp(
     # the name our Message-IDs use anyway.
     helo = mail_domain(settings)
 
-    try:
+    def connect() -> smtplib.SMTP:
         client: smtplib.SMTP
         if implicit_tls:
             client = smtplib.SMTP_SSL(
@@ -337,7 +387,7 @@ def _send_smtp(
             )
         else:
             client = smtplib.SMTP(host, port, local_hostname=helo, timeout=timeout)
-        with client:
+        try:
             client.ehlo()
             if not implicit_tls and client.has_extn("starttls"):
                 # Opportunistic STARTTLS (RFC 3207) whenever the relay offers it, verified
@@ -347,7 +397,33 @@ def _send_smtp(
                 client.ehlo()
             if user:
                 client.login(user, password)
-            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    key = (settings.outbound_smtp_url, id(context))
+
+    def deliver() -> None:
+        try:
+            client, reused = _relay_connections.get(key, connect)
+            try:
+                client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+            except smtplib.SMTPServerDisconnected:
+                # The relay closed a kept connection before taking this mail (an idle
+                # timeout): one more try on a new connection; a fresh one failing is real.
+                _relay_connections.discard(key)
+                if not reused:
+                    raise
+                client, _ = _relay_connections.get(key, connect)
+                client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+        except BaseException:
+            # Whatever went wrong, the connection's state is unknown: never reuse it.
+            _relay_connections.discard(key)
+            raise
+
+    try:
+        deliver()
     except smtplib.SMTPRecipientsRefused as exc:
         replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
         detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())

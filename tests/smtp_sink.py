@@ -40,6 +40,8 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     data: bytes
     auth_user: str | None
+    # The client's (host, port): two mails with the same peer came over one connection.
+    peer: Any = None
 
     @property
     def message(self) -> EmailMessage:
@@ -76,6 +78,7 @@ class _Handler:
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 data=bytes(envelope.original_content or envelope.content),
                 auth_user=login.decode() if isinstance(login, bytes) else login,
+                peer=session.peer,
             )
         )
         return "250 2.0.0 Message accepted for delivery"
