@@ -336,6 +336,9 @@ def open_ticket(
         assignee=assignee,
         product=product,
         custom_fields=validate_custom_fields(session, contract, custom_fields),
+        # Known empty: the notifications below would otherwise load it from the database.
+        # (core.ticket_contacts.add_contacts expires it when it copies anyone.)
+        cc=[],
         source=source,
         created_at=at,
         updated_at=at,
