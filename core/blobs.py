@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Blob
@@ -28,26 +26,14 @@ class BlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, session: Session, data: bytes) -> Blob:
-        return self.put_many(session, [data])[0]
-
-    def put_many(self, session: Session, items: Sequence[bytes]) -> list[Blob]:
-        """Store several contents (one query for the known ones, one flush for the new rows);
-        every file is fsynced, and its directory, before this returns."""
-        digests = [hashlib.sha256(data).hexdigest() for data in items]
-        known = {
-            blob.sha256: blob
-            for blob in session.scalars(select(Blob).where(Blob.sha256.in_(set(digests))))
-        }
-        fresh = False
-        for digest, data in zip(digests, items, strict=True):
-            self._write(digest, data)
-            if digest not in known:
-                known[digest] = Blob(sha256=digest, size=len(data))
-                session.add(known[digest])
-                fresh = True
-        if fresh:
+        """Store the content (file fsynced with its directory) and its row; the row."""
+        digest = self.write(data)
+        blob = session.get(Blob, digest)
+        if blob is None:
+            blob = Blob(sha256=digest, size=len(data))
+            session.add(blob)
             session.flush()
-        return [known[digest] for digest in digests]
+        return blob
 
     def write(self, data: bytes) -> str:
         """Write the content's file (fsynced, and its directory) without a database row; its

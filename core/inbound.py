@@ -93,22 +93,9 @@ def store_inbound(
 ) -> InboundMessage:
     """Store a message durably (blob fsynced, row added) and queue its processing after
     commit. The caller commits; only then may it answer 250 or flag the message seen."""
-    blob = blobs.put(session, raw)
-    row = InboundMessage(
-        received_at=now or utcnow(),
-        source=source,
-        mailbox=mailbox,
-        envelope_from=envelope_from,
-        envelope_to=list(envelope_to or []),
-        message_id=header_message_id(raw),
-        sha256=blob.sha256,
-        size=len(raw),
-        state="received",
-    )
-    session.add(row)
-    session.flush()
-    enqueue(session, PROCESS_ACTOR, inbound_id=row.id)
-    return row
+    arrival = Arrival(raw, envelope_from, list(envelope_to or []), mailbox)
+    [inbound_id] = store_many(session, [arrival], source=source, blobs=blobs, now=now)
+    return session.get_one(InboundMessage, inbound_id)
 
 
 @dataclass(frozen=True)
