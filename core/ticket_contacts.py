@@ -39,10 +39,14 @@ from core.permissions import can
 
 def refusal(user: User, ticket: Ticket) -> str | None:
     """Why ``user`` cannot be copied on ``ticket``, or None when they can."""
-    return _refusal(user, ticket.client, ticket.requester_id, f"ticket #{ticket.number}")
+    return refusal_for(user, ticket.client, ticket.requester_id, f"ticket #{ticket.number}")
 
 
-def _refusal(user: User, client: Client | None, requester_id: int | None, what: str) -> str | None:
+def refusal_for(
+    user: User, client: Client | None, requester_id: int | None, what: str = "the ticket"
+) -> str | None:
+    """:func:`refusal` before the ticket exists: for a ticket of ``client`` (the one rule,
+    also for the mail gateway, ``mailgw.copied``)."""
     if user.is_staff or user.role != "client":
         return (
             f"{user.email} is {user.role}, not a client contact: staff and subcontractors "
@@ -102,7 +106,7 @@ def contact_for_client(
                 "copied on its tickets"
             )
         user = find_or_create_contact(session, address)
-    why = _refusal(user, client, requester.id if requester is not None else None, what)
+    why = refusal_for(user, client, requester.id if requester is not None else None, what)
     if why is not None:
         raise InputError(why)
     return user

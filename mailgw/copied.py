@@ -25,7 +25,7 @@ from core.accounts import get_user_by_email
 from core.directory import client_for_email, find_or_create_contact
 from core.errors import InputError
 from core.models import Client, Contract, Ticket, User
-from core.ticket_contacts import add_contacts
+from core.ticket_contacts import add_contacts, refusal_for
 from mailgw import rules
 from mailgw.parsing import ParsedMail
 from mailgw.recipients import POSTMASTER, Mailboxes, candidates
@@ -56,28 +56,30 @@ def _addresses(session: Session, mail: ParsedMail, sender: User) -> list[str]:
 def _choose(
     session: Session, addresses: list[str], client: Client | None, requester: User
 ) -> tuple[list[User], dict[str, str]]:
-    """(the contacts to copy, {address: why not copied})."""
+    """(the contacts to copy, {address: why not copied}); who may be copied is
+    ``core.ticket_contacts``' rule, this only finds or makes the contacts."""
     chosen: list[User] = []
     refused: dict[str, str] = {}
     for address in addresses:
-        user = get_user_by_email(session, address)
         if client is None:
             refused[address] = "the ticket has no client yet (triage)"
-        elif user is None:
+            continue
+        user = get_user_by_email(session, address)
+        if user is None:
             if client_for_email(session, address) != client:
                 refused[address] = f"a stranger: not a contact or domain of {client.name}"
                 continue
             try:
-                chosen.append(find_or_create_contact(session, address))
+                user = find_or_create_contact(session, address)
             except InputError as exc:
                 refused[address] = str(exc)
-        elif user.is_staff or user.role != "client":
-            refused[address] = f"{user.role}, not a client contact"
-        elif user.client_id != client.id:
-            refused[address] = f"a stranger: not a contact of {client.name}"
-        elif not user.active:
-            refused[address] = "deactivated"
-        elif user.id != requester.id and user not in chosen:
+                continue
+        if user.id == requester.id or user in chosen:
+            continue  # the requester gets the ticket's mail anyway
+        why = refusal_for(user, client, requester.id)
+        if why is not None:
+            refused[address] = why
+        else:
             chosen.append(user)
     return chosen, refused
 
