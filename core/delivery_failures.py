@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATE = "delivery_failed"
 DEFAULT_LANGUAGE = "pl"
-DEFAULT_TIMEZONE = "Europe/Warsaw"
 
 
 def _address(value: str) -> str:
@@ -50,12 +49,9 @@ def _address(value: str) -> str:
 
 
 def _reachable(user: User, failed: str) -> bool:
-    return (
-        user.active
-        and bool(user.email)
-        and user.mail_bouncing_since is None
-        and _address(user.email) != failed
-    )
+    from core.outbox import mailable  # core.outbox calls this module: imported late
+
+    return mailable(user) and _address(user.email) != failed
 
 
 def recipients(session: Session, ticket: Ticket, now: datetime, failed: str) -> list[User]:
@@ -84,13 +80,12 @@ def notice_context(
     subject: str | None,
 ) -> dict[str, Any]:
     """What the ``delivery_failed`` template shows (plain JSON, times as ISO strings)."""
-    from core.outbox import ticket_context
+    from core.outbox import ticket_context, ticket_timezone
 
-    calendar = ticket.contract.calendar if ticket.contract is not None else None
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     context = ticket_context(ticket, public_url=public_url)
     context.update(
-        timezone=calendar.timezone if calendar is not None else DEFAULT_TIMEZONE,
+        timezone=ticket_timezone(ticket),
         failed_to=row.to_addr,
         failed_subject=subject,
         error=error[:500],

@@ -35,7 +35,7 @@ from core.accounts import get_user_by_email
 from core.clock import utcnow
 from core.models import AuditEntry, User
 from core.notifications import config_of
-from core.outbox import OutboundMail, queue_mail
+from core.outbox import DEFAULT_TIMEZONE, OutboundMail, mailable, queue_mail
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ DEVICE_MAX_AGE = 365 * 86400  # seconds: one year
 FAILED_WINDOW = timedelta(minutes=15)
 ATTACK_THRESHOLD = 5
 ATTACK_WINDOW = timedelta(hours=1)
-TIMEZONE = "Europe/Warsaw"  # the instance default (core.notifications.DEFAULT_TIMEZONE)
 _UA_LIMIT = 300
 
 
@@ -87,10 +86,6 @@ def _console_url(public_url: str) -> str:
     return public_url.rstrip("/") + "/tickets"
 
 
-def _mailable(user: User | None) -> bool:
-    return user is not None and user.active and user.mail_bouncing_since is None
-
-
 def _sent_since(session: Session, template: str, to: str, since: datetime) -> bool:
     found = session.scalar(
         select(OutboundMail.id)
@@ -111,7 +106,7 @@ def _user_context(
         "recipient": user.display,
         "account": user.email,
         "at": _iso(now),
-        "timezone": TIMEZONE,
+        "timezone": DEFAULT_TIMEZONE,
         "ip": ip or None,
         "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
         "url": _console_url(public_url),
@@ -143,9 +138,7 @@ def on_login_failed(
     session.flush()  # count the caller's own audit entry
     queued: list[OutboundMail] = []
 
-    if _mailable(user) and not _sent_since(
-        session, "login_failed", user.email, now - FAILED_WINDOW
-    ):
+    if mailable(user) and not _sent_since(session, "login_failed", user.email, now - FAILED_WINDOW):
         bucket = int(now.timestamp() // FAILED_WINDOW.total_seconds())
         row = queue_mail(
             session,
@@ -192,7 +185,7 @@ def _alert_admins(
     bucket = int(now.timestamp() // ATTACK_WINDOW.total_seconds())
     queued: list[OutboundMail] = []
     for admin in admins:
-        if not _mailable(admin):
+        if not mailable(admin):
             continue
         prefix = f"login_attack:{user.id}:{admin.id}:"
         recent = session.scalar(
@@ -215,7 +208,7 @@ def _alert_admins(
                 "failures": int(failures),
                 "window_minutes": int(FAILED_WINDOW.total_seconds() // 60),
                 "at": _iso(now),
-                "timezone": TIMEZONE,
+                "timezone": DEFAULT_TIMEZONE,
                 "ip": ip or None,
                 "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
                 "url": _console_url(config.public_url),
@@ -254,7 +247,7 @@ def on_login(
         return None
     now = now or utcnow()
     config = config_of(session)
-    if config is not None and _mailable(user):
+    if config is not None and mailable(user):
         queue_mail(
             session,
             template="login_new_device",

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from core.clock import utcnow
 from core.inbound import InboundMessage
 from core.models import Mailbox, Status, Ticket, TicketEvent, User
-from core.outbox import OutboundMail, queue_mail, ticket_context
+from core.outbox import OutboundMail, mailable, queue_mail, ticket_context, ticket_timezone
 from core.preferences import wants
 from core.recipients import contract_coordinators
 
@@ -61,7 +61,6 @@ FACTS_KEY = "notify_facts"
 LOOP_LIMIT = 5
 LOOP_WINDOW = timedelta(minutes=10)
 DEFAULT_LANGUAGE = "pl"
-DEFAULT_TIMEZONE = "Europe/Warsaw"
 
 
 @dataclass(frozen=True)
@@ -120,26 +119,15 @@ def _aware(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat()
 
 
-def _timezone(ticket: Ticket) -> str:
-    calendar = ticket.contract.calendar if ticket.contract is not None else None
-    return calendar.timezone if calendar is not None else DEFAULT_TIMEZONE
-
-
 def _base_context(ticket: Ticket, config: NotifyConfig) -> dict[str, Any]:
     context = ticket_context(ticket, public_url=config.public_url)
     context.update(
         status=ticket.status.name if ticket.status is not None else None,
         reaction_due=_aware(ticket.reaction_due),
         resolution_due=_aware(ticket.resolution_due),
-        timezone=_timezone(ticket),
+        timezone=ticket_timezone(ticket),
     )
     return context
-
-
-def _mailable(user: User | None) -> bool:
-    return (
-        user is not None and user.active and bool(user.email) and user.mail_bouncing_since is None
-    )
 
 
 def _with_substitutes(session: Session, users: list[User], now: datetime) -> list[User]:
@@ -266,7 +254,7 @@ def _send(
     auto_submitted: str | None = "auto-generated",
     in_reply_to: str | None = None,
 ) -> OutboundMail | None:
-    if not _mailable(user):
+    if not mailable(user):
         return None
     if not wants(user, template, ticket):
         log.debug("ticket #%s: %s to %s off by preference", ticket.number, template, user.email)

@@ -50,7 +50,7 @@ from core.delivery_failures import on_delivery_failed
 from core.models import Base, TicketEvent
 
 if TYPE_CHECKING:
-    from core.models import Ticket
+    from core.models import Ticket, User
 
 SEND_ACTOR = "mail.send"
 STATES = ("pending", "sending", "sent", "failed")
@@ -153,6 +153,22 @@ def new_message_id(mail_domain: str) -> str:
     return f"<{secrets.token_hex(16)}@{domain}>"
 
 
+DEFAULT_TIMEZONE = "Europe/Warsaw"  # for tickets without a contract calendar, and staff mail
+
+
+def ticket_timezone(ticket: Ticket) -> str:
+    """The zone a mail shows the ticket's times in: its contract calendar's, else Warsaw."""
+    calendar = ticket.contract.calendar if ticket.contract is not None else None
+    return calendar.timezone if calendar is not None else DEFAULT_TIMEZONE
+
+
+def mailable(user: User | None) -> bool:
+    """May this user be sent mail at all: active, with an address not marked as bouncing."""
+    return (
+        user is not None and user.active and bool(user.email) and user.mail_bouncing_since is None
+    )
+
+
 def ticket_url(public_url: str, number: int) -> str:
     """The console page of a ticket, for links in mail."""
     return f"{public_url.rstrip('/')}/tickets/{number}"
@@ -185,12 +201,11 @@ def sla_context(
     """
     if clock not in ("reaction", "resolution"):
         raise ValueError(f"clock must be 'reaction' or 'resolution', not {clock!r}")
-    calendar = ticket.contract.calendar if ticket.contract is not None else None
     context = ticket_context(ticket, public_url=public_url)
     context.update(
         clock=clock,
         due=_iso(due),
-        timezone=calendar.timezone if calendar is not None else "Europe/Warsaw",
+        timezone=ticket_timezone(ticket),
         used_percent=int(used_percent),
         breached_at=_iso(breached_at) if breached_at is not None else None,
     )
