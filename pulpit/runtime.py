@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -348,7 +349,7 @@ def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> i
     return 0
 
 
-def _worker_child(settings: Settings, threads: int, level: int) -> None:
+def _worker_child(settings: Settings, threads: int, level: int, supervisor: int) -> None:
     """One supervised worker process (the target of :func:`_supervise_workers`)."""
     # A spawned child starts with Python's default logging: the parent's level, and the
     # process id in each line so the children's lines can be told apart.
@@ -358,7 +359,26 @@ def _worker_child(settings: Settings, threads: int, level: int) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
     )
     faulthandler.enable()  # a crash in a C extension shows every thread's Python stack
+    # The supervisor's pid comes from the supervisor: read here with os.getppid(), it would
+    # already be init's if the supervisor died while this process was starting.
+    _stop_when_orphaned(supervisor)
     raise SystemExit(run_worker(settings, threads=threads))
+
+
+def _stop_when_orphaned(parent: int, interval: float = 1.0) -> None:
+    """A supervised worker stops (as on SIGTERM) when its supervisor is gone.
+
+    A supervisor killed with SIGKILL (or crashed) cannot stop its children; left running they
+    would keep taking jobs with nobody to restart or stop them (seen in the tests).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("the worker supervisor (pid %d) is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="pulpit-orphan-watch", daemon=True).start()
 
 
 def _supervise_workers(settings: Settings, *, threads: int, processes: int) -> int:
@@ -375,7 +395,7 @@ def _supervise_workers(settings: Settings, *, threads: int, processes: int) -> i
     def start_one() -> Any:
         child = context.Process(
             target=_worker_child,
-            args=(settings, threads, logging.getLogger().getEffectiveLevel()),
+            args=(settings, threads, logging.getLogger().getEffectiveLevel(), os.getpid()),
             name="pulpit-worker",
             daemon=False,
         )
