@@ -1,0 +1,88 @@
+"""The gateway's group committer: waiting mails share a store call, one bad mail fails alone.
+
+``mailgw.group_commit.GroupCommitter`` with a store function of the test's own (no database):
+what matters here is the batching and the failure rule, the storing itself is tested through
+real SMTP in tests/integration/test_smtp_gateway.py and tests/e2e/test_gateway_kill.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from core.inbound import Arrival
+from mailgw.group_commit import GroupCommitter
+
+TIMEOUT = 10.0
+
+
+class Store:
+    """Records each call's batch; refuses a batch that holds a poisoned mail."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.calls: list[list[bytes]] = []
+        self.gate = gate
+        self.entered = threading.Event()
+        self.next_id = 0
+
+    def __call__(self, arrivals: Sequence[Arrival]) -> tuple[list[int], list[tuple[str, dict]]]:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(TIMEOUT)
+        self.calls.append([a.raw for a in arrivals])
+        if any(a.raw == b"poison" for a in arrivals):
+            raise OSError("disk full")
+        ids = list(range(self.next_id, self.next_id + len(arrivals)))
+        self.next_id += len(arrivals)
+        return ids, []
+
+
+def test_a_lone_mail_is_stored_at_once() -> None:
+    store = Store()
+    committer = GroupCommitter(store)
+    try:
+        assert committer.submit(Arrival(b"one")).result(TIMEOUT) == 0
+    finally:
+        committer.close()
+    assert store.calls == [[b"one"]]
+
+
+def test_mails_waiting_while_a_commit_runs_share_the_next_one() -> None:
+    gate = threading.Event()
+    store = Store(gate)
+    committer = GroupCommitter(store)
+    try:
+        first = committer.submit(Arrival(b"first"))
+        assert store.entered.wait(TIMEOUT)  # the writer is storing "first", held at the gate
+        rest = [committer.submit(Arrival(f"m{n}".encode())) for n in range(5)]
+        gate.set()
+        ids = [first.result(TIMEOUT)] + [f.result(TIMEOUT) for f in rest]
+    finally:
+        committer.close()
+    assert sorted(ids) == list(range(6))
+    # The five that queued while "first" was being stored went in one call together.
+    assert store.calls == [[b"first"], [f"m{n}".encode() for n in range(5)]]
+
+
+def test_one_unstorable_mail_fails_alone() -> None:
+    gate = threading.Event()
+    store = Store(gate)
+    committer = GroupCommitter(store)
+    try:
+        futures = [committer.submit(Arrival(raw)) for raw in (b"a", b"poison", b"b", b"c")]
+        gate.set()
+        with pytest.raises(OSError, match="disk full"):
+            futures[1].result(TIMEOUT)
+        stored = [f.result(TIMEOUT) for i, f in enumerate(futures) if i != 1]
+    finally:
+        committer.close()
+    assert len(set(stored)) == 3
+
+
+def test_after_close_a_mail_is_refused_not_lost_silently() -> None:
+    committer = GroupCommitter(Store())
+    committer.close()
+    with pytest.raises(RuntimeError, match="stopping"):
+        committer.submit(Arrival(b"late")).result(TIMEOUT)
