@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -347,6 +347,18 @@ class _RelayConnections:
 
 
 RELAY_IDLE_SECONDS = 30.0
+
+
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """The system's trusted CAs with hostname checks, loaded once per process.
+
+    Loading the CA store costs milliseconds; one context serves every mail and thread (an
+    SSLContext is safe to share), and a stable context is what lets a kept connection be found.
+    """
+    return ssl.create_default_context()
+
+
 _relay_connections = _RelayConnections()
 
 
@@ -371,7 +383,7 @@ def _send_smtp(
     port = parts.port or (465 if implicit_tls else 25)
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else ""
-    context = ssl_context or ssl.create_default_context()
+    context = ssl_context or _default_ssl_context()
     envelope_from = parseaddr(str(message["From"]))[1]
     recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])]
     relay = f"{parts.scheme}://{host}:{port}"
@@ -402,7 +414,9 @@ def _send_smtp(
             raise
         return client
 
-    key = (settings.outbound_smtp_url, id(context))
+    # The context itself, not its id(): the key holds it alive, so a later context can never
+    # take over its address and with it a connection made under other TLS rules.
+    key = (settings.outbound_smtp_url, context)
 
     def deliver() -> None:
         try:
