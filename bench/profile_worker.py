@@ -58,9 +58,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from core import db, notifications
+    from core.db import unit_of_work
     from core.blobs import BlobStore
     from core.configuration import apply_config_file
     from core.inbound import InboundMessage, store_inbound
@@ -134,9 +135,16 @@ def main() -> int:
         profiler.dump_stats(args.profile)
     process_wall, process_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
-    with factory() as session:
+    with unit_of_work(factory) as session:
         outbox = list(
             session.scalars(select(OutboundMail.id).where(OutboundMail.id > (first_outbox or 0)))
+        )
+        # The seeds' mails are not part of the timed phase: were they left pending, a job
+        # would take them along in its batch (core.outbox.claim_batch).
+        session.execute(
+            update(OutboundMail)
+            .where(OutboundMail.id <= (first_outbox or 0), OutboundMail.state == "pending")
+            .values(state="sent")
         )
     profiler = cProfile.Profile() if args.profile else None
     wall, cpu = time.perf_counter(), time.process_time()

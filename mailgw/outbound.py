@@ -91,6 +91,13 @@ class RelayConfigurationError(TemporaryDeliveryError):
     """
 
 
+class RelayUnavailableError(TemporaryDeliveryError):
+    """The relay could not be reached or dropped the conversation: not this message's fault.
+
+    Every other mail waiting for the same relay would fail alike, so a batch stops here.
+    """
+
+
 class PermanentDeliveryError(DeliveryError):
     """The relay refused this message for this recipient with a 5xx: retrying changes nothing."""
 
@@ -477,5 +484,5 @@ def _send_smtp(
     except (smtplib.SMTPException, OSError) as exc:
         # Refused or reset connections, timeouts, DNS failures, TLS handshakes that broke off:
         # the relay may be back in a minute.
-        raise TemporaryDeliveryError(f"{relay}: {type(exc).__name__}: {exc}") from exc
+        raise RelayUnavailableError(f"{relay}: {type(exc).__name__}: {exc}") from exc
     log.info("mail %s: handed to %s for %s", message_id, relay, ", ".join(recipients))

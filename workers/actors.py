@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import dramatiq
@@ -22,10 +24,18 @@ from config.settings import Settings
 from core.clock import Clock, utcnow
 from core.db import unit_of_work
 from core.models import JobRun
-from core.outbox import OutboundMail, claim, mark_failed, mark_retry, mark_sent
+from core.outbox import (
+    SEND_BATCH,
+    OutboundMail,
+    claim_batch,
+    mark_failed,
+    mark_retry,
+    mark_sent_many,
+)
 from mailgw.outbound import (
     PermanentDeliveryError,
     RelayConfigurationError,
+    RelayUnavailableError,
     TemporaryDeliveryError,
     build_message,
     render,
@@ -64,53 +74,123 @@ def record_ping(session_factory: sessionmaker[Session], key: str) -> bool:
     return True
 
 
+@dataclass
+class _Ready:
+    """A claimed row rendered and built, waiting for the relay."""
+
+    id: int
+    message_id: str
+    to: str
+    attempt: int
+    subject: str
+    message: EmailMessage
+    outcome: str = "untried"
+    error: str | None = None
+    # Set when the failure was the relay's, not this message's: the rest of the batch waits.
+    stops_batch: bool = False
+
+
 def send_outbound_mail(
     session_factory: sessionmaker[Session],
     settings: Settings,
     outbound_id: int,
     *,
     clock: Clock = utcnow,
+    batch: int = SEND_BATCH,
 ) -> str:
-    """Send one outbox row; returns ``sent``, ``retry``, ``failed`` or ``skipped``.
+    """Send one outbox row, and the due rows it can take along; returns its own outcome.
 
-    Three units of work around one network call. The claim commits first, so while the relay
-    is talking the row is visibly ``sending``: a second delivery of the job finds nothing to
-    claim, and a worker that dies here leaves a stale ``sending`` row that the scheduler's
-    sweep puts back (``core.outbox.due_for_sweep``). The outcome is recorded in a unit of its
-    own afterwards.
+    The outcome is ``sent``, ``retry``, ``failed`` or ``skipped``. Three steps: the claim
+    commits first (:func:`core.outbox.claim_batch`), so while the relay is talking the rows are
+    visibly ``sending``: a second delivery of a job finds nothing to claim, and a worker that
+    dies here leaves stale ``sending`` rows that the scheduler's sweep puts back
+    (``core.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
+    connection, and the outcomes are recorded in one unit of work afterwards.
+
+    Up to ``batch`` rows per job: a busy outbox then costs a claim, a render and an outcome
+    per mail instead of a transaction of each, and the jobs of the rows taken along find
+    them sent with one read.
     """
+    ready: list[_Ready] = []
+    own = "skipped"
     with unit_of_work(session_factory) as session:
-        row = claim(session, outbound_id, clock())
-        if row is None:
-            found = session.execute(
-                select(OutboundMail.message_id, OutboundMail.state).where(
-                    OutboundMail.id == outbound_id
-                )
-            ).first()
-            if found is None:
-                log.warning("mail.send %s: no such outbox row", outbound_id)
-            else:
-                # Already sent, being sent by another worker, or waiting for its back-off.
-                log.info("mail %s: %s and not ours to send now", found.message_id, found.state)
+        rows = claim_batch(session, outbound_id, clock(), limit=batch)
+        if not rows:
+            # Already sent (perhaps in another job's batch), being sent, or backing off.
+            log.debug("mail.send %s: not ours to send now", outbound_id)
             return "skipped"
-        message_id, to, attempt = row.message_id, row.to_addr, row.attempts
-        try:
-            rendered = render(row.template, row.language, row.context)
-            message = build_message(row, rendered, settings)
-        except Exception as exc:
-            # A template or context bug: the same input fails the same way on every retry.
-            log.exception("mail %s to %s: could not render %r", message_id, to, row.template)
-            mark_failed(row, f"could not render {row.template!r}: {exc}", now=clock())
-            return "failed"
+        for row in rows:
+            try:
+                rendered = render(row.template, row.language, row.context)
+                message = build_message(row, rendered, settings)
+            except Exception as exc:
+                # A template or context bug: the same input fails the same way on every retry.
+                log.exception(
+                    "mail %s to %s: could not render %r", row.message_id, row.to_addr, row.template
+                )
+                mark_failed(row, f"could not render {row.template!r}: {exc}", now=clock())
+                if row.id == outbound_id:
+                    own = "failed"
+                continue
+            ready.append(
+                _Ready(row.id, row.message_id, row.to_addr, row.attempts, rendered.subject, message)
+            )
 
-    outcome: str
-    error: str | None = None
+    relay_down: str | None = None
+    for mail in ready:
+        if relay_down is not None:
+            # The relay failed on an earlier mail of this batch; this one would fail alike.
+            mail.outcome, mail.error = "retry", relay_down
+            continue
+        mail.outcome, mail.error = _deliver(settings, mail)
+        if mail.outcome == "retry" and mail.error is not None and mail.stops_batch:
+            relay_down = mail.error
+
+    if not ready:
+        return own
+    with unit_of_work(session_factory) as session:
+        now = clock()
+        sent = [m for m in ready if m.outcome == "sent"]
+        mark_sent_many(session, [m.id for m in sent], now)
+        for m in sent:
+            log.info("mail %s to %s: sent (attempt %d)", m.message_id, m.to, m.attempt)
+        for m in ready:
+            if m.outcome == "sent":
+                continue
+            failed = session.get(OutboundMail, m.id)
+            if failed is None:
+                log.warning("mail %s: its outbox row %s is gone", m.message_id, m.id)
+                continue
+            if m.outcome == "failed":
+                mark_failed(failed, m.error or "refused", now=now, subject=m.subject)
+            elif not mark_retry(failed, m.error or "unknown error", now):
+                log.error(
+                    "mail %s to %s: gave up after %d attempts: %s",
+                    m.message_id,
+                    m.to,
+                    m.attempt,
+                    m.error,
+                )
+                m.outcome = "failed"
+            else:
+                log.info(
+                    "mail %s to %s: next attempt at %s", m.message_id, m.to, failed.next_attempt_at
+                )
+    for m in ready:
+        if m.id == outbound_id:
+            return m.outcome
+    return own
+
+
+def _deliver(settings: Settings, mail: _Ready) -> tuple[str, str | None]:
+    """Hand one mail to the relay: (``sent`` | ``retry`` | ``failed``, the error)."""
+    message_id, to, attempt = mail.message_id, mail.to, mail.attempt
     try:
-        send(settings, message)
+        send(settings, mail.message)
     except PermanentDeliveryError as exc:
         # The recipient's side: a wrong or closed address. Staff see it on the timeline.
         log.warning("mail %s to %s refused for good, not retried: %s", message_id, to, exc)
-        outcome, error = "failed", str(exc)
+        return "failed", str(exc)
     except RelayConfigurationError as exc:
         # The operator's side: nothing the recipient did, and every mail will fail alike.
         log.error(
@@ -120,38 +200,19 @@ def send_outbound_mail(
             attempt,
             exc,
         )
-        outcome, error = "retry", str(exc)
+        mail.stops_batch = True
+        return "retry", str(exc)
     except TemporaryDeliveryError as exc:
         log.warning(
             "mail %s to %s: temporary failure (attempt %d): %s", message_id, to, attempt, exc
         )
-        outcome, error = "retry", str(exc)
+        mail.stops_batch = isinstance(exc, RelayUnavailableError)
+        return "retry", str(exc)
     except Exception as exc:
         # A bug on our side of the wire; retried with back-off, and bounded by the attempts.
         log.exception("mail %s to %s: unexpected error while sending", message_id, to)
-        outcome, error = "retry", f"{type(exc).__name__}: {exc}"
-    else:
-        outcome = "sent"
-
-    with unit_of_work(session_factory) as session:
-        row = session.get(OutboundMail, outbound_id)
-        if row is None:
-            log.warning("mail %s: its outbox row %s is gone", message_id, outbound_id)
-            return outcome
-        now = clock()
-        if outcome == "sent":
-            mark_sent(row, now)
-            log.info("mail %s to %s: sent (attempt %d)", message_id, to, attempt)
-        elif outcome == "failed":
-            mark_failed(row, error or "refused", now=now, subject=rendered.subject)
-        elif not mark_retry(row, error or "unknown error", now):
-            log.error(
-                "mail %s to %s: gave up after %d attempts: %s", message_id, to, attempt, error
-            )
-            outcome = "failed"
-        else:
-            log.info("mail %s to %s: next attempt at %s", message_id, to, row.next_attempt_at)
-    return outcome
+        return "retry", f"{type(exc).__name__}: {exc}"
+    return "sent", None
 
 
 def register_actors(

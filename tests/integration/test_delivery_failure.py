@@ -74,7 +74,7 @@ def rows(factory: sessionmaker[Session], template: str) -> list[OutboundMail]:
 
 
 def send(factory: sessionmaker[Session], settings: Settings, row: OutboundMail) -> str:
-    return send_outbound_mail(factory, settings, row.id, clock=lambda: NOW)
+    return send_outbound_mail(factory, settings, row.id, clock=lambda: NOW, batch=1)
 
 
 def test_a_refused_acknowledgement_is_mailed_to_the_coordinator_in_their_language(

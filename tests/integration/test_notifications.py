@@ -258,7 +258,7 @@ def test_the_acknowledgement_reaches_the_smtp_sink_threaded(
     settings = Settings(
         outbound_smtp_url=smtp_sink.url, public_url="https://desk.example", data_dir=tmp_path
     )
-    assert send_outbound_mail(factory, settings, ack.id, clock=lambda: NOW) == "sent"
+    assert send_outbound_mail(factory, settings, ack.id, clock=lambda: NOW, batch=1) == "sent"
     [received] = smtp_sink.wait_for(1)
     msg = received.message
     assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"

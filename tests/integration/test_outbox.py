@@ -52,7 +52,7 @@ from mailgw.outbound import (
 )
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
-from workers.actors import register_actors
+from workers.actors import register_actors, send_outbound_mail
 from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
 from workers.runner import WorkerHandle, start_in_process_worker
 from workers.scheduler import default_tasks, sweep_outbox
@@ -527,6 +527,123 @@ def test_a_doubled_job_sends_one_mail(desk_factory: Any, smtp_sink: SmtpSink) ->
     smtp_sink.wait_for(1)
     assert len(smtp_sink.messages) == 1
     assert desk.row(outbound_id).attempts == 1
+
+
+def _queue_many(desk: Desk, count: int) -> list[int]:
+    return [desk.queue(to=f"klient{n}@acme.example") for n in range(count)]
+
+
+def test_one_job_takes_the_due_rows_along_over_one_connection(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_many(desk, 5)
+    assert send_outbound_mail(desk.factory, desk.settings, ids[2], clock=desk.clock) == "sent"
+    got = smtp_sink.wait_for(5)
+    assert len(got) == 5 and len({m.peer for m in got}) == 1
+    # Its own row first, then the others in the order they were queued.
+    assert got[0].rcpt_tos == ("klient2@acme.example",)
+    assert [m.rcpt_tos[0] for m in got[1:]] == [f"klient{n}@acme.example" for n in (0, 1, 3, 4)]
+    for outbound_id in ids:
+        row = desk.row(outbound_id)
+        assert (row.state, row.attempts) == ("sent", 1)
+    # The other rows' own jobs arrive later and find nothing to do.
+    for outbound_id in ids:
+        assert send_outbound_mail(desk.factory, desk.settings, outbound_id, clock=desk.clock) == (
+            "skipped"
+        )
+    assert len(smtp_sink.messages) == 5
+
+
+def test_a_row_backing_off_stays_behind(desk_factory: Any, smtp_sink: SmtpSink) -> None:
+    desk = desk_factory(start_worker=False)
+    waiting, now = _queue_many(desk, 2)
+    with unit_of_work(desk.factory) as session:
+        row = session.get(OutboundMail, waiting)
+        assert row is not None
+        row.next_attempt_at = T0 + timedelta(minutes=4)  # a retry not due yet
+    assert send_outbound_mail(desk.factory, desk.settings, now, clock=desk.clock) == "sent"
+    assert len(smtp_sink.wait_for(1)) == 1
+    assert desk.row(waiting).state == "pending" and desk.row(waiting).attempts == 0
+    # A job for a row that is not due sends nothing, not even the due rows.
+    assert send_outbound_mail(desk.factory, desk.settings, waiting, clock=desk.clock) == "skipped"
+
+
+def test_a_refused_recipient_does_not_stop_the_batch(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_many(desk, 3)
+    smtp_sink.refuse(550, times=1)
+    assert send_outbound_mail(desk.factory, desk.settings, ids[0], clock=desk.clock) == "failed"
+    assert [m.rcpt_tos[0] for m in smtp_sink.wait_for(2)] == [
+        "klient1@acme.example",
+        "klient2@acme.example",
+    ]
+    assert [desk.row(i).state for i in ids] == ["failed", "sent", "sent"]
+    assert len(desk.failure_notes()) == 1
+
+
+def test_a_relay_that_is_down_fails_the_batch_once_and_each_row_backs_off(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_many(desk, 4)
+    smtp_sink.stop()
+    assert send_outbound_mail(desk.factory, desk.settings, ids[0], clock=desk.clock) == "retry"
+    for outbound_id in ids:
+        row = desk.row(outbound_id)
+        assert (row.state, row.attempts) == ("pending", 1)
+        assert row.next_attempt_at == T0 + timedelta(minutes=1)
+        assert "ConnectionRefusedError" in (row.last_error or "")
+    smtp_sink.start()
+    desk.clock.advance(minutes=1, seconds=1)
+    desk.start_worker()  # the rows' own jobs, still queued, or the sweep's: whichever comes first
+    desk.sweep()
+    smtp_sink.wait_for(4)
+    desk.settle()
+    assert [desk.row(i).state for i in ids] == ["sent"] * 4
+    assert len(smtp_sink.messages) == 4
+
+
+def test_workers_sending_overlapping_batches_send_every_row_once(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    settings = Settings(
+        outbound_smtp_url=smtp_sink.url, public_url=f"https://{DOMAIN}", data_dir=tmp_path
+    )
+    with unit_of_work(factory) as session:
+        ticket = make_ticket(session)
+        ids = []
+        for n in range(40):
+            row = queue_warning(session, ticket, to=f"klient{n}@acme.example")
+            assert row is not None
+            ids.append(row.id)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(order: list[int]) -> None:
+        try:
+            barrier.wait()
+            for outbound_id in order:
+                send_outbound_mail(factory, settings, outbound_id, clock=lambda: T0, batch=7)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    orders = [ids, ids[::-1], ids[1::2] + ids[::2], ids[20:] + ids[:20]]
+    threads = [threading.Thread(target=worker, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    got = smtp_sink.wait_for(40)
+    assert sorted(m.rcpt_tos[0] for m in got) == sorted(
+        f"klient{n}@acme.example" for n in range(40)
+    )
+    with factory() as session:
+        rows = session.scalars(select(OutboundMail)).all()
+    assert {(r.state, r.attempts) for r in rows} == {("sent", 1)}
 
 
 def test_two_workers_claiming_the_same_row_one_wins(factory: sessionmaker[Session]) -> None:
