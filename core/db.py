@@ -164,6 +164,22 @@ def _drop_pending_jobs(session: Session, previous_transaction: SessionTransactio
     session.info.pop("pending_jobs", None)
 
 
+def transaction_memo(session: Session) -> dict[str, Any]:
+    """A dict that lives as long as the session's outermost transaction.
+
+    For lookups of configuration that does not change under a running transaction (mailboxes,
+    a ticket's Reply-To): one inbound mail asks for them from several places.
+    """
+    memo: dict[str, Any] = session.info.setdefault("pulpit_transaction_memo", {})
+    return memo
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: the memo was about it
+        session.info.pop("pulpit_transaction_memo", None)
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""

@@ -43,13 +43,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import utcnow
+from core.db import transaction_memo
 from core.inbound import InboundMessage
-from core.models import Mailbox, Status, Ticket, TicketEvent, User
+from core.mailboxes import mailboxes
+from core.models import Status, Ticket, TicketEvent, User
 from core.outbox import OutboundMail, mailable, queue_mail, ticket_context, ticket_timezone
 from core.preferences import wants
 from core.recipients import contract_coordinators
@@ -92,7 +93,11 @@ def config_of(session: Session) -> NotifyConfig | None:
 
 @contextmanager
 def facts(session: Session, **values: Any) -> Iterator[None]:
-    """Facts about the triggering mail the hooks should know (the gateway's ``no_autoreply``)."""
+    """Facts about the triggering mail the hooks should know.
+
+    The gateway gives ``no_autoreply`` (bulk or list mail) and ``received``: the mail's
+    Message-ID and the addresses it came in on, so a Reply-To needs no lookup.
+    """
     previous = session.info.get(FACTS_KEY)
     session.info[FACTS_KEY] = {**(previous or {}), **values}
     try:
@@ -181,19 +186,13 @@ def _thread(session: Session, ticket: Ticket, to: str) -> list[str]:
     return refs
 
 
-@sa_event.listens_for(Session, "after_transaction_end")
-def _forget_memo(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction: the memo was about it
-        session.info.pop("pulpit_notify_memo", None)
-
-
 def _memo(session: Session) -> dict[str, Any]:
-    """What this transaction already looked up (mailboxes, Reply-To per ticket) or queued.
+    """What this transaction already looked up (Reply-To per ticket) or queued.
 
     Configuration does not change under a running transaction, and one inbound mail mails
     several people about one ticket: each lookup once per transaction, not once per mail.
     """
-    memo: dict[str, Any] = session.info.setdefault("pulpit_notify_memo", {})
+    memo: dict[str, Any] = transaction_memo(session).setdefault("notify", {})
     return memo
 
 
@@ -209,9 +208,16 @@ def _reply_to(session: Session, ticket: Ticket) -> str | None:
 
 
 def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
-    known = {m.address.lower(): m.address for m in session.scalars(select(Mailbox))}
+    boxes = mailboxes(session)
+    known = {m.address.lower(): m.address for m in boxes}
     origin = _origin(ticket)
-    if origin is not None and origin.message_id:
+    received = (session.info.get(FACTS_KEY) or {}).get("received")
+    if origin is not None and received is not None and received[0] == origin.message_id:
+        # The mail being processed opened the ticket: the gateway said where it came in.
+        for address in received[1]:
+            if isinstance(address, str) and address.lower() in known:
+                return known[address.lower()]
+    elif origin is not None and origin.message_id:
         inbound = session.scalars(
             select(InboundMessage)
             .where(InboundMessage.message_id == origin.message_id)
@@ -222,12 +228,11 @@ def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
             for address in [inbound.mailbox, *(inbound.envelope_to or [])]:
                 if isinstance(address, str) and address.lower() in known:
                     return known[address.lower()]
-    if ticket.contract is not None and ticket.contract.mailboxes:
-        return ticket.contract.mailboxes[0].address
-    general = session.scalars(
-        select(Mailbox.address).where(Mailbox.contract_id.is_(None)).order_by(Mailbox.id)
-    ).first()
-    return general
+    if ticket.contract_id is not None:
+        for m in boxes:
+            if m.contract_id == ticket.contract_id:
+                return m.address
+    return next((m.address for m in boxes if m.contract_id is None), None)
 
 
 def _loop_limited(session: Session, to: str, now: datetime) -> bool:

@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 from core.accounts import get_user_by_email
 from core.directory import client_for_email, find_or_create_contact
 from core.errors import InputError
+from core.mailboxes import mailboxes
 from core.models import Client, Contract, Ticket, User
 from core.ticket_contacts import add_contacts, refusal_for
 from mailgw import rules
 from mailgw.parsing import ParsedMail
-from mailgw.recipients import POSTMASTER, Mailboxes, candidates
+from mailgw.recipients import POSTMASTER, candidates
 
 RULE = "copied"
 
@@ -42,7 +43,7 @@ def _addresses(session: Session, mail: ParsedMail, sender: User) -> list[str]:
     ]
     if not others:
         return []  # the common case, a mail to our one mailbox: no query
-    boxes = Mailboxes.load(session).addresses
+    boxes = frozenset(box.address.strip().lower() for box in mailboxes(session))
     found: list[str] = []
     for names in others:
         if names[0] in found:

@@ -294,7 +294,8 @@ def _process(
 
     # The notification hooks in core.tickets must not answer list or bulk mail (RFC 3834
     # section 2), so the gateway's finding travels with the session while it acts.
-    with notifications.facts(session, no_autoreply=bool(bulk.result)):
+    received = (mail.message_id, [row.mailbox, *(row.envelope_to or [])])
+    with notifications.facts(session, no_autoreply=bool(bulk.result), received=received):
         return _thread_or_open(session, row, mail, sender, data, common, now, reopen_days)
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from core.accounts import get_user_by_email
 from core.directory import client_for_email, default_contract
 from core.inbound import InboundMessage
-from core.models import Client, Contract, Mailbox, TicketEvent, User
+from core.mailboxes import mailboxes
+from core.models import Client, Contract, TicketEvent, User
 from core.outbox import OutboundMail
 from mailgw.parsing import ParsedMail
 
@@ -117,14 +118,7 @@ def mailbox_contracts(session: Session, row: InboundMessage, mail: ParsedMail) -
     addresses = [_strip_plus(a) for a in [*row.envelope_to, *mail.to, *mail.cc] if "@" in a]
     if not addresses:
         return []
-    boxes = {
-        box.address.lower(): box
-        for box in session.scalars(
-            select(Mailbox).where(
-                Mailbox.address.in_(set(addresses)), Mailbox.contract_id.is_not(None)
-            )
-        )
-    }
+    boxes = {box.address.lower(): box for box in mailboxes(session) if box.contract_id}
     found: list[Contract] = []
     for address in addresses:
         box = boxes.get(address)
