@@ -31,6 +31,7 @@ from core.outbox import (
     mark_failed,
     mark_retry,
     mark_sent_many,
+    release,
 )
 from mailgw.outbound import (
     PermanentDeliveryError,
@@ -137,12 +138,19 @@ def send_outbound_mail(
             )
 
     relay_down: str | None = None
+    interrupted: BaseException | None = None
     for mail in ready:
         if relay_down is not None:
             # The relay failed on an earlier mail of this batch; this one would fail alike.
             mail.outcome, mail.error = "retry", relay_down
             continue
-        mail.outcome, mail.error = _deliver(settings, mail)
+        try:
+            mail.outcome, mail.error = _deliver(settings, mail)
+        except BaseException as exc:
+            # The worker is stopping (Dramatiq interrupts its threads): record what went and
+            # give the rest back now, rather than leave them to the stale-claim sweep.
+            interrupted = exc
+            break
         if mail.outcome == "retry" and mail.error is not None and mail.stops_batch:
             relay_down = mail.error
 
@@ -161,7 +169,11 @@ def send_outbound_mail(
             if failed is None:
                 log.warning("mail %s: its outbox row %s is gone", m.message_id, m.id)
                 continue
-            if m.outcome == "failed":
+            if m.outcome == "untried":
+                # The one being sent when the worker stopped may have reached the relay: it
+                # goes again (at least once), with the same Message-ID.
+                release(failed)
+            elif m.outcome == "failed":
                 mark_failed(failed, m.error or "refused", now=now, subject=m.subject)
             elif not mark_retry(failed, m.error or "unknown error", now):
                 log.error(
@@ -176,6 +188,8 @@ def send_outbound_mail(
                 log.info(
                     "mail %s to %s: next attempt at %s", m.message_id, m.to, failed.next_attempt_at
                 )
+    if interrupted is not None:
+        raise interrupted
     for m in ready:
         if m.id == outbound_id:
             return m.outcome

@@ -52,6 +52,7 @@ from mailgw.outbound import (
 )
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
+from workers import actors
 from workers.actors import register_actors, send_outbound_mail
 from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
 from workers.runner import WorkerHandle, start_in_process_worker
@@ -604,6 +605,37 @@ def test_a_relay_that_is_down_fails_the_batch_once_and_each_row_backs_off(
     desk.settle()
     assert [desk.row(i).state for i in ids] == ["sent"] * 4
     assert len(smtp_sink.messages) == 4
+
+
+class _WorkerStopping(BaseException):
+    """What Dramatiq raises in a worker thread it interrupts."""
+
+
+def test_a_worker_stopped_mid_batch_gives_the_unsent_rows_back(
+    desk_factory: Any, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_many(desk, 3)
+    real_send = actors.send
+    calls: list[str] = []
+
+    def send_then_stop(settings: Any, message: Any) -> None:
+        calls.append(str(message["To"]))
+        if len(calls) == 2:
+            raise _WorkerStopping()
+        real_send(settings, message)
+
+    monkeypatch.setattr(actors, "send", send_then_stop)
+    with pytest.raises(_WorkerStopping):
+        send_outbound_mail(desk.factory, desk.settings, ids[0], clock=desk.clock)
+    assert [(desk.row(i).state, desk.row(i).attempts) for i in ids] == [
+        ("sent", 1),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    monkeypatch.setattr(actors, "send", real_send)
+    assert send_outbound_mail(desk.factory, desk.settings, ids[1], clock=desk.clock) == "sent"
+    assert len(smtp_sink.wait_for(3)) == 3
 
 
 def test_workers_sending_overlapping_batches_send_every_row_once(
