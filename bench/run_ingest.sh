@@ -10,7 +10,8 @@
 # WORKER_THREADS (4 per process), WORKER_NICE (10, as deploy/systemd's Nice=),
 # CONCURRENCY (8 SMTP connections), RATE (mails per second offered, open loop; default: as fast
 # as the connections are answered), PYTHON (.venv/bin/python), KEEP_LOGS (a directory to copy
-# the processes' logs to before the data dir is removed).
+# the processes' logs to before the data dir is removed), GATEWAY_CPUS and WORKER_CPUS (CPU
+# lists for taskset, e.g. 0 and 1: the gateway on a core of its own; default: no pinning).
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
@@ -80,18 +81,22 @@ redis_flush
 "$PULPIT" db upgrade
 "$PULPIT" config apply config/examples/demo.yaml >/dev/null
 
-start() {  # start NAME [nice -n N] ARGS...: a background pulpit process, logged to $DATA_DIR/NAME.log
+start() {  # start NAME [cpus LIST] [nice -n N] ARGS...: a background pulpit process, logged to $DATA_DIR/NAME.log
     local name=$1; shift
     local prefix=()
-    if [ "$1" = nice ]; then prefix=(nice "$2" "$3"); shift 3; fi
+    if [ "$1" = cpus ]; then
+        [ -n "$2" ] && prefix=(taskset -c "$2")
+        shift 2
+    fi
+    if [ "$1" = nice ]; then prefix+=(nice "$2" "$3"); shift 3; fi
     "${prefix[@]}" "$PULPIT" "$@" >"$DATA_DIR/$name.log" 2>&1 &
     PIDS+=($!)
     NAMES+=("$name")
     echo "== started pulpit $* (pid $!)"
 }
-start mailgw mailgw
-start worker nice -n "$WORKER_NICE" worker --processes "$WORKER_PROCESSES" --threads "$WORKER_THREADS"
-start scheduler scheduler
+start mailgw cpus "${GATEWAY_CPUS:-}" mailgw
+start worker cpus "${WORKER_CPUS:-}" nice -n "$WORKER_NICE" worker --processes "$WORKER_PROCESSES" --threads "$WORKER_THREADS"
+start scheduler cpus "${WORKER_CPUS:-}" scheduler
 
 # Wait for the SMTP port (30 s).
 for i in $(seq 300); do
