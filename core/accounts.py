@@ -13,12 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from core import totp
 from core.clock import utcnow
 from core.errors import InputError
 from core.models import (
@@ -137,8 +137,67 @@ def authenticate(session: Session, email: str, password: str, code: str | None =
     if user.totp_secret:
         if not code:
             raise AuthError("enter the code from your authenticator app")
-        if not pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
-            raise AuthError("the authenticator code is wrong or expired")
+        if not totp.accept_code(user, code):
+            raise AuthError("the authenticator code is wrong, expired or already used")
+    return user
+
+
+def _password_matches(user: User, password: str) -> bool:
+    if not user.password_hash:
+        return False
+    try:
+        return bool(_hasher.verify(user.password_hash, password or ""))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def enable_totp(session: Session, user: User, *, secret: str, code: str, password: str) -> None:
+    """Turn on the second factor with ``secret``, once the user proved both halves.
+
+    The password (someone at an unlocked console must not lock its owner out) and a code from
+    the app for this secret (the app was really set up). Audited.
+    """
+    if user.totp_secret:
+        raise InputError("two-step login is already on; turn it off first to change the app")
+    if not _password_matches(user, password):
+        raise InputError("the password is wrong")
+    secret = "".join(secret.split()).upper()
+    if len(secret) < 16 or totp.matching_step(secret, code) is None:
+        raise InputError("the code does not match: check the clock of the phone and try again")
+    user.totp_secret = secret
+    user.totp_last_step = totp.matching_step(secret, code)
+    session.add(AuditEntry(actor=user.email, action="totp.enable", data={"user": user.email}))
+    session.flush()
+
+
+def disable_totp(session: Session, user: User, *, code: str, password: str) -> None:
+    """Turn off the second factor; needs the password and a current code. Audited."""
+    if not user.totp_secret:
+        raise InputError("two-step login is not on")
+    if not _password_matches(user, password):
+        raise InputError("the password is wrong")
+    if not totp.accept_code(user, code):
+        raise InputError("the authenticator code is wrong, expired or already used")
+    user.totp_secret = None
+    user.totp_last_step = None
+    session.add(AuditEntry(actor=user.email, action="totp.disable", data={"user": user.email}))
+    session.flush()
+
+
+def reset_totp(session: Session, email: str, *, actor: str | None) -> User:
+    """An administrator's way back in for someone who lost the phone: the factor is removed
+    and every web session of the user ends, so they log in again with the password alone."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise InputError(f"no user with the e-mail {email!r}")
+    had = bool(user.totp_secret)
+    user.totp_secret = None
+    user.totp_last_step = None
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.add(
+        AuditEntry(actor=actor, action="totp.reset", data={"user": user.email, "was_on": had})
+    )
+    session.flush()
     return user
 
 

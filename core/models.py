@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -254,6 +255,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The time step of the last accepted authenticator code: never accepted twice (RFC 6238 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
     subcontractor_id: Mapped[int | None] = mapped_column(
         ForeignKey("subcontractors.id", ondelete="SET NULL")

@@ -90,6 +90,19 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_user_reset_totp(args: argparse.Namespace, settings: Settings) -> int:
+    from core.accounts import reset_totp
+
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        user = reset_totp(session, args.email, actor="cli")
+        summary = (
+            f"two-step login of {user.email} is off and their web sessions ended; "
+            "they log in with the password and can set up a new app on their profile page"
+        )
+    print(summary)
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     from core.accounts import create_api_token, get_user_by_email
 
@@ -370,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a client's manager sees all of the client's tickets",
     )
+
+    reset = command(
+        user_actions,
+        "reset-totp",
+        cmd_user_reset_totp,
+        "turn off a user's two-step login (a lost phone)",
+    )
+    reset.add_argument("--email", required=True, metavar="E")
 
     token = commands.add_parser(
         "token", parents=[common], help="API tokens", description="API tokens."

@@ -26,6 +26,7 @@ from web.console.ticket_detail import (
 )
 from web.console.ticket_new import ticket_new_form, ticket_new_submit
 from web.console.tickets_list import bulk_status, home, tickets
+from web.console.two_step import post_two_step, two_step
 
 console_handlers = [
     post_contract,
@@ -51,6 +52,8 @@ console_handlers = [
     post_end_substitution,
     profile,
     post_profile,
+    two_step,
+    post_two_step,
 ]
 
 __all__ = ["console_handlers"]
