@@ -257,9 +257,10 @@ def _process(
             sql_text("SELECT pg_advisory_xact_lock(hashtextextended(:mid, 0))"),
             {"mid": mail.message_id},
         )
-    if _decide(row, rules.our_own(session, mail, mail_domain)).result:
+    before = rules.seen(session, row, mail)
+    if _decide(row, rules.our_own(mail, mail_domain, before)).result:
         return _ignore(row, "our own mail came back", now)
-    dup = _decide(row, rules.duplicate(session, row, mail))
+    dup = _decide(row, rules.duplicate(session, mail, before))
     if dup.result:
         return _ignore(row, dup.why, now)
 

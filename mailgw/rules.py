@@ -34,21 +34,20 @@ class Hit:
         return {"rule": self.rule, "result": self.result, "why": self.why, **self.extra}
 
 
-def our_own(session: Session, mail: ParsedMail, mail_domain: str) -> Hit:
-    """Our own mail coming back (a loop through a forwarding rule or a mailing list)."""
-    mid = mail.message_id
-    if not mail.message_id_generated and mid.lower().endswith(f"@{mail_domain.lower()}>"):
-        return Hit("our_own", True, f"Message-ID {mid} is in our domain {mail_domain}")
-    sent = session.scalar(select(OutboundMail.id).where(OutboundMail.message_id == mid).limit(1))
-    if sent is not None:
-        return Hit("our_own", True, f"Message-ID {mid} is outbound mail #{sent} of ours")
-    return Hit("our_own", False, "the Message-ID is not one we sent")
+@dataclass(frozen=True)
+class Seen:
+    """Where this mail's Message-ID (or bytes) was met before: one query for both rules below."""
+
+    outbound_id: int | None  # a mail of ours with this Message-ID
+    inbound_id: int | None  # another stored copy, already processed
+    event_id: int | None  # an event with this Message-ID (e.g. a comment typed in the console)
 
 
-def duplicate(session: Session, row: InboundMessage, mail: ParsedMail) -> Hit:
-    """The same Message-ID (or, without one, the same bytes) already became an event."""
+def seen(session: Session, row: InboundMessage, mail: ParsedMail) -> Seen:
+    """Look the mail up in the outbox, the inbound messages and the events in one round trip."""
     mid = mail.message_id
-    other = session.scalar(
+    outbound = select(OutboundMail.id).where(OutboundMail.message_id == mid).limit(1)
+    inbound = (
         select(InboundMessage.id)
         .where(
             InboundMessage.id != row.id,
@@ -58,14 +57,36 @@ def duplicate(session: Session, row: InboundMessage, mail: ParsedMail) -> Hit:
         .order_by(InboundMessage.id)
         .limit(1)
     )
-    if other is not None:
-        return Hit("duplicate", True, f"duplicate of #{other}")
-    event = session.scalar(select(TicketEvent).where(TicketEvent.message_id == mid).limit(1))
-    if event is not None:
+    event = select(TicketEvent.id).where(TicketEvent.message_id == mid).limit(1)
+    found = session.execute(
+        select(outbound.scalar_subquery(), inbound.scalar_subquery(), event.scalar_subquery())
+    ).one()
+    return Seen(*found)
+
+
+def our_own(mail: ParsedMail, mail_domain: str, before: Seen) -> Hit:
+    """Our own mail coming back (a loop through a forwarding rule or a mailing list)."""
+    mid = mail.message_id
+    if not mail.message_id_generated and mid.lower().endswith(f"@{mail_domain.lower()}>"):
+        return Hit("our_own", True, f"Message-ID {mid} is in our domain {mail_domain}")
+    if before.outbound_id is not None:
         return Hit(
-            "duplicate", True, f"duplicate of #{event.ticket.number}", {"event_id": event.id}
+            "our_own", True, f"Message-ID {mid} is outbound mail #{before.outbound_id} of ours"
         )
-    return Hit("duplicate", False, f"Message-ID {mid} not seen before")
+    return Hit("our_own", False, "the Message-ID is not one we sent")
+
+
+def duplicate(session: Session, mail: ParsedMail, before: Seen) -> Hit:
+    """The same Message-ID (or, without one, the same bytes) already became an event."""
+    if before.inbound_id is not None:
+        return Hit("duplicate", True, f"duplicate of #{before.inbound_id}")
+    if before.event_id is not None:
+        event = session.get(TicketEvent, before.event_id)
+        if event is not None:
+            return Hit(
+                "duplicate", True, f"duplicate of #{event.ticket.number}", {"event_id": event.id}
+            )
+    return Hit("duplicate", False, f"Message-ID {mail.message_id} not seen before")
 
 
 def auto_submitted(mail: ParsedMail) -> Hit:
