@@ -4,8 +4,10 @@
 Poland write (Outlook's ``Od:/Wysłano:/Do:/Temat:`` block, Gmail's ``Dnia ... napisał(a):``,
 Thunderbird's ``W dniu ... pisze:``, the English ``On ... wrote:``, ``-----Original
 Message-----``, ``> `` quoted lines) and at the signature separator ``-- `` (RFC 3676 4.3),
-then lets mail-parser-reply trim what it knows beyond that (signatures such as "Pozdrawiam"
-only when they follow the text). The full text is always kept by the caller.
+then cuts a closing and the signature block under it ("Pozdrawiam" / "Z poważaniem" / "Best
+regards" followed by a name, a company, a phone; "Wysłane z iPhone'a"), which mail-parser-reply
+does not recognise in Polish, and lets mail-parser-reply trim what it knows beyond that. The
+full text is always kept by the caller.
 
 ``sanitize_html`` keeps basic formatting, tables, links (with ``rel="noopener noreferrer"``)
 and ``cid:`` images, and drops scripts, event handlers, ``javascript:`` URLs and frames (nh3,
@@ -65,15 +67,95 @@ def _cut_index(lines: list[str]) -> int | None:
     return None
 
 
+# Closings that end the message proper, compared lower-cased without punctuation. What follows
+# one is a signature when it is short (see _sign_off_index).
+_CLOSINGS = frozenset(
+    {
+        "pozdrawiam",
+        "pozdrawiam serdecznie",
+        "serdecznie pozdrawiam",
+        "pozdrawiam cieplo",
+        "pozdrawiam ciepło",
+        "z pozdrowieniami",
+        "pozdrowienia",
+        "łączę pozdrowienia",
+        "łączę wyrazy szacunku",
+        "z poważaniem",
+        "z wyrazami szacunku",
+        "dziękuję i pozdrawiam",
+        "dziękuję pozdrawiam",
+        "dziękuję z góry pozdrawiam",
+        "pozdr",
+        "pzdr",
+        "regards",
+        "best regards",
+        "kind regards",
+        "warm regards",
+        "best wishes",
+        "yours sincerely",
+        "sincerely",
+        "cheers",
+        "mit freundlichen grüßen",
+    }
+)
+_MOBILE_SIGNATURE = re.compile(
+    r"^(Wysłane|Wysłano) z (mojego |aplikacji )?\S|^Sent from my \S|^(Get|Pobierz) (aplikację )?Outlook",
+    re.I,
+)
+# A signature block under a closing: a few short lines (name, role, company, phone, address).
+_SIGNATURE_LINES = 8
+_SIGNATURE_LINE_LENGTH = 90
+
+
+def _normalised(line: str) -> str:
+    return " ".join(re.sub(r"[,.!;:–-]+", " ", line).lower().split())
+
+
+def _is_closing(line: str) -> bool:
+    """A closing alone ("Pozdrawiam,") or with a short name after it ("Pozdrawiam, Jan K.")."""
+    words = _normalised(line)
+    if words in _CLOSINGS:
+        return True
+    if len(line.strip()) > 60:
+        return False
+    return any(
+        words.startswith(closing + " ") and len(words[len(closing) :].split()) <= 3
+        for closing in _CLOSINGS
+    )
+
+
+def _sign_off_index(lines: list[str]) -> int | None:
+    """Where the closing and signature begin, when the message ends with them."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if len(filled) < 2:
+        return None
+    # A mobile client's line at the very end ("Wysłane z iPhone'a") is a signature of its own.
+    end = len(lines)
+    if _MOBILE_SIGNATURE.match(lines[filled[-1]].strip()):
+        end = filled[-1]
+        filled = filled[:-1]
+    for i in reversed(filled[-(_SIGNATURE_LINES + 1) :]):
+        if _is_closing(lines[i]):
+            block = [ln for ln in lines[i + 1 : end] if ln.strip()]
+            if i > filled[0] and all(len(ln) <= _SIGNATURE_LINE_LENGTH for ln in block):
+                return i
+            return None
+    return end if end < len(lines) and filled else None
+
+
 def visible_reply(text: str) -> str:
     """The text the sender wrote in this mail, without quoted history or signature."""
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     cut = _cut_index(lines)
-    head = "\n".join(lines[:cut] if cut is not None else lines).strip()
+    body = lines[:cut] if cut is not None else lines
+    head = "\n".join(body).strip()
     if not head:
         # The whole mail is a quote (or starts with one): show it rather than nothing.
         return text.strip()
+    sign_off = _sign_off_index(body)
+    if sign_off is not None:
+        head = "\n".join(body[:sign_off]).strip()
     try:
         trimmed = EmailReplyParser(languages=["pl", "en"]).parse_reply(head)
     except (re.error, IndexError, ValueError):

@@ -10,8 +10,10 @@ What is read ([MS-OXTNEF] 2.1.3.3 and 2.1.3.4):
 - each attachment starts at ``attAttachRendData``; its name is ``PidTagAttachLongFilename``
   from the ``attAttachment`` MAPI properties (Unicode, what the sender typed), else the 8.3
   ``attAttachTitle`` in the stream's ``attOemCodepage``; its bytes are ``attAttachData``;
-- the body is ``PidTagBody`` / ``attBody`` (text) or ``PidTagBodyHtml`` (HTML). A body that is
-  only compressed RTF (``PidTagRtfCompressed``) is not decoded: no RTF reader is installed.
+- the body is ``PidTagBody`` / ``attBody`` (text) or ``PidTagBodyHtml`` (HTML), else the
+  compressed RTF of ``PidTagRtfCompressed`` ([MS-OXRTFCP], ``compressed_rtf``) turned into text
+  (``striprtf``): what Outlook sends when the body was written in Rich Text. Outlook's RTF often
+  encapsulates HTML ([MS-OXRTFEX], ``\fromhtml1``); its text is what is kept, the tags dropped.
 
 Any failure raises :class:`TnefError` with a reason; the caller keeps ``winmail.dat`` as it is.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -89,6 +92,30 @@ def _filename(attachment: object, charset: str, n: int) -> str:
     return name or f"attachment-{n}.bin"
 
 
+def _rtf_text(compressed: bytes, notes: list[str]) -> str:
+    """The text of a compressed RTF body; empty, with a note, when it cannot be read."""
+    from compressed_rtf import decompress
+    from striprtf.striprtf import rtf_to_text
+
+    try:
+        rtf = decompress(compressed).decode("latin-1")
+        # RTF escapes every non-ASCII letter (\'b9, \uN); its bytes are 7-bit, so latin-1
+        # loses nothing, and the \ansicpg named in the header decodes the escapes.
+        text = rtf_to_text(rtf, encoding=_rtf_codepage(rtf), errors="replace")
+    except Exception as exc:  # hostile input to two third-party decoders
+        notes.append(f"the TNEF body is compressed RTF that could not be read: {exc}")
+        return ""
+    notes.append("the TNEF body was compressed RTF, kept as its text")
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines).strip()
+
+
+def _rtf_codepage(rtf: str) -> str:
+    """The ANSI code page an RTF header names (``\\ansicpg1250``), as a Python codec."""
+    match = re.search(r"\\ansicpg(\d+)", rtf[:2000])
+    return f"cp{match.group(1)}" if match else DEFAULT_CODEPAGE
+
+
 def decode_tnef(data: bytes) -> TnefContent:
     """The attachments and body of a TNEF stream; raises :class:`TnefError` on failure."""
     if len(data) < 6 or struct.unpack_from("<I", data)[0] != TNEF_SIGNATURE:
@@ -121,7 +148,7 @@ def decode_tnef(data: bytes) -> TnefContent:
     except Exception as exc:  # tnefparse's lazy properties can fail on odd streams, too
         raise TnefError(f"TNEF content unreadable: {type(exc).__name__}: {exc}") from exc
     if getattr(tnef, "_rtfbody", None) and not (content.text or content.html):
-        content.notes.append("the TNEF body is compressed RTF only and was not decoded")
+        content.text = _rtf_text(tnef._rtfbody, content.notes)
     if not content.attachments and not content.text and not content.html:
         raise TnefError("no attachments and no readable body in it")
     return content

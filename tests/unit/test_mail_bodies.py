@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mailgw.bodies import sanitize_html, visible_reply
 from mailgw.parsing import parse_message
 
@@ -54,6 +56,44 @@ def test_od_in_prose_is_not_a_header_block() -> None:
 
 def test_a_mail_that_is_all_quote_is_shown_whole() -> None:
     assert visible_reply("> tylko cytat") == "> tylko cytat"
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        (
+            "Dzień dobry,\ndrukarka w pokoju 12 nie drukuje.\n\nPozdrawiam\nJan Kowalski\n"
+            "Kancelaria Nowak\ntel. 600 100 200\n",
+            "Dzień dobry,\ndrukarka w pokoju 12 nie drukuje.",
+        ),
+        (
+            "Proszę o wymianę tonera.\n\nZ poważaniem,\nAnna Nowak\nSpecjalista ds. "
+            "administracji\nSzpital Powiatowy w Lesznie\nul. Szpitalna 1, 64-100 Leszno",
+            "Proszę o wymianę tonera.",
+        ),
+        ("Proszę o pilną interwencję.\nPozdrawiam serdecznie\nEwa", "Proszę o pilną interwencję."),
+        ("Dziękuję, działa.\n\nPozdrawiam, Piotr\n\nWysłane z iPhone'a", "Dziękuję, działa."),
+        ("Router znowu nie działa.\n\nSent from my iPhone", "Router znowu nie działa."),
+        ("In the attachment.\n\nBest regards\nJohn Smith\nACME Sp. z o.o.", "In the attachment."),
+    ],
+)
+def test_a_closing_and_the_signature_under_it_are_cut(text: str, visible: str) -> None:
+    assert visible_reply(text) == visible
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pozdrawiam\nJan",  # nothing but the closing: shown as it is
+        "Dzień dobry,\nPozdrawiam z urlopu, ale mam pytanie: czy toner jest już w drodze?\nJan",
+        "Lista:\n1. nie drukuje\n2. pozdrawiam\n3. " + "bardzo długi opis usterki " * 5,
+        # a long line under the closing is more message, not a signature
+        "Krótko.\nPozdrawiam\n" + "PS. Jeszcze jedno: drukarka w sekretariacie też ma problem z "
+        "podajnikiem i zacina papier przy druku dwustronnym.",
+    ],
+)
+def test_prose_that_merely_greets_is_kept(text: str) -> None:
+    assert visible_reply(text) == text.strip()
 
 
 def test_html_loses_script_handlers_javascript_and_frames() -> None:

@@ -117,6 +117,60 @@ def test_winmail_dat_is_replaced_by_its_attachments() -> None:
     assert any("TNEF decoded into 2" in note for note in mail.notes)
 
 
+ATT_MSG_PROPS = (0x9003, 0x0006)  # attMsgProps: the message's MAPI properties
+PT_BINARY = 0x0102
+PID_TAG_RTF_COMPRESSED = 0x1009
+# What Outlook writes for a Rich Text mail: HTML encapsulated in RTF ([MS-OXRTFEX]), Polish
+# letters as \'xx escapes of code page 1250, paragraphs as \par.
+OUTLOOK_RTF = (
+    r"{\rtf1\ansi\ansicpg1250\fromhtml1 \deff0{\fonttbl{\f0\fswiss Calibri;}}"
+    r"{\*\htmltag19 <html>}{\*\htmltag34 <body>}"
+    r"\htmlrtf {\htmlrtf0 Dzie\'f1 dobry,\par"
+    r"{\*\htmltag84 <p>}drukarka w pokoju 12 zg\'b3asza b\'b3\'b9d E-05.\par"
+    r"{\*\htmltag84 </p>}Pozdrawiam\par Jan}\htmlrtf0 {\*\htmltag27 </body></html>}}"
+)
+
+
+def binary_property(prop_id: int, value: bytes) -> bytes:
+    """A one-property MAPI list ([MS-OXTNEF] 2.1.3.4): PT_BINARY, padded to 4 bytes."""
+    padded = value + b"\x00" * (-len(value) % 4)
+    return struct.pack("<IHHII", 1, PT_BINARY, prop_id, 1, len(value)) + padded
+
+
+def rtf_only_stream(compressed: bytes) -> bytes:
+    """A winmail.dat whose only body is compressed RTF ([MS-OXRTFCP])."""
+    return b"".join(
+        [
+            struct.pack("<IH", 0x223E9F78, 0x1234),
+            attribute(LVL_MESSAGE, ATT_TNEF_VERSION, struct.pack("<I", 0x00010000)),
+            attribute(LVL_MESSAGE, ATT_OEM_CODEPAGE, struct.pack("<II", 1250, 0)),
+            attribute(
+                LVL_MESSAGE, ATT_MSG_PROPS, binary_property(PID_TAG_RTF_COMPRESSED, compressed)
+            ),
+        ]
+    )
+
+
+def test_a_body_only_in_compressed_rtf_becomes_text() -> None:
+    from compressed_rtf import compress
+
+    content = decode_tnef(rtf_only_stream(compress(OUTLOOK_RTF.encode("ascii"))))
+    assert content.attachments == []
+    assert content.text == (
+        "Dzień dobry,\ndrukarka w pokoju 12 zgłasza błąd E-05.\nPozdrawiam\nJan"
+    )
+    assert content.notes == ["the TNEF body was compressed RTF, kept as its text"]
+    mail = parse_message(
+        winmail_eml(rtf_only_stream(compress(OUTLOOK_RTF.encode()))), mail_domain=DOMAIN
+    )
+    assert "zgłasza błąd E-05" in mail.text
+
+
+def test_unreadable_compressed_rtf_is_noted_not_fatal() -> None:
+    with pytest.raises(TnefError, match="no attachments and no readable body"):
+        decode_tnef(rtf_only_stream(b"\x10\x00\x00\x00garbage that is not LZFu"))
+
+
 def test_bad_checksum_is_noted_but_decoded() -> None:
     stream = bytearray(tnef_stream())
     stream[-1] ^= 0xFF  # the last attribute's checksum
