@@ -42,12 +42,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from core.clock import utcnow
 from core.db import enqueue
 from core.delivery_failures import on_delivery_failed
-from core.models import Base, TicketEvent
+from core.errors import InputError, NotFound
+from core.models import AuditEntry, Base, TicketEvent
 
 if TYPE_CHECKING:
     from core.models import Ticket, User
@@ -520,6 +521,78 @@ def mark_failed(
         )
     )
     on_delivery_failed(session, row, error, now or utcnow(), subject=subject)  # staff are mailed
+
+
+# --- What admins see and do about the outbox -------------------------------------------------
+
+
+def list_outbound(
+    session: Session, *, state: str | None = None, limit: int = 200
+) -> list[OutboundMail]:
+    """Outbox rows, newest first; ``state`` narrows to one of :data:`STATES`."""
+    if state is not None and state not in STATES:
+        raise InputError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+    query = (
+        select(OutboundMail)
+        .options(selectinload(OutboundMail.ticket))
+        .order_by(OutboundMail.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    if state is not None:
+        query = query.where(OutboundMail.state == state)
+    return list(session.scalars(query))
+
+
+def outbound_json(row: OutboundMail) -> dict[str, Any]:
+    """One outbox row as the API and ``pulpit mail outbox --json`` show it."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {
+        "id": row.id,
+        "state": row.state,
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "next_attempt_at": iso(row.next_attempt_at) if row.state == "pending" else None,
+        "to": row.to_addr,
+        "template": row.template,
+        "language": row.language,
+        "message_id": row.message_id,
+        "ticket": row.ticket.number if row.ticket is not None else None,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+    }
+
+
+def resend(
+    session: Session, ids: Sequence[int], now: datetime, *, actor: str | None
+) -> list[OutboundMail]:
+    """Give failed rows a new start (the address was corrected, the relay fixed): pending, due
+    now, attempts from zero, a job after the commit. Only ``failed`` rows: a pending or sending
+    row is on its way already, and a sent one would reach its recipient twice."""
+    wanted = list(dict.fromkeys(ids))
+    rows = {
+        row.id: row
+        for row in session.scalars(select(OutboundMail).where(OutboundMail.id.in_(wanted)))
+    }
+    missing = [str(i) for i in wanted if i not in rows]
+    if missing:
+        raise NotFound(f"no outgoing mail with id {', '.join(missing)}")
+    not_failed = [f"{i} ({rows[i].state})" for i in wanted if rows[i].state != "failed"]
+    if not_failed:
+        raise InputError(f"only failed mail can be sent again; not failed: {', '.join(not_failed)}")
+    for outbound_id in wanted:
+        row = rows[outbound_id]
+        row.state = "pending"
+        row.attempts = 0
+        row.next_attempt_at = now
+        row.enqueued_at = now
+        row.claimed_at = None
+        enqueue(session, SEND_ACTOR, outbound_id=row.id)
+    if wanted:
+        session.add(AuditEntry(actor=actor, action="outbox.resend", data={"ids": wanted}))
+    return [rows[i] for i in wanted]
 
 
 def due_for_sweep(

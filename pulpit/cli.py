@@ -28,6 +28,7 @@ from pulpit.runtime import database, upgrade_database
 log = logging.getLogger("pulpit")
 
 MAIL_STATES = ("received", "processed", "quarantined", "ignored")
+OUTBOX_STATES = ("pending", "sending", "sent", "failed")  # core.outbox.STATES
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -180,6 +181,68 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4])
+    return 0
+
+
+def cmd_mail_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from core.outbox import list_outbound, outbound_json
+
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        rows = [
+            outbound_json(m) for m in list_outbound(session, state=args.state, limit=args.limit)
+        ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print(f"no {args.state} outgoing mail" if args.state else "no outgoing mail")
+        return 0
+    table = [("ID", "STATE", "CREATED AT", "TO", "TEMPLATE", "TICKET", "TRIES", "LAST ERROR")]
+    for row in rows:
+        table.append(
+            (
+                str(row["id"]),
+                row["state"],
+                (row["created_at"] or "")[:19].replace("T", " "),
+                row["to"],
+                row["template"],
+                f"#{row['ticket']}" if row["ticket"] else "-",
+                str(row["attempts"]),
+                _one_line(row["last_error"]) if row["last_error"] else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(7)]
+    for r in table:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:7])) + "  " + r[7])
+    return 0
+
+
+def cmd_mail_resend(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from core.clock import utcnow
+    from core.outbox import OutboundMail, resend
+
+    if args.failed and args.ids:
+        raise CommandError("give either --failed or mail ids, not both")
+    if not args.failed and not args.ids:
+        raise CommandError(
+            "give the ids of the mails to send again (pulpit mail outbox), or --failed"
+        )
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        ids = args.ids
+        if args.failed:
+            ids = list(
+                session.scalars(select(OutboundMail.id).where(OutboundMail.state == "failed"))
+            )
+        count = len(resend(session, ids, utcnow(), actor="cli")) if ids else 0
+    # As for requeue: the scheduler's outbox sweep sends what no broker took from here.
+    if count == 0:
+        print("no failed outgoing mail to send again")
+    else:
+        print(f"{count} mail(s) will be sent again")
     return 0
 
 
@@ -402,7 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True, metavar="E")
 
     mail = commands.add_parser(
-        "mail", parents=[common], help="inbound messages", description="Inbound messages."
+        "mail",
+        parents=[common],
+        help="inbound messages and the outbox",
+        description="Inbound messages (list, requeue) and outgoing mail (outbox, resend).",
     )
     mail_actions = mail.add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
@@ -421,6 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     requeue.add_argument("--all", action="store_true", help="every quarantined message")
     requeue.add_argument("ids", nargs="*", metavar="ID", type=_positive_int)
+    outbox = command(mail_actions, "outbox", cmd_mail_outbox, "list outgoing mail and failures")
+    outbox.add_argument("--state", choices=OUTBOX_STATES)
+    outbox.add_argument("--json", action="store_true", help="one JSON document")
+    outbox.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=200,
+        help="show at most this many, newest first (default: 200)",
+    )
+    again = command(mail_actions, "resend", cmd_mail_resend, "send failed outgoing mail again")
+    again.add_argument("--failed", action="store_true", help="every failed mail")
+    again.add_argument("ids", nargs="*", metavar="ID", type=_positive_int)
     return parser
 
 

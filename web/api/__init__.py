@@ -7,6 +7,7 @@ from typing import Any
 from litestar import get
 from sqlalchemy import text
 
+from web.api.outbox import outbox_handlers
 from web.api.preferences import preference_handlers
 from web.api.serializers import user_json
 from web.api.substitutions import substitution_handlers
@@ -25,4 +26,11 @@ def me(user: CurrentUser) -> dict[str, Any]:
     return user_json(user)
 
 
-api_handlers = [health, me, *ticket_handlers, *substitution_handlers, *preference_handlers]
+api_handlers = [
+    health,
+    me,
+    *ticket_handlers,
+    *substitution_handlers,
+    *preference_handlers,
+    *outbox_handlers,
+]
