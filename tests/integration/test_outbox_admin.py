@@ -18,7 +18,7 @@ from core.db import unit_of_work
 from core.models import AuditEntry, Ticket
 from core.outbox import OutboundMail, mark_failed, mark_sent, queue_mail
 from pulpit.cli import main
-from tests.e2e.conftest import SeededApp, build_seeded_app
+from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 
 
 @pytest.fixture
@@ -119,3 +119,29 @@ def test_the_api_shows_the_outbox_to_admins_only(seeded: SeededApp) -> None:
     twice = admin.post(f"/api/v1/outbox/{ids['failed']}/resend")
     assert twice.status_code == 400 and "not failed" in twice.json()["detail"]
     assert admin.post("/api/v1/outbox/999999/resend").status_code == 404
+
+
+def test_the_console_page_lists_failures_and_sends_one_again(seeded: SeededApp) -> None:
+    ids = _rows(seeded)
+    admin, csrf = console_client(seeded.app, seeded.users["admin"])
+    page = admin.get("/outbox")
+    assert page.status_code == 200
+    assert 'href="/outbox"' in page.text  # in the admin's navigation
+    assert f'data-testid="outbox-{ids["failed"]}"' in page.text
+    assert f'data-testid="outbox-{ids["sent"]}"' not in page.text  # failed first, alone
+    assert "550 5.1.1 No such mailbox here" in page.text and "Wyślij ponownie" in page.text
+    everything = admin.get("/outbox", params={"show": "all"}).text
+    assert all(f'data-testid="outbox-{i}"' in everything for i in ids.values())
+
+    done = admin.post(f"/outbox/{ids['failed']}/resend", data={"csrf_token": csrf})
+    assert done.status_code == 200  # followed back to the list
+    assert "Wiadomość do adres0@acme.example zostanie wysłana ponownie." in done.text
+    with seeded.factory() as session:
+        row = session.get(OutboundMail, ids["failed"])
+        assert row is not None and row.state == "pending"
+    again = admin.post(f"/outbox/{ids['failed']}/resend", data={"csrf_token": csrf})
+    assert again.status_code == 400 and "only failed mail can be sent again" in again.text
+
+    coordinator, _ = console_client(seeded.app, seeded.users["coordinator"])
+    assert coordinator.get("/outbox").status_code == 403
+    assert 'href="/outbox"' not in coordinator.get("/tickets").text

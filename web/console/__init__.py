@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.auth import login_form, login_submit, logout, set_language
+from web.console.outbox import outbox, post_outbox_resend
 from web.console.profile import post_profile, profile
 from web.console.substitutions import (
     post_end_substitution,
@@ -54,6 +55,8 @@ console_handlers = [
     post_profile,
     two_step,
     post_two_step,
+    outbox,
+    post_outbox_resend,
 ]
 
 __all__ = ["console_handlers"]
