@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import totp
 from core.clock import utcnow
-from core.errors import InputError
+from core.errors import N_, InputError
 from core.models import (
     ROLE_ALIASES,
     ROLES,
@@ -158,12 +158,12 @@ def enable_totp(session: Session, user: User, *, secret: str, code: str, passwor
     the app for this secret (the app was really set up). Audited.
     """
     if user.totp_secret:
-        raise InputError("two-step login is already on; turn it off first to change the app")
+        raise InputError(N_("two-step login is already on; turn it off first to change the app"))
     if not _password_matches(user, password):
-        raise InputError("the password is wrong")
+        raise InputError(N_("the password is wrong"))
     secret = "".join(secret.split()).upper()
     if len(secret) < 16 or totp.matching_step(secret, code) is None:
-        raise InputError("the code does not match: check the clock of the phone and try again")
+        raise InputError(N_("the code does not match: check the clock of the phone and try again"))
     user.totp_secret = secret
     user.totp_last_step = totp.matching_step(secret, code)
     session.add(AuditEntry(actor=user.email, action="totp.enable", data={"user": user.email}))
@@ -173,11 +173,11 @@ def enable_totp(session: Session, user: User, *, secret: str, code: str, passwor
 def disable_totp(session: Session, user: User, *, code: str, password: str) -> None:
     """Turn off the second factor; needs the password and a current code. Audited."""
     if not user.totp_secret:
-        raise InputError("two-step login is not on")
+        raise InputError(N_("two-step login is not on"))
     if not _password_matches(user, password):
-        raise InputError("the password is wrong")
+        raise InputError(N_("the password is wrong"))
     if not totp.accept_code(user, code):
-        raise InputError("the authenticator code is wrong, expired or already used")
+        raise InputError(N_("the authenticator code is wrong, expired or already used"))
     user.totp_secret = None
     user.totp_last_step = None
     session.add(AuditEntry(actor=user.email, action="totp.disable", data={"user": user.email}))

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts import get_user_by_email, normalize_email
-from core.errors import InputError
+from core.errors import N_, InputError
 from core.models import Client, ClientDomain, Contract, Product, Subcontractor, User
 
 
@@ -66,9 +66,9 @@ def find_or_create_contact(session: Session, email: str, name: str | None = None
 def staff_user(session: Session, email: str) -> User:
     user = get_user_by_email(session, email)
     if user is None:
-        raise InputError(f"no user with e-mail {email!r}")
+        raise InputError(N_("no user with e-mail %(email)r"), email=email)
     if not user.is_staff:
-        raise InputError(f"{email} is not staff and cannot be assigned tickets")
+        raise InputError(N_("%(email)s is not staff and cannot be assigned tickets"), email=email)
     return user
 
 

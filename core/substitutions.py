@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, ForeignKey, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from core.clock import utcnow
-from core.errors import Forbidden, InputError, NotFound
+from core.errors import N_, Forbidden, InputError, NotFound
 from core.models import AuditEntry, Base, User
 
 MANAGERS = ("admin", "coordinator")
@@ -113,9 +113,11 @@ def _walk(session: Session, start: set[int], now: datetime, *, upward: bool) -> 
 
 def _check_pair(absent: User, substitute: User) -> None:
     if absent.id == substitute.id:
-        raise InputError("a person cannot substitute for themselves; choose someone else")
+        raise InputError(N_("a person cannot substitute for themselves; choose someone else"))
     if not substitute.active:
-        raise InputError(f"{substitute.email} is deactivated and cannot substitute")
+        raise InputError(
+            N_("%(email)s is deactivated and cannot substitute"), email=substitute.email
+        )
     if absent.is_staff and substitute.is_staff:
         return
     if (
@@ -126,8 +128,10 @@ def _check_pair(absent: User, substitute: User) -> None:
     ):
         return
     raise InputError(
-        "a substitute must be staff for staff, or a user of the same subcontractor company "
-        "for a subcontractor user"
+        N_(
+            "a substitute must be staff for staff, or a user of the same subcontractor company "
+            "for a subcontractor user"
+        )
     )
 
 
@@ -149,16 +153,16 @@ def create_substitution(
     now = now or utcnow()
     if actor.role not in MANAGERS:
         if not actor.is_staff:
-            raise Forbidden("only staff may record substitutions")
+            raise Forbidden(N_("only staff may record substitutions"))
         if actor.id != absent.id:
-            raise Forbidden("you may record only your own absence; ask a coordinator")
+            raise Forbidden(N_("you may record only your own absence; ask a coordinator"))
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise InputError("starts_at and ends_at need a time zone, e.g. 2026-12-01T08:00:00Z")
     starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     if ends_at <= starts_at:
-        raise InputError("the substitution must end after it starts")
+        raise InputError(N_("the substitution must end after it starts"))
     if ends_at <= now:
-        raise InputError("the substitution would end in the past")
+        raise InputError(N_("the substitution would end in the past"))
     _check_pair(absent, substitute)
     sub = Substitution(
         absent=absent,
@@ -208,10 +212,10 @@ def end_substitution(
     substitute their own. Flushes, does not commit."""
     now = now or utcnow()
     if not actor.is_staff and actor.role != "subcontractor":
-        raise Forbidden("only staff may end substitutions")
+        raise Forbidden(N_("only staff may end substitutions"))
     sub = get_substitution(session, substitution_id, actor)
     if sub.is_over(now):
-        raise InputError(f"substitution {substitution_id} has already ended")
+        raise InputError(N_("substitution %(id)s has already ended"), id=substitution_id)
     sub.ended_at = now
     session.add(
         AuditEntry(

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from core.accounts import get_user_by_email, normalize_email
 from core.clock import utcnow
 from core.directory import client_for_email, find_or_create_contact
-from core.errors import Forbidden, InputError
+from core.errors import N_, Forbidden, InputError
 from core.models import Client, Ticket, TicketEvent, User, ticket_contacts
 from core.permissions import can
 
@@ -140,7 +140,9 @@ def add_contacts(
     """Copy these contacts on the ticket; those already copied are skipped. None if nobody
     was added. ``check=False`` skips the actor's permission (the mail gateway, opening)."""
     if check and (actor is None or not can(actor, "cc", ticket)):
-        raise Forbidden(f"you may not change who is copied on ticket #{ticket.number}")
+        raise Forbidden(
+            N_("you may not change who is copied on ticket #%(number)s"), number=ticket.number
+        )
     at = at or utcnow()
     session.flush()  # the ticket needs its id
     present = set(
@@ -195,7 +197,9 @@ def remove_contact(
 ) -> TicketEvent | None:
     """Stop copying this address on the ticket; None if it was not copied."""
     if not can(actor, "cc", ticket):
-        raise Forbidden(f"you may not change who is copied on ticket #{ticket.number}")
+        raise Forbidden(
+            N_("you may not change who is copied on ticket #%(number)s"), number=ticket.number
+        )
     address = normalize_email(email)
     person = get_user_by_email(session, address)
     if person is None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core import notifications, sla_clock
 from core.blobs import BlobStore
 from core.clock import utcnow
-from core.errors import BulkRefused, Forbidden, InputError, NotFound
+from core.errors import N_, BulkRefused, Forbidden, InputError, NotFound
 from core.models import (
     Attachment,
     Contract,
@@ -65,7 +65,9 @@ def get_ticket(session: Session, number: int, user: User | None = None) -> Ticke
     """
     ticket = session.scalar(select(Ticket).where(Ticket.number == number))
     if ticket is None or (user is not None and not can_view(user, ticket)):
-        raise NotFound(f"ticket #{number} does not exist or is not visible to you")
+        raise NotFound(
+            N_("ticket #%(number)s does not exist or is not visible to you"), number=number
+        )
     return ticket
 
 
@@ -102,7 +104,12 @@ def find_status(session: Session, ticket: Ticket, name: str) -> Status:
             return status
     names = ", ".join(s.name for s in options)
     where = f"contract {ticket.contract.code}" if ticket.contract else "tickets in triage"
-    raise InputError(f"there is no status {name!r} for {where}; choose one of: {names}")
+    raise InputError(
+        N_("there is no status %(name)r for %(where)s; choose one of: %(names)s"),
+        name=name,
+        where=where,
+        names=names,
+    )
 
 
 def next_number(session: Session) -> int:
@@ -137,7 +144,10 @@ def choose_ticket_type(
                 return tt
         names = ", ".join(t.name for t in types) or "none"
         raise InputError(
-            f"contract {contract.code} has no ticket type {requested!r}; choose one of: {names}"
+            N_("contract %(code)s has no ticket type %(requested)r; choose one of: %(names)s"),
+            code=contract.code,
+            requested=requested,
+            names=names,
         )
     folded = subject.casefold()
     for tt in types:
@@ -300,7 +310,7 @@ def open_ticket(
     checked who may copy them), told of it like the requester."""
     subject = (subject or "").strip()
     if not subject:
-        raise InputError("a ticket needs a subject")
+        raise InputError(N_("a ticket needs a subject"))
     at = at or utcnow()
     if (
         contract is not None
@@ -309,16 +319,20 @@ def open_ticket(
     ):
         if requester.client_id is not None:
             raise InputError(
-                f"{requester.email} belongs to another client than contract {contract.code}"
+                N_("%(email)s belongs to another client than contract %(code)s"),
+                email=requester.email,
+                code=contract.code,
             )
     client = contract.client if contract is not None else requester.client
     tt = choose_ticket_type(contract, subject, ticket_type) if contract is not None else None
     if ticket_type and contract is None:
-        raise InputError("a ticket type needs a contract")
+        raise InputError(N_("a ticket type needs a contract"))
     statuses = statuses_for(session, contract)
     initial = next((s for s in statuses if s.category == "new"), statuses[0])
     if assignee is not None and not assignee.is_staff:
-        raise InputError(f"{assignee.email} is not staff and cannot be assigned tickets")
+        raise InputError(
+            N_("%(email)s is not staff and cannot be assigned tickets"), email=assignee.email
+        )
     if contract is not None:
         # Loaded now, before the new rows exist: the SLA clocks below read it, and loading it
         # later would autoflush the ticket's INSERT first and then UPDATE its deadlines.
@@ -391,12 +405,12 @@ def add_comment(
 ) -> TicketEvent:
     """A public comment or an internal note. A staff public reply meets the reaction clock."""
     if not (body or "").strip() and not attachments:
-        raise InputError("the comment is empty")
+        raise InputError(N_("the comment is empty"))
     action = "comment" if public else "note"
     if not can(author, action, ticket):
         if not public and author.role == "client":
-            raise Forbidden("clients cannot write internal notes")
-        raise Forbidden(f"you may not comment on ticket #{ticket.number}")
+            raise Forbidden(N_("clients cannot write internal notes"))
+        raise Forbidden(N_("you may not comment on ticket #%(number)s"), number=ticket.number)
     at = at or utcnow()
     if via_email:
         type_ = "email_in" if author.role == "client" else "email_out"
@@ -432,11 +446,17 @@ def change_status(
 ) -> TicketEvent | None:
     """Move the ticket to a status of its contract, as ``actor`` may. None if nothing changed."""
     if not can(actor, "status", ticket):
-        raise Forbidden(f"you may not change the status of ticket #{ticket.number}")
+        raise Forbidden(
+            N_("you may not change the status of ticket #%(number)s"), number=ticket.number
+        )
     status = find_status(session, ticket, status_name)
     allowed = settable_statuses(actor, statuses_for(session, ticket.contract))
     if status not in allowed:
-        raise Forbidden(f"you may not set ticket #{ticket.number} to {status.name!r}")
+        raise Forbidden(
+            N_("you may not set ticket #%(number)s to %(status)r"),
+            number=ticket.number,
+            status=status.name,
+        )
     return _apply_status(session, ticket, status, actor=actor, at=at or utcnow(), note=note)
 
 
@@ -466,8 +486,12 @@ def _apply_status(
         missing = _required_fields_missing(session, ticket)
         if missing:
             raise InputError(
-                f"ticket #{ticket.number} cannot be closed before its required fields are "
-                f"filled in: {', '.join(missing)}"
+                N_(
+                    "ticket #%(number)s cannot be closed before its required fields are "
+                    "filled in: %(fields)s"
+                ),
+                number=ticket.number,
+                fields=", ".join(missing),
             )
     old = ticket.status
     ticket.status = status
@@ -507,34 +531,41 @@ def bulk_change_status(
 ) -> list[Ticket]:
     """Change many tickets at once: all or nothing, with a reason for each refused ticket."""
     if not numbers:
-        raise InputError("choose at least one ticket")
+        raise InputError(N_("choose at least one ticket"))
     if not can(actor, "bulk"):
-        raise Forbidden("only coordinators and admins change tickets in bulk")
+        raise Forbidden(N_("only coordinators and admins change tickets in bulk"))
     at = at or utcnow()
     unique = list(dict.fromkeys(int(n) for n in numbers))
     found = {t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(unique)))}
-    reasons: dict[int, str] = {}
+    reasons: dict[int, InputError] = {}
     plan: list[tuple[Ticket, Status]] = []
     for number in unique:
         ticket = found.get(number)
         if ticket is None or not can_view(actor, ticket):
-            reasons[number] = f"ticket #{number} does not exist or is not visible to you"
+            reasons[number] = NotFound(
+                N_("ticket #%(number)s does not exist or is not visible to you"), number=number
+            )
             continue
         try:
             status = find_status(session, ticket, status_name)
         except InputError as exc:
-            reasons[number] = str(exc)
+            reasons[number] = exc
             continue
         if status.category == "closed":
             missing = _required_fields_missing(session, ticket)
             if missing:
-                reasons[number] = f"required fields are empty: {', '.join(missing)}"
+                reasons[number] = InputError(
+                    N_("required fields are empty: %(fields)s"), fields=", ".join(missing)
+                )
                 continue
         plan.append((ticket, status))
     if reasons:
         raise BulkRefused(
-            f"no ticket was changed: {len(reasons)} of {len(unique)} cannot take {status_name!r}",
+            N_("no ticket was changed: %(refused)s of %(total)s cannot take %(status)r"),
             reasons,
+            refused=len(reasons),
+            total=len(unique),
+            status=status_name,
         )
     for ticket, status in plan:
         _apply_status(session, ticket, status, actor=actor, at=at)
@@ -552,13 +583,17 @@ def assign(
 ) -> TicketEvent | None:
     """Set the assignee and the subcontractor the work is handed to (None clears)."""
     if not can(actor, "assign", ticket):
-        raise Forbidden(f"you may not assign ticket #{ticket.number}")
+        raise Forbidden(N_("you may not assign ticket #%(number)s"), number=ticket.number)
     if assignee is not None and not assignee.is_staff:
-        raise InputError(f"{assignee.email} is not staff and cannot be assigned tickets")
+        raise InputError(
+            N_("%(email)s is not staff and cannot be assigned tickets"), email=assignee.email
+        )
     if subcontractor is not None and ticket.contract is not None:
         if ticket.contract not in subcontractor.contracts:
             raise InputError(
-                f"subcontractor {subcontractor.name} does not serve contract {ticket.contract.code}"
+                N_("subcontractor %(name)s does not serve contract %(code)s"),
+                name=subcontractor.name,
+                code=ticket.contract.code,
             )
     if ticket.assignee_id == (assignee.id if assignee else None) and ticket.subcontractor_id == (
         subcontractor.id if subcontractor else None
@@ -589,9 +624,9 @@ def log_work(
     at: datetime | None = None,
 ) -> TicketEvent:
     if not can(actor, "worklog", ticket):
-        raise Forbidden(f"you may not log work on ticket #{ticket.number}")
+        raise Forbidden(N_("you may not log work on ticket #%(number)s"), number=ticket.number)
     if not isinstance(minutes, int) or minutes <= 0 or minutes > 24 * 60:
-        raise InputError("work time must be a whole number of minutes between 1 and 1440")
+        raise InputError(N_("work time must be a whole number of minutes between 1 and 1440"))
     event = _event(
         session,
         ticket,
@@ -614,7 +649,7 @@ def set_fields(
     at: datetime | None = None,
 ) -> TicketEvent | None:
     if not can(actor, "fields", ticket):
-        raise Forbidden(f"you may not edit ticket #{ticket.number}")
+        raise Forbidden(N_("you may not edit ticket #%(number)s"), number=ticket.number)
     clean = validate_custom_fields(session, ticket.contract, custom_fields)
     changes = {
         k: [ticket.custom_fields.get(k), v]
@@ -636,11 +671,15 @@ def change_type(
 ) -> TicketEvent | None:
     """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla_clock)."""
     if not can(actor, "fields", ticket):
-        raise Forbidden(f"you may not change the type of ticket #{ticket.number}")
+        raise Forbidden(
+            N_("you may not change the type of ticket #%(number)s"), number=ticket.number
+        )
     if ticket.contract is None:
-        raise InputError("a ticket in triage has no types; choose its contract first")
+        raise InputError(N_("a ticket in triage has no types; choose its contract first"))
     if not can_view(actor, ticket):
-        raise NotFound(f"ticket #{ticket.number} does not exist or is not visible to you")
+        raise NotFound(
+            N_("ticket #%(number)s does not exist or is not visible to you"), number=ticket.number
+        )
     new = choose_ticket_type(ticket.contract, ticket.subject, type_name)
     if new is None or new.id == ticket.ticket_type_id:
         return None
@@ -675,7 +714,9 @@ def change_contract(
     """Move a ticket (often out of triage) to a contract: its client, a type of that contract
     and the status of the same category follow; the clocks are re-targeted from creation."""
     if not can(actor, "edit", ticket):
-        raise Forbidden(f"you may not change the contract of ticket #{ticket.number}")
+        raise Forbidden(
+            N_("you may not change the contract of ticket #%(number)s"), number=ticket.number
+        )
     if contract.id == ticket.contract_id and not ticket_type:
         return None
     at = at or utcnow()

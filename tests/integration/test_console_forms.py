@@ -100,7 +100,7 @@ def test_an_empty_subject_comes_back_with_the_sentence_and_the_input(instance: S
     form = {"csrf_token": csrf, "subject": "  ", "body": "Ważny opis, nie zgub go."}
     r = client.post("/tickets/new", **multipart(form), follow_redirects=False)
     assert r.status_code == 400
-    assert "a ticket needs a subject" in r.text
+    assert "zgłoszenie musi mieć temat" in r.text
     assert "Ważny opis, nie zgub go." in r.text
 
 
@@ -129,14 +129,14 @@ def test_refusals_on_the_detail_keep_the_page_and_say_why(instance: SeededApp) -
         follow_redirects=False,
     )
     assert r.status_code == 400
-    assert "there is no status" in r.text and 'data-testid="timeline"' in r.text
+    assert "nie ma statusu" in r.text and 'data-testid="timeline"' in r.text
     r = client.post(
         f"/tickets/{number}/comment",
         **multipart({"csrf_token": csrf, "body": " "}),
         follow_redirects=False,
     )
     assert r.status_code == 400
-    assert "the comment is empty" in r.text
+    assert "komentarz jest pusty" in r.text
 
 
 def test_work_logged_is_announced_with_polish_plurals(instance: SeededApp) -> None:
@@ -185,16 +185,20 @@ def test_the_language_switch_sets_a_cookie(instance: SeededApp) -> None:
 
 
 def test_every_console_message_is_translated() -> None:
-    """Each msgid in the templates and console code has a Polish and an English entry, and
-    Polish declares its three plural forms (1 / 2-4 / 5+)."""
-    method_map = [("web/**.py", "python"), ("web/templates/**.html", "jinja2")]
+    """Each msgid in the templates and console code, and each of core's refusals marked with
+    N_, has a Polish and an English entry, and Polish declares its three plural forms."""
+    method_map = [
+        ("web/**.py", "python"),
+        ("core/**.py", "python"),
+        ("web/templates/**.html", "jinja2"),
+    ]
     options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     ids = {
         msg[2] if isinstance(msg[2], str) else msg[2][0]
         for msg in extract_from_dir(str(ROOT), method_map, options_map=options)
-        if msg[0].startswith("web")
+        if msg[0].startswith(("web", "core"))
     }
-    assert "Tickets" in ids
+    assert "Tickets" in ids and "the comment is empty" in ids
     for lang in ("pl", "en"):
         with (ROOT / "web/locale" / lang / "LC_MESSAGES/messages.po").open("rb") as fh:
             catalog = read_po(fh, locale=lang)

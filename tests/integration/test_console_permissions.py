@@ -127,7 +127,7 @@ def test_the_detail_is_200_or_404(
     assert r.status_code == expected
     if expected == 404:
         # The same answer as for a number that does not exist: numbers cannot be probed.
-        assert "does not exist or is not visible to you" in r.text
+        assert "nie istnieje albo nie masz do niego dostępu" in r.text
         assert "Brak dostępu do VPN" not in r.text or ticket != "overdue"
 
 

@@ -389,7 +389,7 @@ def test_console_adds_lists_and_ends_a_substitution(instance: Any) -> None:
     r = client.post("/substitutions", data={**form, "csrf_token": "forged"})
     assert r.status_code == 403
     r = client.post("/substitutions", data={**form, "ends_at": "2019-01-01T08:00"})
-    assert r.status_code == 400 and "end after" in r.text
+    assert r.status_code == 400 and "musi kończyć się po swoim początku" in r.text
     r = client.post("/substitutions", data=form, follow_redirects=False)
     assert r.status_code == 303
     page = client.get("/substitutions")

@@ -14,7 +14,7 @@ from litestar import get, post
 from litestar.params import QueryParameter
 
 from core.clock import utcnow
-from core.errors import Forbidden
+from core.errors import N_, Forbidden
 from core.models import User
 from core.outbox import list_outbound, outbound_json, resend
 from web.deps import DB, CurrentUser
@@ -22,7 +22,7 @@ from web.deps import DB, CurrentUser
 
 def _admin_only(user: User) -> None:
     if user.role != "admin":
-        raise Forbidden("the outbox is for administrators")
+        raise Forbidden(N_("the outbox is for administrators"))
 
 
 @get("/outbox", sync_to_thread=True, summary="Outgoing mail, newest first")

@@ -27,7 +27,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from core.errors import InputError
+from core.errors import InputError, localized
 from core.models import User, WebSession
 from core.tickets import NewAttachment
 from web.deps import identify
@@ -190,7 +190,7 @@ def error_page(
         user=user,
         web_session=web_session,
         status_code=exc.status_code,
-        message=str(exc),
+        message=localized(exc, translator(request, user).gettext),
         status=exc.status_code,
     )
 

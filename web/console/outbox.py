@@ -11,7 +11,7 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from core.clock import utcnow
-from core.errors import Forbidden, InputError
+from core.errors import N_, Forbidden, InputError
 from core.models import User
 from core.outbox import STATES, list_outbound, resend
 from web.console.common import console_session, error_page, redirect, render, translator
@@ -23,7 +23,7 @@ PAGE_SIZE = 200
 
 def _admin_only(user: User) -> None:
     if user.role != "admin":
-        raise Forbidden("the outbox is for administrators")
+        raise Forbidden(N_("the outbox is for administrators"))
 
 
 @get("/outbox", sync_to_thread=True, name="outbox")

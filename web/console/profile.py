@@ -12,7 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.orm import Session
 
-from core.errors import InputError
+from core.errors import InputError, localized
 from core.models import User, WebSession
 from core.preferences import (
     ALWAYS_ON,
@@ -81,7 +81,12 @@ def post_profile(
     except InputError as exc:
         db.rollback()
         return profile_page(
-            request, db, user, web_session, status_code=exc.status_code, error=str(exc)
+            request,
+            db,
+            user,
+            web_session,
+            status_code=exc.status_code,
+            error=localized(exc, translator(request, user).gettext),
         )
     db.commit()
     return redirect(

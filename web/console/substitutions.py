@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts import get_user_by_email
 from core.clock import utcnow
-from core.errors import Forbidden, InputError
+from core.errors import N_, Forbidden, InputError, localized
 from core.models import STAFF_ROLES, User, WebSession
 from core.substitutions import create_substitution, end_substitution, list_substitutions
 from web.console.common import (
@@ -34,7 +34,7 @@ URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 def _staff_only(user: User) -> None:
     if not user.is_staff:
-        raise Forbidden("substitutions are managed by staff")
+        raise Forbidden(N_("substitutions are managed by staff"))
 
 
 def _local_time(value: str, name: str) -> datetime:
@@ -137,7 +137,7 @@ def post_substitution(
             user,
             web_session,
             status_code=exc.status_code,
-            error=str(exc),
+            error=localized(exc, translator(request, user).gettext),
             form=form,
         )
     db.commit()
@@ -162,7 +162,12 @@ def post_end_substitution(
     except InputError as exc:
         db.rollback()
         return substitutions_page(
-            request, db, user, web_session, status_code=exc.status_code, error=str(exc)
+            request,
+            db,
+            user,
+            web_session,
+            status_code=exc.status_code,
+            error=localized(exc, translator(request, user).gettext),
         )
     db.commit()
     return redirect(

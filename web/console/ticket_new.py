@@ -24,7 +24,7 @@ from core.directory import (
     product_by_name,
     staff_user,
 )
-from core.errors import Forbidden, InputError
+from core.errors import Forbidden, InputError, localized
 from core.models import STAFF_ROLES, Contract, Product, User, WebSession
 from core.permissions import can_view
 from core.tickets import open_ticket
@@ -171,7 +171,7 @@ def ticket_new_submit(
             web_session,
             form=form,
             status_code=exc.status_code,
-            error=str(exc),
+            error=localized(exc, tr.gettext),
         )
     db.commit()
     message = tr.gettext("Ticket #%(number)d opened.") % {"number": ticket.number}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.errors import BulkRefused, InputError
+from core.errors import BulkRefused, InputError, localized
 from core.models import STAFF_ROLES, Client, Contract, Status, Ticket, User, WebSession
 from core.permissions import can, ticket_scope
 from core.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
@@ -262,7 +262,11 @@ def bulk_status(
         changed = bulk_change_status(db, numbers, status, actor=user)
     except InputError as exc:  # BulkRefused among them, with a reason per refused ticket
         db.rollback()
-        reasons = sorted(exc.reasons.items()) if isinstance(exc, BulkRefused) else []
+        reasons = (
+            sorted((n, localized(e, tr.gettext)) for n, e in exc.refusals.items())
+            if isinstance(exc, BulkRefused)
+            else []
+        )
         return list_page(
             request,
             db,
@@ -270,7 +274,11 @@ def bulk_status(
             web_session,
             query,
             status_code=exc.status_code,
-            bulk_error={"message": str(exc), "reasons": reasons, "status": status},
+            bulk_error={
+                "message": localized(exc, tr.gettext),
+                "reasons": reasons,
+                "status": status,
+            },
             selected=set(numbers),
         )
     db.commit()

@@ -16,25 +16,11 @@ from litestar.response import Redirect, Template
 
 from core import totp
 from core.accounts import disable_totp, enable_totp
-from core.errors import InputError
+from core.errors import InputError, localized
 from core.models import User
 from web.console.common import console_session, form_str, redirect, render, translator
 from web.console.profile import URLENCODED
 from web.deps import DB, CurrentUser, check_csrf
-
-
-def N_(text: str) -> str:
-    """Marks core's sentences for the catalogue; translated when shown (``_refusal``)."""
-    return text
-
-
-_CORE_SENTENCES = (
-    N_("two-step login is already on; turn it off first to change the app"),
-    N_("the password is wrong"),
-    N_("the code does not match: check the clock of the phone and try again"),
-    N_("two-step login is not on"),
-    N_("the authenticator code is wrong, expired or already used"),
-)
 
 
 def _page(
@@ -52,7 +38,7 @@ def _page(
         context.update(secret=secret, readable=totp.readable_secret(secret), qr=totp.qr_svg(uri))
     message = None
     if error is not None:
-        message = translator(request, user).gettext(str(error))
+        message = localized(error, translator(request, user).gettext)
     return render(
         request,
         "two_step.html",
