@@ -46,6 +46,9 @@ class Settings:
     # Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed
     # (web/client_ip.py); empty trusts none and the peer's address is the client's.
     trusted_proxies: str = ""
+    # Comma-separated roles whose users must use two-step login (an authenticator app) in
+    # the console, e.g. "admin,coordinator"; they are sent to set it up at their first login.
+    two_step_roles: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -53,6 +56,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'pulpit.db').resolve()}"
+
+    @property
+    def required_two_step_roles(self) -> frozenset[str]:
+        return frozenset(r.strip().lower() for r in self.two_step_roles.split(",") if r.strip())
 
     @property
     def blob_dir(self) -> Path:
@@ -74,13 +81,15 @@ class Settings:
         return replace(self, secret_key=key)
 
 
+# core.models.ROLES; config/ imports nothing from core.
+_ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "data_dir":
         return Path(str(value))
-    if name == "trusted_proxies" and isinstance(value, list | tuple):
+    if name in ("trusted_proxies", "two_step_roles") and isinstance(value, list | tuple):
         # TOML may list them: trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
         return ",".join(str(v) for v in value)
     if name in _INT_FIELDS:
@@ -136,6 +145,12 @@ def load_settings(
             raise SettingsError(
                 f"PULPIT_TRUSTED_PROXIES: {entry!r} is no IP address or network (CIDR)"
             ) from None
+    unknown_roles = [r for r in settings.required_two_step_roles if r not in _ROLES]
+    if unknown_roles:
+        raise SettingsError(
+            f"PULPIT_TWO_STEP_ROLES: {', '.join(map(repr, unknown_roles))} is no role; "
+            f"use any of {', '.join(_ROLES)}"
+        )
     for scheme_field, allowed in (
         ("broker_url", ("memory://", "redis://", "rediss://", "amqp://", "amqps://")),
         ("outbound_smtp_url", ("log://", "smtp://", "smtps://", "null://")),

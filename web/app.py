@@ -28,6 +28,7 @@ from core.outbox import derive_mail_domain
 from web import filters
 from web.deps import (
     LoginRequired,
+    TwoStepRequired,
     provide_api_user,
     provide_console_user,
     provide_db,
@@ -81,6 +82,18 @@ def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -
         if request.url.query:
             target += "?" + request.url.query
         return Redirect(path=f"/login?next={filters.quote(target)}", status_code=303)
+    if isinstance(exc, TwoStepRequired):
+        from web.console.common import redirect, translator
+
+        user = (getattr(request.state, "pulpit_identity", None) or (None, None))[0]
+        return redirect(
+            request,
+            "/profile/two-step",
+            translator(request, user).gettext(
+                "Your role needs two-step login: set it up to continue."
+            ),
+            kind="error",
+        )
     if isinstance(exc, InputError):
         status, message = exc.status_code, str(exc)
     elif isinstance(exc, HTTPException):

@@ -28,6 +28,15 @@ class LoginRequired(Exception):
     """The console needs a logged-in user; answered with a redirect to the login page."""
 
 
+class TwoStepRequired(Exception):
+    """The user's role must use two-step login (``PULPIT_TWO_STEP_ROLES``) and they have not
+    set it up; answered with a redirect to the set-up page, the only page open to them."""
+
+
+# What a user who must set up two-step login can still reach.
+TWO_STEP_SETUP_PATHS = frozenset({"/profile/two-step", "/logout"})
+
+
 def provide_db(state: State) -> Generator[Session, None, None]:
     session: Session = state.session_factory()
     try:
@@ -75,6 +84,12 @@ def provide_console_user(request: Request[Any, Any, Any], db: Session) -> User:
     user, _ = identify(request, db)
     if user is None:
         raise LoginRequired()
+    if (
+        not user.totp_secret
+        and user.role in request.app.state.settings.required_two_step_roles
+        and request.url.path not in TWO_STEP_SETUP_PATHS
+    ):
+        raise TwoStepRequired()
     return user
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
+from config.settings import SettingsError, load_settings
 from core.models import AuditEntry, User, WebSession
 from pulpit.cli import main
 from tests.e2e.conftest import PASSWORD, SeededApp, build_seeded_app, console_client
@@ -167,3 +169,45 @@ def test_an_administrator_resets_a_lost_phone_from_the_command_line(
 
     assert main(["user", "reset-totp", "--email", "nobody@support.example"]) != 0
     assert "no user with the e-mail" in capsys.readouterr().err
+
+
+def test_roles_that_must_use_it_are_sent_to_set_it_up_first(seeded: SeededApp) -> None:
+    seeded.app.state.settings = replace(seeded.app.state.settings, two_step_roles="admin")
+    admin, csrf = console_client(seeded.app, seeded.users["admin"])
+    r = admin.get("/tickets", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/profile/two-step"
+    page = admin.get("/tickets")  # followed: the set-up page, saying why
+    assert "Twoja rola wymaga logowania dwuetapowego: włącz je, aby kontynuować." in page.text
+    assert "włącz je, aby korzystać z konsoli" in page.text
+    assert admin.get("/api/v1/me").status_code == 200  # tokens and the API are not the console
+
+    coordinator, _ = console_client(seeded.app, seeded.users["coordinator"])
+    assert coordinator.get("/tickets", follow_redirects=False).status_code == 200
+
+    secret = _secret_on_page(page.text)
+    t0 = time.time()
+    form = {"csrf_token": csrf, "secret": secret, "password": PASSWORD}
+    done = admin.post(
+        "/profile/two-step",
+        data={**form, "action": "enable", "code": pyotp.TOTP(secret).at(t0)},
+    )
+    assert done.status_code == 200
+    assert admin.get("/tickets", follow_redirects=False).status_code == 200
+    assert "nie można go wyłączyć" in admin.get("/profile/two-step").text
+    off = admin.post(
+        "/profile/two-step",
+        data={**form, "action": "disable", "code": pyotp.TOTP(secret).at(t0 + 30)},
+    )
+    assert off.status_code == 403 and "nie można go wyłączyć" in off.text
+    assert _user(seeded, seeded.users["admin"]).totp_secret == secret
+
+
+def test_an_unknown_role_in_the_setting_is_named() -> None:
+    with pytest.raises(SettingsError, match="'boss' is no role"):
+        load_settings({"PULPIT_TWO_STEP_ROLES": "admin, boss"})
+    assert load_settings(
+        {"PULPIT_TWO_STEP_ROLES": "Admin, coordinator"}
+    ).required_two_step_roles == {
+        "admin",
+        "coordinator",
+    }

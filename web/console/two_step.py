@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from core import totp
 from core.accounts import disable_totp, enable_totp
-from core.errors import InputError, localized
+from core.errors import N_, Forbidden, InputError, localized
 from core.models import User
 from web.console.common import console_session, form_str, redirect, render, translator
 from web.console.profile import URLENCODED
@@ -31,7 +31,8 @@ def _page(
     secret: str | None = None,
     error: InputError | None = None,
 ) -> Template:
-    context: dict[str, Any] = {"enabled": bool(user.totp_secret)}
+    required = user.role in request.app.state.settings.required_two_step_roles
+    context: dict[str, Any] = {"enabled": bool(user.totp_secret), "required": required}
     if not user.totp_secret:
         secret = secret or totp.new_secret()
         uri = totp.provisioning_uri(secret, user.email)
@@ -70,6 +71,8 @@ def post_two_step(
     code, password = form_str(data, "code"), str(data.get("password") or "")
     try:
         if form_str(data, "action") == "disable":
+            if user.role in request.app.state.settings.required_two_step_roles:
+                raise Forbidden(N_("your role needs two-step login; it cannot be turned off"))
             disable_totp(db, user, code=code, password=password)
             done = tr.gettext("Two-step login is off.")
         else:
