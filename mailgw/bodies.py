@@ -9,6 +9,10 @@ regards" followed by a name, a company, a phone; "Wysłane z iPhone'a"), which m
 does not recognise in Polish, and lets mail-parser-reply trim what it knows beyond that. The
 full text is always kept by the caller.
 
+``html_to_text`` turns an HTML-only mail into the text a person reads (inscriptis: paragraphs,
+line breaks, lists and tables laid out, entities decoded), so quotes and signatures can be cut
+from it as from a text part.
+
 ``sanitize_html`` keeps basic formatting, tables, links (with ``rel="noopener noreferrer"``)
 and ``cid:`` images, and drops scripts, event handlers, ``javascript:`` URLs and frames (nh3,
 the Rust ammonia sanitiser).
@@ -164,6 +168,22 @@ def visible_reply(text: str) -> str:
     # mail-parser-reply strips line indentation and can swallow a one-line reply that looks
     # like a greeting; keep our cut when it returns nothing useful.
     return trimmed if trimmed else head
+
+
+def html_to_text(html: str) -> str:
+    """The text of an HTML body, laid out as a browser shows it (no scripts, no styles)."""
+    if not html or not html.strip():
+        return ""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    try:
+        text = get_text(html, ParserConfig(css=CSS_PROFILES["strict"], display_links=False))
+    except Exception:  # lxml on hostile markup: fall back to the tags stripped
+        text = nh3.clean(html, tags=set())
+    lines = [line.rstrip() for line in text.replace("\xa0", " ").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 ALLOWED_TAGS = {

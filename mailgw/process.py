@@ -37,7 +37,7 @@ from core.models import Ticket, TicketEvent, User
 from core.outbox import OutboundMail
 from core.tickets import NewAttachment, open_ticket, record_email, reopen
 from mailgw import copied, rules
-from mailgw.bodies import sanitize_html, visible_reply
+from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
 from mailgw.thread_match import find_thread, may_follow_up, ticket_for_message_id
 
@@ -93,9 +93,7 @@ def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
     """(visible text, sanitised HTML, extra event data) of a mail."""
     full = mail.text or ""
     if not full and mail.html:
-        import nh3
-
-        full = nh3.clean(mail.html, tags=set()).strip()
+        full = html_to_text(mail.html)
     visible = visible_reply(full)
     data: dict[str, Any] = {"full_text": full, "subject": mail.subject, "from": mail.from_addr}
     return visible, (sanitize_html(mail.html) or None), data

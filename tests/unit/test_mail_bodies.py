@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from mailgw.bodies import sanitize_html, visible_reply
+from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import parse_message
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "mail"
@@ -94,6 +95,29 @@ def test_a_closing_and_the_signature_under_it_are_cut(text: str, visible: str) -
 )
 def test_prose_that_merely_greets_is_kept(text: str) -> None:
     assert visible_reply(text) == text.strip()
+
+
+OUTLOOK_HTML_ONLY = """<html><head><style>p{margin:0}</style><script>alert(1)</script></head>
+<body><div>Dzień dobry,</div><div><br></div>
+<div>drukarka w pokoju 12 nie drukuje.<br>Błąd&nbsp;E-05, model &quot;HP 404&quot;.</div>
+<table><tr><td>Nr seryjny</td><td>ABC123</td></tr></table>
+<p>Pozdrawiam<br>Jan Kowalski</p>
+<div style="border-top:solid #E1E1E1 1.0pt"><p><b>Od:</b> Pomoc &lt;pomoc@serwis.example&gt;<br>
+<b>Wysłano:</b> poniedziałek, 2 marca 2026 10:00<br><b>Do:</b> Jan<br>
+<b>Temat:</b> [#1042] Drukarka</p></div><p>Przyjęliśmy zgłoszenie</p></body></html>"""
+
+
+def test_an_html_only_mail_reads_as_text_with_its_lines() -> None:
+    text = html_to_text(OUTLOOK_HTML_ONLY)
+    assert "Dzień dobry,\n\ndrukarka w pokoju 12 nie drukuje.\nBłąd E-05" in text
+    assert 'model "HP 404"' in text and "Od: Pomoc <pomoc@serwis.example>" in text
+    assert re.search(r"Nr seryjny\s+ABC123", text)
+    assert "alert" not in text and "margin" not in text
+    assert visible_reply(text) == (
+        'Dzień dobry,\n\ndrukarka w pokoju 12 nie drukuje.\nBłąd E-05, model "HP 404".\n'
+        "Nr seryjny  ABC123"
+    )
+    assert html_to_text("") == "" and html_to_text("   ") == ""
 
 
 def test_html_loses_script_handlers_javascript_and_frames() -> None:
