@@ -36,6 +36,15 @@ _QUOTE_MARKERS = [
         r"^(Dnia|W dniu)\s.{3,200}(napisał\(a\)|napisał|napisała|pisze|nadesłał):\s*$", re.I
     ),
     re.compile(r"^On\s.{3,200}\swrote:\s*$", re.I),
+    # Any "... <address> ... napisał(a):" line: Gmail without "Dnia" ("pon., 2 mar 2026 o 10:00
+    # Jan <jan@x> napisał(a):"), "2 mar 2026, 10:00 użytkownik Jan <jan@x> napisał:".
+    re.compile(
+        r"^.{0,200}<[^<>\s]+@[^<>\s]+>.{0,60}(napisał\(a\)|napisał|napisała|pisze|wrote|schrieb)"
+        r"\s*:\s*$",
+        re.I,
+    ),
+    re.compile(r"^Wiadomość napisana przez .{3,200} w dniu .{3,80}:\s*$", re.I),  # Apple Mail
+    re.compile(r"^-{2,}\s*(Wł\.|On)\s.{3,200}\s(napisał|wrote)\s*-{2,}\s*$", re.I),  # Zoho
     re.compile(r"^Am\s.{3,200}\sschrieb.{0,40}:\s*$", re.I),
     re.compile(r"^>"),
 ]

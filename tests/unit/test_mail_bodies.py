@@ -60,6 +60,25 @@ def test_a_mail_that_is_all_quote_is_shown_whole() -> None:
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        "pon., 2 mar 2026 o 10:00 Pomoc Serwis <pomoc@serwis.example> napisał(a):",  # Gmail
+        "2 mar 2026, 10:00 użytkownik Pomoc <pomoc@serwis.example> napisał:",
+        "Wiadomość napisana przez Pomoc Serwis <pomoc@serwis.example> w dniu 2 mar 2026, "
+        "o godz. 10:00:",  # Apple Mail
+        "---- Wł. pon., 02 mar 2026 10:00:00 +0100 Pomoc <pomoc@serwis.example> napisał ----",
+    ],
+)
+def test_other_polish_quote_headers_are_cut(header: str) -> None:
+    assert visible_reply(f"Nadal nie działa.\n\n{header}\n\n> Przyjęliśmy") == "Nadal nie działa."
+
+
+def test_an_address_and_napisal_inside_a_sentence_is_not_a_quote_header() -> None:
+    text = "Pisałem do <jan@firma.example> i napisał: że nie wie."
+    assert visible_reply(text) == text
+
+
+@pytest.mark.parametrize(
     ("text", "visible"),
     [
         (
