@@ -138,6 +138,23 @@ def _mail_row(message: Any, ticket_number: int | None) -> dict[str, Any]:
     }
 
 
+def _moment(iso: str | None) -> str:
+    """An ISO timestamp as the tables show it: to the second, without the T and the zone."""
+    return (iso or "")[:19].replace("T", " ")
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last one (a free sentence) is not padded."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    for r in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(r[:-1], widths, strict=True))
+            + "  "
+            + r[-1]
+        )
+
+
 def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
@@ -166,21 +183,19 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print(f"no {args.state} inbound messages" if args.state else "no inbound messages")
         return 0
-    table = [("ID", "STATE", "RECEIVED AT", "MESSAGE ID", "REASON")]
-    for row in rows:
-        received = row["received_at"] or ""
-        table.append(
+    _print_table(
+        ("ID", "STATE", "RECEIVED AT", "MESSAGE ID", "REASON"),
+        [
             (
                 str(row["id"]),
                 row["state"],
-                received[:19].replace("T", " "),
+                _moment(row["received_at"]),
                 row["message_id"] or "-",
                 _one_line(row["reason"]) if row["reason"] else "",
             )
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    for r in table:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4])
+            for row in rows
+        ],
+    )
     return 0
 
 
@@ -199,23 +214,22 @@ def cmd_mail_outbox(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print(f"no {args.state} outgoing mail" if args.state else "no outgoing mail")
         return 0
-    table = [("ID", "STATE", "CREATED AT", "TO", "TEMPLATE", "TICKET", "TRIES", "LAST ERROR")]
-    for row in rows:
-        table.append(
+    _print_table(
+        ("ID", "STATE", "CREATED AT", "TO", "TEMPLATE", "TICKET", "TRIES", "LAST ERROR"),
+        [
             (
                 str(row["id"]),
                 row["state"],
-                (row["created_at"] or "")[:19].replace("T", " "),
+                _moment(row["created_at"]),
                 row["to"],
                 row["template"],
                 f"#{row['ticket']}" if row["ticket"] else "-",
                 str(row["attempts"]),
                 _one_line(row["last_error"]) if row["last_error"] else "",
             )
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(7)]
-    for r in table:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:7])) + "  " + r[7])
+            for row in rows
+        ],
+    )
     return 0
 
 
