@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -264,3 +266,37 @@ def test_keyboard_moves_through_the_list_and_back(page: Page, live_server: LiveS
     expect(page.locator("#shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.locator("#shortcuts")).to_be_hidden()
+
+
+def test_two_step_login_is_set_up_from_the_profile_and_asked_at_the_next_login(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    # Last in the file and technician2 only: later logins of this user need a code.
+    login(page, live_server, "technician2")
+    page.get_by_role("link", name="Kasia Serwis").click()
+    expect(page.get_by_test_id("two-step-summary")).to_contain_text("wyłączone")
+    page.get_by_role("link", name="Włącz").click()
+    expect(page.get_by_test_id("two-step-qr").locator("svg")).to_be_visible()
+    secret = page.locator("input[name=secret]").get_attribute("value")
+    assert secret and secret.replace(" ", "") in (
+        page.get_by_test_id("two-step-secret").inner_text().replace(" ", "")
+    )
+    moment = time.time()
+    form = page.get_by_test_id("two-step-enable")
+    form.get_by_label("Kod z aplikacji uwierzytelniającej").fill(pyotp.TOTP(secret).at(moment))
+    form.get_by_label("Hasło").fill(live_server.password)
+    shot(page, tmp_path, "console-two-step")
+    form.get_by_role("button", name="Włącz logowanie dwuetapowe").click()
+    expect(page).to_have_url(live_server.url("/profile"))
+    expect(page.get_by_test_id("flash")).to_contain_text("od teraz konsola poprosi o kod")
+    page.get_by_role("button", name="Wyloguj").click()
+
+    page.goto(live_server.url("/tickets"))
+    page.get_by_label("E-mail").fill(live_server.users["technician2"])
+    page.get_by_label("Hasło").fill(live_server.password)
+    page.get_by_role("button", name="Zaloguj się").click()
+    expect(page.get_by_test_id("login-error")).to_contain_text("Wpisz kod z aplikacji")
+    page.get_by_label("Hasło").fill(live_server.password)
+    page.get_by_label(re.compile("Kod z aplikacji")).fill(pyotp.TOTP(secret).at(moment + 30))
+    page.get_by_role("button", name="Zaloguj się").click()
+    expect(page).to_have_url(live_server.url("/tickets"))
