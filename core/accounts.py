@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from core import totp
 from core.clock import utcnow
@@ -66,7 +66,10 @@ def hash_password(password: str) -> str:
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == email.strip().lower()))
+    # With the client: routing a sender's mail, and most callers, ask for it next.
+    return session.scalar(
+        select(User).options(joinedload(User.client)).where(User.email == email.strip().lower())
+    )
 
 
 def upsert_user(
