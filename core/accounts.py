@@ -165,10 +165,11 @@ def enable_totp(session: Session, user: User, *, secret: str, code: str, passwor
     if not _password_matches(user, password):
         raise InputError(N_("the password is wrong"))
     secret = "".join(secret.split()).upper()
-    if len(secret) < 16 or totp.matching_step(secret, code) is None:
+    step = totp.matching_step(secret, code) if len(secret) >= 16 else None
+    if step is None:
         raise InputError(N_("the code does not match: check the clock of the phone and try again"))
     user.totp_secret = secret
-    user.totp_last_step = totp.matching_step(secret, code)
+    user.totp_last_step = step
     session.add(AuditEntry(actor=user.email, action="totp.enable", data={"user": user.email}))
     session.flush()
 

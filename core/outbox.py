@@ -47,8 +47,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selecti
 from core.clock import utcnow
 from core.db import enqueue
 from core.delivery_failures import on_delivery_failed
-from core.errors import InputError, NotFound
+from core.errors import N_, Forbidden, InputError, NotFound
 from core.models import AuditEntry, Base, TicketEvent
+from core.permissions import can
 
 if TYPE_CHECKING:
     from core.models import Ticket, User
@@ -440,7 +441,7 @@ def claim_batch(
 
 
 def release(row: OutboundMail) -> None:
-    """Give back a claimed row that was not tried (its batch stopped at a relay failure).
+    """Give back a claimed row that was not tried (the worker was stopped during its batch).
 
     The attempt is not counted and the row is due at once: its own job, or the sweep, sends it.
     """
@@ -524,6 +525,13 @@ def mark_failed(
 
 
 # --- What admins see and do about the outbox -------------------------------------------------
+
+
+def check_access(user: User) -> None:
+    """The outbox holds every recipient's address: only users with the ``outbox`` action
+    (administrators, ``core.permissions``) list it or send its mail again."""
+    if not can(user, "outbox"):
+        raise Forbidden(N_("the outbox is for administrators"))
 
 
 def list_outbound(

@@ -9,6 +9,7 @@ role           sees                                            may
 =============  ==============================================  ===============================
 admin          every ticket                                    everything
 coordinator    every ticket                                    everything but instance config
+                                                               and the outbox
 technician     tickets assigned to them                        comment, note, status, log work,
                                                                custom fields and the ticket type
 subcontractor  tickets handed to their company                 comment, note, log work, the
@@ -46,6 +47,7 @@ from core.substitutions import represented
 
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
 # "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
+# "outbox": see every outgoing mail (every recipient's address) and send failed mail again.
 ACTIONS = (
     "view",
     "comment",
@@ -57,11 +59,12 @@ ACTIONS = (
     "edit",
     "bulk",
     "cc",
+    "outbox",
 )
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
-    "coordinator": frozenset(ACTIONS),
+    "coordinator": frozenset(ACTIONS) - {"outbox"},
     "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields", "cc"}),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
     "client": frozenset({"view", "comment", "status", "cc"}),

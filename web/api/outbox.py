@@ -14,15 +14,8 @@ from litestar import get, post
 from litestar.params import QueryParameter
 
 from core.clock import utcnow
-from core.errors import N_, Forbidden
-from core.models import User
-from core.outbox import list_outbound, outbound_json, resend
+from core.outbox import check_access, list_outbound, outbound_json, resend
 from web.deps import DB, CurrentUser
-
-
-def _admin_only(user: User) -> None:
-    if user.role != "admin":
-        raise Forbidden(N_("the outbox is for administrators"))
 
 
 @get("/outbox", sync_to_thread=True, summary="Outgoing mail, newest first")
@@ -32,7 +25,7 @@ def get_outbox(
     state_filter: Annotated[str | None, QueryParameter(name="state")] = None,
     limit: int = 200,
 ) -> dict[str, Any]:
-    _admin_only(user)
+    check_access(user)
     rows = list_outbound(db, state=state_filter, limit=limit)
     return {"items": [outbound_json(row) for row in rows]}
 
@@ -44,7 +37,7 @@ def get_outbox(
     summary="Send a failed mail again",
 )
 def post_resend(db: DB, user: CurrentUser, outbound_id: int) -> dict[str, Any]:
-    _admin_only(user)
+    check_access(user)
     [row] = resend(db, [outbound_id], utcnow(), actor=user.email)
     db.commit()
     return outbound_json(row)

@@ -176,6 +176,11 @@ def render(
     return response
 
 
+def refusal(request: Request[Any, Any, Any], user: User | None, exc: InputError) -> str:
+    """Core's sentence for a refusal, in the language of this request (``core.errors``)."""
+    return localized(exc, translator(request, user).gettext)
+
+
 def error_page(
     request: Request[Any, Any, Any],
     user: User | None,
@@ -190,7 +195,7 @@ def error_page(
         user=user,
         web_session=web_session,
         status_code=exc.status_code,
-        message=localized(exc, translator(request, user).gettext),
+        message=refusal(request, user, exc),
         status=exc.status_code,
     )
 

@@ -11,19 +11,13 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from core.clock import utcnow
-from core.errors import N_, Forbidden, InputError
-from core.models import User
-from core.outbox import STATES, list_outbound, resend
+from core.errors import InputError
+from core.outbox import STATES, check_access, list_outbound, resend
 from web.console.common import console_session, error_page, redirect, render, translator
 from web.console.profile import URLENCODED
 from web.deps import DB, CurrentUser, check_csrf
 
 PAGE_SIZE = 200
-
-
-def _admin_only(user: User) -> None:
-    if user.role != "admin":
-        raise Forbidden(N_("the outbox is for administrators"))
 
 
 @get("/outbox", sync_to_thread=True, name="outbox")
@@ -32,7 +26,7 @@ def outbox(
 ) -> Template:
     web_session = console_session(request, db)
     try:
-        _admin_only(user)
+        check_access(user)
     except InputError as exc:
         return error_page(request, user, web_session, exc)
     state = show if show in STATES else None  # anything else: every state
@@ -59,7 +53,7 @@ def post_outbox_resend(
     check_csrf(request, web_session, data)
     tr = translator(request, user)
     try:
-        _admin_only(user)
+        check_access(user)
         [row] = resend(db, [outbound_id], utcnow(), actor=user.email)
     except InputError as exc:
         db.rollback()

@@ -12,7 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.orm import Session
 
-from core.errors import InputError, localized
+from core.errors import InputError
 from core.models import User, WebSession
 from core.preferences import (
     ALWAYS_ON,
@@ -22,7 +22,7 @@ from core.preferences import (
     kinds_for,
     set_preferences,
 )
-from web.console.common import console_session, form_list, redirect, render, translator
+from web.console.common import console_session, form_list, redirect, refusal, render, translator
 from web.deps import DB, CurrentUser, check_csrf
 
 URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -86,7 +86,7 @@ def post_profile(
             user,
             web_session,
             status_code=exc.status_code,
-            error=localized(exc, translator(request, user).gettext),
+            error=refusal(request, user, exc),
         )
     db.commit()
     return redirect(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts import get_user_by_email
 from core.clock import utcnow
-from core.errors import N_, Forbidden, InputError, localized
+from core.errors import N_, Forbidden, InputError
 from core.models import STAFF_ROLES, User, WebSession
 from core.substitutions import create_substitution, end_substitution, list_substitutions
 from web.console.common import (
@@ -23,6 +23,7 @@ from web.console.common import (
     error_page,
     form_str,
     redirect,
+    refusal,
     render,
     translator,
 )
@@ -137,7 +138,7 @@ def post_substitution(
             user,
             web_session,
             status_code=exc.status_code,
-            error=localized(exc, translator(request, user).gettext),
+            error=refusal(request, user, exc),
             form=form,
         )
     db.commit()
@@ -167,7 +168,7 @@ def post_end_substitution(
             user,
             web_session,
             status_code=exc.status_code,
-            error=localized(exc, translator(request, user).gettext),
+            error=refusal(request, user, exc),
         )
     db.commit()
     return redirect(

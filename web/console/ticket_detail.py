@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from core import sla_clock
 from core.clock import utcnow
 from core.directory import contract_by_code, staff_user, subcontractor_by_name
-from core.errors import InputError, NotFound, localized
+from core.errors import InputError, NotFound
 from core.inbound import InboundMessage
 from core.models import (
     STAFF_ROLES,
@@ -51,6 +51,7 @@ from web.console.common import (
     form_str,
     form_uploads,
     redirect,
+    refusal,
     render,
     translator,
 )
@@ -252,7 +253,7 @@ def form_refused(
         web_session,
         number,
         status_code=exc.status_code,
-        error=localized(exc, translator(request, user).gettext),
+        error=refusal(request, user, exc),
         draft=draft,
     )
 

@@ -16,9 +16,9 @@ from litestar.response import Redirect, Template
 
 from core import totp
 from core.accounts import disable_totp, enable_totp
-from core.errors import N_, Forbidden, InputError, localized
+from core.errors import N_, Forbidden, InputError
 from core.models import User
-from web.console.common import console_session, form_str, redirect, render, translator
+from web.console.common import console_session, form_str, redirect, refusal, render, translator
 from web.console.profile import URLENCODED
 from web.deps import DB, CurrentUser, check_csrf
 
@@ -39,7 +39,7 @@ def _page(
         context.update(secret=secret, readable=totp.readable_secret(secret), qr=totp.qr_svg(uri))
     message = None
     if error is not None:
-        message = localized(error, translator(request, user).gettext)
+        message = refusal(request, user, error)
     return render(
         request,
         "two_step.html",
