@@ -242,7 +242,7 @@ def wait_processed(
     """Poll until ``count`` mails of ``prefix`` have left ``received``; (done, s) or None."""
     from sqlalchemy import func, select
 
-    from core.inbound import InboundMessage
+    from core.mail.models import InboundMessage
 
     mine = InboundMessage.message_id.like(f"{prefix}%")
     deadline = time.monotonic() + timeout
@@ -263,8 +263,8 @@ def load_seeds(engine, run: str, seed_mails: dict[str, tuple[str, str, str, str]
     """The tickets the seed wave opened, with what a reply needs."""
     from sqlalchemy import select
 
-    from core.inbound import InboundMessage
-    from core.models import Ticket
+    from core.mail.models import InboundMessage
+    from core.tickets.models import Ticket
 
     stmt = (
         select(InboundMessage.message_id, Ticket.number)
@@ -315,8 +315,8 @@ def outcome(engine, run: str, seeds: list[Seed]) -> dict[str, int]:
     """What became of the timed mails: states, new tickets with a contract, replies threaded."""
     from sqlalchemy import func, select
 
-    from core.inbound import InboundMessage
-    from core.models import Ticket
+    from core.mail.models import InboundMessage
+    from core.tickets.models import Ticket
 
     mine = InboundMessage.message_id.like(f"<bench-{run}-m-%")
     seed_numbers = [s.number for s in seeds]

@@ -1,7 +1,7 @@
 """How fast is the ticket list a coordinator watches all day?
 
 Seeds N tickets into a fresh database (SQLite by default, or ``--database-url`` for
-PostgreSQL), then times the list queries every door uses (core.queries.search_tickets) and the
+PostgreSQL), then times the list queries every door uses (core.tickets.queries.search_tickets) and the
 API endpoint through the ASGI app: first page sorted by the nearest deadline, the overdue
 filter, a text search and a client manager's scoped view. Prints a markdown table.
 
@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy.orm import Session  # noqa: E402
 
-from core import tickets as svc  # noqa: E402
 from core.clock import utcnow  # noqa: E402
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
-from core.queries import TicketFilter, search_tickets  # noqa: E402
+from core.tickets import services as svc  # noqa: E402
+from core.tickets.queries import TicketFilter, search_tickets  # noqa: E402
 from tests.factories import build_world  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def main() -> None:
         ids = seed(s, args.tickets)
     seed_s = time.perf_counter() - start
 
-    from core.models import User
+    from core.directory.models import User
 
     rows = []
     with factory() as s:
@@ -121,7 +121,7 @@ def main() -> None:
     from litestar.testing import TestClient
 
     from config.settings import Settings
-    from core.accounts import create_api_token
+    from core.access.accounts import create_api_token
     from web.app import create_app
 
     with factory() as s:

@@ -60,13 +60,14 @@ def main() -> int:
 
     from sqlalchemy import select, update
 
-    from core import db, notifications
-    from core.db import unit_of_work
+    from core import db
     from core.blobs import BlobStore
     from core.configuration import apply_config_file
-    from core.inbound import InboundMessage, store_inbound
-    from core.models import Ticket
-    from core.outbox import OutboundMail
+    from core.db import unit_of_work
+    from core.mail.inbound import store_inbound
+    from core.mail.models import InboundMessage, OutboundMail
+    from core.notify import notifications
+    from core.tickets.models import Ticket
     from mailgw.process import run_process
     from workers.actors import send_outbound_mail
 
@@ -140,7 +141,7 @@ def main() -> int:
             session.scalars(select(OutboundMail.id).where(OutboundMail.id > (first_outbox or 0)))
         )
         # The seeds' mails are not part of the timed phase: were they left pending, a job
-        # would take them along in its batch (core.outbox.claim_batch).
+        # would take them along in its batch (core.mail.outbox.claim_batch).
         session.execute(
             update(OutboundMail)
             .where(OutboundMail.id <= (first_outbox or 0), OutboundMail.state == "pending")

@@ -1,4 +1,4 @@
-"""Benchmark of the SLA engine (core.sla) against the businesstimedelta package.
+"""Benchmark of the SLA engine (core.sla.calendar) against the businesstimedelta package.
 
 Both compute the same N deadlines on the same calendar (Mon-Fri 08:00-16:00, Europe/Warsaw,
 Polish public holidays) from random starts over two years with typical SLA durations (2h to
@@ -32,7 +32,7 @@ import businesstimedelta as btd  # noqa: E402
 import holidays  # noqa: E402
 import pytz  # noqa: E402
 
-from core.sla import BusinessCalendar  # noqa: E402
+from core.sla.calendar import BusinessCalendar  # noqa: E402
 
 ZONE = "Europe/Warsaw"
 HOURS = [2, 4, 8, 16, 24, 40]  # 2h, 4h, 1d, 2d, 3d, 5d on an 8-hour day

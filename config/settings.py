@@ -81,7 +81,7 @@ class Settings:
         return replace(self, secret_key=key)
 
 
-# core.models.ROLES; config/ imports nothing from core.
+# core.tables.ROLES; config/ imports nothing from core.
 _ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 

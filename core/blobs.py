@@ -11,11 +11,27 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Integer,
+    String,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.models import Blob
+from core.clock import utcnow
+from core.orm import Base
+
+
+class Blob(Base):
+    """File content, stored once by sha256 under the data dir."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ class BlobStore:
 
     def write(self, data: bytes) -> str:
         """Write the content's file (fsynced, and its directory) without a database row; its
-        sha256. For callers that add the row themselves (:func:`core.inbound.store_many`)."""
+        sha256. For callers that add the row themselves (:func:`core.mail.inbound.store_many`)."""
         digest = hashlib.sha256(data).hexdigest()
         self._write(digest, data)
         return digest

@@ -1,4 +1,4 @@
-"""Database plumbing: engines, the UTC column type, sessions, migrations, after-commit jobs.
+"""Database plumbing: engines, sessions, migrations, after-commit jobs.
 
 Core functions take a ``Session`` and never commit; the entry point (a request, an actor, the
 SMTP handler, a command) owns the transaction through :func:`unit_of_work`. Work for the
@@ -11,48 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
-from sqlalchemy.types import TypeDecorator
+
+import core.tables  # noqa: F401  every mapper is registered before a session is made
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 Dispatcher = Callable[[str, dict[str, Any]], None]
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores aware datetimes as UTC and always gives back aware UTC datetimes.
-
-    SQLite has no time zones, so naive values are refused on the way in: a naive datetime
-    in the domain is a bug waiting to happen around DST.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

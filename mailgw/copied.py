@@ -1,4 +1,4 @@
-"""Contacts copied on a mail become contacts copied on its ticket (``core.ticket_contacts``).
+"""Contacts copied on a mail become contacts copied on its ticket (``core.tickets.contacts``).
 
 When a mail opens a ticket, or follows one up, the addresses in its ``Cc`` and the other ``To``
 addresses (not our mailboxes, not the sender) are looked at, each with a reason recorded in
@@ -6,7 +6,7 @@ the message's decisions (rule ``copied``):
 
 * an existing, active contact of the ticket's client is copied;
 * an unknown address whose domain belongs to that client becomes a contact of it (as a sender
-  does, ``core.directory.find_or_create_contact``) and is copied;
+  does, ``core.directory.services.find_or_create_contact``) and is copied;
 * anyone else is **not** copied: a stranger (another domain, another client's contact) must
   never get a client's ticket mail; staff are not copied (they take part by assignment);
 * a ticket without a client (triage) copies nobody from mail: there is no client to belong to.
@@ -21,12 +21,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email
-from core.directory import client_for_email, find_or_create_contact
+from core.access.accounts import get_user_by_email
+from core.contracts.models import Contract
+from core.directory.models import Client, User
+from core.directory.services import client_for_email, find_or_create_contact
 from core.errors import InputError
-from core.mailboxes import mailboxes
-from core.models import Client, Contract, Ticket, User
-from core.ticket_contacts import add_contacts, refusal_for
+from core.mail.mailboxes import mailboxes
+from core.tickets.contacts import add_contacts, refusal_for
+from core.tickets.models import Ticket
 from mailgw import rules
 from mailgw.parsing import ParsedMail
 from mailgw.recipients import POSTMASTER, candidates
@@ -58,7 +60,7 @@ def _choose(
     session: Session, addresses: list[str], client: Client | None, requester: User
 ) -> tuple[list[User], dict[str, str]]:
     """(the contacts to copy, {address: why not copied}); who may be copied is
-    ``core.ticket_contacts``' rule, this only finds or makes the contacts."""
+    ``core.tickets.contacts``' rule, this only finds or makes the contacts."""
     chosen: list[User] = []
     refused: dict[str, str] = {}
     for address in addresses:

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from core.db import Job, send_jobs
-from core.inbound import Arrival
+from core.mail.inbound import Arrival
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ otherwise, and reconnects with back-off after any error.
 The order of work is what makes it safe (GNU Mailman's rule: store first, then acknowledge):
 
 1. fetch with ``BODY.PEEK[]`` (RFC 3501 section 6.4.5), which does not set ``\\Seen``;
-2. in one transaction, store the message (:func:`core.inbound.store_inbound`: blob fsynced,
+2. in one transaction, store the message (:func:`core.mail.inbound.store_inbound`: blob fsynced,
    row added, processing queued after commit) and raise the folder's ``last_uid``
-   (:mod:`core.imap_state`), then commit;
+   (:mod:`core.mail.imap_state`), then commit;
 3. only then flag it ``\\Seen``, or MOVE it to ``processed_folder`` (RFC 6851; COPY, ``\\Deleted``
    and EXPUNGE on servers without MOVE).
 
@@ -44,9 +44,9 @@ from config.settings import Settings
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.db import unit_of_work
-from core.imap_state import folder_state, record_stored_uid
-from core.inbound import store_inbound
-from core.models import Mailbox
+from core.mail.imap_state import folder_state, record_stored_uid
+from core.mail.inbound import store_inbound
+from core.mail.models import Mailbox
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Outgoing mail: render a queued mail from its template, build the message, hand it to a relay.
 
 Three steps, each usable alone (the ``mail.send`` actor in ``workers.actors`` runs them in turn
-on a row of ``core.outbox``):
+on a row of ``core.mail.outbox``):
 
 * :func:`render` -- ``templates/mail/<name>/{subject.txt, body.txt, body.html}`` with Jinja2,
   translated through the Babel catalogues in ``templates/mail/locale`` (see the README there).
@@ -42,7 +42,8 @@ import jinja2
 from babel.dates import format_datetime as babel_format_datetime
 
 from core.i18n import compiled_catalogue
-from core.outbox import OutboundMail, derive_mail_domain
+from core.mail.models import OutboundMail
+from core.mail.outbox import derive_mail_domain
 from mailgw.mail_policy import DEFAULT
 
 log = logging.getLogger(__name__)

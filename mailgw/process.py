@@ -25,17 +25,18 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import notifications
-from core.accounts import get_user_by_email
+from core.access.accounts import get_user_by_email
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.db import unit_of_work
-from core.directory import find_or_create_contact
+from core.directory.models import User
+from core.directory.services import find_or_create_contact
 from core.errors import InputError
-from core.inbound import MAX_ATTEMPTS, InboundMessage
-from core.models import Ticket, TicketEvent, User
-from core.outbox import OutboundMail
-from core.tickets import NewAttachment, open_ticket, record_email, reopen
+from core.mail.inbound import MAX_ATTEMPTS
+from core.mail.models import InboundMessage, OutboundMail
+from core.notify import notifications
+from core.tickets.models import Ticket, TicketEvent
+from core.tickets.services import NewAttachment, open_ticket, record_email, reopen
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
@@ -291,7 +292,7 @@ def _process(
         "blobs": blobs,
     }
 
-    # The notification hooks in core.tickets must not answer list or bulk mail (RFC 3834
+    # The notification hooks in core.tickets.services must not answer list or bulk mail (RFC 3834
     # section 2), so the gateway's finding travels with the session while it acts.
     received = (mail.message_id, [row.mailbox, *(row.envelope_to or [])])
     with notifications.facts(session, no_autoreply=bool(bulk.result), received=received):

@@ -7,7 +7,7 @@ for every ``RCPT TO`` and answers ``550 5.1.1`` (RFC 3463: bad destination mailb
 for whatever this returns False.
 
 Ours are: the configured mailboxes (``mailboxes:`` and the contracts' ``mailboxes:`` in the
-YAML, both stored as :class:`core.models.Mailbox` rows), compared case-insensitively, and
+YAML, both stored as :class:`core.mail.models.Mailbox` rows), compared case-insensitively, and
 their plus-addresses (``support+1042@support.example``), which reply addresses may use. The
 ``postmaster`` of our mail domain and of every mailbox domain is ours too: RFC 5321 4.5.1
 requires every SMTP receiver to accept mail for ``postmaster``.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Mailbox
+from core.mail.models import Mailbox
 
 POSTMASTER = "postmaster"
 CACHE_SECONDS = 5.0

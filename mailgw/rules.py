@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email
-from core.directory import client_for_email, default_contract
-from core.inbound import InboundMessage
-from core.mailboxes import mailboxes
-from core.models import Client, Contract, TicketEvent, User
-from core.outbox import OutboundMail
+from core.access.accounts import get_user_by_email
+from core.contracts.models import Contract
+from core.directory.models import Client, User
+from core.directory.services import client_for_email, default_contract
+from core.mail.mailboxes import mailboxes
+from core.mail.models import InboundMessage, OutboundMail
+from core.tickets.models import TicketEvent
 from mailgw.parsing import ParsedMail
 
 
@@ -180,7 +181,7 @@ def route(
         return boxed, Hit("route", boxed.code, f"received by a mailbox of {boxed.code}")
     if boxes:
         # A contact of another client wrote to this contract's mailbox: their own client wins
-        # (core.tickets.open_ticket refuses a requester of another client).
+        # (core.tickets.services.open_ticket refuses a requester of another client).
         how += f"; mailbox of {boxes[0].code} belongs to another client"
     contract = default_contract(client, today)
     if contract is not None:

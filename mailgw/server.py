@@ -6,7 +6,7 @@ Modelled on GNU Mailman 3's LMTP runner:
   4.2.2 / RFC 3463 X.1.1, bad destination mailbox), so the sending server tells its user at
   once instead of us bouncing later to a sender that may be forged;
 * at ``DATA`` the raw bytes go to the fsynced blob store and an :class:`InboundMessage` row is
-  committed (:func:`core.inbound.store_many` inside :func:`core.db.unit_of_work`, mails that
+  committed (:func:`core.mail.inbound.store_many` inside :func:`core.db.unit_of_work`, mails that
   arrive together in one transaction: :mod:`mailgw.group_commit`), and only after the commit
   returned do we answer ``250 2.0.0``. Any failure to store answers ``451
   4.3.0`` (RFC 5321 4.2.5: the receiver must not answer 250 before it has taken
@@ -45,8 +45,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.blobs import BlobStore
 from core.db import Job, take_pending_jobs, unit_of_work
-from core.inbound import Arrival, header_message_id, store_many
-from core.outbox import derive_mail_domain
+from core.mail.inbound import Arrival, header_message_id, store_many
+from core.mail.outbox import derive_mail_domain
 from mailgw.group_commit import GroupCommitter
 from mailgw.recipients import Mailboxes
 

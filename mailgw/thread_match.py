@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Ticket, TicketEvent, User
-from core.outbox import OutboundMail
-from core.permissions import is_copied
+from core.access.permissions import is_copied
+from core.directory.models import User
+from core.mail.models import OutboundMail
+from core.tickets.models import Ticket, TicketEvent
 from mailgw.parsing import ParsedMail
 
 # [#1042], [Ticket#1042], [ACME#1042]; the prefix is letters, digits, '-' and '_'.

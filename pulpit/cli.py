@@ -28,7 +28,7 @@ from pulpit.runtime import database, upgrade_database
 log = logging.getLogger("pulpit")
 
 MAIL_STATES = ("received", "processed", "quarantined", "ignored")
-OUTBOX_STATES = ("pending", "sending", "sent", "failed")  # core.outbox.STATES
+OUTBOX_STATES = ("pending", "sending", "sent", "failed")  # core.mail.outbox.STATES
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -72,7 +72,7 @@ def cmd_config_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import upsert_user
+    from core.access.accounts import upsert_user
 
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         user = upsert_user(
@@ -92,7 +92,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_user_reset_totp(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import reset_totp
+    from core.access.accounts import reset_totp
 
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         user = reset_totp(session, args.email, actor="cli")
@@ -105,7 +105,7 @@ def cmd_user_reset_totp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import create_api_token, get_user_by_email
+    from core.access.accounts import create_api_token, get_user_by_email
 
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         user = get_user_by_email(session, args.email)
@@ -160,8 +160,8 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
 
     from sqlalchemy import select
 
-    from core.inbound import list_messages
-    from core.models import Ticket
+    from core.mail.inbound import list_messages
+    from core.tickets.models import Ticket
 
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         messages = list_messages(session, state=args.state, limit=args.limit)
@@ -202,7 +202,7 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_mail_outbox(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from core.outbox import list_outbound, outbound_json
+    from core.mail.outbox import list_outbound, outbound_json
 
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         rows = [
@@ -237,7 +237,8 @@ def cmd_mail_resend(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
     from core.clock import utcnow
-    from core.outbox import OutboundMail, resend
+    from core.mail.models import OutboundMail
+    from core.mail.outbox import resend
 
     if args.failed and args.ids:
         raise CommandError("give either --failed or mail ids, not both")
@@ -264,7 +265,8 @@ def cmd_mail_requeue(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
     from core.db import enqueue
-    from core.inbound import PROCESS_ACTOR, InboundMessage
+    from core.mail.inbound import PROCESS_ACTOR
+    from core.mail.models import InboundMessage
 
     if args.all and args.ids:
         raise CommandError("give either --all or message ids, not both")

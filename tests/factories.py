@@ -10,18 +10,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from core.accounts import upsert_user
-from core.models import (
-    Calendar,
-    Client,
-    ClientDomain,
-    Contract,
-    Product,
-    Status,
-    Subcontractor,
-    TicketType,
-    User,
-)
+from core.access.accounts import upsert_user
+from core.contracts.models import Contract, Status, TicketType
+from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
+from core.sla.models import Calendar
 
 PASSWORD = "secret-pass"
 BUSINESS_HOURS = {d: ["08:00-16:00"] for d in ("mon", "tue", "wed", "thu", "fri")}

@@ -20,11 +20,11 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
-from core import notifications
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory
 from core.errors import BulkRefused, InputError
-from core.outbox import derive_mail_domain
+from core.mail.outbox import derive_mail_domain
+from core.notify import notifications
 from web import filters
 from web.deps import (
     LoginRequired,
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
         session_factory = make_session_factory(engine)
-    # Console and API sessions send ticket notifications (core.notifications).
+    # Console and API sessions send ticket notifications (core.notify.notifications).
     notifications.configure(
         session_factory,
         notifications.NotifyConfig(

@@ -17,8 +17,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from sqlalchemy.orm import Session
 
-from core.accounts import csrf_matches, user_for_token, web_session_for
-from core.models import User, WebSession
+from core.access.accounts import csrf_matches, user_for_token, web_session_for
+from core.access.models import WebSession
+from core.directory.models import User
 
 SESSION_COOKIE = "pulpit_session"
 CSRF_HEADER = "x-csrf-token"

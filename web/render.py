@@ -7,8 +7,9 @@ from typing import Any
 from litestar import Request
 from litestar.response import Template
 
+from core.access.models import WebSession
 from core.clock import utcnow
-from core.models import User, WebSession
+from core.directory.models import User
 from web.i18n import LANGUAGES, Translator, pick_language
 
 

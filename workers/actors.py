@@ -21,12 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.audit import JobRun
 from core.clock import Clock, utcnow
 from core.db import unit_of_work
-from core.models import JobRun
-from core.outbox import (
+from core.mail.models import OutboundMail
+from core.mail.outbox import (
     SEND_BATCH,
-    OutboundMail,
     claim_batch,
     mark_failed,
     mark_retry,
@@ -102,10 +102,10 @@ def send_outbound_mail(
     """Send one outbox row, and the due rows it can take along; returns its own outcome.
 
     The outcome is ``sent``, ``retry``, ``failed`` or ``skipped``. Three steps: the claim
-    commits first (:func:`core.outbox.claim_batch`), so while the relay is talking the rows are
+    commits first (:func:`core.mail.outbox.claim_batch`), so while the relay is talking the rows are
     visibly ``sending``: a second delivery of a job finds nothing to claim, and a worker that
     dies here leaves stale ``sending`` rows that the scheduler's sweep puts back
-    (``core.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
+    (``core.mail.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
     connection, and the outcomes are recorded in one unit of work afterwards.
 
     Up to ``batch`` rows per job: a busy outbox then costs a claim, a render and an outcome
@@ -246,8 +246,8 @@ def register_actors(
     """
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
     # mail.process (and any actor changing tickets) sends ticket notifications.
-    from core import notifications
-    from core.outbox import derive_mail_domain
+    from core.mail.outbox import derive_mail_domain
+    from core.notify import notifications
 
     notifications.configure(
         session_factory,
@@ -277,7 +277,7 @@ def register_actors(
 
     def mail_process(inbound_id: int) -> None:
         from core.blobs import BlobStore
-        from core.outbox import derive_mail_domain
+        from core.mail.outbox import derive_mail_domain
         from mailgw.process import run_process
 
         run_process(
@@ -309,8 +309,8 @@ def check_sla(
     clock: Clock = utcnow,
 ) -> int:
     """Record and notify the SLA warnings and breaches due on one ticket; idempotent."""
-    from core.outbox import derive_mail_domain
-    from core.sla_watch import check_ticket
+    from core.mail.outbox import derive_mail_domain
+    from core.sla.watch import check_ticket
 
     with unit_of_work(session_factory) as session:
         events = check_ticket(

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.accounts import purge_expired_sessions as purge_sessions
+from core.access.accounts import purge_expired_sessions as purge_sessions
 from core.db import unit_of_work
 
 log = logging.getLogger(__name__)

@@ -53,7 +53,7 @@ def sweep_outbox(session_factory: sessionmaker[Session], now: datetime) -> list[
     after-commit path as any other (``core.db.enqueue``), so they leave only once the rows are
     marked as re-enqueued; a doubled job is harmless, ``mail.send`` claims before it sends.
     """
-    from core.outbox import SEND_ACTOR, due_for_sweep
+    from core.mail.outbox import SEND_ACTOR, due_for_sweep
 
     with unit_of_work(session_factory) as session:
         ids = due_for_sweep(session, now)
@@ -73,7 +73,8 @@ def sweep_inbound(session_factory: sessionmaker[Session], now: datetime) -> list
     """
     from sqlalchemy import select
 
-    from core.inbound import PROCESS_ACTOR, InboundMessage
+    from core.mail.inbound import PROCESS_ACTOR
+    from core.mail.models import InboundMessage
 
     cutoff = now - timedelta(seconds=INBOUND_STALE_SECONDS)
     with unit_of_work(session_factory) as session:
@@ -98,7 +99,7 @@ def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]
     Ticks every few seconds, so a deadline is noticed within the 30 s the brief asks; the
     claim is a conditional update, so two schedulers never take the same ticket.
     """
-    from core.sla_watch import CHECK_ACTOR, claim_due
+    from core.sla.watch import CHECK_ACTOR, claim_due
 
     with unit_of_work(session_factory) as session:
         ids = claim_due(session, now)

@@ -2,7 +2,7 @@
 
 Natural keys: calendars, clients, products and subcontractors by name, contracts by code,
 ticket types and statuses by name within their contract (case-insensitively, as
-``core.tickets`` looks them up), custom fields by name within their contract (or the
+``core.tickets.services`` looks them up), custom fields by name within their contract (or the
 instance), mailboxes by address, users and contacts by e-mail.
 
 Decisions:
@@ -37,8 +37,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import sla_clock
-from core.accounts import hash_password, normalize_email, normalize_role
+from core.access.accounts import hash_password, normalize_email, normalize_role
+from core.audit import AuditEntry
 from core.clock import utcnow
 from core.configuration.checks import calendar_config, load_known
 from core.configuration.errors import ConfigError, Problem
@@ -51,21 +51,12 @@ from core.configuration.schema import (
 )
 from core.configuration.seed import seed_tickets
 from core.configuration.validate import validate_config
-from core.models import (
-    AuditEntry,
-    Calendar,
-    Client,
-    ClientDomain,
-    Contract,
-    CustomField,
-    Mailbox,
-    Product,
-    Status,
-    Subcontractor,
-    TicketType,
-    User,
-)
-from core.sla import BusinessCalendar
+from core.contracts.models import Contract, CustomField, Status, TicketType
+from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
+from core.mail.models import Mailbox
+from core.sla import clocks as sla_clock
+from core.sla.calendar import BusinessCalendar
+from core.sla.models import Calendar
 
 _verifier = PasswordHasher()
 
@@ -223,7 +214,7 @@ class _Applier:
             config = calendar_config(spec)
             day_length = None
             if spec.day_length is not None:
-                # Stored in minutes, as core.sla_clock hands it back to the engine.
+                # Stored in minutes, as core.sla.clocks hands it back to the engine.
                 built = BusinessCalendar.from_config(config)
                 day_length = built.day_length // timedelta(minutes=1)
             _, outcome = self._upsert(

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import sla_clock
-from core.accounts import normalize_email, normalize_role
+from core.access.accounts import normalize_email, normalize_role
 from core.configuration.errors import Loc, Problem, sentence
 from core.configuration.loader import Lines
 from core.configuration.schema import (
@@ -26,20 +25,13 @@ from core.configuration.schema import (
     CustomFieldSpec,
     StatusSpec,
 )
+from core.contracts.models import Contract, CustomField, Status
+from core.directory.models import STAFF_ROLES, Client, Product, Subcontractor, User
 from core.errors import InputError
-from core.models import (
-    STAFF_ROLES,
-    Calendar,
-    Client,
-    Contract,
-    CustomField,
-    Product,
-    Status,
-    Subcontractor,
-    User,
-)
-from core.sla import BusinessCalendar, parse_duration
-from core.tickets import BUILTIN_STATUSES
+from core.sla import clocks as sla_clock
+from core.sla.calendar import BusinessCalendar, parse_duration
+from core.sla.models import Calendar
+from core.tickets.services import BUILTIN_STATUSES
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
@@ -49,7 +41,7 @@ _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 class KnownContract:
     calendar: BusinessCalendar | None  # None when the calendar itself is broken (reported)
     client: str
-    types: set[str] = field(default_factory=set)  # casefolded, as core.tickets looks them up
+    types: set[str] = field(default_factory=set)  # casefolded, as ticket services look them up
     statuses: set[str] = field(default_factory=set)  # casefolded
 
 
@@ -68,7 +60,7 @@ class Known:
     custom_fields: dict[str | None, set[str]] = field(default_factory=dict)
 
     def statuses_for(self, code: str | None) -> set[str]:
-        """The status names a ticket may take, as ``core.tickets.statuses_for`` will decide."""
+        """The status names a ticket may take, as ``core.tickets.services.statuses_for`` will decide."""
         if code is not None and code in self.contracts and self.contracts[code].statuses:
             return self.contracts[code].statuses
         return self.default_statuses or {str(s["name"]).casefold() for s in BUILTIN_STATUSES}
@@ -177,7 +169,7 @@ def _check_contract_coordinators(check: Checker, doc: ConfigDocument, known: Kno
 
 
 def calendar_config(spec: CalendarSpec) -> dict[str, Any]:
-    """The definition core.sla reads, in the shape the calendars table stores."""
+    """The definition core.sla.calendar reads, in the shape the calendars table stores."""
     config: dict[str, Any] = {"timezone": spec.timezone, "hours": spec.hours}
     if spec.holidays:
         config["holidays"] = spec.holidays.strip().upper()
@@ -241,7 +233,7 @@ def _check_clients(check: Checker, doc: ConfigDocument, known: Known) -> None:
 
 
 def _check_password(check: Checker, loc: Loc, password: str | None) -> None:
-    # core.accounts.hash_password's rule, checked up front so it fails before any write.
+    # core.access.accounts.hash_password's rule, checked up front so it fails before any write.
     if password is not None and len(password) < 4:
         check.add(loc, "a password must have at least 4 characters")
 

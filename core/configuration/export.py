@@ -15,18 +15,11 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import (
-    Calendar,
-    Client,
-    Contract,
-    CustomField,
-    Mailbox,
-    Product,
-    Status,
-    Subcontractor,
-    User,
-)
-from core.sla import format_duration
+from core.contracts.models import Contract, CustomField, Status
+from core.directory.models import Client, Product, Subcontractor, User
+from core.mail.models import Mailbox
+from core.sla.calendar import format_duration
+from core.sla.models import Calendar
 
 HEADER = (
     "# Pulpit configuration, written by `pulpit config export`.\n"

@@ -34,11 +34,11 @@ class Section(BaseModel):
 
 class CalendarSpec(Section):
     name: str
-    description: str | None = None  # a note for the reader, as core.sla allows; not stored
+    description: str | None = None  # a note for the reader, as core.sla.calendar allows; not stored
     timezone: str = "Europe/Warsaw"
     holidays: str | None = None
     extra_holidays: list[date] = []
-    # "24/7" or {weekday: [intervals]}; core.sla checks the details, naming the weekday.
+    # "24/7" or {weekday: [intervals]}; core.sla.calendar checks the details, naming the weekday.
     hours: Any
     day_length: Any = None
 

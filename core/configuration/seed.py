@@ -2,7 +2,7 @@
 
 Each ticket has a natural key ``ref``; a ref already in the database is skipped, so applying
 the same file again creates nothing. Tickets and their timelines are made through the
-``core.tickets`` services (``open_ticket``, ``add_comment``, ``change_status``, ``assign``,
+``core.tickets.services`` services (``open_ticket``, ``add_comment``, ``change_status``, ``assign``,
 ``log_work``) at the times the file gives, so statuses, events and SLA fields are exactly
 what the product would have produced had the work happened then.
 
@@ -23,15 +23,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import normalize_email
+from core.access.accounts import normalize_email
 from core.configuration.checks import Checker, Known, is_staff
 from core.configuration.errors import ConfigError, Loc, sentence
 from core.configuration.loader import Lines
 from core.configuration.result import ApplyResult
 from core.configuration.schema import ConfigDocument, TicketSpec, TimelineEntrySpec
+from core.contracts.models import Contract
+from core.directory.models import Product, Subcontractor, User
 from core.errors import InputError
-from core.models import Contract, Product, Subcontractor, Ticket, User
-from core.tickets import add_comment, assign, change_status, log_work, open_ticket
+from core.tickets.models import Ticket
+from core.tickets.services import add_comment, assign, change_status, log_work, open_ticket
 
 _AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 

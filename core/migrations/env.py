@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-# core.outbox defines its model outside core.models; importing it puts outbound_mail on
-# Base.metadata, so autogenerate sees it.
-import core.imap_state  # noqa: F401
-import core.inbound  # noqa: F401
-import core.outbox  # noqa: F401
-import core.substitutions  # noqa: F401
 from core.db import make_engine
-from core.models import Base
+from core.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

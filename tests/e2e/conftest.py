@@ -38,26 +38,17 @@ import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import tickets as svc
-from core.accounts import upsert_user
+from core.access.accounts import upsert_user
 from core.blobs import BlobStore
 from core.clock import utcnow
+from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.db import make_engine, make_session_factory, upgrade
-from core.models import (
-    Calendar,
-    Client,
-    ClientDomain,
-    Contract,
-    CustomField,
-    Mailbox,
-    Product,
-    Status,
-    Subcontractor,
-    Ticket,
-    TicketType,
-    User,
-)
-from core.tickets import NewAttachment
+from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
+from core.mail.models import Mailbox
+from core.sla.models import Calendar
+from core.tickets import services as svc
+from core.tickets.models import Ticket
+from core.tickets.services import NewAttachment
 
 PASSWORD = "pulpit-test-pass"
 
@@ -287,7 +278,7 @@ def seed_world(session: Session, blobs: BlobStore, now: datetime | None = None) 
 
 
 def _contact(session: Session, email: str) -> User:
-    from core.directory import find_or_create_contact
+    from core.directory.services import find_or_create_contact
 
     return find_or_create_contact(session, email)
 

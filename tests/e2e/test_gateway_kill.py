@@ -36,8 +36,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.inbound import InboundMessage
-from core.models import Mailbox
+from core.mail.models import InboundMessage, Mailbox
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 from tests.smtp_sink import free_port
 

@@ -19,9 +19,9 @@ from litestar.testing import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.accounts import create_api_token
+from core.access.accounts import create_api_token
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.models import Mailbox
+from core.mail.models import Mailbox
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 from tests.factories import build_world
 from tests.smtp_sink import free_port

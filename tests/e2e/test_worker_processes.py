@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import load_settings
+from core.audit import JobRun
 from core.db import make_engine, make_session_factory, upgrade
-from core.models import JobRun
 from workers.actors import register_actors
 from workers.broker import make_broker
 

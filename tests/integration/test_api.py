@@ -10,8 +10,8 @@ from litestar.testing import TestClient
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from core import tickets as svc
-from core.accounts import create_api_token
+from core.access.accounts import create_api_token
+from core.tickets import services as svc
 from tests.factories import World, build_world
 from web.app import create_app
 

@@ -28,9 +28,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.access.models import WebSession
+from core.audit import JobRun
 from core.clock import FrozenClock
 from core.db import enqueue, make_engine, make_session_factory, unit_of_work, upgrade
-from core.models import JobRun, User, WebSession
+from core.directory.models import User
 from workers.actors import record_ping, register_actors
 from workers.broker import (
     BrokerUrlError,

@@ -10,19 +10,15 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from core import sla_clock
-from core.accounts import authenticate
+from core.access.accounts import authenticate
+from core.audit import AuditEntry
 from core.configuration import ConfigError, apply_config_file, apply_config_text, export_config
-from core.models import (
-    AuditEntry,
-    Base,
-    Mailbox,
-    Product,
-    Status,
-    Ticket,
-    TicketType,
-    User,
-)
+from core.contracts.models import Status, TicketType
+from core.directory.models import Product, User
+from core.mail.models import Mailbox
+from core.orm import Base
+from core.sla import clocks as sla_clock
+from core.tickets.models import Ticket
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 DEMO = EXAMPLES / "demo.yaml"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core import tickets as svc
 from core.configuration import apply_config_text, export_config
-from core.directory import contract_by_code, find_or_create_contact
+from core.directory.services import contract_by_code, find_or_create_contact
+from core.tickets import services as svc
 from tests.factories import at
 
 BASE = """

@@ -12,7 +12,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from core.models import Ticket, User
+from core.directory.models import User
+from core.tickets.models import Ticket
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.db import unit_of_work
-from core.inbound import InboundMessage, store_inbound
-from core.models import Ticket
+from core.mail.inbound import store_inbound
+from core.mail.models import InboundMessage
+from core.tickets.models import Ticket
 from mailgw.process import process_inbound
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 

@@ -2,7 +2,7 @@
 tickets, through the real app (Litestar's TestClient, real login form, real CSRF tokens) on a
 fresh migrated SQLite file seeded with the e2e world (tests/e2e/conftest.py).
 
-The expectations are written out by hand below *and* checked against core.permissions, so a
+The expectations are written out by hand below *and* checked against core.access.permissions, so a
 change of the rules shows up here as a failing table rather than a silently different console.
 """
 
@@ -16,8 +16,9 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
-from core.models import Attachment, Ticket, TicketEvent, User
-from core.permissions import can_view
+from core.access.permissions import can_view
+from core.directory.models import User
+from core.tickets.models import Attachment, Ticket, TicketEvent
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 
 ALL = {

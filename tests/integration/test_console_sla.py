@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core import sla_watch
 from core.clock import utcnow
-from core.models import Ticket
+from core.sla import watch as sla_watch
+from core.tickets.models import Ticket
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 
 

@@ -1,4 +1,4 @@
-"""A mail about a ticket that fails for good is mailed to staff (core.delivery_failures).
+"""A mail about a ticket that fails for good is mailed to staff (core.notify.delivery_failures).
 
 A fresh migrated SQLite database per test, so the worker's units of work commit for real; the
 ``mail.send`` body (``send_outbound_mail``) talks to the aiosmtpd sink, which refuses the
@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import notifications
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.models import Mailbox, Ticket, User
-from core.outbox import OutboundMail, mark_retry, queue_mail
-from core.preferences import set_preferences
-from core.tickets import assign, open_ticket
+from core.directory.models import User
+from core.mail.models import Mailbox, OutboundMail
+from core.mail.outbox import mark_retry, queue_mail
+from core.notify import notifications
+from core.notify.preferences import set_preferences
+from core.tickets.models import Ticket
+from core.tickets.services import assign, open_ticket
 from tests.factories import at, build_world
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 from workers.actors import send_outbound_mail

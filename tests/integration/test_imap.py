@@ -21,9 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.imap_state import ImapFolderState
-from core.inbound import InboundMessage
-from core.models import Mailbox
+from core.mail.models import ImapFolderState, InboundMessage, Mailbox
 from mailgw.imap import ImapPoller, poll_once, start_pollers
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.dovecot import Dovecot, dovecot_fixture  # noqa: F401

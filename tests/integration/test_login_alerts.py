@@ -1,6 +1,6 @@
 """Login alerts (issue 5): failed logins mail the account's owner (rate-limited), repeated ones
 alert the admins, a login from a new browser mails the user and sets the device cookie; through
-``POST /login`` on a seeded app, and through ``core.login_alerts`` with an injected clock."""
+``POST /login`` on a seeded app, and through ``core.notify.login_alerts`` with an injected clock."""
 
 from __future__ import annotations
 
@@ -12,15 +12,11 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
+from core.audit import AuditEntry
 from core.clock import utcnow
-from core.login_alerts import (
-    DEVICE_COOKIE,
-    device_known,
-    new_device_token,
-    on_login_failed,
-)
-from core.models import AuditEntry, User
-from core.outbox import OutboundMail
+from core.directory.models import User
+from core.mail.models import OutboundMail
+from core.notify.login_alerts import DEVICE_COOKIE, device_known, new_device_token, on_login_failed
 from mailgw.outbound import render
 from tests.e2e.conftest import PASSWORD, SeededApp, build_seeded_app
 

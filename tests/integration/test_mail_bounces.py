@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.blobs import BlobStore
-from core.inbound import InboundMessage
-from core.models import Attachment, Ticket, User
-from core.outbox import OutboundMail
+from core.directory.models import User
+from core.mail.models import InboundMessage, OutboundMail
+from core.tickets.models import Attachment, Ticket
 from tests.factories import World
 from tests.integration import test_mail_processing as base
 from tests.integration.test_mail_processing import (

@@ -1,7 +1,7 @@
 """``pulpit mail list`` and ``pulpit mail requeue`` (INTERFACE.md), through ``pulpit.cli.main``.
 
 Each test runs on a fresh embedded SQLite database in a temporary data dir, migrated by
-``pulpit db upgrade``, with inbound messages stored by :func:`core.inbound.store_inbound` the way
+``pulpit db upgrade``, with inbound messages stored by :func:`core.mail.inbound.store_inbound` the way
 the gateway stores them.
 """
 
@@ -17,7 +17,8 @@ from sqlalchemy import select
 from config.settings import load_settings
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory, unit_of_work
-from core.inbound import InboundMessage, store_inbound
+from core.mail.inbound import store_inbound
+from core.mail.models import InboundMessage
 from pulpit.cli import main
 
 
@@ -161,8 +162,8 @@ def test_mail_list_names_the_ticket_a_processed_mail_went_into(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """It crashed under make run: a Result was handed to dict() and taken for a mapping."""
-    from core import tickets as svc
-    from core.directory import find_or_create_contact
+    from core.directory.services import find_or_create_contact
+    from core.tickets import services as svc
 
     (message_id,) = store(("processed", None))
     settings = load_settings()

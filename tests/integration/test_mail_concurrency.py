@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.inbound import InboundMessage, store_inbound
-from core.models import Ticket
+from core.mail.inbound import store_inbound
+from core.mail.models import InboundMessage
+from core.tickets.models import Ticket
 from mailgw.process import process_inbound
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import build_world

@@ -1,6 +1,6 @@
 """Stored mail becomes the right ticket or event (mailgw.process), on SQLite and PostgreSQL.
 
-Each test stores a raw message with ``core.inbound.store_inbound`` as the gateway does and runs
+Each test stores a raw message with ``core.mail.inbound.store_inbound`` as the gateway does and runs
 ``process_inbound`` on it directly; mail is built in code with the stdlib (Zulip's style) or
 read from the corpus in ``tests/fixtures/mail``.
 """
@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.blobs import BlobStore
-from core.inbound import MAX_ATTEMPTS, InboundMessage, store_inbound
-from core.models import Attachment, Mailbox, Ticket, TicketEvent, User
-from core.outbox import OutboundMail
-from core.tickets import change_status
+from core.directory.models import User
+from core.mail.inbound import MAX_ATTEMPTS, store_inbound
+from core.mail.models import InboundMessage, Mailbox, OutboundMail
+from core.tickets.models import Attachment, Ticket, TicketEvent
+from core.tickets.services import change_status
 from mailgw import rules
 from mailgw.process import process_inbound, run_process
 from tests.factories import World, at, build_world

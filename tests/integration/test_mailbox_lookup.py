@@ -1,4 +1,4 @@
-"""core.mailboxes: one read of the mailboxes per transaction, never a stale one."""
+"""core.mail.mailboxes: one read of the mailboxes per transaction, never a stale one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from core.mailboxes import mailboxes
-from core.models import Mailbox
+from core.mail.mailboxes import mailboxes
+from core.mail.models import Mailbox
 
 
 def _addresses(session: Session) -> list[str]:

@@ -15,12 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
 
-import core.imap_state  # noqa: F401 - tables defined outside core.models
-import core.inbound  # noqa: F401
-import core.outbox  # noqa: F401
-import core.substitutions  # noqa: F401
 from core.db import alembic_config, make_engine, upgrade
-from core.models import Base
+from core.tables import Base
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
 
 # SQLite's reflection cannot read expression indexes (ix_outbound_mail_recipient_created), so

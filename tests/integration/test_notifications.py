@@ -1,4 +1,4 @@
-"""Ticket notifications (core.notifications): who is mailed, in which language, with which headers.
+"""Ticket notifications (core.notify.notifications): who is mailed, in which language, with which headers.
 
 Mostly asserted on the outbox rows the ticket services queue; one test goes end to end through
 the ``mail.send`` body to the aiosmtpd sink. The session carries a ``NotifyConfig`` as the entry
@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import notifications
 from core.blobs import BlobStore
-from core.models import Mailbox, Ticket
-from core.outbox import OutboundMail
-from core.tickets import add_comment, assign, change_status, open_ticket
+from core.mail.models import Mailbox, OutboundMail
+from core.notify import notifications
+from core.tickets.models import Ticket
+from core.tickets.services import add_comment, assign, change_status, open_ticket
 from mailgw.outbound import render
 from tests.factories import World, at, build_world
 from tests.integration.test_mail_processing import build, deliver

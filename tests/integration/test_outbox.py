@@ -1,6 +1,6 @@
 """The outbox for outgoing mail, from ``queue_mail`` to bytes arriving at a real SMTP server.
 
-The first part pins the rules of ``core.outbox`` inside a rolled-back transaction on SQLite
+The first part pins the rules of ``core.mail.outbox`` inside a rolled-back transaction on SQLite
 and PostgreSQL. The second runs the whole path on a fresh, migrated database per test: a unit of
 work queues a mail, the after-commit dispatcher sends ``mail.send`` to a memory:// broker, a
 real ``dramatiq.Worker`` renders and sends it over SMTP to an aiosmtpd sink on 127.0.0.1, and
@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.clock import FrozenClock
+from core.contracts.models import Status
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.models import Status, Ticket, TicketEvent, User
-from core.outbox import (
+from core.directory.models import User
+from core.mail.models import OutboundMail
+from core.mail.outbox import (
     MAX_ATTEMPTS,
-    OutboundMail,
     claim,
     due_for_sweep,
     mark_failed,
@@ -41,6 +42,7 @@ from core.outbox import (
     retry_delay,
     sla_context,
 )
+from core.tickets.models import Ticket, TicketEvent
 from mailgw.outbound import (
     PermanentDeliveryError,
     RelayConfigurationError,
@@ -101,7 +103,7 @@ def queue_warning(session: Session, ticket: Ticket, **overrides: Any) -> Outboun
     return queue_mail(session, **kwargs)
 
 
-# --- core.outbox inside a rolled-back transaction --------------------------------------------
+# --- core.mail.outbox inside a rolled-back transaction --------------------------------------------
 
 
 def test_a_queued_mail_is_one_pending_row_and_a_job_waiting_for_the_commit(

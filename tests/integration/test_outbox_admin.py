@@ -12,11 +12,13 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
-from core.accounts import create_api_token, get_user_by_email
+from core.access.accounts import create_api_token, get_user_by_email
+from core.audit import AuditEntry
 from core.clock import utcnow
 from core.db import unit_of_work
-from core.models import AuditEntry, Ticket
-from core.outbox import OutboundMail, mark_failed, mark_sent, queue_mail
+from core.mail.models import OutboundMail
+from core.mail.outbox import mark_failed, mark_sent, queue_mail
+from core.tickets.models import Ticket
 from pulpit.cli import main
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 

@@ -11,18 +11,18 @@ from litestar.testing import TestClient
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from core import tickets as svc
-from core.accounts import create_api_token
+from core.access.accounts import create_api_token
+from core.access.permissions import can
 from core.clock import utcnow
 from core.errors import NotFound
-from core.permissions import can
-from core.queries import TicketFilter, search_tickets
+from core.tickets import services as svc
+from core.tickets.queries import TicketFilter, search_tickets
 from tests.factories import World, build_world
 from web.app import create_app
 
 # Tickets of the scenario, by name:
 #   own       requested by client (Acme), assigned to technician, handed to FixIt;
-#             and client2 (Acme) is copied on it (core.ticket_contacts)
+#             and client2 (Acme) is copied on it (core.tickets.contacts)
 #   colleague requested by client2 (Acme), unassigned
 #   foreign   requested by beta (Beta), assigned to technician2
 #   triage    from an unknown sender, no client, no contract
@@ -51,7 +51,7 @@ ABILITIES: dict[str, tuple[bool, bool, bool, bool]] = {
 
 @pytest.fixture
 def scenario(session: Session) -> tuple[World, dict[str, int]]:
-    from core.directory import find_or_create_contact
+    from core.directory.services import find_or_create_contact
 
     w = build_world(session)
     u = w.users
@@ -59,7 +59,7 @@ def scenario(session: Session) -> tuple[World, dict[str, int]]:
     svc.assign(
         session, own, actor=u["coordinator"], assignee=u["technician"], subcontractor=w.fixit
     )
-    from core.ticket_contacts import add_contact
+    from core.tickets.contacts import add_contact
 
     add_contact(session, own, u["client2"], actor=u["client"])
     colleague = svc.open_ticket(

@@ -1,5 +1,5 @@
-"""Notification preferences (core.preferences): which events mail a user, narrowed to clients
-and products; honoured by core.notifications and core.sla_watch; the API and the console page.
+"""Notification preferences (core.notify.preferences): which events mail a user, narrowed to clients
+and products; honoured by core.notify.notifications and core.sla.watch; the API and the console page.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import notifications, sla_watch
-from core import tickets as svc
-from core.accounts import create_api_token, upsert_user
+from core.access.accounts import create_api_token, upsert_user
+from core.directory.models import Product, User
 from core.errors import InputError
-from core.models import Product, Ticket, User
-from core.outbox import OutboundMail
-from core.preferences import EVENT_KINDS, get_preferences, set_preferences, wants
+from core.mail.models import OutboundMail
+from core.notify import notifications
+from core.notify.preferences import EVENT_KINDS, get_preferences, set_preferences, wants
+from core.sla import watch as sla_watch
+from core.tickets import services as svc
+from core.tickets.models import Ticket
 from tests.factories import World, at, build_world
 from web.app import create_app
 
@@ -252,7 +254,7 @@ def test_console_profile_renders_and_saves(instance: Any) -> None:
     assert 'data-testid="event-ticket_reply" checked' in page.text
     assert '<option value="Acme" selected>' in page.text
     with instance.factory() as session:
-        from core.accounts import get_user_by_email
+        from core.access.accounts import get_user_by_email
 
         user = get_user_by_email(session, instance.users["coordinator"])
         assert user is not None

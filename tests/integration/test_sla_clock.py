@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from core import sla_clock
-from core import tickets as svc
-from core.models import Ticket
+from core.sla import clocks as sla_clock
+from core.tickets import services as svc
+from core.tickets.models import Ticket
 from tests.factories import World, at, build_world
 
 # Monday 2026-11-23 09:00 in Warsaw is 08:00 UTC.

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import tickets as svc
 from core.clock import FrozenClock
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.models import Ticket, TicketEvent
-from core.outbox import OutboundMail
+from core.mail.models import OutboundMail
+from core.tickets import services as svc
+from core.tickets.models import Ticket, TicketEvent
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import at, build_world
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
@@ -130,7 +130,7 @@ def test_two_schedulers_notify_each_deadline_once(
         settle(pg_factory, schedulers, smtp_sink, mails=4)
         # A lost broker message: claim the ticket, drop the job; after the lease it comes back.
         clock.advance(hours=20)  # Tue 07:00 Warsaw: past 80% of the 8h resolution (Mon 15:24)
-        from core.sla_watch import LEASE, claim_due
+        from core.sla.watch import LEASE, claim_due
 
         with unit_of_work(pg_factory) as session:
             assert claim_due(session, clock()) == [ticket_id]  # and nobody sends the job

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import sla_watch
-from core import tickets as svc
-from core.models import Ticket, TicketEvent
-from core.outbox import OutboundMail
+from core.mail.models import OutboundMail
+from core.sla import watch as sla_watch
+from core.tickets import services as svc
+from core.tickets.models import Ticket, TicketEvent
 from tests.factories import World, at, build_world
 
 MON_0900 = at("2026-11-23 08:00")  # Mon 09:00 Warsaw; failure: reaction 2h, resolution 8h

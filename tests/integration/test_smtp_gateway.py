@@ -28,8 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
-from core.inbound import InboundMessage
-from core.models import Mailbox
+from core.mail.models import InboundMessage, Mailbox
 from mailgw.recipients import accepts
 from mailgw.server import GatewayHandle, start
 from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url

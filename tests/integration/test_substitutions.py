@@ -15,18 +15,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core import tickets as svc
-from core.accounts import create_api_token, upsert_user
-from core.errors import Forbidden, InputError, NotFound
-from core.models import AuditEntry, Ticket, User
-from core.permissions import can_view, ticket_scope
-from core.recipients import sla_recipients, with_substitutes
-from core.substitutions import (
+from core.access.accounts import create_api_token, upsert_user
+from core.access.permissions import can_view, ticket_scope
+from core.access.substitutions import (
     create_substitution,
     end_substitution,
     list_substitutions,
     represented,
 )
+from core.audit import AuditEntry
+from core.directory.models import User
+from core.errors import Forbidden, InputError, NotFound
+from core.notify.recipients import sla_recipients, with_substitutes
+from core.tickets import services as svc
+from core.tickets.models import Ticket
 from tests.factories import World, at, build_world
 from web.app import create_app
 
@@ -266,7 +268,7 @@ def test_sla_recipients_include_the_substitute_within_the_window(
 
 @pytest.fixture
 def client(session: Session, tmp_path: Any) -> Iterator[TestClient[Any]]:
-    # A sessionmaker (not a bare function): the app may configure it (core.notifications).
+    # A sessionmaker (not a bare function): the app may configure it (core.notify.notifications).
     factory = sessionmaker(
         bind=session.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
     )

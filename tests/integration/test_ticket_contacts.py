@@ -1,4 +1,4 @@
-"""Contacts copied on a ticket (core.ticket_contacts): by mail, by the API and the console,
+"""Contacts copied on a ticket (core.tickets.contacts): by mail, by the API and the console,
 who is mailed, who sees the ticket; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from core import notifications
-from core import ticket_contacts as contacts
-from core.accounts import create_api_token, get_user_by_email
+from core.access.accounts import create_api_token, get_user_by_email
+from core.access.permissions import can, can_view, scoped_tickets
 from core.blobs import BlobStore
 from core.errors import Forbidden, InputError
-from core.models import Mailbox, Ticket, TicketEvent
-from core.outbox import OutboundMail
-from core.permissions import can, can_view, scoped_tickets
-from core.tickets import add_comment, change_status, open_ticket
+from core.mail.models import Mailbox, OutboundMail
+from core.notify import notifications
+from core.tickets import contacts
+from core.tickets.models import Ticket, TicketEvent
+from core.tickets.services import add_comment, change_status, open_ticket
 from tests.factories import World, at, build_world
 from tests.integration.test_mail_processing import build, decision, deliver, ticket_of
 from web.app import create_app

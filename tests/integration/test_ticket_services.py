@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import tickets as svc
-from core.blobs import BlobStore
+from core.blobs import Blob, BlobStore
+from core.contracts.models import CustomField
 from core.errors import BulkRefused, Forbidden, InputError
-from core.models import Attachment, Blob, CustomField
+from core.tickets import services as svc
+from core.tickets.models import Attachment
 from tests.factories import World, at, build_world
 
 

@@ -15,7 +15,9 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 
 from config.settings import SettingsError, load_settings
-from core.models import AuditEntry, User, WebSession
+from core.access.models import WebSession
+from core.audit import AuditEntry
+from core.directory.models import User
 from pulpit.cli import main
 from tests.e2e.conftest import PASSWORD, SeededApp, build_seeded_app, console_client
 

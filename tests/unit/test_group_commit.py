@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from core.inbound import Arrival
+from core.mail.inbound import Arrival
 from mailgw.group_commit import GroupCommitter
 
 TIMEOUT = 10.0

@@ -1,7 +1,7 @@
 """The mail templates: every mail renders in Polish and English, tagged, escaped and complete.
 
 Pure rendering, no database and no network: ``mailgw.outbound.render`` on hand-made contexts of
-the shape ``core.outbox.sla_context`` builds, and ``build_message`` on a transient row.
+the shape ``core.mail.outbox.sla_context`` builds, and ``build_message`` on a transient row.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from config.settings import Settings
-from core.outbox import OutboundMail, derive_mail_domain, ticket_url
+from core.mail.models import OutboundMail
+from core.mail.outbox import derive_mail_domain, ticket_url
 from mailgw.outbound import (
     LANGUAGES,
     TEMPLATES_DIR,
@@ -44,7 +45,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "sla_breach": {**SLA, "breached_at": "2026-11-27T10:00:40+00:00"},
     "test_mail": {"url": "https://desk.example"},
 }
-# The shape core.notifications._base_context builds, plus each mail's own keys.
+# The shape core.notify.notifications._base_context builds, plus each mail's own keys.
 TICKET = {
     "ticket_number": 1042,
     "ticket_subject": "Drukarka nie drukuje",
@@ -77,7 +78,7 @@ CONTEXTS.update(
         },
     }
 )
-# The shape core.login_alerts builds.
+# The shape core.notify.login_alerts builds.
 LOGIN = {
     "recipient": "Anna Nowak",
     "account": "anna@acme.example",
@@ -99,7 +100,7 @@ CONTEXTS.update(
         },
     }
 )
-# core.delivery_failures.notice_context: a mail about a ticket failed for good (to staff).
+# core.notify.delivery_failures.notice_context: a mail about a ticket failed for good (to staff).
 CONTEXTS["delivery_failed"] = {
     **{k: v for k, v in TICKET.items() if k not in ("status", "reaction_due", "resolution_due")},
     "recipient": "Ola Koordynator",

@@ -1,4 +1,4 @@
-"""core.totp: codes in the window are accepted once; secrets are shown the way apps take them."""
+"""core.access.two_step: codes in the window are accepted once; secrets are shown the way apps take them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pyotp
 
-from core import totp
+from core.access import two_step as totp
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DP"
 NOW = 1_800_000_000.0  # a fixed moment; steps are 30 s

@@ -14,7 +14,7 @@ from litestar import get, post
 from litestar.params import QueryParameter
 
 from core.clock import utcnow
-from core.outbox import check_access, list_outbound, outbound_json, resend
+from core.mail.outbox import check_access, list_outbound, outbound_json, resend
 from web.deps import DB, CurrentUser
 
 

@@ -3,7 +3,7 @@
 The body is ``{"events": {kind: bool}, "clients": [name, ...], "products": [name, ...]}``;
 a PUT replaces the whole set (a kind left out is on, empty lists mean every client and
 product). ``ticket_ack`` is always on. Refusals are sentences in ``{"detail"}`` (400).
-The rules are ``core.preferences``'.
+The rules are ``core.notify.preferences``'.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from litestar import get, put
 
-from core.preferences import get_preferences, set_preferences
+from core.notify.preferences import get_preferences, set_preferences
 from web.deps import DB, CurrentUser
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core import sla_clock
-from core.models import Ticket, TicketEvent, User
-from core.permissions import can_see_event, visible_status_name
-from core.ticket_contacts import copied
+from core.access.permissions import can_see_event, visible_status_name
+from core.directory.models import User
+from core.sla import clocks as sla_clock
+from core.tickets.contacts import copied
+from core.tickets.models import Ticket, TicketEvent
 
 
 def iso(value: datetime | None) -> str | None:
@@ -76,7 +77,7 @@ def event_json(event: TicketEvent) -> dict[str, Any]:
 def ticket_with_cc(
     ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
 ) -> dict[str, Any]:
-    """One ticket with ``cc``: the e-mails of the contacts copied on it (core.ticket_contacts).
+    """One ticket with ``cc``: the e-mails of the contacts copied on it (core.tickets.contacts).
     Lists leave ``cc`` out: it would cost a query per ticket."""
     data = ticket_json(ticket, viewer, now, base_url)
     data["cc"] = [person.email for person in copied(ticket)]

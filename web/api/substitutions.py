@@ -13,16 +13,12 @@ from typing import Any
 
 from litestar import delete, get, post
 
-from core.accounts import get_user_by_email
+from core.access.accounts import get_user_by_email
+from core.access.models import Substitution
+from core.access.substitutions import create_substitution, end_substitution, list_substitutions
 from core.clock import utcnow
+from core.directory.models import User
 from core.errors import Forbidden, InputError
-from core.models import User
-from core.substitutions import (
-    Substitution,
-    create_substitution,
-    end_substitution,
-    list_substitutions,
-)
 from web.api.serializers import iso
 from web.deps import DB, CurrentUser
 

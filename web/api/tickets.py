@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from litestar import Request, delete, get, post
 from litestar.params import QueryParameter
 
-from core import ticket_contacts as contacts
-from core import tickets as svc
+from core.access.permissions import can
 from core.clock import utcnow
-from core.directory import (
+from core.directory.services import (
     contract_by_code,
     default_contract,
     find_or_create_contact,
@@ -20,9 +19,10 @@ from core.directory import (
     subcontractor_by_name,
 )
 from core.errors import Forbidden, InputError, NotFound
-from core.permissions import can
-from core.queries import TicketFilter, search_tickets
-from core.ticket_contacts import contact_for_client
+from core.tickets import contacts
+from core.tickets import services as svc
+from core.tickets.contacts import contact_for_client
+from core.tickets.queries import TicketFilter, search_tickets
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
 

@@ -1,6 +1,6 @@
 """The web console: server-rendered pages for staff, and the client and subcontractor portals.
 
-One set of URLs serves every role; what a page shows is decided by ``core.permissions``.
+One set of URLs serves every role; what a page shows is decided by ``core.access.permissions``.
 ``web.app`` mounts :data:`console_handlers` under ``/`` with the ``user``, ``web_session``
 and ``db`` dependencies.
 """

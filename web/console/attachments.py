@@ -14,9 +14,9 @@ from litestar.response import File
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from core.access.permissions import can_see_event, can_view
 from core.errors import NotFound
-from core.models import Attachment, TicketEvent
-from core.permissions import can_see_event, can_view
+from core.tickets.models import Attachment, TicketEvent
 from web.deps import DB, CurrentUser
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def download_raw_message(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, event_id: int
 ) -> File:
     """The mail exactly as it reached us (an .eml), for the staff who may see its event."""
-    from core.inbound import InboundMessage
+    from core.mail.models import InboundMessage
 
     event = db.scalar(
         select(TicketEvent)

@@ -10,9 +10,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
-from core.accounts import AuthError, authenticate, create_web_session, end_web_session
-from core.login_alerts import DEVICE_COOKIE, DEVICE_MAX_AGE, on_login, on_login_failed
-from core.models import AuditEntry
+from core.access.accounts import AuthError, authenticate, create_web_session, end_web_session
+from core.audit import AuditEntry
+from core.notify.login_alerts import DEVICE_COOKIE, DEVICE_MAX_AGE, on_login, on_login_failed
 from web.client_ip import client_ip, networks_of
 from web.deps import DB, SESSION_COOKIE, check_csrf, identify
 from web.i18n import LANGUAGES
@@ -62,7 +62,7 @@ def login_submit(
     try:
         user = authenticate(db, email, password, code)
     except AuthError as exc:
-        # Lower-cased, so core.login_alerts counts the failures of one account however typed.
+        # Lower-cased, so core.notify.login_alerts counts the failures of one account however typed.
         actor = email.lower()[:255] or None
         db.add(AuditEntry(actor=actor, action="login.failed", data={"reason": str(exc)}))
         # The owner (and, after repeated failures, the admins) are mailed; unknown addresses

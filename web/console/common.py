@@ -27,9 +27,10 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from core.access.models import WebSession
+from core.directory.models import User
 from core.errors import InputError, localized
-from core.models import User, WebSession
-from core.tickets import NewAttachment
+from core.tickets.services import NewAttachment
 from web.deps import identify
 from web.i18n import Translator
 from web.render import language_for, page

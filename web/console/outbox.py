@@ -1,5 +1,5 @@
 """The outbox page for administrators: outgoing mail by state, the relay's last answer, and a
-button that sends a failed mail again (``core.outbox.resend``; the same as ``pulpit mail
+button that sends a failed mail again (``core.mail.outbox.resend``; the same as ``pulpit mail
 resend`` and ``POST /api/v1/outbox/{id}/resend``). Failed mail is shown first: it is what an
 administrator comes here for."""
 
@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from core.clock import utcnow
 from core.errors import InputError
-from core.outbox import STATES, check_access, list_outbound, resend
+from core.mail.outbox import STATES, check_access, list_outbound, resend
 from web.console.common import console_session, error_page, redirect, render, translator
 from web.console.profile import URLENCODED
 from web.deps import DB, CurrentUser, check_csrf

@@ -1,6 +1,6 @@
 """The console's profile page: which events mail the user, narrowed to chosen clients and
 products (staff and subcontractors). Every logged-in user has one; the rules are
-``core.preferences``'."""
+``core.notify.preferences``'."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.orm import Session
 
+from core.access.models import WebSession
+from core.directory.models import User
 from core.errors import InputError
-from core.models import User, WebSession
-from core.preferences import (
+from core.notify.preferences import (
     ALWAYS_ON,
     can_narrow,
     choices,

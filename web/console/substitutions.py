@@ -1,5 +1,5 @@
 """The console's substitutions page: current and future substitutions, a form to add one and
-a button to end one early. Staff only; the rules are ``core.substitutions``'."""
+a button to end one early. Staff only; the rules are ``core.access.substitutions``'."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email
+from core.access.accounts import get_user_by_email
+from core.access.models import WebSession
+from core.access.substitutions import create_substitution, end_substitution, list_substitutions
 from core.clock import utcnow
+from core.directory.models import STAFF_ROLES, User
 from core.errors import N_, Forbidden, InputError
-from core.models import STAFF_ROLES, User, WebSession
-from core.substitutions import create_substitution, end_substitution, list_substitutions
 from web.console.common import (
     console_session,
     error_page,

@@ -1,4 +1,4 @@
-"""The ticket page's form for contacts copied on a ticket (core.ticket_contacts).
+"""The ticket page's form for contacts copied on a ticket (core.tickets.contacts).
 
 Same pattern as the other ticket-page forms (``web.console.ticket_detail``): CSRF-checked POST,
 redirect back on success, the page re-rendered with core's sentence and status on a refusal.
@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from litestar import Request, post
 from litestar.response import Redirect, Template
 
-from core import ticket_contacts as contacts
+from core.access.permissions import can
 from core.errors import Forbidden, InputError, NotFound
-from core.permissions import can
+from core.tickets import contacts
 from web.console.common import form_str
 from web.console.ticket_detail import URLENCODED, acting_on, form_done, form_refused
 from web.deps import DB, CurrentUser

@@ -17,25 +17,19 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core import sla_clock
+from core.access.models import WebSession
+from core.access.permissions import can, can_see_event, can_view, settable_statuses
 from core.clock import utcnow
-from core.directory import contract_by_code, staff_user, subcontractor_by_name
+from core.contracts.models import Contract, CustomField
+from core.directory.models import STAFF_ROLES, Subcontractor, User
+from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
 from core.errors import InputError, NotFound
-from core.inbound import InboundMessage
-from core.models import (
-    STAFF_ROLES,
-    Contract,
-    CustomField,
-    Subcontractor,
-    Ticket,
-    TicketEvent,
-    User,
-    WebSession,
-)
-from core.permissions import can, can_see_event, can_view, settable_statuses
-from core.sla_clock import is_overdue
-from core.ticket_contacts import copied
-from core.tickets import (
+from core.mail.models import InboundMessage
+from core.sla import clocks as sla_clock
+from core.sla.clocks import is_overdue
+from core.tickets.contacts import copied
+from core.tickets.models import Ticket, TicketEvent
+from core.tickets.services import (
     add_comment,
     assign,
     change_contract,
@@ -149,7 +143,7 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "can_note": can(user, "note", ticket),
         "can_assign": can_assign,
         "can_worklog": can(user, "worklog", ticket),
-        # Contacts copied on the ticket (core.ticket_contacts), loaded here, not in the template.
+        # Contacts copied on the ticket (core.tickets.contacts), loaded here, not in the template.
         "copied": copied(ticket),
         "can_cc": can(user, "cc", ticket),
         "staff": staff,

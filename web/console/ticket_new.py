@@ -16,8 +16,12 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from core.access.models import WebSession
+from core.access.permissions import can_view
 from core.clock import utcnow
-from core.directory import (
+from core.contracts.models import Contract
+from core.directory.models import STAFF_ROLES, Product, User
+from core.directory.services import (
     contract_by_code,
     default_contract,
     find_or_create_contact,
@@ -25,9 +29,7 @@ from core.directory import (
     staff_user,
 )
 from core.errors import Forbidden, InputError, localized
-from core.models import STAFF_ROLES, Contract, Product, User, WebSession
-from core.permissions import can_view
-from core.tickets import open_ticket
+from core.tickets.services import open_ticket
 from web.console.common import (
     console_session,
     error_page,

@@ -1,7 +1,7 @@
 """The ticket list: filters, sorting, paging and the bulk status change.
 
 This is the page coordinators keep open all day, so its filters live in the URL (a filtered
-view can be bookmarked and shared) and every list goes through ``core.queries.search_tickets``,
+view can be bookmarked and shared) and every list goes through ``core.tickets.queries.search_tickets``,
 the same permission-scoped search the API uses.
 """
 
@@ -19,13 +19,16 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.access.models import WebSession
+from core.access.permissions import can, ticket_scope
 from core.clock import utcnow
+from core.contracts.models import Contract, Status
+from core.directory.models import STAFF_ROLES, Client, User
 from core.errors import BulkRefused, InputError, localized
-from core.models import STAFF_ROLES, Client, Contract, Status, Ticket, User, WebSession
-from core.permissions import can, ticket_scope
-from core.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
-from core.sla_clock import is_overdue
-from core.tickets import bulk_change_status
+from core.sla.clocks import is_overdue
+from core.tickets.models import Ticket
+from core.tickets.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
+from core.tickets.services import bulk_change_status
 from web.console.common import (
     clean_query,
     console_session,
@@ -244,7 +247,7 @@ def bulk_status(
     user: CurrentUser,
     data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Template | Redirect:
-    """All or nothing (core.tickets.bulk_change_status): a refusal changes no ticket and the
+    """All or nothing (core.tickets.services.bulk_change_status): a refusal changes no ticket and the
     list comes back with the reason for each refused one and the same rows still ticked."""
     web_session = console_session(request, db)
     check_csrf(request, web_session, data)

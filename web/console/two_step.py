@@ -2,7 +2,7 @@
 
 Setting up shows a new secret as a QR code (inline SVG, made here: the secret never leaves
 the server for a QR service) and as text, and asks for a code from the app and the password
-(``core.accounts.enable_totp``). The secret travels in the form until it is confirmed; it is
+(``core.access.accounts.enable_totp``). The secret travels in the form until it is confirmed; it is
 the user's own, shown to them anyway, and the form is CSRF-checked. Someone who lost the
 phone is let back in by an administrator: ``pulpit user reset-totp --email E``.
 """
@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from core import totp
-from core.accounts import disable_totp, enable_totp
+from core.access import two_step as totp
+from core.access.accounts import disable_totp, enable_totp
+from core.directory.models import User
 from core.errors import N_, Forbidden, InputError
-from core.models import User
 from web.console.common import console_session, form_str, redirect, refusal, render, translator
 from web.console.profile import URLENCODED
 from web.deps import DB, CurrentUser, check_csrf

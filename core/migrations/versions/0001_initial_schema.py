@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0001"
 down_revision = None
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=True),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
@@ -33,7 +33,7 @@ def upgrade() -> None:
         "blobs",
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("sha256"),
     )
     op.create_table(
@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column("at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("at", core.orm.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("actor", "key"),
     )
@@ -131,7 +131,7 @@ def upgrade() -> None:
         sa.Column("manager", sa.Boolean(), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["subcontractor_id"], ["subcontractors.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
@@ -143,9 +143,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("last_used_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("revoked_at", core.db.UTCDateTime(), nullable=True),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", core.orm.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -223,8 +223,8 @@ def upgrade() -> None:
         sa.Column("session_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("user_agent", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -247,17 +247,17 @@ def upgrade() -> None:
         sa.Column("product_id", sa.Integer(), nullable=True),
         sa.Column("custom_fields", sa.JSON(), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("reaction_due", core.db.UTCDateTime(), nullable=True),
-        sa.Column("resolution_due", core.db.UTCDateTime(), nullable=True),
-        sa.Column("first_response_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("resolved_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("reaction_breached_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("resolution_breached_at", core.db.UTCDateTime(), nullable=True),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("reaction_due", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("resolution_due", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("first_response_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("resolved_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("reaction_breached_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("resolution_breached_at", core.orm.UTCDateTime(), nullable=True),
         sa.Column("sla_paused", sa.Boolean(), nullable=False),
         sa.Column("ever_breached", sa.Boolean(), nullable=False),
-        sa.Column("sla_next_check", core.db.UTCDateTime(), nullable=True),
+        sa.Column("sla_next_check", core.orm.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"],
             ["users.id"],
@@ -308,7 +308,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("public", sa.Boolean(), nullable=False),
         sa.Column("body_text", sa.Text(), nullable=True),

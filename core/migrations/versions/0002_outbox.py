@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0002"
 down_revision = "0001"
@@ -25,7 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "outbound_mail",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("message_id", sa.String(length=998), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column("template", sa.String(length=64), nullable=False),
@@ -36,10 +36,10 @@ def upgrade() -> None:
         sa.Column("dedupe_key", sa.String(length=500), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("enqueued_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("claimed_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("sent_at", core.db.UTCDateTime(), nullable=True),
+        sa.Column("next_attempt_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("enqueued_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("claimed_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", core.orm.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"],

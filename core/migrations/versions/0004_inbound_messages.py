@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0004"
 down_revision = "0003"
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "inbound_messages",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("received_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("received_at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("mailbox", sa.String(length=255), nullable=True),
         sa.Column("envelope_from", sa.String(length=998), nullable=True),
@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("decisions", sa.JSON(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column("event_id", sa.Integer(), nullable=True),
-        sa.Column("processed_at", core.db.UTCDateTime(), nullable=True),
+        sa.Column("processed_at", core.orm.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["event_id"], ["ticket_events.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["sha256"],

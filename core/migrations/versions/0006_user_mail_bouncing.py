@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0006"
 down_revision = "0005"
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     # A nullable column: SQLite adds it in place, batch mode recreates nothing.
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mail_bouncing_since", core.db.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("mail_bouncing_since", core.orm.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:

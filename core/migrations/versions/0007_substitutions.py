@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0007"
 down_revision = "0006"
@@ -24,10 +24,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("absent_id", sa.Integer(), nullable=False),
         sa.Column("substitute_id", sa.Integer(), nullable=False),
-        sa.Column("starts_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("ends_at", core.db.UTCDateTime(), nullable=False),
-        sa.Column("ended_at", core.db.UTCDateTime(), nullable=True),
-        sa.Column("created_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("starts_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("ends_at", core.orm.UTCDateTime(), nullable=False),
+        sa.Column("ended_at", core.orm.UTCDateTime(), nullable=True),
+        sa.Column("created_at", core.orm.UTCDateTime(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["absent_id"], ["users.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["substitute_id"], ["users.id"], ondelete="CASCADE"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db
+import core.orm
 
 revision = "0010"
 down_revision = "0009"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         "ticket_contacts",
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("added_at", core.db.UTCDateTime(), nullable=False),
+        sa.Column("added_at", core.orm.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("ticket_id", "user_id"),

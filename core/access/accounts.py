@@ -18,19 +18,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from core import totp
+from core.access import two_step as totp
+from core.access.models import ApiToken, WebSession
+from core.audit import AuditEntry
 from core.clock import utcnow
+from core.directory.models import ROLE_ALIASES, ROLES, Client, Subcontractor, User
 from core.errors import N_, InputError
-from core.models import (
-    ROLE_ALIASES,
-    ROLES,
-    ApiToken,
-    AuditEntry,
-    Client,
-    Subcontractor,
-    User,
-    WebSession,
-)
 
 _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so a login takes the same time either way.

@@ -1,9 +1,9 @@
 """Who is mailed about what happens on a ticket, and with which headers.
 
-The ticket services in :mod:`core.tickets` call the ``on_*`` hooks below at the end of
+The ticket services in :mod:`core.tickets.services` call the ``on_*`` hooks below at the end of
 ``open_ticket``, ``add_comment``, ``record_email``, ``_apply_status`` and ``assign``. A hook only
 decides the recipients and builds the context; every mail is queued with
-:func:`core.outbox.queue_mail` in the caller's transaction, so it goes out exactly when the
+:func:`core.mail.outbox.queue_mail` in the caller's transaction, so it goes out exactly when the
 change it reports is committed (and not at all on a rollback).
 
 Configuration: the services know no settings, so the Message-ID domain and the public URL
@@ -14,7 +14,7 @@ without it (unit tests, seeding, the CLI) sends no notifications at all.
 
 What goes to whom (issue 5, "What is sent, to whom"):
 
-* the requester and the contacts copied on the ticket (``core.ticket_contacts``; each in
+* the requester and the contacts copied on the ticket (``core.tickets.contacts``; each in
   their own language, with the same preferences and loop protection): ``ticket_ack`` (a new
   ticket; ``Auto-Submitted: auto-replied``, RFC 3834 section 5, threaded under the client's
   own mail), ``ticket_comment`` (a public comment by
@@ -23,8 +23,8 @@ What goes to whom (issue 5, "What is sent, to whom"):
 * staff: ``ticket_new`` (the contract's coordinators), ``ticket_assigned`` (the assignee, or the
   subcontractor's users) and ``ticket_reply`` (the assignee, when the client writes).
 
-Preferences (:mod:`core.preferences`): each user may turn these kinds off and narrow staff mail
-to chosen clients and products; :func:`_send` asks :func:`core.preferences.wants` before queuing
+Preferences (:mod:`core.notify.preferences`): each user may turn these kinds off and narrow staff mail
+to chosen clients and products; :func:`_send` asks :func:`core.notify.preferences.wants` before queuing
 anything. ``ticket_ack`` is always sent (the receipt of the requester's own mail).
 
 Never mailed: the person who acted, users whose address bounces (``mail_bouncing_since``),
@@ -47,13 +47,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import utcnow
+from core.contracts.models import Status
 from core.db import transaction_memo
-from core.inbound import InboundMessage
-from core.mailboxes import mailboxes
-from core.models import Status, Ticket, TicketEvent, User
-from core.outbox import OutboundMail, mailable, queue_mail, ticket_context, ticket_timezone
-from core.preferences import wants
-from core.recipients import contract_coordinators
+from core.directory.models import User
+from core.mail.mailboxes import mailboxes
+from core.mail.models import InboundMessage, OutboundMail
+from core.mail.outbox import mailable, queue_mail, ticket_context, ticket_timezone
+from core.notify.preferences import wants
+from core.notify.recipients import contract_coordinators
+from core.tickets.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def _base_context(ticket: Ticket, config: NotifyConfig) -> dict[str, Any]:
 def _with_substitutes(session: Session, users: list[User], now: datetime) -> list[User]:
     """Staff recipients plus whoever substitutes for them now (if substitutions exist yet)."""
     try:
-        from core import recipients
+        from core.notify import recipients
 
         expand = getattr(recipients, "with_substitutes")  # noqa: B009 - may not exist yet
     except (ImportError, AttributeError):
@@ -162,7 +164,7 @@ def _thread(session: Session, ticket: Ticket, to: str) -> list[str]:
     """References for a mail to ``to``: the client's original mail first, then ours to them.
 
     RFC 5322 3.6.4: References lists the thread's ids oldest first and In-Reply-To names the
-    parent; :func:`core.outbox.queue_mail` takes the last reference as the parent.
+    parent; :func:`core.mail.outbox.queue_mail` takes the last reference as the parent.
     """
     refs: list[str] = []
     origin = _origin(ticket)
@@ -325,8 +327,8 @@ def _requester_and_copied(
     ticket: Ticket, *, besides: User | None, staff_requester: bool = True
 ) -> list[User]:
     """The requester (a staff requester only when ``staff_requester``), then the contacts
-    copied on the ticket (``core.ticket_contacts.copied``), each once, never ``besides``."""
-    from core.ticket_contacts import copied
+    copied on the ticket (``core.tickets.contacts.copied``), each once, never ``besides``."""
+    from core.tickets.contacts import copied
 
     requester: User | None = ticket.requester
     if requester is not None and requester.is_staff and not staff_requester:

@@ -13,19 +13,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core import sla_clock
+from core.access.permissions import ticket_scope
+from core.contracts.models import Contract, Status, TicketType
+from core.directory.models import Client, Subcontractor, User
 from core.errors import InputError
-from core.models import (
-    Client,
-    Contract,
-    Status,
-    Subcontractor,
-    Ticket,
-    TicketEvent,
-    TicketType,
-    User,
-)
-from core.permissions import ticket_scope
+from core.sla import clocks as sla_clock
+from core.tickets.models import Ticket, TicketEvent
 
 MAX_PER_PAGE = 200
 SORTS = (

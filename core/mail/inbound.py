@@ -18,49 +18,21 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Table, Text, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from core.blobs import BlobStore
+from core.blobs import Blob, BlobStore
 from core.clock import utcnow
 from core.db import enqueue
-from core.models import Base, Blob
+from core.mail.models import InboundMessage
 
 PROCESS_ACTOR = "mail.process"
 MAX_ATTEMPTS = 3
 STATES = ("received", "processed", "quarantined", "ignored")
-
-
-class InboundMessage(Base):
-    __tablename__ = "inbound_messages"
-    __table_args__ = (
-        Index("ix_inbound_messages_state", "state"),
-        Index("ix_inbound_messages_message_id", "message_id"),
-        Index("ix_inbound_messages_sha256", "sha256"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    source: Mapped[str] = mapped_column(String(16))  # smtp, lmtp, imap, api
-    mailbox: Mapped[str | None] = mapped_column(String(255))  # IMAP: the configured mailbox
-    envelope_from: Mapped[str | None] = mapped_column(String(998))
-    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
-    message_id: Mapped[str | None] = mapped_column(String(998))  # as found in the header
-    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
-    size: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="received")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    reason: Mapped[str | None] = mapped_column(Text)
-    decisions: Mapped[list[Any]] = mapped_column(default=list)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    event_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ticket_events.id", ondelete="SET NULL")
-    )
-    processed_at: Mapped[datetime | None] = mapped_column()
 
 
 def header_message_id(raw: bytes) -> str | None:

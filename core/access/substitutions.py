@@ -1,8 +1,8 @@
 """Substitutions: for a window of time, one person covers for an absent colleague.
 
 While a substitution is active (``starts_at <= now < ends_at`` and not ended early), the
-substitute sees every ticket the absent person can see (``core.permissions`` asks
-:func:`represented`) and receives the mails meant for them (``core.recipients`` asks
+substitute sees every ticket the absent person can see (``core.access.permissions`` asks
+:func:`represented`) and receives the mails meant for them (``core.notify.recipients`` asks
 :func:`substitutes_of`). Ending one early sets ``ended_at`` to now, so access stops at once.
 
 Chains resolve: when A covers B and B, also away, is covered by C, then C sees B's and A's
@@ -17,46 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, ForeignKey, and_, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
 
+from core.access.models import Substitution
+from core.audit import AuditEntry
 from core.clock import utcnow
+from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
-from core.models import AuditEntry, Base, User
 
 MANAGERS = ("admin", "coordinator")
-
-
-class Substitution(Base):
-    """One person (``substitute``) covering for another (``absent``) within a window."""
-
-    __tablename__ = "substitutions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    absent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    substitute_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    starts_at: Mapped[datetime] = mapped_column()
-    ends_at: Mapped[datetime] = mapped_column()
-    # Set when ended before ends_at; the substitution stops counting from this instant.
-    ended_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-
-    absent: Mapped[User] = relationship(foreign_keys=[absent_id])
-    substitute: Mapped[User] = relationship(foreign_keys=[substitute_id])
-    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
-
-    def is_active(self, now: datetime) -> bool:
-        """Does this substitution count at ``now``?"""
-        if self.ended_at is not None and self.ended_at <= now:
-            return False
-        return self.starts_at <= now < self.ends_at
-
-    def is_over(self, now: datetime) -> bool:
-        """Has it ended (by its window or early) by ``now``?"""
-        return now >= self.ends_at or (self.ended_at is not None and self.ended_at <= now)
 
 
 def active_clause(now: datetime) -> ColumnElement[bool]:

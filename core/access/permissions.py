@@ -20,11 +20,11 @@ client         tickets they requested or are copied on (while  public comments, 
                tickets                                         contacts (``cc``)
 =============  ==============================================  ===============================
 
-Copied contacts (``core.ticket_contacts``): staff who may see a ticket (admins, coordinators,
+Copied contacts (``core.tickets.contacts``): staff who may see a ticket (admins, coordinators,
 its technician) and its requester or a manager of its client add and remove them; a copied
 contact sees the ticket but copies nobody. Subcontractors do not copy clients' people.
 
-Substitutions (``core.substitutions``): for its window, a substitute also sees every ticket
+Substitutions (``core.access.substitutions``): for its window, a substitute also sees every ticket
 the absent person sees (chains included); the actions stay those of the substitute's own role.
 
 Timeline: clients see public events only; staff and subcontractor users see every event of the
@@ -41,9 +41,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
+from core.access.substitutions import represented
 from core.clock import utcnow
-from core.models import Status, Ticket, TicketEvent, User, ticket_contacts
-from core.substitutions import represented
+from core.contracts.models import Status
+from core.directory.models import User
+from core.tickets.models import Ticket, TicketEvent, ticket_contacts
 
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
 # "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
@@ -75,7 +77,7 @@ def ticket_scope(user: User, *, now: datetime | None = None) -> ColumnElement[bo
     """A WHERE clause selecting exactly the tickets this user may see.
 
     Besides their own, a user sees the tickets of everyone they currently substitute for
-    (``core.substitutions.represented``, chains included), read in the user's own session
+    (``core.access.substitutions.represented``, chains included), read in the user's own session
     at ``now`` (default: the clock's now); the window closes at once when it ends.
     """
     if not user.active:

@@ -3,7 +3,7 @@
 A code is accepted for the current 30-second step or one step either side (clocks on phones
 drift), and each step at most once: the step of the last accepted code is kept on the user,
 so a code read over a shoulder or from a log cannot log in a second time (RFC 6238 5.2).
-Enrolling, turning off and resetting are ``core.accounts``' business; this module holds no
+Enrolling, turning off and resetting are ``core.access.accounts``' business; this module holds no
 session and writes nothing but the user's last step.
 """
 
@@ -15,7 +15,7 @@ import time
 import pyotp
 import segno
 
-from core.models import User
+from core.directory.models import User
 
 ISSUER = "Pulpit"
 # One step either side: a phone up to 30 s fast or slow still logs in.

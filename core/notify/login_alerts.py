@@ -14,9 +14,9 @@
 No table of its own: failures are counted from the ``login.failed`` audit entries the console
 writes (their ``actor`` is the address as typed, lower-cased), and the rate limits read the
 outbox (``OutboundMail``) and its ``dedupe_key``. Every mail is queued with
-:func:`core.outbox.queue_mail` in the caller's transaction, ``Auto-Submitted: auto-generated``,
+:func:`core.mail.outbox.queue_mail` in the caller's transaction, ``Auto-Submitted: auto-generated``,
 in the recipient's language, with no ticket. A session without a notification config
-(:func:`core.notifications.config_of` is None) sends nothing.
+(:func:`core.notify.notifications.config_of` is None) sends nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email
+from core.access.accounts import get_user_by_email
+from core.audit import AuditEntry
 from core.clock import utcnow
-from core.models import AuditEntry, User
-from core.notifications import config_of
-from core.outbox import DEFAULT_TIMEZONE, OutboundMail, mailable, queue_mail
+from core.directory.models import User
+from core.mail.models import OutboundMail
+from core.mail.outbox import DEFAULT_TIMEZONE, mailable, queue_mail
+from core.notify.notifications import config_of
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Ticket services: open a ticket, comment, change status, assign, log work, bulk changes.
 
 Each function takes a ``Session``, checks what the acting user may do through
-``core.permissions``, appends to the ticket's timeline, keeps the SLA fields up to date through
-``core.sla_clock`` and never commits: the caller owns the transaction.
+``core.access.permissions``, appends to the ticket's timeline, keeps the SLA fields up to date through
+``core.sla.clocks`` and never commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -16,24 +16,15 @@ from sqlalchemy import insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from core import notifications, sla_clock
+from core.access.permissions import can, can_view, settable_statuses
 from core.blobs import BlobStore
 from core.clock import utcnow
+from core.contracts.models import Contract, CustomField, Status, TicketType
+from core.directory.models import Product, Subcontractor, User
 from core.errors import N_, BulkRefused, Forbidden, InputError, NotFound
-from core.models import (
-    Attachment,
-    Contract,
-    Counter,
-    CustomField,
-    Product,
-    Status,
-    Subcontractor,
-    Ticket,
-    TicketEvent,
-    TicketType,
-    User,
-)
-from core.permissions import can, can_view, settable_statuses
+from core.notify import notifications
+from core.sla import clocks as sla_clock
+from core.tickets.models import Attachment, Counter, Ticket, TicketEvent
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -306,7 +297,7 @@ def open_ticket(
     """Open a ticket. ``author`` is who typed it (staff on the phone), default the requester.
 
     ``data`` is merged into the opening event's data (the mail gateway's subject, sender and
-    full text). ``cc``: contacts copied on the ticket (``core.ticket_contacts``; the caller
+    full text). ``cc``: contacts copied on the ticket (``core.tickets.contacts``; the caller
     checked who may copy them), told of it like the requester."""
     subject = (subject or "").strip()
     if not subject:
@@ -351,7 +342,7 @@ def open_ticket(
         product=product,
         custom_fields=validate_custom_fields(session, contract, custom_fields),
         # Known empty: the notifications below would otherwise load it from the database.
-        # (core.ticket_contacts.add_contacts expires it when it copies anyone.)
+        # (core.tickets.contacts.add_contacts expires it when it copies anyone.)
         cc=[],
         source=source,
         created_at=at,
@@ -381,8 +372,8 @@ def open_ticket(
     _attach(session, opened, attachments, blobs)
     session.flush()
     if cc:
-        # Copied before the acknowledgement is queued, so they get it too (core.ticket_contacts).
-        from core.ticket_contacts import add_contacts
+        # Copied before the acknowledgement is queued, so they get it too (core.tickets.contacts).
+        from core.tickets.contacts import add_contacts
 
         add_contacts(session, ticket, cc, actor=author or requester, at=at, check=False)
     notifications.on_ticket_opened(session, ticket, opened, author=author or requester)
@@ -669,7 +660,7 @@ def set_fields(
 def change_type(
     session: Session, ticket: Ticket, type_name: str, *, actor: User, at: datetime | None = None
 ) -> TicketEvent | None:
-    """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla_clock)."""
+    """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla.clocks)."""
     if not can(actor, "fields", ticket):
         raise Forbidden(
             N_("you may not change the type of ticket #%(number)s"), number=ticket.number
@@ -768,7 +759,7 @@ def record_email(
     The gateway decides who may write to a thread by its own rule (``mailgw.thread_match``,
     wider than the console's view scope: a colleague of the requester, any staff member), so
     no ``can()`` check here. A staff member's public mail meets the reaction clock
-    (``core.sla_clock.first_response`` counts public ``email_in`` from responders).
+    (``core.sla.clocks.first_response`` counts public ``email_in`` from responders).
     """
     event = _event(
         session,

@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import sla_clock
-from core.models import Ticket, TicketEvent, User
-from core.preferences import wants
-from core.recipients import sla_recipients
+from core.directory.models import User
+from core.notify.preferences import wants
+from core.notify.recipients import sla_recipients
+from core.sla import clocks as sla_clock
+from core.tickets.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def _notify(
     public_url: str,
     now: datetime,
 ) -> None:
-    from core.outbox import queue_mail, sla_context
+    from core.mail.outbox import queue_mail, sla_context
 
     clock, kind, due = event.data["clock"], event.data["kind"], event.data["due"]
     people: list[User] = [

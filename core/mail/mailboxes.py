@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from core.db import transaction_memo
-from core.models import Mailbox
+from core.mail.models import Mailbox
 
 _KEY = "mailboxes"
 

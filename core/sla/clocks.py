@@ -1,6 +1,6 @@
 """SLA clocks on tickets: reaction and resolution, derived from the ticket's history.
 
-The arithmetic lives in ``core.sla`` (business time on a calendar); this module decides when
+The arithmetic lives in ``core.sla.calendar`` (business time on a calendar); this module decides when
 each clock runs and stores the results on the ticket for fast lists and the ``overdue`` filter.
 Everything is derived from the event timeline, so recomputing always gives the same answer.
 
@@ -31,8 +31,10 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.models import Calendar, Contract, Ticket, TicketEvent
-from core.sla import BusinessCalendar, parse_duration
+from core.contracts.models import Contract
+from core.sla.calendar import BusinessCalendar, parse_duration
+from core.sla.models import Calendar
+from core.tickets.models import Ticket, TicketEvent
 
 _ALWAYS = {"timezone": "Europe/Warsaw", "hours": "24/7"}
 RESPONDER_ROLES = frozenset({"admin", "coordinator", "technician", "subcontractor"})

@@ -1,7 +1,7 @@
 """Who is told about a ticket: the routing of notifications to people.
 
 One place decides, so the SLA watcher, assignment mails and the notifications issue agree:
-the assignee, plus whoever currently substitutes for them (``core.substitutions``, chains
+the assignee, plus whoever currently substitutes for them (``core.access.substitutions``, chains
 included), and the contract's coordinators (every active coordinator when the contract names
 none).
 """
@@ -14,8 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Ticket, User
-from core.substitutions import substitutes_of
+from core.access.substitutions import substitutes_of
+from core.directory.models import User
+from core.tickets.models import Ticket
 
 
 def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:

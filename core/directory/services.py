@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email, normalize_email
+from core.access.accounts import get_user_by_email, normalize_email
+from core.contracts.models import Contract
+from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
 from core.errors import N_, InputError
-from core.models import Client, ClientDomain, Contract, Product, Subcontractor, User
 
 
 def client_for_email(session: Session, email: str) -> Client | None:

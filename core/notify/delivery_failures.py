@@ -1,6 +1,6 @@
 """Staff are told by mail when a mail about a ticket could not be delivered (issue 5).
 
-:func:`on_delivery_failed` is called by :func:`core.outbox.mark_failed`, in the same unit of
+:func:`on_delivery_failed` is called by :func:`core.mail.outbox.mark_failed`, in the same unit of
 work that marks the row ``failed`` (a permanent 5xx from the relay, a template that cannot be
 rendered, or the last retry spent). It queues a ``delivery_failed`` mail through the outbox, so
 the notice commits, or rolls back, with the failure itself.
@@ -8,7 +8,7 @@ the notice commits, or rolls back, with the failure itself.
 Who is told: the ticket's assignee and whoever substitutes for them now; with no assignee, the
 contract's coordinators (every active coordinator for a ticket without a contract) and their
 substitutes. Each person's preferences are asked (``delivery_failed`` in
-:data:`core.preferences.EVENT_KINDS`).
+:data:`core.notify.preferences.EVENT_KINDS`).
 
 Never told, so that a failure can never feed itself:
 
@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from core.models import Ticket, User
-from core.preferences import wants
-from core.recipients import contract_coordinators, with_substitutes
+from core.directory.models import User
+from core.notify.preferences import wants
+from core.notify.recipients import contract_coordinators, with_substitutes
+from core.tickets.models import Ticket
 
 if TYPE_CHECKING:
-    from core.outbox import OutboundMail
+    from core.mail.models import OutboundMail
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def _address(value: str) -> str:
 
 
 def _reachable(user: User, failed: str) -> bool:
-    from core.outbox import mailable  # core.outbox calls this module: imported late
+    from core.mail.outbox import mailable  # core.mail.outbox calls this module: imported late
 
     return mailable(user) and _address(user.email) != failed
 
@@ -80,7 +81,7 @@ def notice_context(
     subject: str | None,
 ) -> dict[str, Any]:
     """What the ``delivery_failed`` template shows (plain JSON, times as ISO strings)."""
-    from core.outbox import ticket_context, ticket_timezone
+    from core.mail.outbox import ticket_context, ticket_timezone
 
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     context = ticket_context(ticket, public_url=public_url)
@@ -103,8 +104,8 @@ def on_delivery_failed(
     subject: str | None = None,
 ) -> list[OutboundMail]:
     """Queue the notice about ``row``'s failure to staff; returns the queued rows."""
-    from core.notifications import config_of
-    from core.outbox import queue_mail
+    from core.mail.outbox import queue_mail
+    from core.notify.notifications import config_of
 
     if row.template == TEMPLATE:
         log.warning("mail %s: a delivery failure notice failed; nobody is told", row.message_id)

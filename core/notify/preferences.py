@@ -6,7 +6,7 @@ narrowing, so nothing changes until a user chooses otherwise. The disabled kinds
 (not the enabled ones), so a kind added later starts on for everybody.
 
 :func:`wants` is the one question asked before a notification is queued: by
-``core.notifications._send`` (ticket mails) and ``core.sla_watch._notify`` (SLA warnings and
+``core.notify.notifications._send`` (ticket mails) and ``core.sla.watch._notify`` (SLA warnings and
 breaches, the assignee's and the coordinators' alike).
 
 * ``ticket_ack`` is always sent: it is the receipt of the requester's own mail (with the
@@ -27,8 +27,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.contracts.models import Contract
+from core.directory.models import Client, Product, User
 from core.errors import InputError
-from core.models import Client, Contract, Product, Ticket, User
+from core.tickets.models import Ticket
 
 # The events a user may turn off, in the order pages list them.
 EVENT_KINDS = (

@@ -30,29 +30,25 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    func,
     or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Session, selectinload
 
+from core.access.permissions import can
+from core.audit import AuditEntry
 from core.clock import utcnow
 from core.db import enqueue
-from core.delivery_failures import on_delivery_failed
 from core.errors import N_, Forbidden, InputError, NotFound
-from core.models import AuditEntry, Base, TicketEvent
-from core.permissions import can
+from core.mail.models import OutboundMail
+from core.notify.delivery_failures import on_delivery_failed
+from core.tickets.models import TicketEvent
 
 if TYPE_CHECKING:
-    from core.models import Ticket, User
+    from core.directory.models import User
+    from core.tickets.models import Ticket
 
 SEND_ACTOR = "mail.send"
 STATES = ("pending", "sending", "sent", "failed")
@@ -78,53 +74,6 @@ MAX_REFERENCES = 20
 
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MSG_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
-
-
-class OutboundMail(Base):
-    """One outgoing mail to one recipient: what to render, where to, and how sending went."""
-
-    __tablename__ = "outbound_mail"
-    __table_args__ = (
-        UniqueConstraint("message_id", name="uq_outbound_mail_message_id"),
-        UniqueConstraint("dedupe_key", name="uq_outbound_mail_dedupe_key"),
-        Index("ix_outbound_mail_state_next_attempt", "state", "next_attempt_at"),
-        Index("ix_outbound_mail_ticket", "ticket_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Fixed at creation, so every retry is the same message to the recipient's client, and a
-    # reply's In-Reply-To leads back to this row and its ticket.
-    message_id: Mapped[str] = mapped_column(String(998))
-    ticket_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tickets.id", ondelete="SET NULL", name="fk_outbound_mail_ticket_id_tickets")
-    )
-    template: Mapped[str] = mapped_column(String(64))
-    language: Mapped[str] = mapped_column(String(8), default="pl")
-    to_addr: Mapped[str] = mapped_column(String(500))
-    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    dedupe_key: Mapped[str | None] = mapped_column(String(500))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # When a mail.send job was last handed over for this row (queue_mail, then each sweep).
-    enqueued_at: Mapped[datetime | None] = mapped_column()
-    claimed_at: Mapped[datetime | None] = mapped_column()
-    sent_at: Mapped[datetime | None] = mapped_column()
-    last_error: Mapped[str | None] = mapped_column(Text)
-
-    ticket: Mapped[Ticket | None] = relationship()
-
-
-# Loop protection asks, for every automatic mail to a client, how many went to that address in
-# the last minutes (core.notifications._loop_limited): without this index a scan of the whole
-# outbox, which grew slower with every mail sent (seen in bench/run_ingest.sh's 3,000 mails).
-Index(
-    "ix_outbound_mail_recipient_created",
-    func.lower(OutboundMail.to_addr),
-    OutboundMail.created_at,
-)
 
 
 # --- Helpers for callers ---------------------------------------------------------------------
@@ -529,7 +478,7 @@ def mark_failed(
 
 def check_access(user: User) -> None:
     """The outbox holds every recipient's address: only users with the ``outbox`` action
-    (administrators, ``core.permissions``) list it or send its mail again."""
+    (administrators, ``core.access.permissions``) list it or send its mail again."""
     if not can(user, "outbox"):
         raise Forbidden(N_("the outbox is for administrators"))
 

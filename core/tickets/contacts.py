@@ -1,8 +1,8 @@
 """Contacts copied on a ticket (CC; Jira Service Management's "request participants").
 
 A copied contact gets the mail the requester gets about the ticket (the acknowledgement,
-public staff comments, changes to ``visible_to_client`` statuses; ``core.notifications``),
-sees the ticket in the portal (``core.permissions.ticket_scope``) and may answer it by mail.
+public staff comments, changes to ``visible_to_client`` statuses; ``core.notify.notifications``),
+sees the ticket in the portal (``core.access.permissions.ticket_scope``) and may answer it by mail.
 
 Who may be copied: an active contact (role ``client``) of the ticket's client. On a triage
 ticket (no client yet) that is a contact without a client, as the requester is; nobody gets
@@ -12,7 +12,7 @@ while the contact belongs to the ticket's client: moving the ticket to another c
 contract (or the contact to another client) silences it without deleting the row, so the
 timeline stays true and a move back restores it.
 
-Who may copy: ``core.permissions.can(user, "cc", ticket)``: admins, coordinators, the
+Who may copy: ``core.access.permissions.can(user, "cc", ticket)``: admins, coordinators, the
 ticket's technician, its requester and a manager contact of its client. The mail gateway
 copies on behalf of the sender (it decides who may write to a thread by its own rule).
 
@@ -29,12 +29,13 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.accounts import get_user_by_email, normalize_email
+from core.access.accounts import get_user_by_email, normalize_email
+from core.access.permissions import can
 from core.clock import utcnow
-from core.directory import client_for_email, find_or_create_contact
+from core.directory.models import Client, User
+from core.directory.services import client_for_email, find_or_create_contact
 from core.errors import N_, Forbidden, InputError
-from core.models import Client, Ticket, TicketEvent, User, ticket_contacts
-from core.permissions import can
+from core.tickets.models import Ticket, TicketEvent, ticket_contacts
 
 
 def refusal(user: User, ticket: Ticket) -> str | None:
@@ -81,7 +82,7 @@ def copied(ticket: Ticket) -> list[User]:
 def contact_for(session: Session, ticket: Ticket, email: str) -> User:
     """The contact to copy for this address: an existing user, or a new contact when the
     address's domain belongs to the ticket's client (as a sender becomes one,
-    ``core.directory.find_or_create_contact``). Anyone else is refused with a reason."""
+    ``core.directory.services.find_or_create_contact``). Anyone else is refused with a reason."""
     return contact_for_client(
         session, ticket.client, email, requester=ticket.requester, what=f"ticket #{ticket.number}"
     )
@@ -120,7 +121,7 @@ def _record(
     actor: User | None,
     at: datetime,
 ) -> TicketEvent:
-    from core.tickets import _event  # core.tickets imports this module at opening time
+    from core.tickets.services import _event  # imported late: services imports this module
 
     session.expire(ticket, ["cc"])
     return _event(

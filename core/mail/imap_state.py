@@ -15,27 +15,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.models import Base
-
-
-class ImapFolderState(Base):
-    __tablename__ = "imap_folder_states"
-    __table_args__ = (
-        UniqueConstraint("mailbox", "folder", name="uq_imap_folder_states_mailbox_folder"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    mailbox: Mapped[str] = mapped_column(String(255))  # the configured mailbox address
-    folder: Mapped[str] = mapped_column(String(255))
-    # Both are unsigned 32-bit numbers in IMAP (RFC 3501 section 9, nz-number): too big for a
-    # signed 32-bit column.
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
-    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+from core.mail.models import ImapFolderState
 
 
 def folder_state(

@@ -1,0 +1,1 @@
+"""Contracts and their ticket types, statuses and custom fields."""

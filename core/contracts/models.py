@@ -1,0 +1,134 @@
+"""Contracts and what each defines: ticket types with their SLA, statuses, custom fields."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.directory.models import Client, Product, User
+from core.orm import Base
+from core.sla.models import Calendar
+
+if TYPE_CHECKING:
+    from core.mail.models import Mailbox
+
+
+STATUS_CATEGORIES = ("new", "open", "paused", "closed")
+
+
+contract_products = Table(
+    "contract_products",
+    Base.metadata,
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+    Column("product_id", ForeignKey("products.id", ondelete="CASCADE"), primary_key=True),
+)
+
+contract_coordinators = Table(
+    "contract_coordinators",
+    Base.metadata,
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+subcontractor_contracts = Table(
+    "subcontractor_contracts",
+    Base.metadata,
+    Column(
+        "subcontractor_id", ForeignKey("subcontractors.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    key: Mapped[bool] = mapped_column(Boolean, default=False)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id"))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    warning_threshold: Mapped[float] = mapped_column(default=0.8)
+
+    client: Mapped[Client] = relationship(back_populates="contracts")
+    calendar: Mapped[Calendar | None] = relationship()
+    products: Mapped[list[Product]] = relationship(secondary=contract_products)
+    ticket_types: Mapped[list[TicketType]] = relationship(
+        back_populates="contract", cascade="all, delete-orphan", order_by="TicketType.id"
+    )
+    statuses: Mapped[list[Status]] = relationship(
+        back_populates="contract", cascade="all, delete-orphan", order_by="Status.position"
+    )
+    mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="contract")
+    # Told about the contract's SLA warnings and breaches; none named means every coordinator.
+    coordinators: Mapped[list[User]] = relationship(secondary=contract_coordinators)
+
+    def is_active(self, on: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= on) and (
+            self.valid_to is None or on <= self.valid_to
+        )
+
+
+class TicketType(Base):
+    __tablename__ = "ticket_types"
+    __table_args__ = (UniqueConstraint("contract_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Durations as written in the configuration ("2h", "1d"); ``d`` depends on the calendar.
+    reaction: Mapped[str | None] = mapped_column(String(32))
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    subject_keywords: Mapped[list[Any]] = mapped_column(default=list)
+
+    contract: Mapped[Contract] = relationship(back_populates="ticket_types")
+
+
+class Status(Base):
+    """A ticket status. ``contract_id`` NULL: the instance defaults, used by triage tickets
+    and by contracts that define no statuses of their own."""
+
+    __tablename__ = "statuses"
+    __table_args__ = (UniqueConstraint("contract_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(default=0)
+    visible_to_client: Mapped[bool] = mapped_column(Boolean, default=True)
+    visible_to_subcontractor: Mapped[bool] = mapped_column(Boolean, default=True)
+    client_can_set: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    contract: Mapped[Contract | None] = relationship(back_populates="statuses")
+
+
+class CustomField(Base):
+    """A custom ticket field. ``contract_id`` NULL: applies to every ticket."""
+
+    __tablename__ = "custom_fields"
+    __table_args__ = (UniqueConstraint("contract_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), default="text")  # text number date bool select
+    options: Mapped[list[Any]] = mapped_column(default=list)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    visible_to_client: Mapped[bool] = mapped_column(Boolean, default=True)

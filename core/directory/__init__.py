@@ -1,0 +1,1 @@
+"""Who is who: clients, their domains and contacts, products, subcontractors, users."""

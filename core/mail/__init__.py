@@ -1,0 +1,1 @@
+"""Mail as data: inbound messages, the outbox, mailboxes, IMAP positions."""

@@ -1,0 +1,1 @@
+"""Tickets: their models, the services that change them, the timeline, copied contacts, queries."""

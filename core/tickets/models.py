@@ -1,0 +1,163 @@
+"""Tickets, their append-only timeline of events, attachments and the number counter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.clock import utcnow
+from core.contracts.models import Contract, Status, TicketType
+from core.directory.models import Client, Product, Subcontractor, User
+from core.orm import Base, UTCDateTime
+
+EVENT_TYPES = (
+    "email_in",
+    "email_out",
+    "comment",
+    "note",
+    "status",
+    "assignment",
+    "worklog",
+    "field",
+    "sla",
+    "attachment",
+    "created",
+    "contract",
+    "cc",
+)
+
+# Contacts copied on a ticket ("request participants"): they get the requester's mail about
+# it and see it in the portal while they belong to the ticket's client (core.tickets.contacts).
+ticket_contacts = Table(
+    "ticket_contacts",
+    Base.metadata,
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", UTCDateTime(), nullable=False, default=utcnow),
+    Index("ix_ticket_contacts_user", "user_id"),
+)
+
+
+class Counter(Base):
+    """Monotonic counters (ticket numbers), bumped with an UPDATE so two writers never collide."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_category", "status_category"),
+        Index("ix_tickets_resolution_due", "resolution_due"),
+        Index("ix_tickets_client", "client_id"),
+        Index("ix_tickets_contract", "contract_id"),
+        Index("ix_tickets_assignee", "assignee_id"),
+        Index("ix_tickets_requester", "requester_id"),
+        Index("ix_tickets_subcontractor", "subcontractor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    ref: Mapped[str | None] = mapped_column(String(64), unique=True)  # natural key for seeding
+    subject: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"))
+    ticket_type_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_types.id", ondelete="SET NULL")
+    )
+    status_id: Mapped[int] = mapped_column(ForeignKey("statuses.id"))
+    # Denormalised from the status so lists filter on it without a join.
+    status_category: Mapped[str] = mapped_column(String(16), default="new")
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    subcontractor_id: Mapped[int | None] = mapped_column(ForeignKey("subcontractors.id"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="web")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # SLA: derived from the event history by core.sla.clocks and stored for fast lists.
+    reaction_due: Mapped[datetime | None] = mapped_column()
+    resolution_due: Mapped[datetime | None] = mapped_column()
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    reaction_breached_at: Mapped[datetime | None] = mapped_column()
+    resolution_breached_at: Mapped[datetime | None] = mapped_column()
+    sla_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    ever_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The next instant the scheduler must look at this ticket (warning or breach), or NULL.
+    sla_next_check: Mapped[datetime | None] = mapped_column(index=True)
+
+    client: Mapped[Client | None] = relationship()
+    contract: Mapped[Contract | None] = relationship()
+    ticket_type: Mapped[TicketType | None] = relationship()
+    status: Mapped[Status] = relationship()
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    subcontractor: Mapped[Subcontractor | None] = relationship()
+    product: Mapped[Product | None] = relationship()
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="(TicketEvent.at, TicketEvent.id)"
+    )
+    # Copied contacts; change them through core.tickets.contacts (it checks and records).
+    cc: Mapped[list[User]] = relationship(
+        secondary=ticket_contacts, order_by="User.email", passive_deletes=True
+    )
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's append-only timeline."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (
+        Index("ix_ticket_events_ticket_at", "ticket_id", "at"),
+        Index("ix_ticket_events_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+    author: Mapped[User | None] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="event", order_by="Attachment.id"
+    )
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("ticket_events.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer)
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(500))
+
+    event: Mapped[TicketEvent] = relationship(back_populates="attachments")
