@@ -36,7 +36,8 @@ from core.mail.inbound import MAX_ATTEMPTS
 from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets.models import Ticket, TicketEvent
-from core.tickets.services import NewAttachment, open_ticket, record_email, reopen
+from core.tickets.services import open_ticket, record_email, reopen
+from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message

@@ -33,6 +33,7 @@ from core.mail.outbox import (
     mark_sent_many,
     release,
 )
+from core.notify.delivery_failures import tell_staff
 from mailgw.outbound import (
     PermanentDeliveryError,
     RelayConfigurationError,
@@ -129,7 +130,8 @@ def send_outbound_mail(
                 log.exception(
                     "mail %s to %s: could not render %r", row.message_id, row.to_addr, row.template
                 )
-                mark_failed(row, f"could not render {row.template!r}: {exc}", now=clock())
+                failure = mark_failed(row, f"could not render {row.template!r}: {exc}", now=clock())
+                tell_staff(session, failure)
                 if row.id == outbound_id:
                     own = "failed"
                 continue
@@ -174,8 +176,11 @@ def send_outbound_mail(
                 # goes again (at least once), with the same Message-ID.
                 release(failed)
             elif m.outcome == "failed":
-                mark_failed(failed, m.error or "refused", now=now, subject=m.subject)
-            elif not mark_retry(failed, m.error or "unknown error", now):
+                tell_staff(
+                    session, mark_failed(failed, m.error or "refused", now=now, subject=m.subject)
+                )
+            elif (gave_up := mark_retry(failed, m.error or "unknown error", now)) is not None:
+                tell_staff(session, gave_up)
                 log.error(
                     "mail %s to %s: gave up after %d attempts: %s",
                     m.message_id,

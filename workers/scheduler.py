@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.clock import Clock, utcnow
 from core.db import enqueue, unit_of_work
+from core.mail.inbound import PROCESS_ACTOR
+from core.mail.models import InboundMessage
+from core.mail.outbox import SEND_ACTOR, due_for_sweep, release_stale
+from core.notify.delivery_failures import tell_staff
+from core.sla.watch import CHECK_ACTOR, claim_due
+from workers.housekeeping import purge_expired_sessions
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +60,9 @@ def sweep_outbox(session_factory: sessionmaker[Session], now: datetime) -> list[
     after-commit path as any other (``core.db.enqueue``), so they leave only once the rows are
     marked as re-enqueued; a doubled job is harmless, ``mail.send`` claims before it sends.
     """
-    from core.mail.outbox import SEND_ACTOR, due_for_sweep
-
     with unit_of_work(session_factory) as session:
+        for failure in release_stale(session, now):
+            tell_staff(session, failure)
         ids = due_for_sweep(session, now)
         for outbound_id in ids:
             enqueue(session, SEND_ACTOR, outbound_id=outbound_id)
@@ -71,11 +78,6 @@ def sweep_inbound(session_factory: sessionmaker[Session], now: datetime) -> list
     previous attempt failed and counted itself on the row; ``mail.process`` returns early for
     anything already done, so a doubled job is harmless.
     """
-    from sqlalchemy import select
-
-    from core.mail.inbound import PROCESS_ACTOR
-    from core.mail.models import InboundMessage
-
     cutoff = now - timedelta(seconds=INBOUND_STALE_SECONDS)
     with unit_of_work(session_factory) as session:
         ids = list(
@@ -99,8 +101,6 @@ def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]
     Ticks every few seconds, so a deadline is noticed within the 30 s the brief asks; the
     claim is a conditional update, so two schedulers never take the same ticket.
     """
-    from core.sla.watch import CHECK_ACTOR, claim_due
-
     with unit_of_work(session_factory) as session:
         ids = claim_due(session, now)
         for ticket_id in ids:
@@ -113,8 +113,6 @@ def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]
 def default_tasks(settings: Settings) -> list[PeriodicTask]:
     """The tasks every Pulpit instance runs."""
     del settings  # the SLA scan will take its interval from here
-    from workers.housekeeping import purge_expired_sessions
-
     return [
         PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),

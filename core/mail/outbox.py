@@ -24,9 +24,10 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
@@ -41,14 +42,11 @@ from core.access.permissions import can
 from core.audit import AuditEntry
 from core.clock import utcnow
 from core.db import enqueue
+from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
 from core.mail.models import OutboundMail
-from core.notify.delivery_failures import on_delivery_failed
-from core.tickets.models import TicketEvent
-
-if TYPE_CHECKING:
-    from core.directory.models import User
-    from core.tickets.models import Ticket
+from core.tickets.models import Ticket
+from core.tickets.timeline import append_event
 
 SEND_ACTOR = "mail.send"
 STATES = ("pending", "sending", "sent", "failed")
@@ -424,30 +422,52 @@ def retry_delay(attempts: int) -> timedelta:
 
 def mark_retry(
     row: OutboundMail, error: str, now: datetime, *, max_attempts: int = MAX_ATTEMPTS
-) -> bool:
-    """A temporary failure: back to pending with a later attempt; False when giving up."""
+) -> DeliveryFailure | None:
+    """A temporary failure: back to pending with a later attempt.
+
+    After ``max_attempts`` it gives up: the row is marked failed and the failure is returned,
+    for the caller to report (:func:`core.notify.delivery_failures.tell_staff`); None while
+    another attempt is scheduled.
+    """
     if row.attempts >= max_attempts:
-        mark_failed(row, f"gave up after {row.attempts} attempts: {error}", now=now)
-        return False
+        return mark_failed(row, f"gave up after {row.attempts} attempts: {error}", now=now)
     row.state = "pending"
     row.last_error = error[:2000]
     row.next_attempt_at = now + retry_delay(row.attempts)
-    return True
+    return None
+
+
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """A mail that will not be delivered, as reported to whoever marked it failed.
+
+    The outbox sits below the notifications, so it does not tell anyone itself: the caller
+    (the send actor, the sweep) hands each failure to
+    :func:`core.notify.delivery_failures.tell_staff` in the same transaction.
+    """
+
+    row: OutboundMail
+    error: str
+    at: datetime
+    subject: str | None = None
 
 
 def mark_failed(
     row: OutboundMail, error: str, *, now: datetime | None = None, subject: str | None = None
-) -> None:
+) -> DeliveryFailure | None:
     """A permanent failure; a mail about a ticket leaves an internal note on its timeline.
 
     Staff then see that the client never got the mail, instead of waiting for an answer.
+    Returns the failure to report, or None when the row had failed already.
     """
     if row.state == "failed":
-        return
+        return None
+    at = now or utcnow()
     row.state = "failed"
     row.last_error = error[:2000]
+    failure = DeliveryFailure(row, error, at, subject)
     if row.ticket_id is None:
-        return
+        return failure
     session = Session.object_session(row)
     if session is None:
         raise RuntimeError("mark_failed needs a row that belongs to a session")
@@ -459,18 +479,20 @@ def mark_failed(
     }
     if subject:
         data["subject"] = subject
-    session.add(
-        TicketEvent(
-            ticket_id=row.ticket_id,
-            type="email_out",
-            at=now or utcnow(),
-            public=False,
-            body_text=f"{row.to_addr}: {error}"[:2000],
-            message_id=row.message_id,
-            data=data,
-        )
+    ticket = row.ticket
+    if ticket is None:
+        return failure
+    append_event(
+        session,
+        ticket,
+        "email_out",
+        author=None,
+        at=at,
+        body_text=f"{row.to_addr}: {error}"[:2000],
+        message_id=row.message_id,
+        data=data,
     )
-    on_delivery_failed(session, row, error, now or utcnow(), subject=subject)  # staff are mailed
+    return failure
 
 
 # --- What admins see and do about the outbox -------------------------------------------------
@@ -552,21 +574,12 @@ def resend(
     return [rows[i] for i in wanted]
 
 
-def due_for_sweep(
-    session: Session,
-    now: datetime,
-    *,
-    stale_after: timedelta = STALE_AFTER,
-    grace: timedelta = SWEEP_GRACE,
-    limit: int = 500,
-) -> list[int]:
-    """Ids of rows to send ``mail.send`` for again; stale ``sending`` rows go back to pending.
-
-    A pending row is due when its ``next_attempt_at`` has come and no job was handed over for
-    it within ``grace`` (the job after a commit, or a previous sweep): that covers retries
-    after a temporary failure and jobs lost with a memory:// broker. Marks the returned rows as
-    just enqueued; the caller sends the jobs after its commit.
-    """
+def release_stale(
+    session: Session, now: datetime, *, stale_after: timedelta = STALE_AFTER, limit: int = 500
+) -> list[DeliveryFailure]:
+    """Rows left ``sending`` by a worker that died go back to pending, or fail when their
+    attempts are spent; returns those failures for the caller to report."""
+    failures: list[DeliveryFailure] = []
     stale = session.scalars(
         select(OutboundMail)
         .where(OutboundMail.state == "sending", OutboundMail.claimed_at < now - stale_after)
@@ -576,14 +589,32 @@ def due_for_sweep(
     for row in stale:
         note = f"the worker stopped while sending (claimed at {row.claimed_at:%Y-%m-%dT%H:%M:%SZ})"
         if row.attempts >= MAX_ATTEMPTS:
-            mark_failed(row, note, now=now)
+            failure = mark_failed(row, note, now=now)
+            if failure is not None:
+                failures.append(failure)
         else:
             row.state = "pending"
             row.last_error = note
             row.next_attempt_at = now
             row.enqueued_at = None
     session.flush()
+    return failures
 
+
+def due_for_sweep(
+    session: Session,
+    now: datetime,
+    *,
+    grace: timedelta = SWEEP_GRACE,
+    limit: int = 500,
+) -> list[int]:
+    """Ids of rows to send ``mail.send`` for again (after :func:`release_stale`).
+
+    A pending row is due when its ``next_attempt_at`` has come and no job was handed over for
+    it within ``grace`` (the job after a commit, or a previous sweep): that covers retries
+    after a temporary failure and jobs lost with a memory:// broker. Marks the returned rows as
+    just enqueued; the caller sends the jobs after its commit.
+    """
     ids = list(
         session.scalars(
             select(OutboundMail.id)

@@ -1,9 +1,11 @@
 """Staff are told by mail when a mail about a ticket could not be delivered (issue 5).
 
-:func:`on_delivery_failed` is called by :func:`core.mail.outbox.mark_failed`, in the same unit of
-work that marks the row ``failed`` (a permanent 5xx from the relay, a template that cannot be
-rendered, or the last retry spent). It queues a ``delivery_failed`` mail through the outbox, so
-the notice commits, or rolls back, with the failure itself.
+:func:`core.mail.outbox.mark_failed` (a permanent 5xx from the relay, a template that cannot be
+rendered, or the last retry spent) returns a ``DeliveryFailure``; the caller hands it to
+:func:`tell_staff` in the same unit of work that marks the row ``failed``. It queues a
+``delivery_failed`` mail through the outbox, so the notice commits, or rolls back, with the
+failure itself. (The outbox reports to its caller rather than calling up into the
+notifications: ``core.mail`` sits below ``core.notify`` and never imports it.)
 
 Who is told: the ticket's assignee and whoever substitutes for them now; with no assignee, the
 contract's coordinators (every active coordinator for a ticket without a contract) and their
@@ -27,17 +29,23 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from core.directory.models import User
+from core.mail.models import OutboundMail
+from core.mail.outbox import (
+    DeliveryFailure,
+    mailable,
+    queue_mail,
+    ticket_context,
+    ticket_timezone,
+)
+from core.notify.notifications import config_of
 from core.notify.preferences import wants
 from core.notify.recipients import contract_coordinators, with_substitutes
 from core.tickets.models import Ticket
-
-if TYPE_CHECKING:
-    from core.mail.models import OutboundMail
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +58,6 @@ def _address(value: str) -> str:
 
 
 def _reachable(user: User, failed: str) -> bool:
-    from core.mail.outbox import mailable  # core.mail.outbox calls this module: imported late
-
     return mailable(user) and _address(user.email) != failed
 
 
@@ -81,8 +87,6 @@ def notice_context(
     subject: str | None,
 ) -> dict[str, Any]:
     """What the ``delivery_failed`` template shows (plain JSON, times as ISO strings)."""
-    from core.mail.outbox import ticket_context, ticket_timezone
-
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     context = ticket_context(ticket, public_url=public_url)
     context.update(
@@ -95,18 +99,15 @@ def notice_context(
     return context
 
 
-def on_delivery_failed(
-    session: Session,
-    row: OutboundMail,
-    error: str,
-    now: datetime,
-    *,
-    subject: str | None = None,
-) -> list[OutboundMail]:
-    """Queue the notice about ``row``'s failure to staff; returns the queued rows."""
-    from core.mail.outbox import queue_mail
-    from core.notify.notifications import config_of
+def tell_staff(session: Session, failure: DeliveryFailure | None) -> list[OutboundMail]:
+    """Queue the notice about a failed mail to staff; returns the queued rows.
 
+    ``None`` (the row had failed already, or will be tried again) queues nothing, so callers
+    may pass on whatever :func:`core.mail.outbox.mark_failed` or ``mark_retry`` returned.
+    """
+    if failure is None:
+        return []
+    row, error, now, subject = failure.row, failure.error, failure.at, failure.subject
     if row.template == TEMPLATE:
         log.warning("mail %s: a delivery failure notice failed; nobody is told", row.message_id)
         return []

@@ -54,7 +54,8 @@ from core.mail.mailboxes import mailboxes
 from core.mail.models import InboundMessage, OutboundMail
 from core.mail.outbox import mailable, queue_mail, ticket_context, ticket_timezone
 from core.notify.preferences import wants
-from core.notify.recipients import contract_coordinators
+from core.notify.recipients import contract_coordinators, with_substitutes
+from core.tickets.contacts import copied
 from core.tickets.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -135,21 +136,6 @@ def _base_context(ticket: Ticket, config: NotifyConfig) -> dict[str, Any]:
         timezone=ticket_timezone(ticket),
     )
     return context
-
-
-def _with_substitutes(session: Session, users: list[User], now: datetime) -> list[User]:
-    """Staff recipients plus whoever substitutes for them now (if substitutions exist yet)."""
-    try:
-        from core.notify import recipients
-
-        expand = getattr(recipients, "with_substitutes")  # noqa: B009 - may not exist yet
-    except (ImportError, AttributeError):
-        return users
-    result: list[User] = []
-    for user in expand(session, users, now):
-        if user not in result:
-            result.append(user)
-    return result
 
 
 def _origin(ticket: Ticket) -> TicketEvent | None:
@@ -328,8 +314,6 @@ def _requester_and_copied(
 ) -> list[User]:
     """The requester (a staff requester only when ``staff_requester``), then the contacts
     copied on the ticket (``core.tickets.contacts.copied``), each once, never ``besides``."""
-    from core.tickets.contacts import copied
-
     requester: User | None = ticket.requester
     if requester is not None and requester.is_staff and not staff_requester:
         requester = None
@@ -370,7 +354,7 @@ def on_ticket_opened(
                 in_reply_to=event.message_id,
             )
     actor = author or requester
-    staff = _with_substitutes(session, contract_coordinators(session, ticket), now)
+    staff = with_substitutes(session, contract_coordinators(session, ticket), now)
     for user in _each(staff, besides=actor):
         _send(session, ticket, user, "ticket_new", context, config, now)
     if ticket.assignee is not None or ticket.subcontractor is not None:
@@ -393,7 +377,7 @@ def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
     )
     if author is not None and not author.is_staff:
         # A client wrote (portal or mail): the people working on the ticket hear of it.
-        staff = _with_substitutes(session, _assignees(session, ticket), now)
+        staff = with_substitutes(session, _assignees(session, ticket), now)
         for user in _each(staff, besides=author):
             _send(session, ticket, user, "ticket_reply", context, config, now)
         return
@@ -453,6 +437,6 @@ def _notify_assigned(
         subcontractor=ticket.subcontractor.name if ticket.subcontractor is not None else None,
         actor=actor.display if actor is not None else None,
     )
-    people = _with_substitutes(session, _assignees(session, ticket), now)
+    people = with_substitutes(session, _assignees(session, ticket), now)
     for user in _each(people, besides=actor):
         _send(session, ticket, user, "ticket_assigned", context, config, now)

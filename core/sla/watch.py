@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.directory.models import User
+from core.mail.outbox import queue_mail, sla_context
 from core.notify.preferences import wants
 from core.notify.recipients import sla_recipients
 from core.sla import clocks as sla_clock
@@ -138,8 +139,6 @@ def _notify(
     public_url: str,
     now: datetime,
 ) -> None:
-    from core.mail.outbox import queue_mail, sla_context
-
     clock, kind, due = event.data["clock"], event.data["kind"], event.data["due"]
     people: list[User] = [
         person

@@ -36,6 +36,7 @@ from core.directory.models import Client, User
 from core.directory.services import client_for_email, find_or_create_contact
 from core.errors import N_, Forbidden, InputError
 from core.tickets.models import Ticket, TicketEvent, ticket_contacts
+from core.tickets.timeline import append_event
 
 
 def refusal(user: User, ticket: Ticket) -> str | None:
@@ -121,10 +122,8 @@ def _record(
     actor: User | None,
     at: datetime,
 ) -> TicketEvent:
-    from core.tickets.services import _event  # imported late: services imports this module
-
     session.expire(ticket, ["cc"])
-    return _event(
+    return append_event(
         session, ticket, "cc", author=actor, at=at, data={kind: [p.email for p in people]}
     )
 

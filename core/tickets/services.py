@@ -7,8 +7,7 @@ Each function takes a ``Session``, checks what the acting user may do through
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -24,7 +23,9 @@ from core.directory.models import Product, Subcontractor, User
 from core.errors import N_, BulkRefused, Forbidden, InputError, NotFound
 from core.notify import notifications
 from core.sla import clocks as sla_clock
-from core.tickets.models import Attachment, Counter, Ticket, TicketEvent
+from core.tickets.contacts import add_contacts
+from core.tickets.models import Counter, Ticket, TicketEvent
+from core.tickets.timeline import NewAttachment, append_event, attach
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -35,15 +36,6 @@ BUILTIN_STATUSES: tuple[dict[str, Any], ...] = (
     {"name": "Waiting for client", "category": "paused", "client_can_set": False},
     {"name": "Resolved", "category": "closed", "client_can_set": True},
 )
-
-
-@dataclass(frozen=True)
-class NewAttachment:
-    filename: str
-    content_type: str
-    data: bytes
-    inline: bool = False
-    content_id: str | None = None
 
 
 # --- Lookups ---------------------------------------------------------------------------------
@@ -213,62 +205,6 @@ def _coerce_field(field: CustomField, value: Any) -> Any:
 # --- Timeline --------------------------------------------------------------------------------
 
 
-def _event(
-    session: Session,
-    ticket: Ticket,
-    type_: str,
-    *,
-    author: User | None,
-    at: datetime,
-    public: bool = False,
-    body_text: str | None = None,
-    body_html: str | None = None,
-    message_id: str | None = None,
-    data: dict[str, Any] | None = None,
-    attachments: Iterable[NewAttachment] = (),
-    blobs: BlobStore | None = None,
-) -> TicketEvent:
-    event = TicketEvent(
-        ticket=ticket,
-        type=type_,
-        at=at,
-        author=author,
-        public=public,
-        body_text=body_text,
-        body_html=body_html,
-        message_id=message_id,
-        data=data or {},
-    )
-    session.add(event)
-    _attach(session, event, attachments, blobs)
-    if at > ticket.updated_at:
-        ticket.updated_at = at
-    return event
-
-
-def _attach(
-    session: Session,
-    event: TicketEvent,
-    attachments: Iterable[NewAttachment],
-    blobs: BlobStore | None,
-) -> None:
-    for att in attachments:
-        if blobs is None:
-            raise ValueError("attachments given without a blob store")
-        blob = blobs.put(session, att.data)
-        session.add(
-            Attachment(
-                event=event,
-                sha256=blob.sha256,
-                filename=att.filename or "attachment",
-                content_type=att.content_type or "application/octet-stream",
-                size=len(att.data),
-                inline=att.inline,
-                content_id=att.content_id,
-            )
-        )
-
-
 # --- Services --------------------------------------------------------------------------------
 
 
@@ -350,7 +286,7 @@ def open_ticket(
     )
     session.add(ticket)
     event_type = "email_in" if source == "email" else "created"
-    opened = _event(
+    opened = append_event(
         session,
         ticket,
         event_type,
@@ -363,18 +299,16 @@ def open_ticket(
         data={"subject": ticket.subject, "opened_ticket": True, **(data or {})},
     )
     if assignee is not None:
-        _event(
+        append_event(
             session, ticket, "assignment", author=author, at=at, data={"assignee": assignee.email}
         )
     # The deadlines before anything is flushed, so the ticket is inserted with them (storing an
     # attachment flushes).
     sla_clock.recompute(ticket, now=at)
-    _attach(session, opened, attachments, blobs)
+    attach(session, opened, attachments, blobs)
     session.flush()
     if cc:
         # Copied before the acknowledgement is queued, so they get it too (core.tickets.contacts).
-        from core.tickets.contacts import add_contacts
-
         add_contacts(session, ticket, cc, actor=author or requester, at=at, check=False)
     notifications.on_ticket_opened(session, ticket, opened, author=author or requester)
     return ticket
@@ -407,7 +341,7 @@ def add_comment(
         type_ = "email_in" if author.role == "client" else "email_out"
     else:
         type_ = "comment" if public else "note"
-    event = _event(
+    event = append_event(
         session,
         ticket,
         type_,
@@ -487,7 +421,7 @@ def _apply_status(
     old = ticket.status
     ticket.status = status
     ticket.status_category = status.category
-    event = _event(
+    event = append_event(
         session,
         ticket,
         "status",
@@ -599,7 +533,7 @@ def assign(
     }
     ticket.assignee = assignee
     ticket.subcontractor = subcontractor
-    event = _event(session, ticket, "assignment", author=actor, at=at, data=data)
+    event = append_event(session, ticket, "assignment", author=actor, at=at, data=data)
     session.flush()
     notifications.on_assigned(session, ticket, event, actor=actor)
     return event
@@ -618,7 +552,7 @@ def log_work(
         raise Forbidden(N_("you may not log work on ticket #%(number)s"), number=ticket.number)
     if not isinstance(minutes, int) or minutes <= 0 or minutes > 24 * 60:
         raise InputError(N_("work time must be a whole number of minutes between 1 and 1440"))
-    event = _event(
+    event = append_event(
         session,
         ticket,
         "worklog",
@@ -650,7 +584,7 @@ def set_fields(
     if not changes:
         return None
     ticket.custom_fields = {**ticket.custom_fields, **clean}
-    event = _event(
+    event = append_event(
         session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes}
     )
     session.flush()
@@ -675,7 +609,7 @@ def change_type(
     if new is None or new.id == ticket.ticket_type_id:
         return None
     at = at or utcnow()
-    event = _event(
+    event = append_event(
         session,
         ticket,
         "field",
@@ -720,7 +654,7 @@ def change_contract(
         same = [s for s in statuses if s.category == ticket.status_category]
         ticket.status = same[0] if same else statuses[0]
         ticket.status_category = ticket.status.category
-    event = _event(
+    event = append_event(
         session,
         ticket,
         "contract",
@@ -761,7 +695,7 @@ def record_email(
     no ``can()`` check here. A staff member's public mail meets the reaction clock
     (``core.sla.clocks.first_response`` counts public ``email_in`` from responders).
     """
-    event = _event(
+    event = append_event(
         session,
         ticket,
         "email_in",

@@ -48,7 +48,7 @@ from core.mail.models import Mailbox
 from core.sla.models import Calendar
 from core.tickets import services as svc
 from core.tickets.models import Ticket
-from core.tickets.services import NewAttachment
+from core.tickets.timeline import NewAttachment
 
 PASSWORD = "pulpit-test-pass"
 

@@ -20,6 +20,7 @@ from core.directory.models import User
 from core.mail.models import Mailbox, OutboundMail
 from core.mail.outbox import mark_retry, queue_mail
 from core.notify import notifications
+from core.notify.delivery_failures import tell_staff
 from core.notify.preferences import set_preferences
 from core.tickets.models import Ticket
 from core.tickets.services import assign, open_ticket
@@ -156,7 +157,9 @@ def test_giving_up_after_the_retries_tells_staff_too(factory: sessionmaker[Sessi
             select(OutboundMail).where(OutboundMail.template == "ticket_ack")
         ).one()
         ack.attempts = 10
-        assert mark_retry(ack, "451 4.3.0 Try again later", NOW) is False
+        gave_up = mark_retry(ack, "451 4.3.0 Try again later", NOW)
+        assert gave_up is not None and ack.state == "failed"
+        tell_staff(session, gave_up)
     [notice] = rows(factory, "delivery_failed")
     assert "gave up after 10 attempts" in notice.context["error"]
     assert notice.context["failed_subject"] is None

@@ -39,6 +39,7 @@ from core.mail.outbox import (
     mark_failed,
     mark_retry,
     queue_mail,
+    release_stale,
     retry_delay,
     sla_context,
 )
@@ -198,11 +199,11 @@ def test_retries_back_off_exponentially_up_to_an_hour_then_give_up(session: Sess
     now = T0
     for attempt in range(1, MAX_ATTEMPTS):
         assert claim(session, row.id, now) is not None
-        assert mark_retry(row, "451 4.3.0 Try again later", now) is True
+        assert mark_retry(row, "451 4.3.0 Try again later", now) is None
         assert row.state == "pending" and row.next_attempt_at == now + retry_delay(attempt)
         now = row.next_attempt_at
     assert claim(session, row.id, now) is not None
-    assert mark_retry(row, "451 4.3.0 Try again later", now) is False
+    assert mark_retry(row, "451 4.3.0 Try again later", now) is not None
     assert row.state == "failed" and f"after {MAX_ATTEMPTS} attempts" in (row.last_error or "")
 
 
@@ -210,8 +211,9 @@ def test_a_permanent_failure_leaves_an_internal_note_on_the_ticket(session: Sess
     ticket = make_ticket(session)
     row = queue_warning(session, ticket)
     assert row is not None
-    mark_failed(row, "550 5.1.1 No such mailbox here", now=T0, subject="Subject [#1042]")
-    mark_failed(row, "550 again", now=T0)  # already failed: no second note
+    failure = mark_failed(row, "550 5.1.1 No such mailbox here", now=T0, subject="Subject [#1042]")
+    assert failure is not None and failure.row is row and failure.subject == "Subject [#1042]"
+    assert mark_failed(row, "550 again", now=T0) is None  # already failed: no second note
     session.flush()
     events = session.scalars(
         select(TicketEvent).where(
@@ -258,6 +260,7 @@ def test_the_sweep_finds_due_retries_and_stale_claims_but_leaves_fresh_jobs_alon
     assert due_for_sweep(session, T0 + timedelta(seconds=70)) == [fresh.id, retry.id]
     # A claim older than stale_after belongs to a dead worker: back to pending, sent again.
     later = T0 + timedelta(minutes=11)
+    assert release_stale(session, later) == []
     assert sorted(due_for_sweep(session, later)) == sorted([fresh.id, retry.id, stale.id])
     session.refresh(stale)
     assert stale.state == "pending" and "stopped while sending" in (stale.last_error or "")

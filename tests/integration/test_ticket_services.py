@@ -13,6 +13,7 @@ from core.contracts.models import CustomField
 from core.errors import BulkRefused, Forbidden, InputError
 from core.tickets import services as svc
 from core.tickets.models import Attachment
+from core.tickets.timeline import NewAttachment
 from tests.factories import World, at, build_world
 
 
@@ -188,9 +189,7 @@ def test_attachments_are_stored_once_by_sha256(
 ) -> None:
     blobs = BlobStore(tmp_path)
     data = b"%PDF-1.4 faktura"
-    att = svc.NewAttachment(
-        filename="Faktura źródłowa.pdf", content_type="application/pdf", data=data
-    )
+    att = NewAttachment(filename="Faktura źródłowa.pdf", content_type="application/pdf", data=data)
     t = svc.open_ticket(
         session, subject="x", requester=world.users["client"], attachments=[att], blobs=blobs
     )

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from core.access.models import WebSession
 from core.directory.models import User
 from core.errors import InputError, localized
-from core.tickets.services import NewAttachment
+from core.tickets.timeline import NewAttachment
 from web.deps import identify
 from web.i18n import Translator
 from web.render import language_for, page

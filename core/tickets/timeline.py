@@ -1,0 +1,93 @@
+"""A ticket's timeline: the one way anything appends an event to it.
+
+Every change to a ticket is an event on its append-only timeline (``TicketEvent``), and the
+SLA clocks, the notifications and the views are all derived from that history. Services in
+``core.tickets``, copied contacts, and the outbox (a mail that could not be delivered leaves an
+internal note) append through :func:`append_event`, so the rules of appending (attachments
+stored with their bytes, the ticket's ``updated_at`` moved forward, never back) live once.
+
+This module imports only models and the blob store: anything in ``core`` may use it without
+an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.blobs import BlobStore
+from core.directory.models import User
+from core.tickets.models import Attachment, Ticket, TicketEvent
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A file to attach: from a parsed mail, a console upload or the API."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: str | None = None
+
+
+def append_event(
+    session: Session,
+    ticket: Ticket,
+    type_: str,
+    *,
+    author: User | None,
+    at: datetime,
+    public: bool = False,
+    body_text: str | None = None,
+    body_html: str | None = None,
+    message_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    attachments: Iterable[NewAttachment] = (),
+    blobs: BlobStore | None = None,
+) -> TicketEvent:
+    """Add an event to ``ticket``'s timeline (with its attachments); the caller commits."""
+    event = TicketEvent(
+        ticket=ticket,
+        type=type_,
+        at=at,
+        author=author,
+        public=public,
+        body_text=body_text,
+        body_html=body_html,
+        message_id=message_id,
+        data=data or {},
+    )
+    session.add(event)
+    attach(session, event, attachments, blobs)
+    if at > ticket.updated_at:
+        ticket.updated_at = at
+    return event
+
+
+def attach(
+    session: Session,
+    event: TicketEvent,
+    attachments: Iterable[NewAttachment],
+    blobs: BlobStore | None,
+) -> None:
+    """Store each file once by its hash and link it to ``event``."""
+    for att in attachments:
+        if blobs is None:
+            raise ValueError("attachments given without a blob store")
+        blob = blobs.put(session, att.data)
+        session.add(
+            Attachment(
+                event=event,
+                sha256=blob.sha256,
+                filename=att.filename or "attachment",
+                content_type=att.content_type or "application/octet-stream",
+                size=len(att.data),
+                inline=att.inline,
+                content_id=att.content_id,
+            )
+        )
