@@ -46,10 +46,12 @@ def seed(session: Session, n: int) -> dict[str, object]:
         contract = world.acme_contract if req.client_id == world.acme.id else world.beta_contract
         t = svc.open_ticket(
             session,
-            subject=f"Drukarka {i} nie drukuje" if i % 3 else f"Przegląd {i}",
-            requester=req,
-            contract=contract,
-            at=now - timedelta(minutes=rnd.randint(0, 60 * 24 * 60)),
+            svc.NewTicket(
+                subject=f"Drukarka {i} nie drukuje" if i % 3 else f"Przegląd {i}",
+                requester=req,
+                contract=contract,
+                at=now - timedelta(minutes=rnd.randint(0, 60 * 24 * 60)),
+            ),
         )
         if i % 4 == 0:
             svc.change_status(session, t, "Resolved", actor=users["coordinator"])

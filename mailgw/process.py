@@ -36,7 +36,7 @@ from core.mail.inbound import MAX_ATTEMPTS
 from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets.models import Ticket, TicketEvent
-from core.tickets.services import open_ticket, record_email, reopen
+from core.tickets.services import NewTicket, open_ticket, record_email, reopen
 from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
@@ -343,16 +343,18 @@ def _thread_or_open(
     cc, cc_hit = copied.for_new_ticket(session, mail, sender, contract)  # mailgw/copied.py
     if cc_hit is not None:
         _decide(row, cc_hit)
-    ticket = open_ticket(
-        session,
+    content = dict(common)
+    blobs = content.pop("blobs")
+    new = NewTicket(
         subject=mail.subject.strip() or "(bez tematu)",
         requester=sender,
         contract=contract,
         source="email",
         data=data,
         cc=cc,
-        **common,
+        **content,
     )
+    ticket = open_ticket(session, new, blobs=blobs)
     first = ticket.events[0]
     tt = ticket.ticket_type.name if ticket.ticket_type else None
     _decide(row, rules.Hit("ticket_type", tt, "subject keywords, else the contract's default"))

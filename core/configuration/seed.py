@@ -33,7 +33,14 @@ from core.contracts.models import Contract
 from core.directory.models import Product, Subcontractor, User
 from core.errors import InputError
 from core.tickets.models import Ticket
-from core.tickets.services import add_comment, assign, change_status, log_work, open_ticket
+from core.tickets.services import (
+    NewTicket,
+    add_comment,
+    assign,
+    change_status,
+    log_work,
+    open_ticket,
+)
 
 _AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 
@@ -209,18 +216,20 @@ class _Seeder:
         with self._step(loc):
             ticket = open_ticket(
                 session,
-                subject=spec.subject,
-                requester=self.requester(spec),
-                body=spec.body,
-                contract=contract,
-                ticket_type=spec.type,
-                assignee=self.user(spec.assignee) if spec.assignee else None,
-                product=product,
-                custom_fields=spec.custom_fields,
-                author=self.user(spec.by) if spec.by else None,
-                source=spec.source,
-                at=created,
-                ref=spec.ref,
+                NewTicket(
+                    subject=spec.subject,
+                    requester=self.requester(spec),
+                    body=spec.body,
+                    contract=contract,
+                    ticket_type=spec.type,
+                    assignee=self.user(spec.assignee) if spec.assignee else None,
+                    product=product,
+                    custom_fields=spec.custom_fields,
+                    author=self.user(spec.by) if spec.by else None,
+                    source=spec.source,
+                    at=created,
+                    ref=spec.ref,
+                ),
             )
         if spec.subcontractor is not None:
             with self._step(loc + ("subcontractor",)):

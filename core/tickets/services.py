@@ -8,6 +8,7 @@ Each function takes a ``Session``, checks what the acting user may do through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -208,37 +209,43 @@ def _coerce_field(field: CustomField, value: Any) -> Any:
 # --- Services --------------------------------------------------------------------------------
 
 
-def open_ticket(
-    session: Session,
-    *,
-    subject: str,
-    requester: User,
-    body: str | None = None,
-    body_html: str | None = None,
-    contract: Contract | None = None,
-    ticket_type: str | None = None,
-    assignee: User | None = None,
-    product: Product | None = None,
-    custom_fields: dict[str, Any] | None = None,
-    author: User | None = None,
-    source: str = "web",
-    at: datetime | None = None,
-    message_id: str | None = None,
-    ref: str | None = None,
-    attachments: Sequence[NewAttachment] = (),
-    blobs: BlobStore | None = None,
-    data: dict[str, Any] | None = None,
-    cc: Sequence[User] = (),
-) -> Ticket:
-    """Open a ticket. ``author`` is who typed it (staff on the phone), default the requester.
+@dataclass(frozen=True)
+class NewTicket:
+    """What a new ticket is opened with: by mail, in the console, over the API or from YAML.
 
-    ``data`` is merged into the opening event's data (the mail gateway's subject, sender and
-    full text). ``cc``: contacts copied on the ticket (``core.tickets.contacts``; the caller
-    checked who may copy them), told of it like the requester."""
-    subject = (subject or "").strip()
+    ``author`` is who typed it (staff on the phone), default the requester. ``data`` is merged
+    into the opening event's data (the mail gateway's subject, sender and full text). ``cc``:
+    contacts copied on the ticket (``core.tickets.contacts``; the caller checked who may copy
+    them), told of it like the requester.
+    """
+
+    subject: str
+    requester: User
+    body: str | None = None
+    body_html: str | None = None
+    contract: Contract | None = None
+    ticket_type: str | None = None
+    assignee: User | None = None
+    product: Product | None = None
+    custom_fields: dict[str, Any] | None = None
+    author: User | None = None
+    source: str = "web"
+    at: datetime | None = None
+    message_id: str | None = None
+    ref: str | None = None
+    attachments: Sequence[NewAttachment] = ()
+    data: dict[str, Any] | None = None
+    cc: Sequence[User] = ()
+
+
+def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = None) -> Ticket:
+    """Open a ticket; its attachments go to ``blobs``. The caller commits."""
+    requester, contract, assignee, author = new.requester, new.contract, new.assignee, new.author
+    ticket_type, source, attachments, cc = new.ticket_type, new.source, new.attachments, new.cc
+    subject = (new.subject or "").strip()
     if not subject:
         raise InputError(N_("a ticket needs a subject"))
-    at = at or utcnow()
+    at = new.at or utcnow()
     if (
         contract is not None
         and contract.client_id != requester.client_id
@@ -266,7 +273,7 @@ def open_ticket(
         _ = contract.calendar
     ticket = Ticket(
         number=next_number(session),
-        ref=ref,
+        ref=new.ref,
         subject=subject[:500],
         client=client,
         contract=contract,
@@ -275,8 +282,8 @@ def open_ticket(
         status_category=initial.category,
         requester=requester,
         assignee=assignee,
-        product=product,
-        custom_fields=validate_custom_fields(session, contract, custom_fields),
+        product=new.product,
+        custom_fields=validate_custom_fields(session, contract, new.custom_fields),
         # Known empty: the notifications below would otherwise load it from the database.
         # (core.tickets.contacts.add_contacts expires it when it copies anyone.)
         cc=[],
@@ -293,10 +300,10 @@ def open_ticket(
         author=author or requester,
         at=at,
         public=True,
-        body_text=body,
-        body_html=body_html,
-        message_id=message_id,
-        data={"subject": ticket.subject, "opened_ticket": True, **(data or {})},
+        body_text=new.body,
+        body_html=new.body_html,
+        message_id=new.message_id,
+        data={"subject": ticket.subject, "opened_ticket": True, **(new.data or {})},
     )
     if assignee is not None:
         append_event(

@@ -206,17 +206,19 @@ def seed_world(session: Session, blobs: BlobStore, now: datetime | None = None) 
     for name, minutes, requester, code, subject, body, extra in MAILS:
         ticket = svc.open_ticket(
             session,
-            subject=subject,
-            requester=u[requester] if requester in u else _contact(session, requester),
-            contract=contracts[code],
-            body=body,
-            source="email",
-            at=now - timedelta(minutes=minutes),
-            message_id=f"<{name}@mail.example>",
-            ref=f"e2e-{name}",
-            assignee=u.get(str(extra.get("assignee"))),
-            product=printer if extra.get("product") else None,
-            custom_fields=extra.get("custom_fields"),  # type: ignore[arg-type]
+            svc.NewTicket(
+                subject=subject,
+                requester=u[requester] if requester in u else _contact(session, requester),
+                contract=contracts[code],
+                body=body,
+                source="email",
+                at=now - timedelta(minutes=minutes),
+                message_id=f"<{name}@mail.example>",
+                ref=f"e2e-{name}",
+                assignee=u.get(str(extra.get("assignee"))),
+                product=printer if extra.get("product") else None,
+                custom_fields=extra.get("custom_fields"),
+            ),
         )
         world.numbers[name] = ticket.number
 
@@ -264,13 +266,15 @@ def seed_world(session: Session, blobs: BlobStore, now: datetime | None = None) 
     svc.log_work(session, busy, actor=tech, minutes=25, note="Diagnoza zdalna", at=ago(12))
     web = svc.open_ticket(
         session,
-        subject="Skaner nie wysyła na e-mail",
-        requester=u["client"],
-        contract=key,
-        body="Po zmianie hasła skaner przestał wysyłać skany.",
-        source="web",
-        at=ago(3),
-        ref="e2e-client_web",
+        svc.NewTicket(
+            subject="Skaner nie wysyła na e-mail",
+            requester=u["client"],
+            contract=key,
+            body="Po zmianie hasła skaner przestał wysyłać skany.",
+            source="web",
+            at=ago(3),
+            ref="e2e-client_web",
+        ),
     )
     world.numbers["client_web"] = web.number
     session.flush()

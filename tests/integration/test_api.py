@@ -125,13 +125,9 @@ def test_unknown_contract_is_400(client: TestClient[Any], session: Session, worl
 def _open(
     session: Session, world: World, subject: str, requester: str = "client", **kw: Any
 ) -> int:
-    t = svc.open_ticket(
-        session,
-        subject=subject,
-        requester=world.users[requester],
-        contract=kw.pop("contract", world.acme_contract),
-        **kw,
-    )
+    contract = kw.pop("contract", world.acme_contract)
+    new = svc.NewTicket(subject=subject, requester=world.users[requester], contract=contract, **kw)
+    t = svc.open_ticket(session, new)
     session.flush()
     return t.number
 

@@ -62,10 +62,12 @@ def test_a_changed_target_recomputes_open_tickets(session: Session) -> None:
     requester = find_or_create_contact(session, "anna@acme.example")
     ticket = svc.open_ticket(
         session,
-        subject="Awaria",
-        requester=requester,
-        contract=contract_by_code(session, "ACME"),
-        at=at("2026-11-23 08:00"),
+        svc.NewTicket(
+            subject="Awaria",
+            requester=requester,
+            contract=contract_by_code(session, "ACME"),
+            at=at("2026-11-23 08:00"),
+        ),
     )
     assert ticket.reaction_due == at("2026-11-23 10:00")
     result = apply_config_text(session, BASE.replace("REACTION", "4h"), now=at("2026-11-23 08:30"))
@@ -78,10 +80,12 @@ def test_a_changed_calendar_recomputes_open_tickets(session: Session) -> None:
     requester = find_or_create_contact(session, "anna@acme.example")
     ticket = svc.open_ticket(
         session,
-        subject="Awaria",
-        requester=requester,
-        contract=contract_by_code(session, "ACME"),
-        at=at("2026-11-23 08:00"),
+        svc.NewTicket(
+            subject="Awaria",
+            requester=requester,
+            contract=contract_by_code(session, "ACME"),
+            at=at("2026-11-23 08:00"),
+        ),
     )
     later = BASE.replace("REACTION", "2h").replace('mon: ["08:00-16:00"]', 'mon: ["10:00-16:00"]')
     apply_config_text(session, later, now=at("2026-11-23 08:30"))

@@ -23,7 +23,7 @@ from core.notify import notifications
 from core.notify.delivery_failures import tell_staff
 from core.notify.preferences import set_preferences
 from core.tickets.models import Ticket
-from core.tickets.services import assign, open_ticket
+from core.tickets.services import NewTicket, assign, open_ticket
 from tests.factories import at, build_world
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 from workers.actors import send_outbound_mail
@@ -47,10 +47,12 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
         world.users["coordinator"].language = "en"
         open_ticket(
             session,
-            subject="Drukarka nie drukuje",
-            requester=world.users["client"],
-            contract=world.acme_contract,
-            at=NOW,
+            NewTicket(
+                subject="Drukarka nie drukuje",
+                requester=world.users["client"],
+                contract=world.acme_contract,
+                at=NOW,
+            ),
         )
     try:
         yield factory

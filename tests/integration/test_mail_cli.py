@@ -171,7 +171,10 @@ def test_mail_list_names_the_ticket_a_processed_mail_went_into(
     try:
         with unit_of_work(make_session_factory(engine)) as session:
             ticket = svc.open_ticket(
-                session, subject="Awaria", requester=find_or_create_contact(session, "a@b.example")
+                session,
+                svc.NewTicket(
+                    subject="Awaria", requester=find_or_create_contact(session, "a@b.example")
+                ),
             )
             row = session.get(InboundMessage, message_id)
             assert row is not None

@@ -19,7 +19,7 @@ from core.blobs import BlobStore
 from core.mail.models import Mailbox, OutboundMail
 from core.notify import notifications
 from core.tickets.models import Ticket
-from core.tickets.services import add_comment, assign, change_status, open_ticket
+from core.tickets.services import NewTicket, add_comment, assign, change_status, open_ticket
 from mailgw.outbound import render
 from tests.factories import World, at, build_world
 from tests.integration.test_mail_processing import build, deliver
@@ -59,10 +59,12 @@ def mails(session: Session, template: str | None = None) -> list[OutboundMail]:
 def web_ticket(session: Session, world: World) -> Ticket:
     return open_ticket(
         session,
-        subject="Drukarka nie drukuje",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=NOW,
+        NewTicket(
+            subject="Drukarka nie drukuje",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=NOW,
+        ),
     )
 
 
@@ -185,19 +187,23 @@ def test_loop_protection_caps_automatic_mails_at_five_per_ten_minutes(
     for n in range(7):
         open_ticket(
             session,
-            subject=f"Awaria {n}",
-            requester=world.users["client"],
-            contract=world.acme_contract,
-            at=NOW + timedelta(seconds=n),
+            NewTicket(
+                subject=f"Awaria {n}",
+                requester=world.users["client"],
+                contract=world.acme_contract,
+                at=NOW + timedelta(seconds=n),
+            ),
         )
     assert len(mails(session, "ticket_ack")) == notifications.LOOP_LIMIT
     # After the window, mail flows again.
     open_ticket(
         session,
-        subject="Awaria later",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=NOW + notifications.LOOP_WINDOW + timedelta(minutes=1),
+        NewTicket(
+            subject="Awaria later",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=NOW + notifications.LOOP_WINDOW + timedelta(minutes=1),
+        ),
     )
     assert len(mails(session, "ticket_ack")) == notifications.LOOP_LIMIT + 1
 
@@ -208,10 +214,12 @@ def test_staff_are_not_capped_by_loop_protection(session: Session, world: World)
     for n in range(7):
         open_ticket(
             session,
-            subject=f"Awaria {n}",
-            requester=world.users["client"],
-            contract=world.acme_contract,
-            at=NOW + timedelta(seconds=n),
+            NewTicket(
+                subject=f"Awaria {n}",
+                requester=world.users["client"],
+                contract=world.acme_contract,
+                at=NOW + timedelta(seconds=n),
+            ),
         )
     to_coordinator = [
         m for m in mails(session, "ticket_new") if m.to_addr == "coord@support.example"

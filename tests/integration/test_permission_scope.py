@@ -55,7 +55,9 @@ def scenario(session: Session) -> tuple[World, dict[str, int]]:
 
     w = build_world(session)
     u = w.users
-    own = svc.open_ticket(session, subject="Own", requester=u["client"], contract=w.acme_contract)
+    own = svc.open_ticket(
+        session, svc.NewTicket(subject="Own", requester=u["client"], contract=w.acme_contract)
+    )
     svc.assign(
         session, own, actor=u["coordinator"], assignee=u["technician"], subcontractor=w.fixit
     )
@@ -63,16 +65,17 @@ def scenario(session: Session) -> tuple[World, dict[str, int]]:
 
     add_contact(session, own, u["client2"], actor=u["client"])
     colleague = svc.open_ticket(
-        session, subject="Colleague", requester=u["client2"], contract=w.acme_contract
+        session,
+        svc.NewTicket(subject="Colleague", requester=u["client2"], contract=w.acme_contract),
     )
     foreign = svc.open_ticket(
-        session, subject="Foreign", requester=u["beta"], contract=w.beta_contract
+        session, svc.NewTicket(subject="Foreign", requester=u["beta"], contract=w.beta_contract)
     )
     svc.assign(
         session, foreign, actor=u["coordinator"], assignee=u["technician2"], subcontractor=None
     )
     stranger = find_or_create_contact(session, "who@nowhere.example")
-    triage = svc.open_ticket(session, subject="Triage", requester=stranger)
+    triage = svc.open_ticket(session, svc.NewTicket(subject="Triage", requester=stranger))
     session.flush()
     numbers = {
         "own": own.number,

@@ -48,11 +48,13 @@ def mails(session: Session, template: str) -> list[str]:
 def open_ticket(session: Session, world: World, *, beta: bool = False, **kw: Any) -> Ticket:
     return svc.open_ticket(
         session,
-        subject="Drukarka nie drukuje",
-        requester=world.users["beta" if beta else "client"],
-        contract=world.beta_contract if beta else world.acme_contract,
-        at=NOW,
-        **kw,
+        svc.NewTicket(
+            subject="Drukarka nie drukuje",
+            requester=world.users["beta" if beta else "client"],
+            contract=world.beta_contract if beta else world.acme_contract,
+            at=NOW,
+            **kw,
+        ),
     )
 
 

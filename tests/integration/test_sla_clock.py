@@ -27,10 +27,12 @@ def world(session: Session) -> World:
 def ticket(session: Session, world: World) -> Ticket:
     return svc.open_ticket(
         session,
-        subject="Awaria drukarki",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=at(MON_0900),
+        svc.NewTicket(
+            subject="Awaria drukarki",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=at(MON_0900),
+        ),
     )
 
 
@@ -150,10 +152,12 @@ def test_breach_is_dated_when_the_target_was_used_up(
 def test_type_change_retargets_from_creation(session: Session, world: World) -> None:
     t = svc.open_ticket(
         session,
-        subject="Przegląd",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=at(MON_0900),
+        svc.NewTicket(
+            subject="Przegląd",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=at(MON_0900),
+        ),
     )
     assert t.ticket_type and t.ticket_type.name == "inspection"
     assert t.resolution_due == at("2026-11-30 08:00")  # 5d = 40 business hours
@@ -190,7 +194,9 @@ def test_ever_breached_survives_a_longer_target(
 def test_contract_change_moves_a_triage_ticket_onto_the_clock(
     session: Session, world: World
 ) -> None:
-    t = svc.open_ticket(session, subject="Awaria", requester=world.users["client"], at=at(MON_0900))
+    t = svc.open_ticket(
+        session, svc.NewTicket(subject="Awaria", requester=world.users["client"], at=at(MON_0900))
+    )
     assert t.resolution_due is None
     svc.change_contract(
         session, t, world.acme_contract, actor=world.users["coordinator"], at=at("2026-11-23 09:00")
@@ -212,9 +218,11 @@ def test_warning_share_comes_from_the_contract(session: Session, world: World) -
     world.acme_contract.warning_threshold = 0.5
     t = svc.open_ticket(
         session,
-        subject="Awaria",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=at(MON_0900),
+        svc.NewTicket(
+            subject="Awaria",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=at(MON_0900),
+        ),
     )
     assert t.sla_next_check == at("2026-11-23 09:00")  # half of the 2h reaction

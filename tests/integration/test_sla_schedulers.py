@@ -100,10 +100,12 @@ def test_two_schedulers_notify_each_deadline_once(
         world = build_world(session)
         ticket = svc.open_ticket(
             session,
-            subject="Awaria",
-            requester=world.users["client"],
-            contract=world.acme_contract,
-            at=START,
+            svc.NewTicket(
+                subject="Awaria",
+                requester=world.users["client"],
+                contract=world.acme_contract,
+                at=START,
+            ),
         )
         svc.assign(
             session,

@@ -24,10 +24,12 @@ def world(session: Session) -> World:
 def ticket(session: Session, world: World) -> Ticket:
     t = svc.open_ticket(
         session,
-        subject="Awaria",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=MON_0900,
+        svc.NewTicket(
+            subject="Awaria",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=MON_0900,
+        ),
     )
     svc.assign(
         session,

@@ -59,7 +59,8 @@ def tickets(session: Session, world: World) -> dict[str, Ticket]:
     out: dict[str, Ticket] = {}
     for name, assignee in (("t1", "technician"), ("t2", "technician2"), ("t3", "technician3")):
         t = svc.open_ticket(
-            session, subject=name, requester=u["client"], contract=world.acme_contract
+            session,
+            svc.NewTicket(subject=name, requester=u["client"], contract=world.acme_contract),
         )
         svc.assign(session, t, actor=u["coordinator"], assignee=u[assignee], subcontractor=None)
         out[name] = t

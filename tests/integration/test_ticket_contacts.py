@@ -22,7 +22,7 @@ from core.mail.models import Mailbox, OutboundMail
 from core.notify import notifications
 from core.tickets import contacts
 from core.tickets.models import Ticket, TicketEvent
-from core.tickets.services import add_comment, change_status, open_ticket
+from core.tickets.services import NewTicket, add_comment, change_status, open_ticket
 from tests.factories import World, at, build_world
 from tests.integration.test_mail_processing import build, decision, deliver, ticket_of
 from web.app import create_app
@@ -65,14 +65,14 @@ def copied_emails(ticket: Ticket) -> list[str]:
 
 
 def web_ticket(session: Session, world: World, **kwargs: Any) -> Ticket:
-    return open_ticket(
-        session,
+    new = NewTicket(
         subject="Drukarka nie drukuje",
         requester=world.users["client"],
         contract=world.acme_contract,
         at=NOW,
         **kwargs,
     )
+    return open_ticket(session, new)
 
 
 # --- Mail in ---------------------------------------------------------------------------------

@@ -23,17 +23,20 @@ def world(session: Session) -> World:
 
 
 def test_numbers_are_monotonic_from_1001(session: Session, world: World) -> None:
-    a = svc.open_ticket(session, subject="a", requester=world.users["client"])
-    b = svc.open_ticket(session, subject="b", requester=world.users["client"])
+    a = svc.open_ticket(session, svc.NewTicket(subject="a", requester=world.users["client"]))
+    b = svc.open_ticket(session, svc.NewTicket(subject="b", requester=world.users["client"]))
     assert a.number >= 1001 and b.number == a.number + 1
 
 
 def test_type_by_subject_keyword_else_default(session: Session, world: World) -> None:
     c = world.acme_contract
     t1 = svc.open_ticket(
-        session, subject="Przegląd okresowy", requester=world.users["client"], contract=c
+        session,
+        svc.NewTicket(subject="Przegląd okresowy", requester=world.users["client"], contract=c),
     )
-    t2 = svc.open_ticket(session, subject="Coś innego", requester=world.users["client"], contract=c)
+    t2 = svc.open_ticket(
+        session, svc.NewTicket(subject="Coś innego", requester=world.users["client"], contract=c)
+    )
     assert t1.ticket_type and t1.ticket_type.name == "inspection"
     assert t2.ticket_type and t2.ticket_type.name == "failure"
 
@@ -42,10 +45,12 @@ def test_unknown_type_names_the_choices(session: Session, world: World) -> None:
     with pytest.raises(InputError, match="failure, inspection"):
         svc.open_ticket(
             session,
-            subject="x",
-            requester=world.users["client"],
-            contract=world.acme_contract,
-            ticket_type="nope",
+            svc.NewTicket(
+                subject="x",
+                requester=world.users["client"],
+                contract=world.acme_contract,
+                ticket_type="nope",
+            ),
         )
 
 
@@ -53,17 +58,19 @@ def test_deadlines_follow_the_contract_calendar(session: Session, world: World) 
     # Monday 2026-11-23 09:00 Warsaw (08:00 UTC): 2h reaction, 8h resolution on Mon-Fri 08-16.
     t = svc.open_ticket(
         session,
-        subject="Awaria",
-        requester=world.users["client"],
-        contract=world.acme_contract,
-        at=at("2026-11-23 08:00"),
+        svc.NewTicket(
+            subject="Awaria",
+            requester=world.users["client"],
+            contract=world.acme_contract,
+            at=at("2026-11-23 08:00"),
+        ),
     )
     assert t.reaction_due == at("2026-11-23 10:00")
     assert t.resolution_due == at("2026-11-24 08:00")  # Tue 09:00 Warsaw
 
 
 def test_triage_tickets_get_default_statuses(session: Session, world: World) -> None:
-    t = svc.open_ticket(session, subject="?", requester=world.users["client"])
+    t = svc.open_ticket(session, svc.NewTicket(subject="?", requester=world.users["client"]))
     assert t.contract is None and t.status.category == "new"
     assert t.reaction_due is None
 
@@ -71,7 +78,8 @@ def test_triage_tickets_get_default_statuses(session: Session, world: World) -> 
 def test_reopen_clears_resolved_at(session: Session, world: World) -> None:
     coord = world.users["coordinator"]
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     svc.change_status(session, t, "Resolved", actor=coord)
     assert t.resolved_at is not None and t.status_category == "closed"
@@ -83,7 +91,8 @@ def test_reopen_clears_resolved_at(session: Session, world: World) -> None:
 
 def test_moving_out_of_new_is_a_reaction(session: Session, world: World) -> None:
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     svc.change_status(session, t, "In progress", actor=world.users["coordinator"])
     assert t.first_response_at is not None
@@ -91,7 +100,8 @@ def test_moving_out_of_new_is_a_reaction(session: Session, world: World) -> None
 
 def test_status_event_public_only_when_visible_to_client(session: Session, world: World) -> None:
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     hidden = svc.change_status(session, t, "Internal review", actor=world.users["coordinator"])
     shown = svc.change_status(session, t, "In progress", actor=world.users["coordinator"])
@@ -106,7 +116,8 @@ def test_required_field_blocks_closing(session: Session, world: World) -> None:
     session.flush()
     coord = world.users["coordinator"]
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     with pytest.raises(InputError, match="serial"):
         svc.change_status(session, t, "Resolved", actor=coord)
@@ -129,24 +140,30 @@ def test_custom_field_types_are_checked(session: Session, world: World) -> None:
     session.flush()
     t = svc.open_ticket(
         session,
-        subject="x",
-        requester=world.users["client"],
-        custom_fields={"on_site": "tak", "count": "3", "kind": "a"},
+        svc.NewTicket(
+            subject="x",
+            requester=world.users["client"],
+            custom_fields={"on_site": "tak", "count": "3", "kind": "a"},
+        ),
     )
     assert t.custom_fields == {"on_site": True, "count": 3, "kind": "a"}
     for bad in ({"count": "many"}, {"kind": "c"}, {"nope": 1}):
         with pytest.raises(InputError):
             svc.open_ticket(
-                session, subject="x", requester=world.users["client"], custom_fields=bad
+                session,
+                svc.NewTicket(subject="x", requester=world.users["client"], custom_fields=bad),
             )
 
 
 def test_bulk_is_all_or_nothing(session: Session, world: World) -> None:
     coord = world.users["coordinator"]
     a = svc.open_ticket(
-        session, subject="a", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="a", requester=world.users["client"], contract=world.acme_contract),
     )
-    tri = svc.open_ticket(session, subject="b", requester=world.users["client"])  # default statuses
+    tri = svc.open_ticket(
+        session, svc.NewTicket(subject="b", requester=world.users["client"])
+    )  # default statuses
     with pytest.raises(BulkRefused) as refused:
         svc.bulk_change_status(session, [a.number, tri.number], "Internal review", actor=coord)
     assert set(refused.value.reasons) == {tri.number}
@@ -155,7 +172,8 @@ def test_bulk_is_all_or_nothing(session: Session, world: World) -> None:
 
 def test_technician_cannot_assign(session: Session, world: World) -> None:
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     svc.assign(
         session,
@@ -176,7 +194,8 @@ def test_technician_cannot_assign(session: Session, world: World) -> None:
 
 def test_subcontractor_must_serve_the_contract(session: Session, world: World) -> None:
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["beta"], contract=world.beta_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["beta"], contract=world.beta_contract),
     )
     with pytest.raises(InputError, match="does not serve"):
         svc.assign(
@@ -191,7 +210,9 @@ def test_attachments_are_stored_once_by_sha256(
     data = b"%PDF-1.4 faktura"
     att = NewAttachment(filename="Faktura źródłowa.pdf", content_type="application/pdf", data=data)
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], attachments=[att], blobs=blobs
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], attachments=[att]),
+        blobs=blobs,
     )
     svc.add_comment(
         session, t, author=world.users["coordinator"], body="again", attachments=[att], blobs=blobs
@@ -206,7 +227,8 @@ def test_attachments_are_stored_once_by_sha256(
 
 def test_worklog_bounds(session: Session, world: World) -> None:
     t = svc.open_ticket(
-        session, subject="x", requester=world.users["client"], contract=world.acme_contract
+        session,
+        svc.NewTicket(subject="x", requester=world.users["client"], contract=world.acme_contract),
     )
     svc.assign(
         session,

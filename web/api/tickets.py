@@ -181,18 +181,20 @@ def create_ticket(
     ]
     ticket = svc.open_ticket(
         db,
-        subject=data.subject,
-        requester=requester,
-        body=data.body,
-        contract=contract,
-        ticket_type=data.ticket_type,
-        assignee=staff_user(db, data.assignee) if data.assignee else None,
-        product=product_by_name(db, data.product) if data.product else None,
-        custom_fields=data.custom_fields,
-        author=user,
-        source="api",
-        at=now,
-        cc=cc,
+        svc.NewTicket(
+            subject=data.subject,
+            requester=requester,
+            body=data.body,
+            contract=contract,
+            ticket_type=data.ticket_type,
+            assignee=staff_user(db, data.assignee) if data.assignee else None,
+            product=product_by_name(db, data.product) if data.product else None,
+            custom_fields=data.custom_fields,
+            author=user,
+            source="api",
+            at=now,
+            cc=cc,
+        ),
     )
     db.commit()
     return ticket_with_events(ticket, user, now, _base(request))

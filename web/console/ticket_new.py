@@ -29,7 +29,7 @@ from core.directory.services import (
     staff_user,
 )
 from core.errors import Forbidden, InputError, localized
-from core.tickets.services import open_ticket
+from core.tickets.services import NewTicket, open_ticket
 from web.console.common import (
     console_session,
     error_page,
@@ -151,17 +151,19 @@ def ticket_new_submit(
             contract = default_contract(requester.client, now.date())
         ticket = open_ticket(
             db,
-            subject=form["subject"],
-            requester=requester,
-            body=form["body"] or None,
-            contract=contract,
-            ticket_type=(form["ticket_type"] or None) if user.is_staff else None,
-            assignee=assignee,
-            product=product,
-            author=user,
-            source="web",
-            at=now,
-            attachments=form_uploads(data, "files"),
+            NewTicket(
+                subject=form["subject"],
+                requester=requester,
+                body=form["body"] or None,
+                contract=contract,
+                ticket_type=(form["ticket_type"] or None) if user.is_staff else None,
+                assignee=assignee,
+                product=product,
+                author=user,
+                source="web",
+                at=now,
+                attachments=form_uploads(data, "files"),
+            ),
             blobs=request.app.state.blobs,
         )
     except InputError as exc:
