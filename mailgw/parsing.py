@@ -18,7 +18,8 @@ Real mail breaks the standards in well-known ways, so every step has a fallback:
 
 The stdlib ``email`` package with ``policy.default`` does the MIME structure; ``mailparser``
 (mail-parser) is the fallback for the text body when the stdlib tree yields none (badly broken
-MIME). Nothing here touches the database.
+MIME). Attachments come out as :class:`core.tickets.timeline.NewAttachment`, the type the ticket
+services take, so processing hands them on as they are. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
+from core.tickets.timeline import NewAttachment
 from mailgw.mail_policy import DEFAULT
 from mailgw.tnef import TnefError, decode_tnef, is_tnef
 
@@ -45,15 +47,6 @@ FALLBACK_CHARSET = "windows-1250"
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 # RFC 3464 2.3.4: status-code = class "." subject "." detail (RFC 3463), e.g. 5.1.1.
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-@dataclass(frozen=True)
-class ParsedAttachment:
-    filename: str
-    content_type: str
-    data: bytes
-    inline: bool = False
-    content_id: str | None = None
 
 
 @dataclass
@@ -72,7 +65,7 @@ class ParsedMail:
     report_type: str = ""
     text: str = ""
     html: str = ""
-    attachments: list[ParsedAttachment] = field(default_factory=list)
+    attachments: list[NewAttachment] = field(default_factory=list)
     # RFC 3464: from a delivery report, the address that failed and the original Message-ID.
     failed_recipient: str | None = None
     original_message_id: str | None = None
@@ -243,7 +236,7 @@ def _walk(part: Message, mail: ParsedMail, in_related: bool = False) -> None:
         name = _filename(part) or "forwarded.eml"
         if not name.lower().endswith(".eml"):
             name += ".eml"
-        mail.attachments.append(ParsedAttachment(name, "message/rfc822", data))
+        mail.attachments.append(NewAttachment(name, "message/rfc822", data))
         return
     if part.is_multipart():
         related = ctype == "multipart/related"
@@ -271,7 +264,7 @@ def _walk(part: Message, mail: ParsedMail, in_related: bool = False) -> None:
         return
     inline = bool(cid) and (disposition == "inline" or in_related or not disposition)
     mail.attachments.append(
-        ParsedAttachment(
+        NewAttachment(
             filename=filename or _default_name(ctype, len(mail.attachments) + 1),
             content_type=ctype,
             data=data,
@@ -344,7 +337,7 @@ def _expand_tnef(mail: ParsedMail) -> None:
     MIME parts did not give. An unreadable one stays as it is, with a note saying why."""
     if not any(is_tnef(a.content_type, a.filename) for a in mail.attachments):
         return
-    expanded: list[ParsedAttachment] = []
+    expanded: list[NewAttachment] = []
     for att in mail.attachments:
         if not is_tnef(att.content_type, att.filename):
             expanded.append(att)
@@ -356,7 +349,7 @@ def _expand_tnef(mail: ParsedMail) -> None:
             expanded.append(att)
             continue
         expanded.extend(
-            ParsedAttachment(f.filename, f.content_type, f.data) for f in content.attachments
+            NewAttachment(f.filename, f.content_type, f.data) for f in content.attachments
         )
         mail.notes.extend(f"{att.filename}: {note}" for note in content.notes)
         mail.notes.append(

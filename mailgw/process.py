@@ -37,7 +37,6 @@ from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.services import NewTicket, open_ticket, record_email, reopen
-from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
@@ -82,13 +81,6 @@ def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMess
     row.state, row.ticket_id, row.event_id = "processed", event.ticket_id, event.id
     row.processed_at, row.reason = now, None
     return row
-
-
-def _attachments(mail: ParsedMail) -> list[NewAttachment]:
-    return [
-        NewAttachment(a.filename, a.content_type, a.data, a.inline, a.content_id)
-        for a in mail.attachments
-    ]
 
 
 def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
@@ -289,7 +281,7 @@ def _process(
         "body_html": html,
         "at": now,
         "message_id": mail.message_id,
-        "attachments": _attachments(mail),
+        "attachments": mail.attachments,
         "blobs": blobs,
     }
 
