@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from core.access.substitutions import represented
@@ -206,8 +206,6 @@ def settable_statuses(user: User, statuses: Sequence[Status]) -> list[Status]:
 
 
 def visible_tickets_count(session: Session, user: User) -> int:
-    from sqlalchemy import func
-
     return int(session.scalar(select(func.count(Ticket.id)).where(ticket_scope(user))) or 0)
 
 
