@@ -1,8 +1,9 @@
 """Ticket services: open a ticket, comment, change status, assign, log work, bulk changes.
 
 Each function takes a ``Session``, checks what the acting user may do through
-``core.access.permissions``, appends to the ticket's timeline, keeps the SLA fields up to date through
-``core.sla.clocks`` and never commits: the caller owns the transaction.
+``core.access.permissions``, appends to the ticket's timeline (``core.tickets.timeline``),
+keeps the SLA fields up to date through ``core.sla.clocks`` and never commits: the caller owns
+the transaction.
 """
 
 from __future__ import annotations
@@ -201,9 +202,6 @@ def _coerce_field(field: CustomField, value: Any) -> Any:
             f"custom field {field.name!r} needs a {kind} value, not {value!r}"
         ) from None
     return str(value)
-
-
-# --- Timeline --------------------------------------------------------------------------------
 
 
 # --- Services --------------------------------------------------------------------------------
