@@ -375,6 +375,151 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(detail.split())}"
 
 
+@dataclass(frozen=True)
+class _Relay:
+    """Where ``PULPIT_OUTBOUND_SMTP_URL`` points and how to talk to it."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    user: str | None
+    password: str
+    # EHLO with our mail domain: socket.getfqdn() can stall on a slow resolver, and it is
+    # the name our Message-IDs use anyway.
+    helo: str
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.scheme.lower() == "smtps"
+
+    @property
+    def name(self) -> str:
+        """``smtp://host:port`` for messages: never the login or password."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _relay(settings: MailSettings) -> _Relay:
+    """The relay named by ``outbound_smtp_url``; a URL without a host is the operator's error."""
+    parts = urlsplit(settings.outbound_smtp_url)
+    host = parts.hostname
+    if not host:
+        raise RelayConfigurationError("PULPIT_OUTBOUND_SMTP_URL names no host")
+    implicit_tls = parts.scheme.lower() == "smtps"
+    return _Relay(
+        url=settings.outbound_smtp_url,
+        scheme=parts.scheme,
+        host=host,
+        port=parts.port or (465 if implicit_tls else 25),
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else "",
+        helo=mail_domain(settings),
+    )
+
+
+def _connect(relay: _Relay, context: ssl.SSLContext, timeout: float) -> smtplib.SMTP:
+    """A new conversation with the relay: EHLO, STARTTLS when offered, then the login."""
+    client: smtplib.SMTP
+    if relay.implicit_tls:
+        client = smtplib.SMTP_SSL(
+            relay.host, relay.port, local_hostname=relay.helo, timeout=timeout, context=context
+        )
+    else:
+        client = smtplib.SMTP(relay.host, relay.port, local_hostname=relay.helo, timeout=timeout)
+    try:
+        client.ehlo()
+        if not relay.implicit_tls and client.has_extn("starttls"):
+            # Opportunistic STARTTLS (RFC 3207) whenever the relay offers it, verified against
+            # the CA store: credentials and mail never cross the network in clear when the
+            # relay can do better.
+            client.starttls(context=context)
+            client.ehlo()
+        if relay.user:
+            client.login(relay.user, relay.password)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _deliver(
+    relay: _Relay,
+    context: ssl.SSLContext,
+    timeout: float,
+    message: EmailMessage,
+    envelope_from: str,
+    recipients: list[str],
+) -> None:
+    """Send over this thread's kept connection to the relay, or a new one; raises as smtplib."""
+    # The context itself, not its id(): the key holds it alive, so a later context can never
+    # take over its address and with it a connection made under other TLS rules.
+    key = (relay.url, context)
+
+    def connect() -> smtplib.SMTP:
+        return _connect(relay, context, timeout)
+
+    try:
+        client, reused = _relay_connections.get(key, connect)
+        try:
+            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+        except smtplib.SMTPServerDisconnected:
+            # The relay closed a kept connection before taking this mail (an idle timeout):
+            # one more try on a new connection; a fresh one failing is real.
+            _relay_connections.discard(key)
+            if not reused:
+                raise
+            client, _ = _relay_connections.get(key, connect)
+            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+    except BaseException:
+        # Whatever went wrong, the connection's state is unknown: never reuse it.
+        _relay_connections.discard(key)
+        raise
+
+
+def _classify(exc: OSError, relay: _Relay, envelope_from: str) -> DeliveryError:
+    """The DeliveryError an SMTP or network failure stands for (see the module docstring)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
+        detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())
+        if all(code >= 500 for code, _ in exc.recipients.values()):
+            return PermanentDeliveryError(detail)
+        return TemporaryDeliveryError(detail)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return RelayConfigurationError(
+            f"{relay.name} refused the login in PULPIT_OUTBOUND_SMTP_URL: "
+            f"{_reply(exc.smtp_code, exc.smtp_error)}"
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return RelayConfigurationError(
+            f"{relay.name} does not offer what PULPIT_OUTBOUND_SMTP_URL asks for (login needs "
+            f"AUTH, often only after STARTTLS): {exc}"
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code >= 500:
+            return RelayConfigurationError(
+                f"{relay.name} refused our sender {envelope_from} (set mail_from to an address "
+                f"it accepts): {reply}"
+            )
+        return TemporaryDeliveryError(reply)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        # DATA refused (content or size policy) with 5xx is this message's end; a 4xx, or a
+        # refusal at HELO, is the relay's state or ours.
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code >= 500 and isinstance(exc, smtplib.SMTPDataError):
+            return PermanentDeliveryError(reply)
+        if exc.smtp_code >= 500:
+            return RelayConfigurationError(f"{relay.name}: {reply}")
+        return TemporaryDeliveryError(reply)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return RelayConfigurationError(
+            f"{relay.name}: the TLS certificate is not trusted: {exc.verify_message}"
+        )
+    # Refused or reset connections, timeouts, DNS failures, TLS handshakes that broke off: the
+    # relay may be back in a minute.
+    return RelayUnavailableError(f"{relay.name}: {type(exc).__name__}: {exc}")
+
+
 def _send_smtp(
     settings: MailSettings,
     message: EmailMessage,
@@ -383,107 +528,13 @@ def _send_smtp(
     ssl_context: ssl.SSLContext | None,
     timeout: float,
 ) -> None:
-    parts = urlsplit(settings.outbound_smtp_url)
-    implicit_tls = parts.scheme.lower() == "smtps"
-    host = parts.hostname
-    if not host:
-        raise RelayConfigurationError("PULPIT_OUTBOUND_SMTP_URL names no host")
-    port = parts.port or (465 if implicit_tls else 25)
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else ""
+    """Connect (or reuse), deliver, and turn any failure into a classified DeliveryError."""
+    relay = _relay(settings)
     context = ssl_context or _default_ssl_context()
     envelope_from = parseaddr(str(message["From"]))[1]
     recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])]
-    relay = f"{parts.scheme}://{host}:{port}"
-    # EHLO with our mail domain: socket.getfqdn() can stall on a slow resolver, and it is
-    # the name our Message-IDs use anyway.
-    helo = mail_domain(settings)
-
-    def connect() -> smtplib.SMTP:
-        client: smtplib.SMTP
-        if implicit_tls:
-            client = smtplib.SMTP_SSL(
-                host, port, local_hostname=helo, timeout=timeout, context=context
-            )
-        else:
-            client = smtplib.SMTP(host, port, local_hostname=helo, timeout=timeout)
-        try:
-            client.ehlo()
-            if not implicit_tls and client.has_extn("starttls"):
-                # Opportunistic STARTTLS (RFC 3207) whenever the relay offers it, verified
-                # against the CA store: credentials and mail never cross the network in clear
-                # when the relay can do better.
-                client.starttls(context=context)
-                client.ehlo()
-            if user:
-                client.login(user, password)
-        except BaseException:
-            client.close()
-            raise
-        return client
-
-    # The context itself, not its id(): the key holds it alive, so a later context can never
-    # take over its address and with it a connection made under other TLS rules.
-    key = (settings.outbound_smtp_url, context)
-
-    def deliver() -> None:
-        try:
-            client, reused = _relay_connections.get(key, connect)
-            try:
-                client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
-            except smtplib.SMTPServerDisconnected:
-                # The relay closed a kept connection before taking this mail (an idle
-                # timeout): one more try on a new connection; a fresh one failing is real.
-                _relay_connections.discard(key)
-                if not reused:
-                    raise
-                client, _ = _relay_connections.get(key, connect)
-                client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
-        except BaseException:
-            # Whatever went wrong, the connection's state is unknown: never reuse it.
-            _relay_connections.discard(key)
-            raise
-
     try:
-        deliver()
-    except smtplib.SMTPRecipientsRefused as exc:
-        replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
-        detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in replies.items())
-        if all(code >= 500 for code, _ in exc.recipients.values()):
-            raise PermanentDeliveryError(detail) from exc
-        raise TemporaryDeliveryError(detail) from exc
-    except smtplib.SMTPAuthenticationError as exc:
-        raise RelayConfigurationError(
-            f"{relay} refused the login in PULPIT_OUTBOUND_SMTP_URL: {_reply(exc.smtp_code, exc.smtp_error)}"
-        ) from exc
-    except smtplib.SMTPNotSupportedError as exc:
-        raise RelayConfigurationError(
-            f"{relay} does not offer what PULPIT_OUTBOUND_SMTP_URL asks for (login needs "
-            f"AUTH, often only after STARTTLS): {exc}"
-        ) from exc
-    except smtplib.SMTPSenderRefused as exc:
-        reply = _reply(exc.smtp_code, exc.smtp_error)
-        if exc.smtp_code >= 500:
-            raise RelayConfigurationError(
-                f"{relay} refused our sender {envelope_from} (set mail_from to an address it "
-                f"accepts): {reply}"
-            ) from exc
-        raise TemporaryDeliveryError(reply) from exc
-    except smtplib.SMTPResponseException as exc:
-        # DATA refused (content or size policy) with 5xx is this message's end; a 4xx, or a
-        # refusal at HELO, is the relay's state or ours.
-        reply = _reply(exc.smtp_code, exc.smtp_error)
-        if exc.smtp_code >= 500 and isinstance(exc, smtplib.SMTPDataError):
-            raise PermanentDeliveryError(reply) from exc
-        if exc.smtp_code >= 500:
-            raise RelayConfigurationError(f"{relay}: {reply}") from exc
-        raise TemporaryDeliveryError(reply) from exc
-    except ssl.SSLCertVerificationError as exc:
-        raise RelayConfigurationError(
-            f"{relay}: the TLS certificate is not trusted: {exc.verify_message}"
-        ) from exc
-    except (smtplib.SMTPException, OSError) as exc:
-        # Refused or reset connections, timeouts, DNS failures, TLS handshakes that broke off:
-        # the relay may be back in a minute.
-        raise RelayUnavailableError(f"{relay}: {type(exc).__name__}: {exc}") from exc
-    log.info("mail %s: handed to %s for %s", message_id, relay, ", ".join(recipients))
+        _deliver(relay, context, timeout, message, envelope_from, recipients)
+    except OSError as exc:  # smtplib.SMTPException and ssl.SSLError are OSErrors
+        raise _classify(exc, relay, envelope_from) from exc
+    log.info("mail %s: handed to %s for %s", message_id, relay.name, ", ".join(recipients))
