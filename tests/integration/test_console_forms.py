@@ -15,6 +15,7 @@ from sqlalchemy import select
 from core.directory.models import User
 from core.tickets.models import Ticket
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
+from web.console.common import encode_flash
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -170,10 +171,20 @@ def test_search_sort_and_pages(instance: SeededApp) -> None:
 
 
 def test_a_forged_flash_cookie_is_ignored(instance: SeededApp) -> None:
+    """A cookie of exactly the shape the app writes is refused only for its signature."""
     client, _ = login(instance, "coordinator")
-    client.cookies.set("pulpit_flash", "eyJ4IjoxfQ.0000")
-    r = client.get("/tickets")
-    assert 'data-testid="flash"' not in r.text
+    secret = instance.settings.secret_key
+    genuine = encode_flash(secret, "ok", "Signed by us.")
+    client.cookies.set("pulpit_flash", genuine)
+    assert 'data-testid="flash">Signed by us.</p>' in client.get("/tickets").text
+    other_secret = encode_flash(secret + "-not", "ok", "Forged.")
+    payload, _ = encode_flash(secret, "ok", "Forged.").rsplit(".", 1)
+    borrowed_signature = f"{payload}.{genuine.rsplit('.', 1)[1]}"
+    for forged in (other_secret, borrowed_signature):
+        client.cookies.set("pulpit_flash", forged)
+        r = client.get("/tickets")
+        assert r.status_code == 200
+        assert 'data-testid="flash"' not in r.text, forged
 
 
 def test_the_language_switch_sets_a_cookie(instance: SeededApp) -> None:
