@@ -49,7 +49,6 @@ class Settings:
     # Comma-separated roles whose users must use two-step login (an authenticator app) in
     # the console, e.g. "admin,coordinator"; they are sent to set it up at their first login.
     two_step_roles: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def resolved_database_url(self) -> str:
@@ -105,7 +104,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings from defaults, the TOML file and the environment."""
     env = os.environ if environ is None else environ
-    known = {f.name for f in fields(Settings)} - {"extra"}
+    known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
 
     path = config_file or env.get("PULPIT_CONFIG")

@@ -70,7 +70,7 @@ class MailSettings(Protocol):
     @property
     def data_dir(self) -> Path: ...
     @property
-    def extra(self) -> dict[str, Any]: ...
+    def mail_from(self) -> str: ...
 
 
 # --- Errors ----------------------------------------------------------------------------------
@@ -113,9 +113,9 @@ def mail_domain(settings: MailSettings) -> str:
 
 def sender(settings: MailSettings) -> str:
     """The From address: ``mail_from`` when configured, else ``Pulpit <pulpit@<mail domain>>``."""
-    configured = str(getattr(settings, "mail_from", "") or settings.extra.get("mail_from", ""))
-    if configured.strip():
-        return configured.strip()
+    configured = settings.mail_from.strip()
+    if configured:
+        return configured
     return formataddr(("Pulpit", f"pulpit@{mail_domain(settings)}"))
 
 
