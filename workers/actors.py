@@ -103,15 +103,46 @@ def send_outbound_mail(
     """Send one outbox row, and the due rows it can take along; returns its own outcome.
 
     The outcome is ``sent``, ``retry``, ``failed`` or ``skipped``. Three steps: the claim
-    commits first (:func:`core.mail.outbox.claim_batch`), so while the relay is talking the rows are
-    visibly ``sending``: a second delivery of a job finds nothing to claim, and a worker that
-    dies here leaves stale ``sending`` rows that the scheduler's sweep puts back
-    (``core.mail.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
-    connection, and the outcomes are recorded in one unit of work afterwards.
+    commits first (:func:`_claim`, :func:`core.mail.outbox.claim_batch`), so while the relay is
+    talking the rows are visibly ``sending``: a second delivery of a job finds nothing to claim,
+    and a worker that dies here leaves stale ``sending`` rows that the scheduler's sweep puts
+    back (``core.mail.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
+    connection (:func:`_deliver`), and the outcomes are recorded in one unit of work afterwards
+    (:func:`_record`).
 
     Up to ``batch`` rows per job: a busy outbox then costs a claim, a render and an outcome
     per mail instead of a transaction of each, and the jobs of the rows taken along find
     them sent with one read.
+    """
+    claimed = _claim(session_factory, settings, outbound_id, clock=clock, batch=batch)
+    if claimed is None:
+        return "skipped"
+    ready, own = claimed
+    interrupted = _deliver(settings, ready)
+    if not ready:
+        return own
+    _record(session_factory, ready, clock=clock)
+    if interrupted is not None:
+        raise interrupted
+    for m in ready:
+        if m.id == outbound_id:
+            return m.outcome
+    return own
+
+
+def _claim(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    outbound_id: int,
+    *,
+    clock: Clock,
+    batch: int,
+) -> tuple[list[_Ready], str] | None:
+    """Claim the row and the due rows it takes along, and build their messages; commits.
+
+    Returns (the mails ready for the relay, the own row's outcome if it never got that far),
+    or None when there was nothing to claim. A mail that cannot be rendered fails here for
+    good, and the staff are told in the same transaction.
     """
     ready: list[_Ready] = []
     own = "skipped"
@@ -120,7 +151,7 @@ def send_outbound_mail(
         if not rows:
             # Already sent (perhaps in another job's batch), being sent, or backing off.
             log.debug("mail.send %s: not ours to send now", outbound_id)
-            return "skipped"
+            return None
         for row in rows:
             try:
                 rendered = render(row.template, row.language, row.context)
@@ -138,26 +169,34 @@ def send_outbound_mail(
             ready.append(
                 _Ready(row.id, row.message_id, row.to_addr, row.attempts, rendered.subject, message)
             )
+    return ready, own
 
+
+def _deliver(settings: Settings, ready: list[_Ready]) -> BaseException | None:
+    """Hand each mail to the relay, setting its outcome; no database work here.
+
+    Once the relay itself failed, the rest wait for a retry without being tried. Returns what
+    interrupted the worker (it is re-raised after the outcomes are recorded), else None.
+    """
     relay_down: str | None = None
-    interrupted: BaseException | None = None
     for mail in ready:
         if relay_down is not None:
             # The relay failed on an earlier mail of this batch; this one would fail alike.
             mail.outcome, mail.error = "retry", relay_down
             continue
         try:
-            mail.outcome, mail.error = _deliver(settings, mail)
+            mail.outcome, mail.error = _send_one(settings, mail)
         except BaseException as exc:
             # The worker is stopping (Dramatiq interrupts its threads): record what went and
             # give the rest back now, rather than leave them to the stale-claim sweep.
-            interrupted = exc
-            break
+            return exc
         if mail.outcome == "retry" and mail.error is not None and mail.stops_batch:
             relay_down = mail.error
+    return None
 
-    if not ready:
-        return own
+
+def _record(session_factory: sessionmaker[Session], ready: list[_Ready], *, clock: Clock) -> None:
+    """Write every outcome in one unit of work; failures are told to the staff in it."""
     with unit_of_work(session_factory) as session:
         now = clock()
         sent = [m for m in ready if m.outcome == "sent"]
@@ -193,15 +232,9 @@ def send_outbound_mail(
                 log.info(
                     "mail %s to %s: next attempt at %s", m.message_id, m.to, failed.next_attempt_at
                 )
-    if interrupted is not None:
-        raise interrupted
-    for m in ready:
-        if m.id == outbound_id:
-            return m.outcome
-    return own
 
 
-def _deliver(settings: Settings, mail: _Ready) -> tuple[str, str | None]:
+def _send_one(settings: Settings, mail: _Ready) -> tuple[str, str | None]:
     """Hand one mail to the relay: (``sent`` | ``retry`` | ``failed``, the error)."""
     message_id, to, attempt = mail.message_id, mail.to, mail.attempt
     try:
