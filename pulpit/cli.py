@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from config.settings import Settings, SettingsError, load_settings
 from core.db import unit_of_work
@@ -357,9 +357,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # --debug is accepted before and after the command; SUPPRESS keeps a sub-command's
-    # default from overwriting a --debug given earlier.
+# The sub-command list of ``pulpit`` or of one group (``pulpit mail ACTION``).
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+def _common_options() -> _Parser:
+    """The options every command takes, before or after its name."""
+    # SUPPRESS keeps a sub-command's default from overwriting a --debug given earlier.
     common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
@@ -367,27 +371,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="log in detail and show tracebacks",
     )
+    return common
 
-    parser = _Parser(
-        prog="pulpit",
-        description="Pulpit, an email-first service desk.",
-        parents=[common],
+
+def _command(
+    sub: Commands,
+    common: _Parser,
+    name: str,
+    handler: Handler,
+    help_text: str,
+) -> argparse.ArgumentParser:
+    """A command (or a group's action) run by ``handler``."""
+    p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _group(
+    commands: Commands, common: _Parser, name: str, help_text: str, description: str
+) -> Commands:
+    """A command group such as ``pulpit mail``; returns the list its actions go in."""
+    group = commands.add_parser(name, parents=[common], help=help_text, description=description)
+    return group.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )
-    commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
-    )
 
-    def command(
-        sub: Any, name: str, handler: Handler, help_text: str, **kwargs: Any
-    ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(
-            name, parents=[common], help=help_text, description=help_text, **kwargs
-        )
-        p.set_defaults(handler=handler)
-        return p
 
-    serve = command(
+def _add_serve(commands: Commands, common: _Parser) -> None:
+    serve = _command(
         commands,
+        common,
         "serve",
         cmd_serve,
         "run everything in one process: web, SMTP gateway, workers and scheduler",
@@ -397,10 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the URL and the demo logins once the server is listening",
     )
-    command(commands, "web", cmd_web, "run only the web console and API")
-    command(commands, "mailgw", cmd_mailgw, "run only the SMTP gateway and IMAP pollers")
-    worker = command(
-        commands, "worker", cmd_worker, "run background workers (needs a Redis or RabbitMQ broker)"
+
+
+def _add_web(commands: Commands, common: _Parser) -> None:
+    _command(commands, common, "web", cmd_web, "run only the web console and API")
+
+
+def _add_mailgw(commands: Commands, common: _Parser) -> None:
+    _command(commands, common, "mailgw", cmd_mailgw, "run only the SMTP gateway and IMAP pollers")
+
+
+def _add_worker(commands: Commands, common: _Parser) -> None:
+    worker = _command(
+        commands,
+        common,
+        "worker",
+        cmd_worker,
+        "run background workers (needs a Redis or RabbitMQ broker)",
     )
     worker.add_argument(
         "--threads", type=_positive_int, default=8, help="worker threads (default: 8)"
@@ -412,38 +438,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes, each with --threads threads (default: 1; one per core uses "
         "every core)",
     )
-    command(commands, "scheduler", cmd_scheduler, "run the periodic scheduler (one per instance)")
 
-    db = commands.add_parser(
-        "db", parents=[common], help="database maintenance", description="Database maintenance."
-    )
-    db_actions = db.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    command(db_actions, "upgrade", cmd_db_upgrade, "migrate the database schema to the latest")
 
-    config = commands.add_parser(
-        "config",
-        parents=[common],
-        help="declarative configuration",
-        description="Declarative configuration.",
+def _add_scheduler(commands: Commands, common: _Parser) -> None:
+    _command(
+        commands,
+        common,
+        "scheduler",
+        cmd_scheduler,
+        "run the periodic scheduler (one per instance)",
     )
-    config_actions = config.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+
+
+def _add_db(commands: Commands, common: _Parser) -> None:
+    actions = _group(commands, common, "db", "database maintenance", "Database maintenance.")
+    _command(
+        actions, common, "upgrade", cmd_db_upgrade, "migrate the database schema to the latest"
     )
-    apply = command(
-        config_actions, "apply", cmd_config_apply, "apply a YAML configuration (idempotent)"
+
+
+def _add_config(commands: Commands, common: _Parser) -> None:
+    actions = _group(
+        commands, common, "config", "declarative configuration", "Declarative configuration."
+    )
+    apply = _command(
+        actions, common, "apply", cmd_config_apply, "apply a YAML configuration (idempotent)"
     )
     apply.add_argument("file", metavar="FILE", help="the YAML file")
-    command(config_actions, "export", cmd_config_export, "print the configuration as YAML")
+    _command(actions, common, "export", cmd_config_export, "print the configuration as YAML")
 
-    user = commands.add_parser(
-        "user", parents=[common], help="user accounts", description="User accounts."
-    )
-    user_actions = user.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    add = command(user_actions, "add", cmd_user_add, "create or update a user")
+
+def _add_user(commands: Commands, common: _Parser) -> None:
+    actions = _group(commands, common, "user", "user accounts", "User accounts.")
+    add = _command(actions, common, "add", cmd_user_add, "create or update a user")
     add.add_argument("--email", required=True, metavar="E")
     add.add_argument(
         "--role",
@@ -462,59 +489,87 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a client's manager sees all of the client's tickets",
     )
-
-    reset = command(
-        user_actions,
+    reset = _command(
+        actions,
+        common,
         "reset-totp",
         cmd_user_reset_totp,
         "turn off a user's two-step login (a lost phone)",
     )
     reset.add_argument("--email", required=True, metavar="E")
 
-    token = commands.add_parser(
-        "token", parents=[common], help="API tokens", description="API tokens."
+
+def _add_token(commands: Commands, common: _Parser) -> None:
+    actions = _group(commands, common, "token", "API tokens", "API tokens.")
+    create = _command(
+        actions, common, "create", cmd_token_create, "print a new API token for a user"
     )
-    token_actions = token.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    create = command(token_actions, "create", cmd_token_create, "print a new API token for a user")
     create.add_argument("--email", required=True, metavar="E")
 
-    mail = commands.add_parser(
-        "mail",
-        parents=[common],
-        help="inbound messages and the outbox",
-        description="Inbound messages (list, requeue) and outgoing mail (outbox, resend).",
-    )
-    mail_actions = mail.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    listing = command(mail_actions, "list", cmd_mail_list, "list inbound messages")
-    listing.add_argument("--state", choices=MAIL_STATES)
-    listing.add_argument("--json", action="store_true", help="one JSON document")
-    listing.add_argument(
+
+def _listing_options(p: argparse.ArgumentParser, states: tuple[str, ...]) -> None:
+    """--state, --json and --limit, shared by ``mail list`` and ``mail outbox``."""
+    p.add_argument("--state", choices=states)
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
         "--limit",
         type=_positive_int,
         default=200,
         help="show at most this many, newest first (default: 200)",
     )
-    requeue = command(
-        mail_actions, "requeue", cmd_mail_requeue, "re-process quarantined inbound messages"
+
+
+def _add_mail(commands: Commands, common: _Parser) -> None:
+    actions = _group(
+        commands,
+        common,
+        "mail",
+        "inbound messages and the outbox",
+        "Inbound messages (list, requeue) and outgoing mail (outbox, resend).",
+    )
+    listing = _command(actions, common, "list", cmd_mail_list, "list inbound messages")
+    _listing_options(listing, MAIL_STATES)
+    requeue = _command(
+        actions, common, "requeue", cmd_mail_requeue, "re-process quarantined inbound messages"
     )
     requeue.add_argument("--all", action="store_true", help="every quarantined message")
     requeue.add_argument("ids", nargs="*", metavar="ID", type=_positive_int)
-    outbox = command(mail_actions, "outbox", cmd_mail_outbox, "list outgoing mail and failures")
-    outbox.add_argument("--state", choices=OUTBOX_STATES)
-    outbox.add_argument("--json", action="store_true", help="one JSON document")
-    outbox.add_argument(
-        "--limit",
-        type=_positive_int,
-        default=200,
-        help="show at most this many, newest first (default: 200)",
-    )
-    again = command(mail_actions, "resend", cmd_mail_resend, "send failed outgoing mail again")
+    outbox = _command(actions, common, "outbox", cmd_mail_outbox, "list outgoing mail and failures")
+    _listing_options(outbox, OUTBOX_STATES)
+    again = _command(actions, common, "resend", cmd_mail_resend, "send failed outgoing mail again")
     again.add_argument("--failed", action="store_true", help="every failed mail")
     again.add_argument("ids", nargs="*", metavar="ID", type=_positive_int)
+
+
+# In the order ``pulpit --help`` lists them.
+COMMAND_GROUPS: tuple[Callable[[Commands, _Parser], None], ...] = (
+    _add_serve,
+    _add_web,
+    _add_mailgw,
+    _add_worker,
+    _add_scheduler,
+    _add_db,
+    _add_config,
+    _add_user,
+    _add_token,
+    _add_mail,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``pulpit`` and every command, each group added by its own builder."""
+    # --debug is accepted before and after the command.
+    common = _common_options()
+    parser = _Parser(
+        prog="pulpit",
+        description="Pulpit, an email-first service desk.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    for add_group in COMMAND_GROUPS:
+        add_group(commands, common)
     return parser
 
 
