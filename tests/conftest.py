@@ -26,14 +26,15 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, upgrade
+from core.db import make_engine, make_session_factory, upgrade
 
 DEFAULTS = {
     "postgres": ("PULPIT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
@@ -113,6 +114,37 @@ def drop_postgres_database(admin: Engine, url: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@contextmanager
+def migrated_database(backend: str, directory: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a new database of its own, built by the migrations and removed afterwards.
+
+    For code that commits from other threads or processes, which the rolled-back ``session``
+    fixture cannot serve. ``backend`` is ``"sqlite"`` (a file in ``directory``) or
+    ``"postgres"`` (a new database next to the test one, dropped at the end).
+    """
+    if backend == "sqlite":
+        url, admin = f"sqlite:///{directory / 'pulpit.db'}", None
+    else:
+        url, admin = fresh_postgres_database(service_url("postgres"))
+    engine = None
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+    finally:
+        if engine is not None:
+            engine.dispose()
+        if admin is not None:
+            drop_postgres_database(admin, url)
+
+
+@pytest.fixture
+def pg_factory(postgres_url: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a new, migrated PostgreSQL database of this test's own."""
+    with migrated_database("postgres", tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.access.accounts import create_api_token
-from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.db import unit_of_work
 from core.mail.models import Mailbox
-from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
+from tests.conftest import migrated_database
 from tests.factories import build_world
 from tests.smtp_sink import free_port
 from workers.actors import register_actors
@@ -32,19 +32,8 @@ from workers.runner import start_in_process_worker
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'e2e.db'}"
-        upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    url, admin = fresh_postgres_database(service_url("postgres"))
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
-    drop_postgres_database(admin, url)
+    with migrated_database(request.param, tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
 from core.mail.models import ImapFolderState, InboundMessage, Mailbox
 from mailgw.imap import ImapPoller, poll_once, start_pollers
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.dovecot import Dovecot, dovecot_fixture  # noqa: F401
 
 ADDRESS = "support@desk.example"
@@ -51,18 +50,6 @@ def factory(data_dir: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(url)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-@pytest.fixture
-def pg_factory(postgres_url: str) -> Iterator[sessionmaker[Session]]:
-    url, admin = fresh_postgres_database(postgres_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop_postgres_database(admin, url)
 
 
 @pytest.fixture

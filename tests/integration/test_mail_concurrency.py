@@ -8,7 +8,6 @@ second wait and then see the first as a duplicate.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,35 +15,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.blobs import BlobStore
-from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.db import unit_of_work
 from core.mail.inbound import store_inbound
 from core.mail.models import InboundMessage
 from core.tickets.models import Ticket
 from mailgw.process import process_inbound
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import build_world
 from tests.integration.test_mail_processing import DOMAIN, NOW, build
 
 
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[sessionmaker[Session]]:
-    url, admin = fresh_postgres_database(postgres_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop_postgres_database(admin, url)
-
-
 @pytest.mark.postgres
 def test_two_copies_processed_together_make_one_ticket(
-    pg: sessionmaker[Session], tmp_path: Path
+    pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     blobs = BlobStore(tmp_path / "blobs")
     raw = build(message_id="<twice@client.example>")
-    with unit_of_work(pg) as session:
+    with unit_of_work(pg_factory) as session:
         build_world(session)
         ids = [
             store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[to], now=NOW).id
@@ -56,7 +42,7 @@ def test_two_copies_processed_together_make_one_ticket(
     def work(inbound_id: int) -> None:
         try:
             barrier.wait()
-            with unit_of_work(pg) as session:
+            with unit_of_work(pg_factory) as session:
                 process_inbound(session, inbound_id, blobs=blobs, mail_domain=DOMAIN, now=NOW)
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -67,7 +53,7 @@ def test_two_copies_processed_together_make_one_ticket(
     for t in threads:
         t.join(30)
     assert not errors
-    with pg() as session:
+    with pg_factory() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
         states = sorted(session.scalars(select(InboundMessage.state)))
         assert states == ["ignored", "processed"]
@@ -75,12 +61,12 @@ def test_two_copies_processed_together_make_one_ticket(
 
 @pytest.mark.postgres
 def test_first_mails_from_one_new_sender_processed_together(
-    pg: sessionmaker[Session], tmp_path: Path
+    pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     """Found by bench/ingest.py: the second mail failed on users_email_key and waited a
     minute for the sweep."""
     blobs = BlobStore(tmp_path / "blobs")
-    with unit_of_work(pg) as session:
+    with unit_of_work(pg_factory) as session:
         build_world(session)
         ids = [
             store_inbound(
@@ -103,7 +89,7 @@ def test_first_mails_from_one_new_sender_processed_together(
     def work(inbound_id: int) -> None:
         try:
             barrier.wait()
-            with unit_of_work(pg) as session:
+            with unit_of_work(pg_factory) as session:
                 process_inbound(session, inbound_id, blobs=blobs, mail_domain=DOMAIN, now=NOW)
         except BaseException as exc:
             errors.append(exc)
@@ -114,6 +100,6 @@ def test_first_mails_from_one_new_sender_processed_together(
     for t in threads:
         t.join(30)
     assert not errors
-    with pg() as session:
+    with pg_factory() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 2
         assert sorted(session.scalars(select(InboundMessage.state))) == ["processed", "processed"]

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.clock import FrozenClock
 from core.contracts.models import Status
-from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.db import unit_of_work
 from core.directory.models import User
 from core.mail.models import OutboundMail
 from core.mail.outbox import (
@@ -53,7 +53,7 @@ from mailgw.outbound import (
     render,
     send,
 )
-from tests.conftest import drop_postgres_database, fresh_postgres_database, service_url
+from tests.conftest import migrated_database
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 from workers import actors
 from workers.actors import register_actors, send_outbound_mail
@@ -279,25 +279,8 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def factory(backend_name: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """A fresh migrated database per test: the worker threads need committed data."""
-    if backend_name == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-        upgrade(url)
-        engine = make_engine(url)
-        try:
-            yield make_session_factory(engine)
-        finally:
-            engine.dispose()
-        return
-    url, admin = fresh_postgres_database(service_url("postgres"))
-    engine = None
-    try:
-        upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-    finally:
-        if engine is not None:
-            engine.dispose()
-        drop_postgres_database(admin, url)
+    with migrated_database(backend_name, tmp_path) as factory:
+        yield factory
 
 
 class Desk:

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.clock import FrozenClock
-from core.db import make_engine, make_session_factory, unit_of_work, upgrade
+from core.db import unit_of_work
 from core.mail.models import OutboundMail
 from core.tickets import services as svc
 from core.tickets.models import Ticket, TicketEvent
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import at, build_world
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 from workers.actors import register_actors
@@ -32,18 +31,6 @@ from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
 from workers.scheduler import Scheduler, default_tasks
 
 START = at("2026-11-23 08:00")  # Monday 09:00 in Warsaw
-
-
-@pytest.fixture
-def pg_factory(postgres_url: str) -> Iterator[sessionmaker[Session]]:
-    url, admin = fresh_postgres_database(postgres_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop_postgres_database(admin, url)
 
 
 @pytest.fixture
