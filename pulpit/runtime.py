@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAIL_GATEWAY_NOT_BUILT = "the mail gateway is not built yet (issue 4)"
-
 
 class Stoppable(Protocol):
     def stop(self) -> None: ...
@@ -41,25 +39,35 @@ class Stoppable(Protocol):
 # --- The parts ------------------------------------------------------------------------------
 
 
-def start_mail_gateway(
-    settings: Settings, session_factory: sessionmaker[Session]
-) -> Stoppable | None:
-    """Start the SMTP gateway and, when built, the IMAP pollers, in the background.
+def require_mail_gateway() -> None:
+    """Import the SMTP gateway and the IMAP pollers, or end the command saying what is missing.
 
-    ``serve`` and ``mailgw`` both come through here. The IMAP pollers live in
-    ``mailgw.imap`` (another part of issue 4); until that module exists only SMTP runs.
+    Called before anything starts, so a missing library (aiosmtpd, imapclient) stops ``serve``
+    or ``mailgw`` at once with one clear line instead of running half a gateway.
     """
+    try:
+        import mailgw.imap  # noqa: F401  (imported only to fail before anything starts)
+        import mailgw.server  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise CommandError(
+            f"the mail gateway cannot start: the Python module {exc.name!r} is missing; "
+            "install Pulpit with its dependencies (pip install -e .)",
+            EXIT_FAILURE,
+        ) from exc
+
+
+def start_mail_gateway(settings: Settings, session_factory: sessionmaker[Session]) -> Stoppable:
+    """Start the SMTP gateway and the IMAP pollers in the background (``serve``, ``mailgw``).
+
+    The callers have already checked with :func:`require_mail_gateway` that both can load.
+    """
+    from mailgw.imap import start_pollers
     from mailgw.server import start
 
     smtp = start(settings, session_factory, lmtp=settings.smtp_protocol == "lmtp")
     parts: list[tuple[str, Stoppable]] = [("SMTP gateway", smtp)]
     try:
-        try:
-            from mailgw.imap import start_pollers  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            log.debug("IMAP pollers are not built yet; only the SMTP gateway runs")
-        else:
-            parts.append(("IMAP pollers", start_pollers(settings, session_factory)))
+        parts.append(("IMAP pollers", start_pollers(settings, session_factory)))
     except BaseException:
         _stop_all(parts)
         raise
@@ -218,6 +226,7 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
     from workers.runner import start_in_process_worker
     from workers.scheduler import Scheduler, default_tasks
 
+    require_mail_gateway()
     settings = settings.ensure_secret_key()
     location = upgrade_database(settings)
     log.info("database %s is at the latest schema", location)
@@ -233,16 +242,12 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
             if is_memory_broker(settings.broker_url):
                 log.info("broker memory://: jobs run in this process and do not survive it")
             parts.append(("scheduler", Scheduler(session_factory, default_tasks(settings)).start()))
-            mail = start_mail_gateway(settings, session_factory)
-            if mail is None:
-                log.warning("%s; serving without it", MAIL_GATEWAY_NOT_BUILT)
-            else:
-                parts.append(("mail gateway", mail))
+            parts.append(("mail gateway", start_mail_gateway(settings, session_factory)))
 
             def banner() -> None:
                 from pulpit.banner import demo_banner as make_banner
 
-                print(make_banner(settings, mail_gateway=mail is not None), flush=True)
+                print(make_banner(settings, mail_gateway=True), flush=True)
 
             return run_http(settings, app, on_listening=banner if demo_banner else None)
         finally:
@@ -285,6 +290,7 @@ def run_mailgw(settings: Settings) -> int:
     """Only the SMTP gateway and IMAP pollers (``pulpit mailgw``)."""
     from workers.broker import is_memory_broker, uninstall_dispatcher
 
+    require_mail_gateway()
     # The event loop, the group committer and the pool threads hand the interpreter lock to
     # each other several times per mail; CPython's default 5 ms switch interval made each
     # hand-over a wait of up to 5 ms in the SMTP answer (bench/INGEST_RESULTS.md).
@@ -304,8 +310,6 @@ def run_mailgw(settings: Settings) -> int:
             )
         try:
             gateway = start_mail_gateway(settings, session_factory)
-            if gateway is None:
-                raise CommandError(MAIL_GATEWAY_NOT_BUILT)
             with stop_on_signals(stop):
                 try:
                     stop.wait()
