@@ -17,10 +17,10 @@ from core.directory.models import User
 from core.mail.models import InboundMessage, OutboundMail
 from core.tickets.models import Attachment, Ticket
 from tests.factories import World
-from tests.integration import test_mail_processing as base
-from tests.integration.test_mail_processing import (
+from tests.mail_builders import (  # noqa: F401
     CORPUS,
     NOW,
+    blobs_fixture,
     build,
     decision,
     deliver,
@@ -28,11 +28,8 @@ from tests.integration.test_mail_processing import (
     opened,
     ticket_count,
     ticket_of,
+    world_fixture,
 )
-
-# The fixtures of the mail-processing tests, shared.
-world = base.world
-blobs = base.blobs
 
 FAILED = "nobody@acme.example"
 

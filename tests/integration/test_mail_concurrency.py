@@ -21,7 +21,7 @@ from core.mail.models import InboundMessage
 from core.tickets.models import Ticket
 from mailgw.process import process_inbound
 from tests.factories import build_world
-from tests.integration.test_mail_processing import DOMAIN, NOW, build
+from tests.mail_builders import DOMAIN, NOW, build
 
 
 @pytest.mark.postgres

@@ -1,115 +1,43 @@
 """Stored mail becomes the right ticket or event (mailgw.process), on SQLite and PostgreSQL.
 
 Each test stores a raw message with ``core.mail.inbound.store_inbound`` as the gateway does and runs
-``process_inbound`` on it directly; mail is built in code with the stdlib (Zulip's style) or
-read from the corpus in ``tests/fixtures/mail``.
+``process_inbound`` on it directly; mail is built in code with the stdlib (Zulip's style, see
+``tests/mail_builders.py``) or read from the corpus in ``tests/fixtures/mail``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import make_msgid
-from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.blobs import BlobStore
 from core.directory.models import User
 from core.mail.inbound import MAX_ATTEMPTS, store_inbound
-from core.mail.models import InboundMessage, Mailbox, OutboundMail
-from core.tickets.models import Attachment, Ticket, TicketEvent
+from core.mail.models import InboundMessage, OutboundMail
+from core.tickets.models import Attachment, Ticket
 from core.tickets.services import change_status
 from mailgw import rules
 from mailgw.process import process_inbound, run_process
-from tests.factories import World, at, build_world
+from tests.factories import World
+from tests.mail_builders import (  # noqa: F401
+    CORPUS,
+    DOMAIN,
+    NOW,
+    blobs_fixture,
+    build,
+    decision,
+    deliver,
+    event_of,
+    opened,
+    ticket_count,
+    ticket_of,
+    world_fixture,
+)
 from workers.actors import register_actors
 from workers.scheduler import sweep_inbound
-
-DOMAIN = "support.example"
-NOW = at("2026-03-02 09:00")  # a Monday, 10:00 in Warsaw: inside business hours
-CORPUS = Path(__file__).parents[1] / "fixtures" / "mail"
-
-
-@pytest.fixture
-def world(session: Session) -> World:
-    w = build_world(session)
-    session.add_all(
-        [
-            Mailbox(address="acme@support.example", contract=w.acme_contract),
-            Mailbox(address="pomoc@support.example", contract=None),
-        ]
-    )
-    session.flush()
-    return w
-
-
-@pytest.fixture
-def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
-
-
-def build(
-    frm: str = "Anna <anna@acme.example>",
-    subject: str = "Drukarka nie drukuje",
-    body: str = "Dzień dobry, drukarka nie drukuje.",
-    to: str = "pomoc@support.example",
-    **headers: str,
-) -> bytes:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = frm, to, subject
-    msg["Message-ID"] = headers.pop("message_id", make_msgid(domain="client.example"))
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content(body)
-    return msg.as_bytes()
-
-
-def deliver(
-    session: Session,
-    blobs: BlobStore,
-    raw: bytes,
-    *,
-    now: datetime = NOW,
-    envelope_to: list[str] | None = None,
-    envelope_from: str = "sender@client.example",
-    **kwargs: Any,
-) -> InboundMessage:
-    row = store_inbound(
-        session,
-        raw,
-        source="smtp",
-        blobs=blobs,
-        envelope_from=envelope_from,
-        envelope_to=envelope_to or ["pomoc@support.example"],
-        now=now,
-    )
-    return process_inbound(session, row.id, blobs=blobs, mail_domain=DOMAIN, now=now, **kwargs)
-
-
-def ticket_of(session: Session, row: InboundMessage) -> Ticket:
-    assert row.state == "processed", (row.reason, row.decisions)
-    ticket = session.get(Ticket, row.ticket_id)
-    assert ticket is not None
-    return ticket
-
-
-def event_of(session: Session, row: InboundMessage) -> TicketEvent:
-    event = session.get(TicketEvent, row.event_id)
-    assert event is not None
-    return event
-
-
-def decision(row: InboundMessage, rule: str) -> dict[str, Any]:
-    return [d for d in row.decisions if d["rule"] == rule][-1]
-
-
-def ticket_count(session: Session) -> int:
-    return int(session.scalar(select(func.count(Ticket.id))) or 0)
-
 
 # --- Routing a new ticket -------------------------------------------------------------------
 
@@ -168,11 +96,6 @@ def test_ticket_type_defaults_to_the_contracts(
 
 
 # --- Threading ------------------------------------------------------------------------------
-
-
-def opened(session: Session, blobs: BlobStore, **kw: Any) -> tuple[Ticket, InboundMessage]:
-    row = deliver(session, blobs, build(**kw))
-    return ticket_of(session, row), row
 
 
 def test_reply_threads_by_subject_tag(session: Session, world: World, blobs: BlobStore) -> None:

@@ -22,7 +22,7 @@ from core.tickets.models import Ticket
 from core.tickets.services import NewTicket, add_comment, assign, change_status, open_ticket
 from mailgw.outbound import render
 from tests.factories import World, at, build_world
-from tests.integration.test_mail_processing import build, deliver
+from tests.mail_builders import build, deliver
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 from workers.actors import send_outbound_mail
 

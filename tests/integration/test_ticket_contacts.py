@@ -24,7 +24,7 @@ from core.tickets import contacts
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.services import NewTicket, add_comment, change_status, open_ticket
 from tests.factories import World, at, build_world
-from tests.integration.test_mail_processing import build, decision, deliver, ticket_of
+from tests.mail_builders import build, decision, deliver, ticket_of
 from web.app import create_app
 
 DOMAIN = "support.example"
