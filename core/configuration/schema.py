@@ -126,6 +126,7 @@ class ImapSpec(Section):
     password_env: str | None = None
     folder: str = "INBOX"
     processed_folder: str | None = None
+    poll_seconds: float | None = Field(None, gt=0)  # without IDLE; mailgw.imap's default: 60
 
 
 class MailboxSpec(Section):

@@ -189,6 +189,20 @@ def test_imap_password_is_refused_with_a_hint() -> None:
     assert "password_env" in problem
 
 
+def test_imap_poll_seconds_is_accepted_and_must_be_positive() -> None:
+    """mailgw.imap polls every ``poll_seconds`` on a server without IDLE (60 when absent)."""
+    text = "mailboxes:\n  - address: s@x.example\n    imap: {host: h, user: u, poll_seconds: 30}\n"
+    doc, _ = validate_config(text, source="demo.yaml", known=Known(), now=NOW)
+    assert doc.mailboxes[0].imap is not None
+    assert doc.mailboxes[0].imap.model_dump(exclude_none=True)["poll_seconds"] == 30
+    unset = text.replace(", poll_seconds: 30", "")
+    doc, _ = validate_config(unset, source="demo.yaml", known=Known(), now=NOW)
+    assert doc.mailboxes[0].imap is not None
+    assert "poll_seconds" not in doc.mailboxes[0].imap.model_dump(exclude_none=True)
+    [problem] = problems(text.replace("poll_seconds: 30", "poll_seconds: 0"))
+    assert problem.startswith("demo.yaml:3: mailboxes[0].imap.poll_seconds: ")
+
+
 def test_a_short_password_fails_before_anything_is_written() -> None:
     text = "users:\n  - {email: a@x.example, role: admin, password: abc}\n"
     assert problems(text) == [
