@@ -10,18 +10,11 @@ from litestar.params import QueryParameter
 
 from core.access.permissions import can
 from core.clock import utcnow
-from core.directory.services import (
-    contract_by_code,
-    default_contract,
-    find_or_create_contact,
-    product_by_name,
-    staff_user,
-    subcontractor_by_name,
-)
+from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
 from core.errors import Forbidden, InputError, NotFound
 from core.tickets import contacts
 from core.tickets import services as svc
-from core.tickets.contacts import contact_for_client
+from core.tickets.intake import TicketRequest, intake
 from core.tickets.queries import TicketFilter, search_tickets
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
@@ -159,43 +152,25 @@ def show_ticket(
 def create_ticket(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, data: NewTicket
 ) -> dict[str, Any]:
-    if user.role == "subcontractor":
-        raise Forbidden("subcontractor users cannot open tickets; ask the coordinator")
-    if user.role == "client":
-        if data.requester.strip().lower() != user.email:
-            raise Forbidden("clients open tickets in their own name only")
-        if data.assignee:
-            raise Forbidden("clients cannot choose the assignee")
-    requester = find_or_create_contact(db, data.requester)
     now = utcnow()
-    if data.contract:
-        contract = contract_by_code(db, data.contract)
-        if user.role == "client" and contract.client_id != user.client_id:
-            raise Forbidden(f"contract {data.contract} is not one of your client's contracts")
-    else:
-        contract = default_contract(requester.client, now.date())
-    client = contract.client if contract is not None else requester.client
-    cc = [
-        contact_for_client(db, client, email, requester=requester, what="the new ticket")
-        for email in dict.fromkeys(data.cc or [])
-    ]
-    ticket = svc.open_ticket(
+    new = intake(
         db,
-        svc.NewTicket(
+        user,
+        TicketRequest(
             subject=data.subject,
-            requester=requester,
+            requester=data.requester,
             body=data.body,
-            contract=contract,
+            contract=data.contract,
             ticket_type=data.ticket_type,
-            assignee=staff_user(db, data.assignee) if data.assignee else None,
-            product=product_by_name(db, data.product) if data.product else None,
+            assignee=data.assignee,
+            product=data.product,
             custom_fields=data.custom_fields,
-            author=user,
+            cc=data.cc or [],
             source="api",
-            at=now,
-            cc=cc,
         ),
+        at=now,
     )
+    ticket = svc.open_ticket(db, new)
     db.commit()
     return ticket_with_events(ticket, user, now, _base(request))
 
