@@ -302,7 +302,7 @@ def test_the_message_id_domain(configured: str, public_url: str, domain: str) ->
 
 def test_the_sender_can_be_configured() -> None:
     assert sender(Settings()) == "Pulpit <pulpit@pulpit.localhost>"
-    configured = Settings(extra={"mail_from": "Helpdesk <help@acme.example>"})
+    configured = Settings(mail_from="Helpdesk <help@acme.example>")
     assert sender(configured) == "Helpdesk <help@acme.example>"
 
 
