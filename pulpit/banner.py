@@ -71,9 +71,7 @@ def _shown(path: Path | None) -> str:
         return str(path)
 
 
-def format_banner(
-    settings: Settings, logins: list[DemoLogin], *, demo_file: Path | None, mail_gateway: bool
-) -> str:
+def format_banner(settings: Settings, logins: list[DemoLogin], *, demo_file: Path | None) -> str:
     lines = ["", f"  Pulpit is running at {console_url(settings)}", ""]
     if logins:
         lines.append(f"  Demo logins (from {_shown(demo_file)}):")
@@ -86,15 +84,12 @@ def format_banner(
     else:
         lines.append("  No demo logins: config/examples/demo.yaml was not found or has none.")
     lines.append("")
-    if mail_gateway:
-        lines.append(f"  SMTP gateway on {settings.smtp_host}:{settings.smtp_port}")
-    else:
-        lines.append("  SMTP gateway: not running (see the log)")
+    lines.append(f"  SMTP gateway on {settings.smtp_host}:{settings.smtp_port}")
     lines += ["  Stop with Ctrl+C.", ""]
     return "\n".join(lines)
 
 
-def demo_banner(settings: Settings, *, mail_gateway: bool) -> str:
+def demo_banner(settings: Settings) -> str:
     import yaml
 
     path = find_demo_file()
@@ -105,4 +100,4 @@ def demo_banner(settings: Settings, *, mail_gateway: bool) -> str:
         except (OSError, yaml.YAMLError) as exc:
             # The banner is a courtesy: a broken demo file must not stop the server.
             log.warning("could not read the demo logins from %s: %s", path, exc)
-    return format_banner(settings, logins, demo_file=path, mail_gateway=mail_gateway)
+    return format_banner(settings, logins, demo_file=path)

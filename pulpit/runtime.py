@@ -247,7 +247,7 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
             def banner() -> None:
                 from pulpit.banner import demo_banner as make_banner
 
-                print(make_banner(settings, mail_gateway=True), flush=True)
+                print(make_banner(settings), flush=True)
 
             return run_http(settings, app, on_listening=banner if demo_banner else None)
         finally:

@@ -245,8 +245,8 @@ def test_the_shipped_demo_file_has_logins() -> None:
 
 def test_the_banner_shows_the_url_and_every_login() -> None:
     logins = [DemoLogin("admin@support.example", "admin", "pw1")]
-    text = format_banner(Settings(), logins, demo_file=Path("demo.yaml"), mail_gateway=False)
-    assert "http://127.0.0.1:8000" in text
+    text = format_banner(Settings(), logins, demo_file=Path("demo.yaml"))
+    assert "http://127.0.0.1:8000" in text and "SMTP gateway on 127.0.0.1:" in text
     assert "admin@support.example" in text and "pw1" in text
 
 
