@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from config.settings import Settings
 from core.blobs import BlobStore
 from core.db import make_engine, make_session_factory
-from core.errors import BulkRefused, InputError
+from core.errors import BulkRefused, InputError, localized
 from core.mail.outbox import derive_mail_domain
 from core.notify import notifications
 from web import filters
@@ -32,7 +32,6 @@ from web.deps import (
     provide_api_user,
     provide_console_user,
     provide_db,
-    provide_web_session,
 )
 
 log = logging.getLogger(__name__)
@@ -75,17 +74,19 @@ def api_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
 
 
 def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    from web.render import page
+    """Every console error the page's own form did not answer (``web.console.forms``): a
+    login or two-step redirect, or the error page with the user's header and core's sentence
+    in their language. The unit of work is rolled back by then (``web.deps.provide_db``)."""
+    from web.console.common import redirect, render, translator
 
     if isinstance(exc, LoginRequired):
         target = request.url.path
         if request.url.query:
             target += "?" + request.url.query
         return Redirect(path=f"/login?next={filters.quote(target)}", status_code=303)
+    identity = getattr(request.state, "pulpit_identity", None) or (None, None)
+    user, web_session = identity
     if isinstance(exc, TwoStepRequired):
-        from web.console.common import redirect, translator
-
-        user = (getattr(request.state, "pulpit_identity", None) or (None, None))[0]
         return redirect(
             request,
             "/profile/two-step",
@@ -95,22 +96,21 @@ def console_exception_handler(request: Request[Any, Any, Any], exc: Exception) -
             kind="error",
         )
     if isinstance(exc, InputError):
-        status, message = exc.status_code, str(exc)
+        status, message = exc.status_code, localized(exc, translator(request, user).gettext)
     elif isinstance(exc, HTTPException):
         status, message = exc.status_code, exc.detail
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, message = 500, "internal error; the administrators can find it in the log"
-    identity = getattr(request.state, "pulpit_identity", None) or (None, None)
     try:
-        return page(  # type: ignore[return-value]
+        return render(  # type: ignore[return-value]
             request,
             "error.html",
+            user=user,
+            web_session=web_session,
             status_code=status,
             message=message,
             status=status,
-            user=identity[0],
-            web_session=identity[1],
         )
     except Exception:  # the error page itself must never hide the original error
         log.exception("error page failed")
@@ -156,6 +156,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
 
     from web.api import api_handlers
     from web.console import console_handlers
+    from web.console.forms import console_dependencies
 
     api = Router(
         path="/api/v1",
@@ -169,7 +170,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
         route_handlers=console_handlers,
         dependencies={
             "user": Provide(provide_console_user, sync_to_thread=True),
-            "web_session": Provide(provide_web_session, sync_to_thread=True),
+            **console_dependencies,
         },
         exception_handlers={Exception: console_exception_handler},
         include_in_schema=False,

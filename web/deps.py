@@ -1,9 +1,10 @@
 """Request dependencies: the database session (one unit of work per request) and who is asking.
 
 A request is identified by ``Authorization: Bearer <token>`` (API clients) or by the
-``pulpit_session`` cookie (the console). Handlers that change data commit explicitly before
-they answer, so a failed commit is never reported as success; the dependency commits anything
-left and rolls back when the handler raised.
+``pulpit_session`` cookie (the console). Handlers that change data commit before they answer
+(API handlers explicitly, console forms through ``web.console.forms.form_post``), so a failed
+commit is never reported as success; the dependency commits anything left and rolls back when
+the handler raised.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def provide_db(state: State) -> Generator[Session, None, None]:
         yield session
         session.commit()
     except BaseException:
+        # Detached first, so the rollback expires nothing: the console's error page still
+        # names the user (web.app.console_exception_handler runs after this cleanup).
+        session.expunge_all()
         session.rollback()
         raise
     finally:
@@ -91,16 +95,9 @@ def provide_console_user(request: Request[Any, Any, Any], db: Session) -> User:
         and request.url.path not in TWO_STEP_SETUP_PATHS
     ):
         raise TwoStepRequired()
+    # The header of every page (the error page too) names the user's client or company.
+    _loaded = (user.client, user.subcontractor)  # noqa: F841
     return user
-
-
-def provide_web_session(
-    request: Request[Any, Any, Any], db: Session, user: User
-) -> WebSession | None:
-    # Taking ``user`` orders this after it: Litestar resolves sibling dependencies
-    # concurrently, and two threads must never use one Session at once.
-    del user
-    return identify(request, db)[1]
 
 
 def check_csrf(
@@ -119,4 +116,3 @@ def check_csrf(
 # Explicitly named dependencies (Litestar 3 drops inference by parameter name).
 DB: TypeAlias = NamedDependency[Session]
 CurrentUser: TypeAlias = NamedDependency[User]
-CurrentWebSession: TypeAlias = NamedDependency[WebSession | None]

@@ -3,17 +3,16 @@ answered with a redirect and a server-side session cookie (INTERFACE.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from core.access.accounts import AuthError, authenticate, create_web_session, end_web_session
 from core.audit import AuditEntry
 from core.notify.login_alerts import DEVICE_COOKIE, DEVICE_MAX_AGE, on_login, on_login_failed
 from web.client_ip import client_ip, networks_of
+from web.console.forms import FormDict
 from web.deps import DB, SESSION_COOKIE, check_csrf, identify
 from web.i18n import LANGUAGES
 from web.render import page
@@ -53,7 +52,7 @@ def login_form(
 def login_submit(
     request: Request[Any, Any, Any],
     db: DB,
-    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: FormDict,
 ) -> Template | Redirect:
     email = str(data.get("email") or "").strip()
     password = str(data.get("password") or "")
@@ -120,7 +119,7 @@ def login_submit(
 def logout(
     request: Request[Any, Any, Any],
     db: DB,
-    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: FormDict,
 ) -> Redirect:
     # A forged logout only annoys, but it is one more thing another site could do to our
     # users; the header's logout button carries the token like every console form.

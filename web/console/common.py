@@ -25,13 +25,11 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Template
 from markupsafe import Markup
-from sqlalchemy.orm import Session
 
 from core.access.models import WebSession
 from core.directory.models import User
 from core.errors import InputError, localized
 from core.tickets.timeline import NewAttachment
-from web.deps import identify
 from web.i18n import Translator
 from web.render import language_for, page
 
@@ -40,16 +38,6 @@ FLASH_KINDS = ("ok", "error")
 
 
 # --- Requests and translation ----------------------------------------------------------------
-
-
-def console_session(request: Request[Any, Any, Any], db: Session) -> WebSession | None:
-    """This request's console session (for its CSRF token), from ``identify``'s per-request cache.
-
-    Handlers ask for ``user`` only and read the session here: Litestar resolves sibling
-    dependencies concurrently, and ``user`` and ``web_session`` would both query the one
-    SQLAlchemy Session at the same time ("concurrent operations are not permitted").
-    """
-    return identify(request, db)[1]
 
 
 def translator(request: Request[Any, Any, Any], user: User | None) -> Translator:

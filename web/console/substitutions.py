@@ -3,38 +3,35 @@ a button to end one early. Staff only; the rules are ``core.access.substitutions
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access.accounts import get_user_by_email
-from core.access.models import WebSession
 from core.access.substitutions import create_substitution, end_substitution, list_substitutions
 from core.clock import utcnow
 from core.directory.models import STAFF_ROLES, User
 from core.errors import N_, Forbidden, InputError
-from web.console.common import (
-    console_session,
-    error_page,
-    form_str,
-    redirect,
-    refusal,
-    render,
-    translator,
+from web.console.forms import (
+    URLENCODED,
+    Console,
+    CurrentConsole,
+    Form,
+    FormDict,
+    form_post,
+    guarded,
 )
-from web.deps import DB, CurrentUser, check_csrf
 from web.filters import DISPLAY_TZ
 
-URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
 
-
-def _staff_only(user: User) -> None:
+def staff_only(user: User) -> None:
+    """The page's guard (``web.console.forms.guarded``)."""
     if not user.is_staff:
         raise Forbidden(N_("substitutions are managed by staff"))
 
@@ -58,16 +55,14 @@ def _person(db: Session, email: str, name: str) -> User:
 
 
 def substitutions_page(
-    request: Request[Any, Any, Any],
-    db: Session,
-    user: User,
-    web_session: WebSession | None,
+    console: Console,
     *,
     status_code: int = 200,
     error: str | None = None,
-    form: dict[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
 ) -> Template:
     """The page: the list, and the form (refilled with ``form`` after a refusal)."""
+    db, user = console.db, console.user
     now = utcnow()
     staff = list(
         db.scalars(
@@ -86,11 +81,8 @@ def substitutions_page(
         }
         for s in items
     ]
-    return render(
-        request,
+    return console.render(
         "substitutions.html",
-        user=user,
-        web_session=web_session,
         status_code=status_code,
         error=error,
         form=form or {},
@@ -100,78 +92,53 @@ def substitutions_page(
     )
 
 
-@get("/substitutions", sync_to_thread=True, name="substitutions")
-def substitutions(request: Request[Any, Any, Any], db: DB, user: CurrentUser) -> Template:
-    web_session = console_session(request, db)
-    try:
-        _staff_only(user)
-    except InputError as exc:
-        return error_page(request, user, web_session, exc)
-    return substitutions_page(request, db, user, web_session)
+@dataclass
+class SubstitutionForm(Form):
+    absent: str = ""
+    substitute: str = ""
+    starts_at: str = ""
+    ends_at: str = ""
 
 
-@post("/substitutions", sync_to_thread=True, status_code=303)
-def post_substitution(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    data: Annotated[dict[str, Any], URLENCODED],
-) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    form = {k: form_str(data, k) for k in ("absent", "substitute", "starts_at", "ends_at")}
-    try:
-        _staff_only(user)
+def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    data = kwargs["data"]
+    return substitutions_page(
+        console,
+        status_code=exc.status_code,
+        error=console.refusal(exc),
+        form=asdict(data) if isinstance(data, SubstitutionForm) else None,
+    )
+
+
+class SubstitutionsPage(Controller):
+    """Staff only: everyone else gets the error page."""
+
+    path = "/substitutions"
+    dependencies = {"console": guarded(staff_only)}
+
+    @get("/", sync_to_thread=True, name="substitutions")
+    def show(self, console: CurrentConsole) -> Template:
+        return substitutions_page(console)
+
+    @form_post("/", refused=_refused)
+    def add(
+        self, console: CurrentConsole, data: Annotated[SubstitutionForm, URLENCODED]
+    ) -> Template | Redirect:
+        db, user = console.db, console.user
         create_substitution(
             db,
-            absent=_person(db, form["absent"] or user.email, "absent"),
-            substitute=_person(db, form["substitute"], "substitute"),
-            starts_at=_local_time(form["starts_at"], "starts_at"),
-            ends_at=_local_time(form["ends_at"], "ends_at"),
+            absent=_person(db, data.absent or user.email, "absent"),
+            substitute=_person(db, data.substitute, "substitute"),
+            starts_at=_local_time(data.starts_at, "starts_at"),
+            ends_at=_local_time(data.ends_at, "ends_at"),
             actor=user,
             now=utcnow(),
         )
-    except InputError as exc:
-        db.rollback()
-        return substitutions_page(
-            request,
-            db,
-            user,
-            web_session,
-            status_code=exc.status_code,
-            error=refusal(request, user, exc),
-            form=form,
-        )
-    db.commit()
-    return redirect(
-        request, "/substitutions", translator(request, user).gettext("Substitution added.")
-    )
+        return console.redirect("/substitutions", console.gettext("Substitution added."))
 
-
-@post("/substitutions/{substitution_id:int}/end", sync_to_thread=True, status_code=303)
-def post_end_substitution(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    substitution_id: int,
-    data: Annotated[dict[str, Any], URLENCODED],
-) -> Template | Redirect:
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    try:
-        _staff_only(user)
-        end_substitution(db, substitution_id, user, utcnow())
-    except InputError as exc:
-        db.rollback()
-        return substitutions_page(
-            request,
-            db,
-            user,
-            web_session,
-            status_code=exc.status_code,
-            error=refusal(request, user, exc),
-        )
-    db.commit()
-    return redirect(
-        request, "/substitutions", translator(request, user).gettext("Substitution ended.")
-    )
+    @form_post("/{substitution_id:int}/end", refused=_refused)
+    def end(
+        self, console: CurrentConsole, substitution_id: int, data: FormDict
+    ) -> Template | Redirect:
+        end_substitution(console.db, substitution_id, console.user, utcnow())
+        return console.redirect("/substitutions", console.gettext("Substitution ended."))

@@ -1,52 +1,51 @@
 """The ticket page's form for contacts copied on a ticket (core.tickets.contacts).
 
-Same pattern as the other ticket-page forms (``web.console.ticket_detail``): CSRF-checked POST,
-redirect back on success, the page re-rendered with core's sentence and status on a refusal.
+Same shape as the other ticket-page forms (``web.console.forms``): a form body, a service
+call and a redirect back; a refusal shows the page again with what was typed.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
-from litestar import Request, post
 from litestar.response import Redirect, Template
 
 from core.access.permissions import can
 from core.errors import Forbidden, InputError, NotFound
 from core.tickets import contacts
-from web.console.common import form_str
-from web.console.ticket_detail import URLENCODED, acting_on, form_done, form_refused
-from web.deps import DB, CurrentUser
+from web.console.forms import URLENCODED, ActingTicket, CurrentConsole, Form, form_post
+from web.console.ticket_detail import ticket_done, ticket_refused
 
 
-@post("/tickets/{number:int}/cc", sync_to_thread=True, status_code=303)
+@dataclass
+class CopyForm(Form):
+    email: str = ""
+    action: str = "add"
+
+
+@form_post(
+    "/tickets/{number:int}/cc", refused=ticket_refused(lambda data: {"cc_email": data.email})
+)
 def post_cc(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[CopyForm, URLENCODED]
 ) -> Template | Redirect:
     """``email`` with ``action=add`` (the default) copies a contact; ``action=remove`` stops."""
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    email = form_str(data, "email")
-    try:
-        if not email:
-            raise InputError(tr.gettext("Enter the e-mail address of the contact."))
-        if not can(user, "cc", ticket):
-            raise Forbidden(tr.gettext("You may not change who is copied on this ticket."))
-        if form_str(data, "action") == "remove":
-            event = contacts.remove_contact(db, ticket, email, actor=user)
-            if event is None:
-                raise NotFound(tr.gettext("%(email)s is not copied.") % {"email": email})
-            message = tr.gettext("%(email)s is no longer copied.") % {"email": email}
+    tr, email = console.tr, data.email
+    if not email:
+        raise InputError(tr.gettext("Enter the e-mail address of the contact."))
+    if not can(console.user, "cc", ticket):
+        raise Forbidden(tr.gettext("You may not change who is copied on this ticket."))
+    if data.action == "remove":
+        event = contacts.remove_contact(console.db, ticket, email, actor=console.user)
+        if event is None:
+            raise NotFound(tr.gettext("%(email)s is not copied.") % {"email": email})
+        message = tr.gettext("%(email)s is no longer copied.") % {"email": email}
+    else:
+        person = contacts.contact_for(console.db, ticket, email)
+        event = contacts.add_contact(console.db, ticket, person, actor=console.user)
+        if event is None:
+            message = tr.gettext("%(email)s is copied already.") % {"email": person.email}
         else:
-            person = contacts.contact_for(db, ticket, email)
-            event = contacts.add_contact(db, ticket, person, actor=user)
-            if event is None:
-                message = tr.gettext("%(email)s is copied already.") % {"email": person.email}
-            else:
-                message = tr.gettext("%(email)s is copied now.") % {"email": person.email}
-    except InputError as exc:
-        return form_refused(request, db, user, web_session, number, exc, {"cc_email": email})
-    return form_done(request, db, user, ticket, event, message)
+            message = tr.gettext("%(email)s is copied now.") % {"email": person.email}
+    return ticket_done(console, ticket, event, message)

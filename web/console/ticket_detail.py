@@ -7,17 +7,16 @@ and the 4xx status core chose, keeping what the person typed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar import get
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.models import WebSession
 from core.access.permissions import can, can_see_event, can_view, settable_statuses
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField
@@ -38,21 +37,17 @@ from core.tickets.services import (
     log_work,
     statuses_for,
 )
-from web.console.common import (
-    category_word,
-    console_session,
-    error_page,
-    form_str,
-    form_uploads,
-    redirect,
-    refusal,
-    render,
-    translator,
+from web.console.common import category_word, form_str, form_uploads
+from web.console.forms import (
+    URLENCODED,
+    ActingTicket,
+    Console,
+    CurrentConsole,
+    Form,
+    Refused,
+    UploadFormDict,
+    form_post,
 )
-from web.deps import DB, CurrentUser, check_csrf
-
-URLENCODED = Body(media_type=RequestEncodingType.URL_ENCODED)
-MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 def timeline(db: Session, user: User, ticket: Ticket) -> list[TicketEvent]:
@@ -177,7 +172,7 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
 def clock_periods(ticket: Ticket, now: datetime) -> list[dict[str, Any]]:
     """The SLA clock's history for the side panel: when it ran, paused or stood still."""
     periods = sla_clock.category_periods(ticket)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, (since, category) in enumerate(periods):
         until = periods[i + 1][0] if i + 1 < len(periods) else None
         state = {"new": "running", "open": "running", "paused": "paused"}.get(category, "stopped")
@@ -189,222 +184,179 @@ def clock_periods(ticket: Ticket, now: datetime) -> list[dict[str, Any]]:
 
 
 def detail_page(
-    request: Request[Any, Any, Any],
-    db: Session,
-    user: User,
-    web_session: WebSession | None,
+    console: Console,
     number: int,
     *,
     status_code: int = 200,
     error: str | None = None,
-    draft: dict[str, str] | None = None,
+    draft: Mapping[str, str] | None = None,
 ) -> Template:
     try:
-        ticket = get_ticket(db, number, user)
+        ticket = get_ticket(console.db, number, console.user)
     except NotFound as exc:  # not visible is answered like not there: numbers cannot be probed
-        return error_page(request, user, web_session, exc)
-    return render(
-        request,
+        return console.error_page(exc)
+    return console.render(
         "ticket_detail.html",
-        user=user,
-        web_session=web_session,
         status_code=status_code,
         error=error,
         draft=draft or {},
-        **detail_context(db, user, ticket, utcnow()),
+        **detail_context(console.db, console.user, ticket, utcnow()),
     )
 
 
-def form_done(
-    request: Request[Any, Any, Any],
-    db: Session,
-    user: User,
-    ticket: Ticket,
-    event: TicketEvent | None,
-    message: str,
+def ticket_refused(draft: Callable[[Any], Mapping[str, str]] | None = None) -> Refused:
+    """A refused form of the ticket page: the page again, with the sentence and what the
+    person typed (``draft`` picks it from the form)."""
+
+    def refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+        return detail_page(
+            console,
+            int(console.request.path_params["number"]),
+            status_code=exc.status_code,
+            error=console.refusal(exc),
+            draft=draft(kwargs["data"]) if draft is not None else None,
+        )
+
+    return refused
+
+
+def ticket_done(
+    console: Console, ticket: Ticket, event: TicketEvent | None, message: str
 ) -> Redirect:
-    db.commit()
-    if not can_view(user, ticket):  # e.g. handed away from the person who did it
-        return redirect(request, "/tickets", message)
+    """Back to the ticket, at the new event; to the list when the user may no longer see it
+    (e.g. handed away from the person who did it)."""
+    if not can_view(console.user, ticket):
+        return console.redirect("/tickets", message)
     anchor = f"#e{event.id}" if event is not None else ""
-    return redirect(request, f"/tickets/{ticket.number}{anchor}", message)
-
-
-def form_refused(
-    request: Request[Any, Any, Any],
-    db: Session,
-    user: User,
-    web_session: WebSession | None,
-    number: int,
-    exc: InputError,
-    draft: dict[str, str] | None = None,
-) -> Template:
-    db.rollback()
-    return detail_page(
-        request,
-        db,
-        user,
-        web_session,
-        number,
-        status_code=exc.status_code,
-        error=refusal(request, user, exc),
-        draft=draft,
-    )
+    return console.redirect(f"/tickets/{ticket.number}{anchor}", message)
 
 
 @get("/tickets/{number:int}", sync_to_thread=True, name="ticket")
-def ticket_detail(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-) -> Template:
-    web_session = console_session(request, db)
-    return detail_page(request, db, user, web_session, number)
+def ticket_detail(console: CurrentConsole, number: int) -> Template:
+    return detail_page(console, number)
 
 
-def acting_on(
-    request: Request[Any, Any, Any], db: Session, user: User, number: int, data: dict[str, Any]
-) -> tuple[WebSession | None, Ticket, Any]:
-    """What every form on the ticket page starts with: the session, its CSRF check, the
-    ticket as this user may see it, and the user's translator."""
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    return web_session, get_ticket(db, number, user), translator(request, user)
+def _comment_draft(data: Mapping[str, Any]) -> dict[str, str]:
+    internal = form_str(data, "visibility") == "internal"
+    return {"body": form_str(data, "body"), "visibility": "internal" if internal else "public"}
 
 
-@post("/tickets/{number:int}/comment", sync_to_thread=True, status_code=303)
+@form_post("/tickets/{number:int}/comment", refused=ticket_refused(_comment_draft))
 def post_comment(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], MULTIPART],
+    console: CurrentConsole, ticket: ActingTicket, data: UploadFormDict
 ) -> Template | Redirect:
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    body = form_str(data, "body")
     public = form_str(data, "visibility") != "internal"
-    try:
-        event = add_comment(
-            db,
-            ticket,
-            author=user,
-            body=body,
-            public=public,
-            attachments=form_uploads(data, "files"),
-            blobs=request.app.state.blobs,
-        )
-    except InputError as exc:
-        draft = {"body": body, "visibility": "public" if public else "internal"}
-        return form_refused(request, db, user, web_session, number, exc, draft)
-    message = tr.gettext("Comment added.") if public else tr.gettext("Internal note added.")
-    return form_done(request, db, user, ticket, event, message)
+    event = add_comment(
+        console.db,
+        ticket,
+        author=console.user,
+        body=form_str(data, "body"),
+        public=public,
+        attachments=form_uploads(data, "files"),
+        blobs=console.request.app.state.blobs,
+    )
+    message = (
+        console.gettext("Comment added.") if public else console.gettext("Internal note added.")
+    )
+    return ticket_done(console, ticket, event, message)
 
 
-@post("/tickets/{number:int}/status", sync_to_thread=True, status_code=303)
+@dataclass
+class StatusForm(Form):
+    status: str = ""
+
+
+@form_post("/tickets/{number:int}/status", refused=ticket_refused())
 def post_status(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[StatusForm, URLENCODED]
 ) -> Template | Redirect:
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    try:
-        status = form_str(data, "status")
-        if not status:
-            raise InputError(tr.gettext("Choose the status to set."))
-        event = change_status(db, ticket, status, actor=user)
-    except InputError as exc:
-        return form_refused(request, db, user, web_session, number, exc)
+    if not data.status:
+        raise InputError(console.gettext("Choose the status to set."))
+    event = change_status(console.db, ticket, data.status, actor=console.user)
     if event is None:
-        message = tr.gettext("The ticket already has this status.")
+        message = console.gettext("The ticket already has this status.")
     else:
         label = ticket.status.name
-        if user.role == "client" and not ticket.status.visible_to_client:
-            label = category_word(tr, ticket.status.category)
-        message = tr.gettext("Status changed to %(status)s.") % {"status": label}
-    return form_done(request, db, user, ticket, event, message)
+        if console.user.role == "client" and not ticket.status.visible_to_client:
+            label = category_word(console.tr, ticket.status.category)
+        message = console.gettext("Status changed to %(status)s.") % {"status": label}
+    return ticket_done(console, ticket, event, message)
 
 
-@post("/tickets/{number:int}/assign", sync_to_thread=True, status_code=303)
+@dataclass
+class AssignForm(Form):
+    assignee: str = ""
+    subcontractor: str = ""
+
+
+@form_post("/tickets/{number:int}/assign", refused=ticket_refused())
 def post_assign(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[AssignForm, URLENCODED]
 ) -> Template | Redirect:
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    try:
-        email = form_str(data, "assignee")
-        sub_name = form_str(data, "subcontractor")
-        event = assign(
-            db,
-            ticket,
-            actor=user,
-            assignee=staff_user(db, email) if email else None,
-            subcontractor=subcontractor_by_name(db, sub_name) if sub_name else None,
-        )
-    except InputError as exc:
-        return form_refused(request, db, user, web_session, number, exc)
-    message = (
-        tr.gettext("Assignment saved.")
-        if event is not None
-        else tr.gettext("The assignment has not changed.")
+    db = console.db
+    event = assign(
+        db,
+        ticket,
+        actor=console.user,
+        assignee=staff_user(db, data.assignee) if data.assignee else None,
+        subcontractor=subcontractor_by_name(db, data.subcontractor) if data.subcontractor else None,
     )
-    return form_done(request, db, user, ticket, event, message)
+    message = (
+        console.gettext("Assignment saved.")
+        if event is not None
+        else console.gettext("The assignment has not changed.")
+    )
+    return ticket_done(console, ticket, event, message)
 
 
-@post("/tickets/{number:int}/worklog", sync_to_thread=True, status_code=303)
+@dataclass
+class WorklogForm(Form):
+    minutes: str = ""
+    note: str = ""
+
+
+@form_post(
+    "/tickets/{number:int}/worklog",
+    refused=ticket_refused(lambda data: {"minutes": data.minutes, "note": data.note}),
+)
 def post_worklog(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[WorklogForm, URLENCODED]
 ) -> Template | Redirect:
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    note = form_str(data, "note")
-    raw = form_str(data, "minutes")
-    try:
-        if not raw.isdigit():
-            raise InputError(tr.gettext("Enter the work time in whole minutes, e.g. 45."))
-        minutes = int(raw)
-        event = log_work(db, ticket, actor=user, minutes=minutes, note=note or None)
-    except InputError as exc:
-        return form_refused(
-            request, db, user, web_session, number, exc, {"minutes": raw, "note": note}
-        )
-    message = tr.ngettext(
+    if not data.minutes.isdigit():
+        raise InputError(console.gettext("Enter the work time in whole minutes, e.g. 45."))
+    minutes = int(data.minutes)
+    event = log_work(
+        console.db, ticket, actor=console.user, minutes=minutes, note=data.note or None
+    )
+    message = console.tr.ngettext(
         "Logged %(n)d minute of work.", "Logged %(n)d minutes of work.", minutes
     ) % {"n": minutes}
-    return form_done(request, db, user, ticket, event, message)
+    return ticket_done(console, ticket, event, message)
 
 
-@post("/tickets/{number:int}/contract", sync_to_thread=True, status_code=303)
+@dataclass
+class ContractForm(Form):
+    contract: str = ""
+    ticket_type: str = ""
+
+
+@form_post("/tickets/{number:int}/contract", refused=ticket_refused())
 def post_contract(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    number: int,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[ContractForm, URLENCODED]
 ) -> Template | Redirect:
     """Move the ticket to a contract and type; its SLA clocks are re-targeted from creation."""
-    web_session, ticket, tr = acting_on(request, db, user, number, data)
-    try:
-        code = form_str(data, "contract")
-        if not code:
-            raise InputError(tr.gettext("Choose the contract."))
-        type_name = form_str(data, "ticket_type") or None
-        event = change_contract(
-            db, ticket, contract_by_code(db, code), actor=user, ticket_type=type_name
-        )
-    except InputError as exc:
-        return form_refused(request, db, user, web_session, number, exc)
-    message = (
-        tr.gettext("Contract and type saved.")
-        if event is not None
-        else tr.gettext("The contract has not changed.")
+    if not data.contract:
+        raise InputError(console.gettext("Choose the contract."))
+    event = change_contract(
+        console.db,
+        ticket,
+        contract_by_code(console.db, data.contract),
+        actor=console.user,
+        ticket_type=data.ticket_type or None,
     )
-    return form_done(request, db, user, ticket, event, message)
+    message = (
+        console.gettext("Contract and type saved.")
+        if event is not None
+        else console.gettext("The contract has not changed.")
+    )
+    return ticket_done(console, ticket, event, message)

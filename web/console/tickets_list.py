@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
-from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar import get
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access.models import WebSession
 from core.access.permissions import can, ticket_scope
 from core.clock import utcnow
 from core.contracts.models import Contract, Status
@@ -29,17 +26,8 @@ from core.sla.clocks import is_overdue
 from core.tickets.models import Ticket
 from core.tickets.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
 from core.tickets.services import bulk_change_status
-from web.console.common import (
-    clean_query,
-    console_session,
-    form_list,
-    form_str,
-    query_url,
-    redirect,
-    render,
-    translator,
-)
-from web.deps import DB, CurrentUser, check_csrf
+from web.console.common import clean_query, form_list, form_str, query_url
+from web.console.forms import Console, CurrentConsole, FormDict, form_post
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 # The direction a column sorts in on its first click: deadlines soonest first, the rest newest.
@@ -165,15 +153,13 @@ def status_names(db: Session) -> list[str]:
 
 
 def list_page(
-    request: Request[Any, Any, Any],
-    db: Session,
-    user: User,
-    web_session: WebSession | None,
+    console: Console,
     query: Mapping[str, str],
     *,
     status_code: int = 200,
     **extra: Any,
 ) -> Template:
+    db, user = console.db, console.user
     context: dict[str, Any] = {"selected": set(), "bulk_error": None, **extra}
     f, params = parse_filter(query)
     now = utcnow()
@@ -190,11 +176,8 @@ def list_page(
             changes["page"] = None  # any other change starts from the first page
         return query_url("/tickets", params, **changes)
 
-    return render(
-        request,
+    return console.render(
         "tickets_list.html",
-        user=user,
-        web_session=web_session,
         status_code=status_code,
         f=f,
         params=params,
@@ -235,58 +218,53 @@ def home() -> Redirect:
 
 
 @get("/tickets", sync_to_thread=True, name="tickets")
-def tickets(request: Request[Any, Any, Any], db: DB, user: CurrentUser) -> Template:
-    web_session = console_session(request, db)
-    return list_page(request, db, user, web_session, request.query_params)
+def tickets(console: CurrentConsole) -> Template:
+    return list_page(console, console.request.query_params)
 
 
-@post("/tickets/bulk-status", sync_to_thread=True, status_code=303)
-def bulk_status(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Template | Redirect:
+@dataclass(frozen=True)
+class BulkForm:
+    """The list's bulk form: the ticked ticket numbers, the status, and the list's query."""
+
+    numbers: list[int]
+    status: str
+    back: str
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> BulkForm:
+        numbers = [
+            int(raw.lstrip("#")) for raw in form_list(data, "numbers") if raw.lstrip("#").isdigit()
+        ]
+        return cls(numbers, form_str(data, "status"), clean_query(form_str(data, "back")))
+
+
+def _bulk_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """The list again, with the reason for each refused ticket and the same rows ticked."""
+    form = BulkForm.read(kwargs["data"])
+    reasons = (
+        sorted((n, localized(e, console.gettext)) for n, e in exc.refusals.items())
+        if isinstance(exc, BulkRefused)
+        else []
+    )
+    return list_page(
+        console,
+        dict(parse_qsl(form.back)),
+        status_code=exc.status_code,
+        bulk_error={"message": console.refusal(exc), "reasons": reasons, "status": form.status},
+        selected=set(form.numbers),
+    )
+
+
+@form_post("/tickets/bulk-status", refused=_bulk_refused)
+def bulk_status(console: CurrentConsole, data: FormDict) -> Template | Redirect:
     """All or nothing (core.tickets.services.bulk_change_status): a refusal changes no ticket and the
     list comes back with the reason for each refused one and the same rows still ticked."""
-    web_session = console_session(request, db)
-    check_csrf(request, web_session, data)
-    back = clean_query(form_str(data, "back"))
-    status = form_str(data, "status")
-    numbers: list[int] = []
-    for raw in form_list(data, "numbers"):
-        if raw.lstrip("#").isdigit():
-            numbers.append(int(raw.lstrip("#")))
-    tr = translator(request, user)
-    query = dict(parse_qsl(back))
-    try:
-        if not status:
-            raise InputError(tr.gettext("Choose the status to set."))
-        changed = bulk_change_status(db, numbers, status, actor=user)
-    except InputError as exc:  # BulkRefused among them, with a reason per refused ticket
-        db.rollback()
-        reasons = (
-            sorted((n, localized(e, tr.gettext)) for n, e in exc.refusals.items())
-            if isinstance(exc, BulkRefused)
-            else []
-        )
-        return list_page(
-            request,
-            db,
-            user,
-            web_session,
-            query,
-            status_code=exc.status_code,
-            bulk_error={
-                "message": localized(exc, tr.gettext),
-                "reasons": reasons,
-                "status": status,
-            },
-            selected=set(numbers),
-        )
-    db.commit()
+    form = BulkForm.read(data)
+    if not form.status:
+        raise InputError(console.gettext("Choose the status to set."))
+    changed = bulk_change_status(console.db, form.numbers, form.status, actor=console.user)
     n = len(changed)
-    message = tr.ngettext(
+    message = console.tr.ngettext(
         "Changed %(n)d ticket to %(status)s.", "Changed %(n)d tickets to %(status)s.", n
-    ) % {"n": n, "status": status}
-    return redirect(request, "/tickets" + (f"?{back}" if back else ""), message)
+    ) % {"n": n, "status": form.status}
+    return console.redirect("/tickets" + (f"?{form.back}" if form.back else ""), message)

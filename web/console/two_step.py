@@ -9,77 +9,67 @@ phone is let back in by an administrator: ``pulpit user reset-totp --email E``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import get
 from litestar.response import Redirect, Template
 
 from core.access import two_step as totp
 from core.access.accounts import disable_totp, enable_totp
-from core.directory.models import User
 from core.errors import N_, Forbidden, InputError
-from web.console.common import console_session, form_str, redirect, refusal, render, translator
-from web.console.profile import URLENCODED
-from web.deps import DB, CurrentUser, check_csrf
+from web.console.forms import URLENCODED, Console, CurrentConsole, Form, form_post
 
 
 def _page(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: User,
-    *,
-    secret: str | None = None,
-    error: InputError | None = None,
+    console: Console, *, secret: str | None = None, error: InputError | None = None
 ) -> Template:
-    required = user.role in request.app.state.settings.required_two_step_roles
+    user = console.user
+    required = user.role in console.request.app.state.settings.required_two_step_roles
     context: dict[str, Any] = {"enabled": bool(user.totp_secret), "required": required}
     if not user.totp_secret:
         secret = secret or totp.new_secret()
         uri = totp.provisioning_uri(secret, user.email)
         context.update(secret=secret, readable=totp.readable_secret(secret), qr=totp.qr_svg(uri))
-    message = None
-    if error is not None:
-        message = refusal(request, user, error)
-    return render(
-        request,
+    return console.render(
         "two_step.html",
-        user=user,
-        web_session=console_session(request, db),
         status_code=error.status_code if error is not None else 200,
-        error=message,
+        error=console.refusal(error) if error is not None else None,
         **context,
     )
 
 
 @get("/profile/two-step", sync_to_thread=True, name="two_step")
-def two_step(request: Request[Any, Any, Any], db: DB, user: CurrentUser) -> Template:
-    return _page(request, db, user)
+def two_step(console: CurrentConsole) -> Template:
+    return _page(console)
 
 
-@post("/profile/two-step", sync_to_thread=True, status_code=303)
+@dataclass
+class TwoStepForm(Form):
+    action: str = "enable"
+    secret: str = ""
+    code: str = ""
+    password: str = field(default="", metadata={"strip": False})
+
+
+def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    return _page(console, secret=kwargs["data"].secret or None, error=exc)
+
+
+@form_post("/profile/two-step", refused=_refused)
 def post_two_step(
-    request: Request[Any, Any, Any],
-    db: DB,
-    user: CurrentUser,
-    data: Annotated[dict[str, Any], URLENCODED],
+    console: CurrentConsole, data: Annotated[TwoStepForm, URLENCODED]
 ) -> Template | Redirect:
     """``action=enable`` with ``secret``, ``code`` and ``password``; ``action=disable`` with
     ``code`` and ``password``."""
-    check_csrf(request, console_session(request, db), data)
-    tr = translator(request, user)
-    secret = form_str(data, "secret")
-    code, password = form_str(data, "code"), str(data.get("password") or "")
-    try:
-        if form_str(data, "action") == "disable":
-            if user.role in request.app.state.settings.required_two_step_roles:
-                raise Forbidden(N_("your role needs two-step login; it cannot be turned off"))
-            disable_totp(db, user, code=code, password=password)
-            done = tr.gettext("Two-step login is off.")
-        else:
-            enable_totp(db, user, secret=secret, code=code, password=password)
-            done = tr.gettext("Two-step login is on: from now on the console asks for a code.")
-    except InputError as exc:
-        db.rollback()
-        return _page(request, db, user, secret=secret or None, error=exc)
-    db.commit()
-    return redirect(request, "/profile", done)
+    user = console.user
+    if data.action == "disable":
+        if user.role in console.request.app.state.settings.required_two_step_roles:
+            raise Forbidden(N_("your role needs two-step login; it cannot be turned off"))
+        disable_totp(console.db, user, code=data.code, password=data.password)
+        done = console.gettext("Two-step login is off.")
+    else:
+        enable_totp(console.db, user, secret=data.secret, code=data.code, password=data.password)
+        done = console.gettext("Two-step login is on: from now on the console asks for a code.")
+    return console.redirect("/profile", done)
