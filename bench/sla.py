@@ -32,7 +32,7 @@ import businesstimedelta as btd  # noqa: E402
 import holidays  # noqa: E402
 import pytz  # noqa: E402
 
-from core.sla.calendar import BusinessCalendar  # noqa: E402
+from core.sla import BusinessCalendar  # noqa: E402
 
 ZONE = "Europe/Warsaw"
 HOURS = [2, 4, 8, 16, 24, 40]  # 2h, 4h, 1d, 2d, 3d, 5d on an 8-hour day

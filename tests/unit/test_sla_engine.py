@@ -1,5 +1,7 @@
 """Unit tests of the business-time engine (core.sla.calendar): one behaviour per test.
 
+Imported as scripts and outside checks do, from the ``core.sla`` package.
+
 Instants are written in Europe/Warsaw wall-clock time with ``local()`` so the vectors read
 like the calendar they test; the engine answers in UTC, and aware datetimes compare by instant.
 """
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from core.errors import InputError
-from core.sla.calendar import BusinessCalendar, CalendarError, format_duration, parse_duration
+from core.sla import BusinessCalendar, CalendarError, format_duration, parse_duration
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
