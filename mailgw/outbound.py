@@ -181,7 +181,7 @@ def _environment(language: str, templates_dir: Path) -> jinja2.Environment:
 
 
 def _subject_tag(subject: str, number: Any) -> str:
-    """Add ``[#N]`` unless some ``[...#N]`` tag is already there (INTERFACE.md, "Mail")."""
+    """Add ``[#N]`` unless some ``[...#N]`` tag is already there (docs/mail.md)."""
     if number is None or number == "":
         return subject
     if re.search(rf"\[[^\[\]#\s]*#{re.escape(str(number))}\]", subject):

@@ -2,7 +2,7 @@
 
 Named ``thread_match`` rather than ``threading`` so it never shadows the stdlib module.
 
-Order (INTERFACE.md "Mail"): the subject tag ``[#1042]`` or ``[PREFIX#1042]``, then
+Order (docs/mail.md): the subject tag ``[#1042]`` or ``[PREFIX#1042]``, then
 ``In-Reply-To``, then ``References`` (newest first, RFC 5322 3.6.4), each matched against the
 Message-IDs we stored on the timeline (``TicketEvent.message_id``) or sent
 (``OutboundMail.message_id``).

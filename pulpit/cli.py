@@ -1,6 +1,6 @@
 """The ``pulpit`` command line: every entry point an operator or a script uses.
 
-The commands and their options are part of the outside contract (``INTERFACE.md``). Settings
+The commands and their options are documented in ``docs/commands.md``. Settings
 are loaded once here and passed down. Each command that changes the database owns one unit of
 work and prints its result only after the commit. Bad input ends with one line on stderr,
 ``pulpit: <what was wrong>``, and exit code 2; an operational failure (database down, port

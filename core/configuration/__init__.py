@@ -1,6 +1,6 @@
 """Declarative configuration: ``pulpit config apply FILE`` and ``pulpit config export``.
 
-A YAML file (see INTERFACE.md, "Declarative configuration") is read with the line of every
+A YAML file (see docs/configuration.md) is read with the line of every
 key (``loader``), checked for shape (``schema``) and for references, durations and the rules
 that need the whole file or the database (``checks``, ``seed``), and only then upserted by
 natural keys (``apply``). ``export`` writes the current configuration back as YAML.

@@ -201,7 +201,7 @@ class _Dumper(yaml.SafeDumper):
     """Short lists and small mappings of plain values on one line, the way people write them."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # Indent list items under their key, as the examples in INTERFACE.md do.
+        # Indent list items under their key, as the examples in docs/configuration.md do.
         return super().increase_indent(flow, False)
 
 

@@ -5,7 +5,7 @@ SMTP one after another, as a sending MTA would: a mail that did not get a 250 (c
 refused, reset, 451) is kept and retried later. Midway the test kills the gateway with
 SIGKILL, so no ``finally`` runs, then starts it again, and the sender delivers the rest.
 
-What the database must show afterwards (INTERFACE.md "Mail", GNU Mailman's LMTP runner):
+What the database must show afterwards (docs/mail.md, GNU Mailman's LMTP runner):
 
 * every mail that got a 250 has a committed row with its Message-ID (nothing acknowledged
   is lost);

@@ -1,4 +1,4 @@
-"""``pulpit mail list`` and ``pulpit mail requeue`` (INTERFACE.md), through ``pulpit.cli.main``.
+"""``pulpit mail list`` and ``pulpit mail requeue`` (docs/commands.md), through ``pulpit.cli.main``.
 
 Each test runs on a fresh embedded SQLite database in a temporary data dir, migrated by
 ``pulpit db upgrade``, with inbound messages stored by :func:`core.mail.inbound.store_inbound` the way

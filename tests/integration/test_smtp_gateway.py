@@ -2,7 +2,7 @@
 
 Each test starts ``mailgw.server.start`` on a free port over a fresh, migrated database
 (SQLite, and PostgreSQL where it is cheap) with two mailboxes, talks to it with ``smtplib``
-and then asserts on the database: the contract of INTERFACE.md "Mail" is that a ``250``
+and then asserts on the database: the promise of docs/mail.md is that a ``250``
 means the row is committed and the blob is on disk, ``451`` means nothing was stored,
 ``550`` refuses an unknown mailbox at RCPT and ``552`` a message over the size limit.
 """

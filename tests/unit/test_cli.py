@@ -1,7 +1,7 @@
 """The ``pulpit`` command line: exit codes, one-line messages, and the commands that need no
 server.
 
-INTERFACE.md promises that every command exits non-zero with a one-line human-readable
+docs/commands.md promises that every command exits non-zero with a one-line human-readable
 message on bad input and shows no traceback unless ``--debug``; these tests hold it to that.
 Each test runs in an empty working directory with a clean ``PULPIT_*`` environment whose data
 dir is a temporary one, so the embedded SQLite database is fresh.

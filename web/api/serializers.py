@@ -1,4 +1,4 @@
-"""JSON shapes of the API (INTERFACE.md): tickets, events, users. Times are ISO 8601 in UTC."""
+"""JSON shapes of the API (docs/api.md): tickets, events, users. Times are ISO 8601 in UTC."""
 
 from __future__ import annotations
 

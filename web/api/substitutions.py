@@ -1,4 +1,4 @@
-"""Substitution endpoints of the JSON API (INTERFACE.md, "HTTP API").
+"""Substitution endpoints of the JSON API (docs/api.md).
 
 ``POST /api/v1/substitutions`` records one, ``GET`` lists the current and future ones the
 caller may see (``?past=true`` adds the ended ones), ``DELETE /api/v1/substitutions/{id}``

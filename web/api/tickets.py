@@ -1,4 +1,4 @@
-"""Ticket endpoints of the JSON API (INTERFACE.md, "HTTP API")."""
+"""Ticket endpoints of the JSON API (docs/api.md)."""
 
 from __future__ import annotations
 

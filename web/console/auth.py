@@ -1,5 +1,5 @@
 """Console login and logout: a form POST to /login with email, password (and code) fields,
-answered with a redirect and a server-side session cookie (INTERFACE.md)."""
+answered with a redirect and a server-side session cookie (docs/api.md)."""
 
 from __future__ import annotations
 
