@@ -116,8 +116,9 @@ class ContractSpec(Section):
 
 
 class ImapSpec(Section):
-    """Where a later poller fetches this mailbox's mail. The password is never written in the
-    file: ``password_env`` names the environment variable that holds it."""
+    """Where the IMAP poller (``mailgw.imap``) fetches this mailbox's mail, every
+    ``poll_seconds``. The password is never written in the file: ``password_env`` names the
+    environment variable that holds it."""
 
     host: str
     port: int = 993
