@@ -17,7 +17,8 @@ our outbound mails marks the user with that address ``mail_bouncing_since``; ord
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.services import NewTicket, open_ticket, record_email, reopen
+from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
@@ -276,20 +278,24 @@ def _process(
 
     text, html, data = _bodies(mail)
     data.update(flags)
-    common: dict[str, Any] = {
-        "body": text,
-        "body_html": html,
-        "at": now,
-        "message_id": mail.message_id,
-        "attachments": mail.attachments,
-        "blobs": blobs,
-    }
+    content = _Content(text, html, mail.message_id, mail.attachments, blobs)
 
     # The notification hooks in core.tickets.services must not answer list or bulk mail (RFC 3834
     # section 2), so the gateway's finding travels with the session while it acts.
     received = (mail.message_id, [row.mailbox, *(row.envelope_to or [])])
     with notifications.facts(session, no_autoreply=bool(bulk.result), received=received):
-        return _thread_or_open(session, row, mail, sender, data, common, now, reopen_days)
+        return _thread_or_open(session, row, mail, sender, data, content, now, reopen_days)
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What a mail adds to a ticket, whether it opens one or answers one."""
+
+    body: str | None
+    body_html: str | None
+    message_id: str | None
+    attachments: Sequence[NewAttachment]
+    blobs: BlobStore
 
 
 def _thread_or_open(
@@ -298,7 +304,7 @@ def _thread_or_open(
     mail: ParsedMail,
     sender: User,
     data: dict[str, Any],
-    common: dict[str, Any],
+    content: _Content,
     now: datetime,
     reopen_days: int,
 ) -> InboundMessage:
@@ -321,7 +327,19 @@ def _thread_or_open(
                 reopen(session, ticket, actor=sender, at=now)
                 why += f"; #{ticket.number} reopened"
             _decide(row, rules.Hit("thread", ticket.number, f"{match.how}; {why}"))
-            event = record_email(session, ticket, author=sender, public=True, data=data, **common)
+            event = record_email(
+                session,
+                ticket,
+                author=sender,
+                public=True,
+                data=data,
+                body=content.body,
+                body_html=content.body_html,
+                at=now,
+                message_id=content.message_id,
+                attachments=content.attachments,
+                blobs=content.blobs,
+            )
             if (cc_hit := copied.for_follow_up(session, ticket, mail, sender, now)) is not None:
                 _decide(row, cc_hit)
             return _done(row, event, now)
@@ -335,18 +353,20 @@ def _thread_or_open(
     cc, cc_hit = copied.for_new_ticket(session, mail, sender, contract)  # mailgw/copied.py
     if cc_hit is not None:
         _decide(row, cc_hit)
-    content = dict(common)
-    blobs = content.pop("blobs")
     new = NewTicket(
         subject=mail.subject.strip() or "(bez tematu)",
         requester=sender,
+        body=content.body,
+        body_html=content.body_html,
         contract=contract,
         source="email",
+        at=now,
+        message_id=content.message_id,
+        attachments=content.attachments,
         data=data,
         cc=cc,
-        **content,
     )
-    ticket = open_ticket(session, new, blobs=blobs)
+    ticket = open_ticket(session, new, blobs=content.blobs)
     first = ticket.events[0]
     tt = ticket.ticket_type.name if ticket.ticket_type else None
     _decide(row, rules.Hit("ticket_type", tt, "subject keywords, else the contract's default"))

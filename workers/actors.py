@@ -106,7 +106,7 @@ def send_outbound_mail(
     commits first (:func:`_claim`, :func:`core.mail.outbox.claim_batch`), so while the relay is
     talking the rows are visibly ``sending``: a second delivery of a job finds nothing to claim,
     and a worker that dies here leaves stale ``sending`` rows that the scheduler's sweep puts
-    back (``core.mail.outbox.due_for_sweep``). Then each mail goes over the thread's kept relay
+    back (``core.mail.outbox.release_stale``). Then each mail goes over the thread's kept relay
     connection (:func:`_deliver`), and the outcomes are recorded in one unit of work afterwards
     (:func:`_record`).
 

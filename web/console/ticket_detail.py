@@ -22,7 +22,7 @@ from core.clock import utcnow
 from core.contracts.models import Contract, CustomField
 from core.directory.models import STAFF_ROLES, Subcontractor, User
 from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
-from core.errors import InputError, NotFound
+from core.errors import InputError
 from core.mail.models import InboundMessage
 from core.sla import clocks as sla_clock
 from core.sla.clocks import is_overdue
@@ -191,10 +191,8 @@ def detail_page(
     error: str | None = None,
     draft: Mapping[str, str] | None = None,
 ) -> Template:
-    try:
-        ticket = get_ticket(console.db, number, console.user)
-    except NotFound as exc:  # not visible is answered like not there: numbers cannot be probed
-        return console.error_page(exc)
+    # Not visible is answered like not there (NotFound, 404): numbers cannot be probed.
+    ticket = get_ticket(console.db, number, console.user)
     return console.render(
         "ticket_detail.html",
         status_code=status_code,
