@@ -49,6 +49,11 @@ class Settings:
     # Comma-separated roles whose users must use two-step login (an authenticator app) in
     # the console, e.g. "admin,coordinator"; they are sent to set it up at their first login.
     two_step_roles: str = ""
+    # The authserv-id (RFC 8601) of the MTA in front of Pulpit whose Authentication-Results
+    # headers are believed (mailgw/trust.py); empty believes none.
+    trusted_authserv_id: str = ""
+    # Pulpit is the MX: verify DKIM signatures and read DMARC policy from DNS itself.
+    verify_dkim: bool = False
 
     @property
     def resolved_database_url(self) -> str:
@@ -82,6 +87,7 @@ class Settings:
 
 # core.tables.ROLES; config/ imports nothing from core.
 _ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
+_BOOL_FIELDS = {"verify_dkim"}
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 
 
@@ -91,6 +97,15 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if name in ("trusted_proxies", "two_step_roles") and isinstance(value, list | tuple):
         # TOML may list them: trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
         return ",".join(str(v) for v in value)
+    if name in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{origin}: {name} must be true or false, not {value!r}")
     if name in _INT_FIELDS:
         try:
             return int(value)

@@ -64,6 +64,30 @@ def find_or_create_contact(session: Session, email: str, name: str | None = None
     return user
 
 
+#: The requester of a ticket opened from a mail whose From could not be read: an inactive
+#: contact under a reserved domain (RFC 2606 ``.invalid``), so nothing is ever mailed to it,
+#: until a coordinator names the real requester (docs/mail.md, "Who sent this mail").
+UNKNOWN_SENDER = "unknown-sender@pulpit.invalid"
+
+
+def unknown_sender(session: Session) -> User:
+    """The placeholder requester for mail whose sender is unknown; made on first use."""
+    user = get_user_by_email(session, UNKNOWN_SENDER)
+    if user is not None:
+        return user
+    user = User(email=UNKNOWN_SENDER, name=None, role="client", active=False, language="pl")
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        existing = get_user_by_email(session, UNKNOWN_SENDER)
+        if existing is None:
+            raise
+        return existing
+    return user
+
+
 def staff_user(session: Session, email: str) -> User:
     user = get_user_by_email(session, email)
     if user is None:

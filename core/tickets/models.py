@@ -36,6 +36,7 @@ EVENT_TYPES = (
     "created",
     "contract",
     "cc",
+    "requester",
 )
 
 # Contacts copied on a ticket ("request participants"): they get the requester's mail about
