@@ -16,6 +16,7 @@ from core.tickets import contacts
 from core.tickets import services as svc
 from core.tickets.intake import TicketRequest, intake
 from core.tickets.queries import TicketFilter, search_tickets
+from core.tickets.requester import change_requester
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
 
@@ -70,6 +71,12 @@ class WorkLog:
 class ContractChange:
     contract: str
     ticket_type: str | None = None
+
+
+@dataclass
+class RequesterChange:
+    requester: str
+    name: str | None = None
 
 
 @dataclass
@@ -290,6 +297,23 @@ def set_contract(
     return ticket_json(ticket, user, utcnow(), _base(request))
 
 
+@post(
+    "/tickets/{number:int}/requester",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Name the requester",
+)
+def set_requester(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: RequesterChange
+) -> dict[str, Any]:
+    """Name the person the ticket is for (a contact is made for an unknown address); a ticket
+    in triage takes their client. For mail whose From could not be read (docs/mail.md)."""
+    ticket = svc.get_ticket(db, number, user)
+    change_requester(db, ticket, data.requester, actor=user, name=data.name)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
 @post("/tickets/{number:int}/type", sync_to_thread=True, status_code=200, summary="Change the type")
 def set_type(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: TypeChange
@@ -340,6 +364,7 @@ ticket_handlers = [
     add_cc,
     remove_cc,
     set_contract,
+    set_requester,
     set_type,
     list_tickets,
     show_ticket,

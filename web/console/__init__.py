@@ -19,6 +19,7 @@ from web.console.ticket_detail import (
     post_assign,
     post_comment,
     post_contract,
+    post_requester,
     post_status,
     post_worklog,
     ticket_detail,
@@ -29,6 +30,7 @@ from web.console.two_step import post_two_step, two_step
 
 console_handlers: list[ControllerRouterHandler] = [
     post_contract,
+    post_requester,
     login_form,
     login_submit,
     logout,

@@ -21,13 +21,19 @@ from core.access.permissions import can, can_see_event, can_view, settable_statu
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField
 from core.directory.models import STAFF_ROLES, Subcontractor, User
-from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
+from core.directory.services import (
+    UNKNOWN_SENDER,
+    contract_by_code,
+    staff_user,
+    subcontractor_by_name,
+)
 from core.errors import InputError
 from core.mail.models import InboundMessage
 from core.sla import clocks as sla_clock
 from core.sla.clocks import is_overdue
 from core.tickets.contacts import copied
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.requester import change_requester
 from core.tickets.services import (
     add_comment,
     assign,
@@ -146,6 +152,8 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "fields": custom_field_rows(db, user, ticket),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
+        "can_edit": can(user, "edit", ticket),
+        "unknown_requester": ticket.requester.email == UNKNOWN_SENDER,
         # Sorting a ticket (above all one in triage) into a contract and type.
         "contracts": list(
             db.scalars(
@@ -356,5 +364,29 @@ def post_contract(
         console.gettext("Contract and type saved.")
         if event is not None
         else console.gettext("The contract has not changed.")
+    )
+    return ticket_done(console, ticket, event, message)
+
+
+@dataclass
+class RequesterForm(Form):
+    requester: str = ""
+    name: str = ""
+
+
+@form_post("/tickets/{number:int}/requester", refused=ticket_refused())
+def post_requester(
+    console: CurrentConsole, ticket: ActingTicket, data: Annotated[RequesterForm, URLENCODED]
+) -> Template | Redirect:
+    """Name the ticket's requester (above all on a ticket from an unreadable From)."""
+    if "@" not in data.requester:
+        raise InputError(console.gettext("Enter the requester's e-mail address."))
+    event = change_requester(
+        console.db, ticket, data.requester, actor=console.user, name=data.name.strip() or None
+    )
+    message = (
+        console.gettext("Requester saved.")
+        if event is not None
+        else console.gettext("The requester has not changed.")
     )
     return ticket_done(console, ticket, event, message)
