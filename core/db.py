@@ -151,6 +151,31 @@ def _forget_transaction_memo(session: Session, transaction: SessionTransaction) 
         session.info.pop("pulpit_transaction_memo", None)
 
 
+SECRET_KEY_INFO = "secret_key"
+
+
+def configure_secret_key(factory: sessionmaker[Session] | Any, secret: str | None) -> bool:
+    """Give every session of ``factory`` the instance's secret key (``Settings.secret_key``).
+
+    Core knows no settings; the entry points (``pulpit.runtime.database``, ``web.app``,
+    ``workers.actors.register_actors``) put the key on their session factory once, as
+    ``sessionmaker(info=...)`` copies its ``info`` into each new session. Any other callable
+    (a test's own factory) is left alone; returns whether the key was set.
+    """
+    if not isinstance(factory, sessionmaker) or not secret:
+        return False
+    factory.kw.setdefault("info", {})[SECRET_KEY_INFO] = secret
+    return True
+
+
+def secret_key(session: Session) -> str | None:
+    """The instance's secret key on this session, or None where no entry point gave one
+    (bare factories in tests and scripts): what needs it then does without (signed reply
+    addresses fall back to the plain mailbox, ``core.mail.reply_address``)."""
+    value = session.info.get(SECRET_KEY_INFO)
+    return value if isinstance(value, str) and value else None
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.db import make_engine, make_session_factory, upgrade
+from core.db import configure_secret_key, make_engine, make_session_factory, upgrade
 from pulpit.errors import EXIT_FAILURE, CommandError
 
 if TYPE_CHECKING:
@@ -86,10 +86,18 @@ class _MailGateway:
 
 @contextmanager
 def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """An engine on ``settings.resolved_database_url`` for the life of a command."""
+    """An engine on ``settings.resolved_database_url`` for the life of a command.
+
+    Its sessions carry ``settings.secret_key`` when the settings have one
+    (``core.db.secret_key``): the processes that mail or read mail about tickets (``serve``,
+    ``web``, ``mailgw``, ``worker``, ``scheduler``) make sure they do, so signed reply
+    addresses (``core.mail.reply_address``) are made and checked with the same key.
+    """
     engine = make_engine(settings.resolved_database_url)
     try:
-        yield make_session_factory(engine)
+        factory = make_session_factory(engine)
+        configure_secret_key(factory, settings.secret_key or None)
+        yield factory
     finally:
         engine.dispose()
 
@@ -291,6 +299,7 @@ def run_mailgw(settings: Settings) -> int:
     from workers.broker import is_memory_broker, uninstall_dispatcher
 
     require_mail_gateway()
+    settings = settings.ensure_secret_key()
     # The event loop, the group committer and the pool threads hand the interpreter lock to
     # each other several times per mail; CPython's default 5 ms switch interval made each
     # hand-over a wait of up to 5 ms in the SMTP answer (bench/INGEST_RESULTS.md).
@@ -338,6 +347,8 @@ def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> i
             "workers only exist inside `pulpit serve`; set PULPIT_BROKER_URL to redis://... or "
             "amqp://... to run workers separately"
         )
+    # Before the children start: they then share one key, also when it was just generated.
+    settings = settings.ensure_secret_key()
     if processes > 1:
         return _supervise_workers(settings, threads=threads, processes=processes)
     stop = threading.Event()
@@ -435,6 +446,7 @@ def run_scheduler(settings: Settings) -> int:
     from workers.broker import is_memory_broker, uninstall_dispatcher
     from workers.scheduler import Scheduler, default_tasks
 
+    settings = settings.ensure_secret_key()
     stop = threading.Event()
     with database(settings) as session_factory:
         broker = None

@@ -34,7 +34,17 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, make_session_factory, upgrade
+from core.db import (
+    SECRET_KEY_INFO,
+    configure_secret_key,
+    make_engine,
+    make_session_factory,
+    upgrade,
+)
+
+# The instance's secret key of the test sessions and factories (``core.db.secret_key``), as the
+# entry points set it: mail about tickets gets signed reply addresses (core.mail.reply_address).
+TEST_SECRET_KEY = "test-secret-key-for-signed-reply-addresses"
 
 DEFAULTS = {
     "postgres": ("PULPIT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
@@ -132,7 +142,9 @@ def migrated_database(backend: str, directory: Path) -> Iterator[sessionmaker[Se
     try:
         upgrade(url)
         engine = make_engine(url)
-        yield make_session_factory(engine)
+        factory = make_session_factory(engine)
+        configure_secret_key(factory, TEST_SECRET_KEY)
+        yield factory
     finally:
         if engine is not None:
             engine.dispose()
@@ -200,7 +212,12 @@ def session(engine: Engine) -> Iterator[Session]:
     """
     conn = engine.connect()
     outer = conn.begin()
-    sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    sess = Session(
+        bind=conn,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        info={SECRET_KEY_INFO: TEST_SECRET_KEY},
+    )
     try:
         yield sess
     finally:

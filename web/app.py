@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
 from core.blobs import BlobStore
-from core.db import make_engine, make_session_factory
+from core.db import configure_secret_key, make_engine, make_session_factory
 from core.errors import BulkRefused, InputError, localized
 from core.mail.outbox import derive_mail_domain
 from core.notify import notifications
@@ -138,7 +138,9 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
         session_factory = make_session_factory(engine)
-    # Console and API sessions send ticket notifications (core.notify.notifications).
+    # Console and API sessions send ticket notifications (core.notify.notifications), with
+    # reply addresses signed by the instance's key (core.mail.reply_address).
+    configure_secret_key(session_factory, settings.secret_key)
     notifications.configure(
         session_factory,
         notifications.NotifyConfig(

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.audit import JobRun
 from core.clock import Clock, utcnow
-from core.db import unit_of_work
+from core.db import configure_secret_key, unit_of_work
 from core.mail.models import OutboundMail
 from core.mail.outbox import (
     SEND_BATCH,
@@ -283,10 +283,12 @@ def register_actors(
     actors that compare with it (``mail.send`` and its back-off).
     """
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
-    # mail.process (and any actor changing tickets) sends ticket notifications.
+    # mail.process (and any actor changing tickets) sends ticket notifications, with reply
+    # addresses signed by the instance's key, and checks the signed addresses replies come to.
     from core.mail.outbox import derive_mail_domain
     from core.notify import notifications
 
+    configure_secret_key(session_factory, settings.secret_key or None)
     notifications.configure(
         session_factory,
         notifications.NotifyConfig(
