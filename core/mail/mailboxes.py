@@ -28,6 +28,27 @@ def mailboxes(session: Session) -> list[Mailbox]:
     return found
 
 
+def base_address(address: str) -> str:
+    """An address as the mailbox it reaches: lower-cased, ``<>`` and the plus part removed.
+
+    ``Support+1042.17.abc@Support.Example`` (a signed reply address,
+    ``core.mail.reply_address``) and ``support+1042@support.example`` both reach
+    ``support@support.example``; the gateway accepts them at RCPT for that reason
+    (``mailgw.recipients``).
+    """
+    text = address.strip().strip("<>").strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def mailbox_for(session: Session, address: str) -> Mailbox | None:
+    """The configured mailbox ``address`` reaches, plus-addresses included, or None."""
+    wanted = base_address(address)
+    return next((m for m in mailboxes(session) if m.address.strip().lower() == wanted), None)
+
+
 def _changed(session: Session) -> bool:
     """A mailbox added, changed or removed and not flushed yet."""
     return any(isinstance(obj, Mailbox) for obj in (*session.new, *session.dirty, *session.deleted))

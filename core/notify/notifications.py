@@ -12,6 +12,13 @@ points put it there once, on their session factory, with :func:`configure` (``we
 the console and the API, ``workers.actors.register_actors`` for ``mail.process``). A session
 without it (unit tests, seeding, the CLI) sends no notifications at all.
 
+Reply-To: the ticket's mailbox (the one it came in on, else its contract's, else the first
+general one), signed for the ticket and the recipient (``support+1042.17.<mac>@…``,
+:mod:`core.mail.reply_address`, docs/mail.md "Signed reply addresses"), so each person gets
+an address of their own and a reply to it shows it comes from someone we wrote to. The key is
+the instance's secret (``core.db.secret_key``, put on the session factory by the entry
+points); a session without one sends the plain mailbox.
+
 What goes to whom (issue 5, "What is sent, to whom"):
 
 * the requester and the contacts copied on the ticket (``core.tickets.contacts``; each in
@@ -48,9 +55,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import utcnow
 from core.contracts.models import Status
-from core.db import transaction_memo
+from core.db import secret_key, transaction_memo
 from core.directory.models import User
-from core.mail.mailboxes import mailboxes
+from core.mail import reply_address
+from core.mail.mailboxes import base_address, mailboxes
 from core.mail.models import InboundMessage, OutboundMail
 from core.mail.outbox import mailable, queue_mail, ticket_context, ticket_timezone
 from core.notify.preferences import wants
@@ -175,7 +183,7 @@ def _thread(session: Session, ticket: Ticket, to: str) -> list[str]:
 
 
 def _memo(session: Session) -> dict[str, Any]:
-    """What this transaction already looked up (Reply-To per ticket) or queued.
+    """What this transaction already looked up (the Reply-To mailbox per ticket) or queued.
 
     Configuration does not change under a running transaction, and one inbound mail mails
     several people about one ticket: each lookup once per transaction, not once per mail.
@@ -185,7 +193,10 @@ def _memo(session: Session) -> dict[str, Any]:
 
 
 def _reply_to(session: Session, ticket: Ticket) -> str | None:
-    """The mailbox the ticket came in on, else its contract's, else the first general one."""
+    """The mailbox the ticket came in on, else its contract's, else the first general one.
+
+    Looked up once per ticket and transaction; :func:`_signed_reply_to` signs it per recipient.
+    """
     cache = _memo(session).setdefault("reply_to", {})
     if ticket.id is not None and ticket.id in cache:
         return cast(str | None, cache[ticket.id])
@@ -197,14 +208,15 @@ def _reply_to(session: Session, ticket: Ticket) -> str | None:
 
 def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
     boxes = mailboxes(session)
-    known = {m.address.lower(): m.address for m in boxes}
+    # A mail that came in on a plus-address (a signed reply address) came to its mailbox.
+    known = {base_address(m.address): m.address for m in boxes}
     origin = _origin(ticket)
     received = (session.info.get(FACTS_KEY) or {}).get("received")
     if origin is not None and received is not None and received[0] == origin.message_id:
         # The mail being processed opened the ticket: the gateway said where it came in.
         for address in received[1]:
-            if isinstance(address, str) and address.lower() in known:
-                return known[address.lower()]
+            if isinstance(address, str) and base_address(address) in known:
+                return known[base_address(address)]
     elif origin is not None and origin.message_id:
         inbound = session.scalars(
             select(InboundMessage)
@@ -214,13 +226,33 @@ def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
         ).first()
         if inbound is not None:
             for address in [inbound.mailbox, *(inbound.envelope_to or [])]:
-                if isinstance(address, str) and address.lower() in known:
-                    return known[address.lower()]
+                if isinstance(address, str) and base_address(address) in known:
+                    return known[base_address(address)]
     if ticket.contract_id is not None:
         for m in boxes:
             if m.contract_id == ticket.contract_id:
                 return m.address
     return next((m.address for m in boxes if m.contract_id is None), None)
+
+
+def _signed_reply_to(session: Session, ticket: Ticket, user: User) -> str | None:
+    """The Reply-To of a mail to ``user`` about ``ticket``: the ticket's mailbox
+    (:func:`_reply_to`) signed for this ticket and this recipient
+    (:func:`core.mail.reply_address.sign`), so a reply to it shows it comes from someone who
+    got our mail. The plain mailbox when the session has no secret key (``core.db.secret_key``:
+    bare session factories in tests and scripts), for a user not stored yet, or when the
+    signed address would be too long for the mailbox's name."""
+    mailbox = _reply_to(session, ticket)
+    secret = secret_key(session)
+    if mailbox is None or secret is None or user.id is None or ticket.number is None:
+        return mailbox
+    try:
+        return reply_address.sign(secret, mailbox, ticket.number, user.id)
+    except ValueError as exc:
+        log.warning(
+            "ticket #%s: plain Reply-To %s for %s: %s", ticket.number, mailbox, user.email, exc
+        )
+        return mailbox
 
 
 def _loop_limited(session: Session, to: str, now: datetime) -> bool:
@@ -277,7 +309,7 @@ def _send(
         auto_submitted=auto_submitted,
         in_reply_to=in_reply_to,
         references=_thread(session, ticket, to),
-        reply_to=_reply_to(session, ticket),
+        reply_to=_signed_reply_to(session, ticket, user),
         now=now,
     )
     if row is not None:

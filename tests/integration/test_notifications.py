@@ -16,11 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.blobs import BlobStore
+from core.db import SECRET_KEY_INFO
 from core.mail.models import Mailbox, OutboundMail
+from core.mail.reply_address import SignedReply, verify
 from core.notify import notifications
 from core.tickets.models import Ticket
 from core.tickets.services import NewTicket, add_comment, assign, change_status, open_ticket
 from mailgw.outbound import render
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import World, at, build_world
 from tests.mail_builders import build, deliver
 from tests.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
@@ -78,7 +81,11 @@ def test_a_ticket_by_mail_is_acknowledged_in_the_clients_thread(
     assert ack.headers["Auto-Submitted"] == "auto-replied"
     assert ack.headers["In-Reply-To"] == "<orig-1@client.example>"
     assert ack.headers["References"] == "<orig-1@client.example>"
-    assert ack.headers["Reply-To"] == "acme@support.example"
+    # The mailbox it came in on, signed for this ticket and this client (docs/mail.md).
+    client = world.users["client"]
+    assert verify(TEST_SECRET_KEY, ack.headers["Reply-To"]) == SignedReply(
+        "acme@support.example", ack.context["ticket_number"], client.id
+    )
     assert ack.context["url"].startswith("https://desk.example/tickets/")
     assert ack.context["reaction_due"] and ack.context["timezone"] == "Europe/Warsaw"
     # The coordinator hears of the new ticket; nobody mails the client twice.
@@ -227,6 +234,15 @@ def test_staff_are_not_capped_by_loop_protection(session: Session, world: World)
     assert len(to_coordinator) == 7
 
 
+def test_without_a_secret_key_the_reply_to_is_the_plain_mailbox(
+    session: Session, world: World
+) -> None:
+    session.info.pop(SECRET_KEY_INFO)
+    web_ticket(session, world)
+    [ack] = mails(session, "ticket_ack")
+    assert ack.headers["Reply-To"] == "acme@support.example"
+
+
 def test_no_config_on_the_session_means_no_notifications(session: Session, world: World) -> None:
     session.info.pop("notify")
     web_ticket(session, world)
@@ -273,4 +289,6 @@ def test_the_acknowledgement_reaches_the_smtp_sink_threaded(
     assert msg["In-Reply-To"] == "<orig-9@client.example>"
     assert msg["Message-ID"] == ack.message_id
     assert msg["Subject"].endswith(f"[#{ack.context['ticket_number']}]")
-    assert msg["Reply-To"] == "pomoc@support.example"
+    signed = verify(TEST_SECRET_KEY, msg["Reply-To"])
+    assert signed is not None and signed.mailbox == "pomoc@support.example"
+    assert msg["Reply-To"].startswith(f"pomoc+{ack.context['ticket_number']}.")
