@@ -2,35 +2,51 @@
 
 Named ``thread_match`` rather than ``threading`` so it never shadows the stdlib module.
 
-Order (docs/mail.md): the subject tag ``[#1042]`` or ``[PREFIX#1042]``, then
-``In-Reply-To``, then ``References`` (newest first, RFC 5322 3.6.4), each matched against the
-Message-IDs we stored on the timeline (``TicketEvent.message_id``) or sent
-(``OutboundMail.message_id``).
+Order (docs/mail.md), first match wins:
+
+1. a **signed reply address** (``support+1042.17.<mac>@…``, :mod:`core.mail.reply_address`)
+   among the envelope recipients, then To and Cc: only the person we wrote to had it, and it
+   survives a mail program that drops the subject tag and ``In-Reply-To``;
+2. ``In-Reply-To``, then ``References`` (newest first, RFC 5322 3.6.4), naming a mail **we
+   sent** (``OutboundMail.message_id``): the reader's program says which of our mails it
+   answers, which beats a tag typed or quoted in the subject;
+3. the **subject tag** ``[#1042]`` or ``[PREFIX#1042]``; of several tags (``Re: [#1031] …
+   [#1042]``) the first one whose ticket the sender may write into (:func:`may_follow_up`),
+   else the first one;
+4. ``In-Reply-To``, then ``References``, naming a mail we **stored** on a timeline
+   (``TicketEvent.message_id``: the client's own earlier mails).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access.permissions import is_copied
+from core.access.permissions import can_view, is_copied
+from core.db import secret_key
 from core.directory.models import User
 from core.mail.models import OutboundMail
+from core.mail.reply_address import SignedReply, find_signed
 from core.tickets.models import Ticket, TicketEvent
 from mailgw.parsing import ParsedMail
 
 # [#1042], [Ticket#1042], [ACME#1042]; the prefix is letters, digits, '-' and '_'.
 SUBJECT_TAG = re.compile(r"\[[\w-]{0,32}#(\d{1,9})\]")
 
+SIGNED = "signed reply address"
+
 
 @dataclass(frozen=True)
 class ThreadMatch:
     ticket: Ticket
-    how: str  # "subject tag", "In-Reply-To", "References"
+    how: str  # "signed reply address", "In-Reply-To", "References", "subject tag"
     message_id: str | None = None
+    # Set when the match was by a verified signed reply address: whom we sent it to.
+    signed: SignedReply | None = None
 
 
 def subject_numbers(subject: str) -> list[int]:
@@ -51,31 +67,102 @@ def ticket_for_message_id(session: Session, message_id: str) -> Ticket | None:
     return session.get(Ticket, ticket_id) if ticket_id is not None else None
 
 
-def find_thread(session: Session, mail: ParsedMail) -> ThreadMatch | None:
-    for number in subject_numbers(mail.subject):
-        ticket = session.scalar(select(Ticket).where(Ticket.number == number))
-        if ticket is not None:
-            return ThreadMatch(ticket, "subject tag")
-    for mid in mail.in_reply_to:
-        ticket = ticket_for_message_id(session, mid)
-        if ticket is not None:
-            return ThreadMatch(ticket, "In-Reply-To", mid)
-    for mid in reversed(mail.references):
-        ticket = ticket_for_message_id(session, mid)
-        if ticket is not None:
-            return ThreadMatch(ticket, "References", mid)
+def _header_ids(mail: ParsedMail) -> list[tuple[str, str]]:
+    """(how, Message-ID) in the order they are tried: In-Reply-To, then References newest
+    first; each id once."""
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for how, ids in (("In-Reply-To", mail.in_reply_to), ("References", mail.references[::-1])):
+        for mid in ids:
+            if mid not in seen:
+                seen.add(mid)
+                found.append((how, mid))
+    return found
+
+
+def _by_header(
+    session: Session, ids: list[tuple[str, str]], model: type[OutboundMail] | type[TicketEvent]
+) -> ThreadMatch | None:
+    """The first of ``ids`` that a row of ``model`` (a mail we sent, or one stored on a
+    timeline) names with its ticket; one query for all of them."""
+    if not ids:
+        return None
+    rows = session.execute(
+        select(model.message_id, model.ticket_id).where(
+            model.message_id.in_([mid for _, mid in ids]), model.ticket_id.is_not(None)
+        )
+    ).all()
+    tickets = {mid: ticket_id for mid, ticket_id in rows}
+    for how, mid in ids:
+        ticket_id = tickets.get(mid)
+        if ticket_id is not None:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is not None:
+                return ThreadMatch(ticket, how, mid)
     return None
+
+
+def _by_tag(session: Session, subject: str, sender: User | None) -> ThreadMatch | None:
+    numbers = list(dict.fromkeys(subject_numbers(subject)))
+    if not numbers:
+        return None
+    found = {t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(numbers)))}
+    tickets = [found[n] for n in numbers if n in found]
+    if not tickets:
+        return None
+    if sender is not None:
+        for ticket in tickets:
+            if may_follow_up(sender, ticket)[0]:
+                return ThreadMatch(ticket, "subject tag")
+    return ThreadMatch(tickets[0], "subject tag")
+
+
+def find_thread(
+    session: Session,
+    mail: ParsedMail,
+    *,
+    recipients: Sequence[str] = (),
+    secret: str | None = None,
+    sender: User | None = None,
+) -> ThreadMatch | None:
+    """The ticket ``mail`` follows up, and how that was found (the module's order), or None.
+
+    ``recipients`` are the envelope recipients (``InboundMessage.mailbox`` and
+    ``envelope_to``); To and Cc are always looked at. ``secret`` verifies signed reply
+    addresses; None takes the session's (``core.db.secret_key``), and without either no
+    address is trusted. ``sender`` picks among several subject tags; it decides nothing else
+    (whether the sender may write here is :func:`may_follow_up`, the caller's question).
+    """
+    key = secret if secret is not None else secret_key(session)
+    if key:
+        signed = find_signed(key, [*recipients, *mail.to, *mail.cc])
+        if signed is not None:
+            ticket = session.scalar(select(Ticket).where(Ticket.number == signed.ticket_number))
+            if ticket is not None:
+                return ThreadMatch(ticket, SIGNED, signed=signed)
+    ids = _header_ids(mail)
+    return (
+        _by_header(session, ids, OutboundMail)
+        or _by_tag(session, mail.subject, sender)
+        or _by_header(session, ids, TicketEvent)
+    )
 
 
 def may_follow_up(user: User, ticket: Ticket) -> tuple[bool, str]:
     """Whether a mail from ``user`` may add to ``ticket``, and why (for the decision log).
 
-    Wider than the console's view scope on purpose: a colleague of the requester at the same
-    client, or a technician not assigned, may still answer a thread they were copied on.
+    For clients wider than the console's view scope on purpose: a colleague of the requester
+    at the same client may still answer a thread. Staff follow the API's scope: a technician's
+    mail quoting a ticket he may not see does not write into it. Whether the mail really comes
+    from ``user`` is the caller's question (``mailgw.trust``, the signed reply address).
     """
     if not user.active:
         return False, f"{user.email} is deactivated"
     if user.is_staff:
+        # The same scope as the API and the console: a technician writes into the tickets he
+        # may see (assigned to him, or to someone he substitutes for), nothing else.
+        if not can_view(user, ticket):
+            return False, f"{user.email} ({user.role}) may not see ticket #{ticket.number}"
         return True, f"{user.email} is staff ({user.role})"
     if user.id == ticket.requester_id:
         return True, f"{user.email} is the requester"
