@@ -8,7 +8,9 @@ for whatever this returns False.
 
 Ours are: the configured mailboxes (``mailboxes:`` and the contracts' ``mailboxes:`` in the
 YAML, both stored as :class:`core.mail.models.Mailbox` rows), compared case-insensitively, and
-their plus-addresses (``support+1042@support.example``), which reply addresses may use. The
+their plus-addresses (``support+1042@support.example``), among them the signed reply address
+every notification carries (``support+1042.17.<mac>@…``, ``core.mail.reply_address``): it is
+accepted here whether or not its token verifies, and checked only when threading. The
 ``postmaster`` of our mail domain and of every mailbox domain is ours too: RFC 5321 4.5.1
 requires every SMTP receiver to accept mail for ``postmaster``.
 
