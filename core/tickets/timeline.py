@@ -12,6 +12,7 @@ an import cycle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,22 @@ class NewAttachment:
     data: bytes
     inline: bool = False
     content_id: str | None = None
+
+
+# What a file name must not carry: control characters, and the invisible format characters
+# (bidirectional overrides, isolates and marks, zero-width characters) that can hide its real
+# extension: "invoice\u202egpj.exe" shows as "invoiceexe.jpg".
+_UNSAFE_IN_FILENAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def clean_filename(name: str) -> str:
+    """A file name as it is stored and shown: its last path component only, without control
+    or bidirectional-override characters, whitespace collapsed; "" when nothing is left."""
+    name = _UNSAFE_IN_FILENAMES.sub("", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return " ".join(name.split())
 
 
 def append_event(
@@ -75,7 +92,8 @@ def attach(
     attachments: Iterable[NewAttachment],
     blobs: BlobStore | None,
 ) -> None:
-    """Store each file once by its hash and link it to ``event``."""
+    """Store each file once by its hash and link it to ``event``; file names are cleaned
+    (:func:`clean_filename`), whoever gave them (a mail, an upload, the API)."""
     for att in attachments:
         if blobs is None:
             raise ValueError("attachments given without a blob store")
@@ -84,7 +102,7 @@ def attach(
             Attachment(
                 event=event,
                 sha256=blob.sha256,
-                filename=att.filename or "attachment",
+                filename=clean_filename(att.filename) or "attachment",
                 content_type=att.content_type or "application/octet-stream",
                 size=len(att.data),
                 inline=att.inline,
