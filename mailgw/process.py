@@ -86,11 +86,35 @@ def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMess
 
 
 def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
-    """(visible text, sanitised HTML, extra event data) of a mail."""
-    full = mail.text or ""
-    if not full and mail.html:
-        full = html_to_text(mail.html)
-    visible = visible_reply(full)
+    """(visible text, sanitised HTML, extra event data) of a mail.
+
+    Forwarded messages (``message/rfc822`` parts, ``mail.forwarded``) follow the mail's own
+    text in the full text, each under a "Forwarded message" separator with its From, Date and
+    Subject; a mail with no text of its own (a bare forward) shows them as its visible body.
+    """
+    own = mail.text or ""
+    if not own and mail.html:
+        own = html_to_text(mail.html)
+    forwards = [
+        "\n".join(
+            [
+                "---------- Forwarded message ----------",
+                f"From: {fwd.from_}",
+                f"Date: {fwd.date}",
+                f"Subject: {fwd.subject}",
+                "",
+                fwd.text,
+            ]
+        ).rstrip()
+        for fwd in mail.forwarded
+    ]
+    if not forwards:
+        full, visible = own, visible_reply(own)
+    elif own.strip():
+        full = "\n\n".join([own.rstrip(), *forwards])
+        visible = visible_reply(own)
+    else:
+        full = visible = "\n\n".join(forwards)
     data: dict[str, Any] = {"full_text": full, "subject": mail.subject, "from": mail.from_addr}
     return visible, (sanitize_html(mail.html) or None), data
 
