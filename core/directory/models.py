@@ -114,3 +114,9 @@ class User(Base):
     @property
     def display(self) -> str:
         return self.name or self.email
+
+    @property
+    def is_placeholder(self) -> bool:
+        """A stand-in, not a person: the requester of mail whose From could not be read
+        (``core.directory.services.UNKNOWN_SENDER``); reserved ``.invalid`` domain."""
+        return self.email.endswith("@pulpit.invalid")
