@@ -101,7 +101,10 @@ class TicketType(Base):
 
 class Status(Base):
     """A ticket status. ``contract_id`` NULL: the instance defaults, used by triage tickets
-    and by contracts that define no statuses of their own."""
+    and by contracts that define no statuses of their own.
+
+    ``resume_on_client_reply`` NULL means the default rule (``resumes_on_client_reply``), so
+    the default follows a later change of ``visible_to_client`` (migration 0013)."""
 
     __tablename__ = "statuses"
     __table_args__ = (UniqueConstraint("contract_id", "name"),)
@@ -114,8 +117,20 @@ class Status(Base):
     visible_to_client: Mapped[bool] = mapped_column(Boolean, default=True)
     visible_to_subcontractor: Mapped[bool] = mapped_column(Boolean, default=True)
     client_can_set: Mapped[bool] = mapped_column(Boolean, default=False)
+    resume_on_client_reply: Mapped[bool | None] = mapped_column(Boolean)
 
     contract: Mapped[Contract | None] = relationship(back_populates="statuses")
+
+    @property
+    def resumes_on_client_reply(self) -> bool:
+        """Whether a client's public reply moves a ticket in this status back to an open one
+        (``core.tickets.services.resume_on_client_reply``). Only a paused status resumes;
+        unless configured, one that waits for the client, that is, one clients can see."""
+        if self.category != "paused":
+            return False
+        if self.resume_on_client_reply is None:
+            return bool(self.visible_to_client)
+        return self.resume_on_client_reply
 
 
 class CustomField(Base):
