@@ -5,22 +5,30 @@ ticket types and statuses by name within their contract (case-insensitively, as
 ``core.tickets.services`` looks them up), custom fields by name within their contract (or the
 instance), mailboxes by address, users and contacts by e-mail.
 
-Decisions:
+Decisions (docs/configuration.md, docs/decisions.md):
 
 - **Apply never deletes.** A calendar, client, contract, ticket type, status, custom field,
   mailbox, subcontractor or user that the file leaves out stays as it is. Tickets point at
   most of these, and removing one in use would orphan or silently change live tickets
   (their statuses, SLA targets, routing); a deliberate removal belongs in the console,
   where it can be refused while in use.
-- **An entry is the whole definition of a configuration object.** A key left out of a
-  calendar, contract, ticket type, status, custom field or mailbox takes its default
-  (removing ``holidays: PL`` removes the holidays). Lists of values and links are replaced by
-  the list given: a client's domains, a contract's products and mailboxes (a mailbox the
-  contract no longer lists is unlinked, not deleted), a subcontractor's contracts.
-- **People are different.** On an existing contact or user, a key left out (or null) is left
-  as it is, so a deactivation, a language or a password set in the console survives a
+- **A file changes exactly the keys it states.** A key an entry leaves out keeps its stored
+  value, so ``{code: ACME-2026, client: Acme, key: false}`` changes ``key`` and nothing else;
+  a new object gets the defaults of the keys left out. A key stated as ``null`` is reset to
+  its default (``calendar: null``: 24/7; ``holidays: null``: none). Partial entries are
+  checked as they will be after applying (``checks``), against the stored values they keep.
+- **Lists inside an entry are merged, never emptied by omission.** Contacts, ticket types
+  and statuses merge by name or e-mail, each changing by the keys it states; values and links
+  (a client's domains, a contract's products, mailboxes and coordinators, a subcontractor's
+  contracts, a select field's options) are added to the stored ones. Taking one out is said
+  explicitly: ``remove: {domains: [old.example]}`` on the entry, or ``domains: null`` to
+  empty the list. A value that is one thing's setting rather than a collection (a calendar's
+  ``hours`` and ``extra_holidays``, a ticket type's ``subject_keywords``) is replaced when
+  stated. Statuses keep their order unless the file names them (``_apply_statuses``).
+- **People are like the rest:** on an existing contact or user, a key left out keeps its
+  stored value, so a deactivation, a language or a password set in the console survives a
   re-apply of the demo file. A password is re-hashed only when the given one does not verify
-  against the stored hash, so re-applying changes nothing.
+  against the stored hash, so re-applying changes nothing; ``password: null`` removes it.
 - **Nothing changed, nothing written.** Every value is compared before it is assigned, so
   applying the same file twice leaves the session clean and adds no audit entry.
 - The caller owns the transaction; a ``ConfigError`` means nothing should be committed.
@@ -28,6 +36,7 @@ Decisions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,14 +49,23 @@ from sqlalchemy.orm import Session
 from core.access.accounts import hash_password, normalize_email, normalize_role
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.configuration.checks import calendar_config, load_known
+from core.configuration.checks import effective_calendar, load_known, merged_list
 from core.configuration.errors import ConfigError, Problem
 from core.configuration.result import ApplyResult, Outcome
 from core.configuration.schema import (
+    CONTRACT_KEYS,
+    FIELD_KEYS,
+    PERSON_KEYS,
+    STATUS_KEYS,
+    TICKET_TYPE_KEYS,
     ConfigDocument,
+    ContactSpec,
     ContractSpec,
     CustomFieldSpec,
+    ImapSpec,
     StatusSpec,
+    TicketTypeSpec,
+    UserSpec,
 )
 from core.configuration.seed import seed_tickets
 from core.configuration.validate import validate_config
@@ -138,19 +156,20 @@ class _Applier:
         existing: dict[str, Any],
         natural_key: str,
         factory: Any,
-        /,
-        **values: Any,
+        create: dict[str, Any],
+        update: dict[str, Any],
     ) -> tuple[Any, Outcome]:
-        """Create or update one row; counts it under ``section`` unless that is None (the
-        caller counts it, after changes to its children)."""
+        """Create a row from ``create`` (every key, defaults included), or change an existing
+        one by ``update`` (only the keys the file states). Counts it under ``section`` unless
+        that is None (the caller counts it, after changes to its children)."""
         row = existing.get(natural_key)
         outcome: Outcome = "unchanged"
         if row is None:
-            row = factory(**values)
+            row = factory(**create)
             self.session.add(row)
             existing[natural_key] = row
             outcome = "created"
-        elif _set(row, **values):
+        elif _set(row, **update):
             outcome = "updated"
         if section is not None:
             self.result.record(section, outcome)
@@ -168,7 +187,8 @@ class _Applier:
         self._apply_clients(doc)
         self.products = self._all(Product, "name")
         for product in doc.products:
-            self._upsert("products", self.products, product.name, Product, name=product.name)
+            values = {"name": product.name}
+            self._upsert("products", self.products, product.name, Product, values, values)
         self.contracts = self._all(Contract, "code")
         for contract_spec in doc.contracts:
             self._apply_contract(contract_spec)
@@ -177,21 +197,27 @@ class _Applier:
             contract = self.contracts[contract_spec.code]
             if self._apply_fields(contract, contract_spec.custom_fields):
                 self.result.changed_contracts.add(contract_spec.code)
-        defaults = {
-            s.name.casefold(): s
-            for s in self.session.scalars(select(Status).where(Status.contract_id.is_(None)))
-        }
+        defaults = list(
+            self.session.scalars(
+                select(Status)
+                .where(Status.contract_id.is_(None))
+                .order_by(Status.position, Status.id)
+            )
+        )
         self._apply_statuses(defaults, doc.statuses, lambda: Status(contract_id=None))
         self._apply_fields(None, doc.custom_fields)
         self._apply_mailboxes(doc)
         self._apply_subcontractors(doc)
         for user in doc.users:
-            given = user.model_dump(include={"name", "language", "manager", "active"})
-            if user.client is not None:
-                given["client"] = self.clients[user.client]
-            if user.subcontractor is not None:
-                given["subcontractor"] = self.subcontractors[user.subcontractor]
-            self._person("users", user.email, normalize_role(user.role), given, user.password)
+            refs: dict[str, Any] = {}
+            if user.states("client"):
+                refs["client"] = self.clients[user.client] if user.client else None
+            if user.states("subcontractor"):
+                refs["subcontractor"] = (
+                    self.subcontractors[user.subcontractor] if user.subcontractor else None
+                )
+            role = normalize_role(user.role) if user.role else None
+            self._person("users", user, role, refs)
         self._apply_contract_coordinators(doc)
         self.session.flush()  # ids and foreign keys, for the ticket services that follow
 
@@ -199,8 +225,9 @@ class _Applier:
         self.session.flush()
         for spec in doc.contracts:
             contract = self.contracts[spec.code]
-            wanted = [normalize_email(e) for e in dict.fromkeys(spec.coordinators)]
-            if {u.email for u in contract.coordinators} == set(wanted):
+            current = [u.email for u in contract.coordinators]
+            wanted = merged_list(current, spec, "coordinators", spec.remove, normalize_email)
+            if set(current) == set(wanted):
                 continue
             by_email = {
                 u.email: u for u in self.session.scalars(select(User).where(User.email.in_(wanted)))
@@ -211,32 +238,41 @@ class _Applier:
     def _apply_calendars(self, doc: ConfigDocument) -> None:
         self.calendars = self._all(Calendar, "name")
         for spec in doc.calendars:
-            config = calendar_config(spec)
-            day_length = None
-            if spec.day_length is not None:
+            row = self.calendars.get(spec.name)
+            stored = sla_clock.calendar_definition(row) if row is not None else None
+            config = effective_calendar(spec, stored)
+            day_length = config.get("day_length")
+            if day_length is not None:
                 # Stored in minutes, as core.sla.clocks hands it back to the engine.
                 built = BusinessCalendar.from_config(config)
                 day_length = built.day_length // timedelta(minutes=1)
+            values = {
+                "name": spec.name,
+                "timezone": config["timezone"],
+                "hours": config["hours"],
+                "holidays": config.get("holidays"),
+                "extra_holidays": list(config.get("extra_holidays") or []),
+                "day_length_minutes": day_length,
+            }
             _, outcome = self._upsert(
-                "calendars", self.calendars, spec.name, Calendar,
-                name=spec.name, timezone=spec.timezone, hours=spec.hours,
-                holidays=config.get("holidays"), extra_holidays=config.get("extra_holidays", []),
-                day_length_minutes=day_length,
-            )  # fmt: skip
+                "calendars", self.calendars, spec.name, Calendar, values, values
+            )
             if outcome != "unchanged":
                 self.result.changed_calendars.add(spec.name)
 
     def _apply_subcontractors(self, doc: ConfigDocument) -> None:
         self.subcontractors = subs = self._all(Subcontractor, "name")
         for sub in doc.subcontractors:
-            contracts = [self.contracts[code] for code in dict.fromkeys(sub.contracts)]
             row = subs.get(sub.name)
+            current = [c.code for c in row.contracts] if row is not None else []
+            wanted = merged_list(current, sub, "contracts", sub.remove)
+            contracts = [self.contracts[code] for code in wanted]
             if row is None:
                 row = Subcontractor(name=sub.name, contracts=contracts)
                 self.session.add(row)
                 subs[sub.name] = row
                 self.result.record("subcontractors", "created")
-            elif {c.code for c in row.contracts} != set(sub.contracts):
+            elif set(current) != set(wanted):
                 row.contracts = contracts
                 self.result.record("subcontractors", "updated")
             else:
@@ -246,10 +282,12 @@ class _Applier:
         domains = {d.domain: d for d in self.session.scalars(select(ClientDomain))}
         for spec in doc.clients:
             client, outcome = self._upsert(
-                None, self.clients, spec.name, Client, name=spec.name, language=spec.language
-            )
-            wanted = list(dict.fromkeys(d.strip().lower() for d in spec.domains))
-            if {d.domain for d in client.domains} != set(wanted):
+                None, self.clients, spec.name, Client,
+                {"name": spec.name, **spec.full("language")}, spec.stated("language"),
+            )  # fmt: skip
+            current = [d.domain for d in client.domains]
+            wanted = merged_list(current, spec, "domains", spec.remove, _domain)
+            if set(current) != set(wanted):
                 for row in list(client.domains):
                     if row.domain not in wanted:
                         # delete-orphan removes the row: a domain is a value, not an entity.
@@ -263,94 +301,136 @@ class _Applier:
                 outcome = "updated" if outcome == "unchanged" else outcome
             self.result.record("clients", outcome)
             for contact in spec.contacts:
-                given = contact.model_dump(include={"name", "language", "manager", "active"})
-                given["client"] = client
-                self._person("contacts", contact.email, "client", given, contact.password)
+                self._person("contacts", contact, "client", {"client": client})
 
     def _person(
-        self, section: str, email: str, role: str, given: dict[str, Any], password: str | None
+        self, section: str, spec: ContactSpec | UserSpec, role: str | None, refs: dict[str, Any]
     ) -> None:
-        """Upsert a contact or user; keys that are None were not given and stay as they are."""
-        email = normalize_email(email)
-        values = {k: v for k, v in given.items() if v is not None}
+        """Upsert a contact or user: a new one gets the defaults of the keys left out, an
+        existing one changes only the keys stated (``null`` resets one to its default)."""
+        email = normalize_email(spec.email)
         user = self.users.get(email)
         if user is None:
-            user = User(email=email, role=role, language="pl", manager=False, active=True)
-            for key, value in values.items():
-                setattr(user, key, value)
-            if password is not None:
-                user.password_hash = hash_password(password)
+            user = User(email=email, role=role, **spec.full(*PERSON_KEYS), **refs)
+            if spec.password is not None:
+                user.password_hash = hash_password(spec.password)
             self.session.add(user)
             self.users[email] = user
             self.result.record(section, "created")
             return
-        changed = _set(user, role=role, **values)
-        if password is not None and not _verifies(user.password_hash, password):
-            user.password_hash = hash_password(password)
-            changed = True
+        values = {**spec.stated(*PERSON_KEYS), **refs}
+        if role is not None:
+            values["role"] = role
+        changed = _set(user, **values)
+        if spec.states("password"):
+            if spec.password is None:
+                changed = _set(user, password_hash=None) or changed
+            elif not _verifies(user.password_hash, spec.password):
+                user.password_hash = hash_password(spec.password)
+                changed = True
         self.result.record(section, "updated" if changed else "unchanged")
 
     def _apply_contract(self, spec: ContractSpec) -> None:
+        refs: dict[str, Any] = {}
+        if spec.client is not None:
+            refs["client"] = self.clients[spec.client]
+        if spec.states("calendar"):
+            refs["calendar"] = self.calendars[spec.calendar] if spec.calendar else None
         contract, outcome = self._upsert(
             None, self.contracts, spec.code, Contract,
-            code=spec.code, name=spec.name, client=self.clients[spec.client], key=spec.key,
-            calendar=self.calendars[spec.calendar] if spec.calendar else None,
-            valid_from=spec.valid_from, valid_to=spec.valid_to,
-            warning_threshold=spec.warning_threshold,
+            {"code": spec.code, "calendar": None, **spec.full(*CONTRACT_KEYS), **refs},
+            {**spec.stated(*CONTRACT_KEYS), **refs},
         )  # fmt: skip
-        if {p.name for p in contract.products} != set(spec.products):
-            contract.products = [self.products[name] for name in dict.fromkeys(spec.products)]
+        current = [p.name for p in contract.products]
+        wanted = merged_list(current, spec, "products", spec.remove)
+        if set(current) != set(wanted):
+            contract.products = [self.products[name] for name in wanted]
             outcome = "updated" if outcome == "unchanged" else outcome
         self.result.record("contracts", outcome)
         changed = outcome != "unchanged"
-        types = {t.name.casefold(): t for t in contract.ticket_types}
-        for tt in spec.ticket_types:
-            values = tt.model_dump()  # the spec's keys are the table's columns
-            row = types.get(tt.name.casefold())
-            if row is None:
-                contract.ticket_types.append(TicketType(**values))
-                self.result.record("ticket types", "created")
-                changed = True
-            elif _set(row, **values):
-                self.result.record("ticket types", "updated")
-                changed = True
-            else:
-                self.result.record("ticket types", "unchanged")
-        if any(tt.default for tt in spec.ticket_types):
-            # One default per contract: a type the file does not mention stops being it.
-            named = {tt.name.casefold() for tt in spec.ticket_types}
-            for row in contract.ticket_types:
-                if row.default and row.name.casefold() not in named:
-                    row.default = False
-                    self.result.record("ticket types", "updated")
-                    changed = True
-        statuses = {s.name.casefold(): s for s in contract.statuses}
-        if self._apply_statuses(statuses, spec.statuses, lambda: _new_status(contract)):
+        if self._apply_ticket_types(contract, spec.ticket_types):
+            changed = True
+        if self._apply_statuses(
+            list(contract.statuses), spec.statuses, lambda: _new_status(contract)
+        ):
             changed = True
         if changed:
             self.result.changed_contracts.add(spec.code)
 
-    def _apply_statuses(
-        self, existing: dict[str, Status], specs: list[StatusSpec], make: Any
-    ) -> bool:
+    def _apply_ticket_types(self, contract: Contract, specs: list[TicketTypeSpec]) -> bool:
         changed = False
-        for position, spec in enumerate(specs):
-            values = {**spec.model_dump(), "position": position}
-            row = existing.get(spec.name.casefold())
+        types = {t.name.casefold(): t for t in contract.ticket_types}
+        for tt in specs:
+            row = types.get(tt.name.casefold())
             if row is None:
-                row = make()
-                for key, value in values.items():
-                    setattr(row, key, value)
-                self.session.add(row)
-                existing[spec.name.casefold()] = row
-                self.result.record("statuses", "created")
+                row = TicketType(name=tt.name, **tt.full(*TICKET_TYPE_KEYS))
+                contract.ticket_types.append(row)
+                types[tt.name.casefold()] = row
+                self.result.record("ticket types", "created")
                 changed = True
-            elif _set(row, **values):
-                self.result.record("statuses", "updated")
+            elif _set(row, name=tt.name, **tt.stated(*TICKET_TYPE_KEYS)):
+                self.result.record("ticket types", "updated")
                 changed = True
             else:
-                self.result.record("statuses", "unchanged")
+                self.result.record("ticket types", "unchanged")
+        chosen = {tt.name.casefold() for tt in specs if tt.value("default")}
+        if chosen:
+            # One default per contract: the type made the default takes over from another.
+            for row in contract.ticket_types:
+                if row.default and row.name.casefold() not in chosen:
+                    row.default = False
+                    self.result.record("ticket types", "updated")
+                    changed = True
         return changed
+
+    def _apply_statuses(
+        self, rows: list[Status], specs: list[StatusSpec], make: Callable[[], Status]
+    ) -> bool:
+        """Merge a status list into the stored one (``rows``, in order). A status listed
+        changes by the keys it states; one left out stays. Order: the statuses the file lists
+        that exist already take, among themselves, the order of the file, in the places they
+        held; a new status goes right after the one listed before it in the file (the first
+        listed: before the next one that exists, else at the end). A list given in full thus
+        sets the whole order, and a partial list moves nothing it does not name."""
+        if not specs:
+            return False
+        by_name = {row.name.casefold(): row for row in rows}
+        stored = set(by_name)
+        listed = [by_name[s.name.casefold()] for s in specs if s.name.casefold() in stored]
+        order = list(rows)
+        slots = [i for i, row in enumerate(rows) if row in listed]
+        for slot, row in zip(slots, listed, strict=True):
+            order[slot] = row
+        outcomes: dict[Status, Outcome] = {}
+        for k, spec in enumerate(specs):
+            found = by_name.get(spec.name.casefold())
+            if found is not None:
+                changed = _set(found, name=spec.name, **spec.stated(*STATUS_KEYS))
+                outcomes[found] = "updated" if changed else "unchanged"
+                continue
+            row = make()
+            for key, value in {"name": spec.name, **spec.full(*STATUS_KEYS)}.items():
+                setattr(row, key, value)
+            self.session.add(row)
+            by_name[spec.name.casefold()] = row
+            outcomes[row] = "created"
+            if k > 0:
+                place = order.index(by_name[specs[k - 1].name.casefold()]) + 1
+            else:
+                following = [
+                    by_name[s.name.casefold()] for s in specs if s.name.casefold() in stored
+                ]
+                place = order.index(following[0]) if following else len(order)
+            order.insert(place, row)
+        if order != rows:
+            for position, row in enumerate(order):
+                if row.position != position:
+                    row.position = position
+                    if outcomes.get(row, "unchanged") == "unchanged":
+                        outcomes[row] = "updated"
+        for outcome in outcomes.values():
+            self.result.record("statuses", outcome)
+        return any(outcome != "unchanged" for outcome in outcomes.values())
 
     def _apply_fields(self, contract: Contract | None, specs: list[CustomFieldSpec]) -> bool:
         if not specs:
@@ -363,29 +443,50 @@ class _Applier:
         existing = {f.name: f for f in self.session.scalars(select(CustomField).where(scope))}
         changed = False
         for spec in specs:
-            contract_id = contract.id if contract else None
-            values = {**spec.model_dump(), "contract_id": contract_id}
-            _, outcome = self._upsert("custom fields", existing, spec.name, CustomField, **values)
+            row = existing.get(spec.name)
+            stored = list(row.options or []) if row is not None else []
+            options = merged_list(stored, spec, "options", spec.remove)
+            create = {
+                "name": spec.name,
+                "contract_id": contract.id if contract else None,
+                **spec.full(*FIELD_KEYS),
+                "options": options,
+            }
+            update = {**spec.stated(*FIELD_KEYS), "options": options}
+            _, outcome = self._upsert(
+                "custom fields", existing, spec.name, CustomField, create, update
+            )
             changed = changed or outcome != "unchanged"
         return changed
 
     def _apply_mailboxes(self, doc: ConfigDocument) -> None:
         existing = self._all(Mailbox, "address")
-        # Where each address should route: the top-level entry's contract, else the contract
-        # listing it, else nowhere (the general mailbox, where the sender decides).
+        # Where each address the file speaks of should route. Later steps win: a contract
+        # unlinking an address (remove:, or mailboxes: null), a contract listing it, then a
+        # top-level entry stating its contract (checks refuse a top-level entry that
+        # contradicts a contract's list).
         route: dict[str, str | None] = {}
         for spec in doc.contracts:
-            for address in spec.mailboxes:
+            contract = self.contracts[spec.code]
+            current = [a for a, box in existing.items() if box.contract is contract]
+            kept = merged_list(current, spec, "mailboxes", spec.remove, normalize_email)
+            for address in current:
+                if address not in kept:
+                    route[address] = None
+        for spec in doc.contracts:
+            for address in spec.mailboxes or []:
                 route[normalize_email(address)] = spec.code
         imap: dict[str, dict[str, Any] | None] = {}
         for box in doc.mailboxes:
             address = normalize_email(box.address)
-            route[address] = box.contract if box.contract is not None else route.get(address)
-            imap[address] = box.imap.model_dump(exclude_none=True) if box.imap else None
-        codes = {spec.code for spec in doc.contracts}
-        for address, row in existing.items():
-            if address not in route and row.contract is not None and row.contract.code in codes:
-                route[address] = None  # its contract is in the file and no longer lists it
+            if box.states("contract"):
+                route[address] = box.contract
+            elif address not in route:
+                row = existing.get(address)
+                route[address] = row.contract.code if row is not None and row.contract else None
+            if box.states("imap"):
+                stored = existing[address].imap if address in existing else None
+                imap[address] = _imap(box.imap, stored)
         for address, code in route.items():
             values: dict[str, Any] = {
                 "address": address,
@@ -393,7 +494,29 @@ class _Applier:
             }
             if address in imap:
                 values["imap"] = imap[address]
-            self._upsert("mailboxes", existing, address, Mailbox, **values)
+            self._upsert("mailboxes", existing, address, Mailbox, values, values)
+
+
+def _domain(value: str) -> str:
+    return value.strip().lower()
+
+
+def _imap(spec: ImapSpec | None, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A mailbox's IMAP settings after applying ``spec`` over the stored ones: ``imap: null``
+    removes them, a key stated replaces its value (``null``: its default), the rest stay."""
+    if spec is None:
+        return None
+    merged = dict(stored or {})
+    for key in spec.model_fields_set:
+        value = getattr(spec, key)
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    for key, info in ImapSpec.model_fields.items():
+        if key not in merged and info.default is not None:
+            merged[key] = info.default
+    return merged
 
 
 def _new_status(contract: Contract) -> Status:

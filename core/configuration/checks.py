@@ -8,8 +8,9 @@ collected with the line of the reference; nothing is written here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -23,11 +24,14 @@ from core.configuration.schema import (
     ConfigDocument,
     ContractSpec,
     CustomFieldSpec,
+    Removal,
+    Section,
     StatusSpec,
 )
 from core.contracts.models import Contract, CustomField, Status
 from core.directory.models import STAFF_ROLES, Client, Product, Subcontractor, User
 from core.errors import InputError
+from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.models import Calendar
@@ -38,18 +42,32 @@ _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 
 
 @dataclass
+class KnownField:
+    type: str
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
 class KnownContract:
     calendar: BusinessCalendar | None  # None when the calendar itself is broken (reported)
     client: str
     types: set[str] = field(default_factory=set)  # casefolded, as ticket services look them up
     statuses: set[str] = field(default_factory=set)  # casefolded
+    # Stored values, so that an entry leaving a key out is checked against what it keeps.
+    calendar_name: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    targets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    status_categories: dict[str, str] = field(default_factory=dict)  # casefolded name
 
 
 @dataclass
 class Known:
-    """What the file may refer to: the database's natural keys overlaid with the file's."""
+    """What the file may refer to: the database's natural keys overlaid with the file's, and
+    the stored values a partial entry keeps."""
 
     calendars: dict[str, BusinessCalendar | None] = field(default_factory=dict)
+    calendar_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     clients: set[str] = field(default_factory=set)
     products: set[str] = field(default_factory=set)
     contracts: dict[str, KnownContract] = field(default_factory=dict)
@@ -57,7 +75,10 @@ class Known:
     users: dict[str, str] = field(default_factory=dict)  # e-mail -> role
     user_subcontractor: dict[str, str | None] = field(default_factory=dict)
     default_statuses: set[str] = field(default_factory=set)  # casefolded
+    default_status_categories: dict[str, str] = field(default_factory=dict)  # casefolded
     custom_fields: dict[str | None, set[str]] = field(default_factory=dict)
+    field_definitions: dict[tuple[str | None, str], KnownField] = field(default_factory=dict)
+    mailbox_imap: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def statuses_for(self, code: str | None) -> set[str]:
         """The status names a ticket may take, as ``core.tickets.services.statuses_for`` will decide."""
@@ -108,6 +129,7 @@ def load_known(session: Session) -> Known:
     known = Known()
     for cal in session.scalars(select(Calendar)):
         known.calendars[cal.name] = sla_clock.business_calendar(cal)
+        known.calendar_definitions[cal.name] = sla_clock.calendar_definition(cal)
     known.clients = set(session.scalars(select(Client.name)))
     known.products = set(session.scalars(select(Product.name)))
     for contract in session.scalars(select(Contract)):
@@ -116,6 +138,11 @@ def load_known(session: Session) -> Known:
             client=contract.client.name,
             types={t.name.casefold() for t in contract.ticket_types},
             statuses={s.name.casefold() for s in contract.statuses},
+            calendar_name=contract.calendar.name if contract.calendar else None,
+            valid_from=contract.valid_from,
+            valid_to=contract.valid_to,
+            targets={t.name.casefold(): (t.reaction, t.resolution) for t in contract.ticket_types},
+            status_categories={s.name.casefold(): s.category for s in contract.statuses},
         )
     for sub in session.scalars(select(Subcontractor)):
         known.subcontractors[sub.name] = {c.code for c in sub.contracts}
@@ -124,29 +151,35 @@ def load_known(session: Session) -> Known:
         known.user_subcontractor[user.email] = (
             user.subcontractor.name if user.subcontractor else None
         )
-    known.default_statuses = {
-        name.casefold()
-        for name in session.scalars(select(Status.name).where(Status.contract_id.is_(None)))
-    }
-    rows = session.execute(select(CustomField.name, Contract.code).outerjoin(Contract))
-    for name, code in rows:
-        known.custom_fields.setdefault(code, set()).add(name)
+    for status in session.scalars(select(Status).where(Status.contract_id.is_(None))):
+        known.default_statuses.add(status.name.casefold())
+        known.default_status_categories[status.name.casefold()] = status.category
+    rows = session.execute(select(CustomField, Contract.code).outerjoin(Contract))
+    for cf, code in rows:
+        known.custom_fields.setdefault(code, set()).add(cf.name)
+        known.field_definitions[(code, cf.name)] = KnownField(cf.type, list(cf.options or []))
+    for box in session.scalars(select(Mailbox)):
+        known.mailbox_imap[box.address] = dict(box.imap) if box.imap else None
     return known
 
 
 def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     """Every rule that needs more than one key. ``known`` starts as what the database holds
-    (``load_known``) and gains what the file declares, for the ticket checks that follow."""
+    (``load_known``) and gains what the file declares, for the ticket checks that follow.
+
+    An entry for an object that exists is checked as it will be after applying: the keys it
+    leaves out keep their stored values, so a contract entry without ``calendar`` has its
+    durations read on the stored calendar."""
     check = Checker(lines)
     _check_calendars(check, doc, known)
     _check_clients(check, doc, known)
     known.products |= {p.name for p in doc.products}
     check.unique(((("products", i, "name"), p.name) for i, p in enumerate(doc.products)), "product")
     _check_contracts(check, doc, known)
-    _check_statuses(check, ("statuses",), doc.statuses, required=bool(doc.statuses))
-    known.default_statuses |= {s.name.casefold() for s in doc.statuses}
-    _check_custom_fields(check, ("custom_fields",), doc.custom_fields)
-    known.custom_fields.setdefault(None, set()).update(f.name for f in doc.custom_fields)
+    merged = _check_statuses(check, ("statuses",), doc.statuses, known.default_status_categories)
+    known.default_status_categories = merged
+    known.default_statuses |= set(merged)
+    _check_custom_fields(check, ("custom_fields",), doc.custom_fields, known, None)
     _check_mailboxes(check, doc, known)
     _check_subcontractors(check, doc, known)
     _check_users(check, doc, known)
@@ -154,30 +187,95 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     return check
 
 
+def required(check: Checker, loc: Loc, spec: Section, key: str, *, exists: bool, what: str) -> bool:
+    """A key an object cannot do without: a new one needs it, and null never resets it."""
+    if spec.states(key) and getattr(spec, key) is None:
+        check.add(loc + (key,), f"{key} cannot be null: every {what} has one")
+        return False
+    if not exists and not spec.states(key):
+        check.add(loc, f"the key {key!r} is missing (a new {what} needs it)")
+        return False
+    return True
+
+
+def _values(
+    check: Checker,
+    loc: Loc,
+    spec: Section,
+    key: str,
+    removal: Removal | None,
+    normalize: Callable[[str], str] = str,
+) -> tuple[list[str], list[str]]:
+    """The values an entry adds to one of its lists and those its ``remove:`` takes out; a
+    value in both is a mistake."""
+    added = [normalize(v) for v in (getattr(spec, key) or [])]
+    removed = [normalize(v) for v in (getattr(removal, key) if removal is not None else [])]
+    for j, value in enumerate(removed):
+        if value in added:
+            check.add(loc + ("remove", key, j), f"{value!r} is both listed under {key} and removed")
+    return added, removed
+
+
+def merged_list(
+    stored: Iterable[str],
+    spec: Section,
+    key: str,
+    removal: Removal | None,
+    normalize: Callable[[str], str] = str,
+) -> list[str]:
+    """A list after applying an entry: ``null`` empties it; otherwise the values listed are
+    added after the stored ones, and those under ``remove:`` are taken out."""
+    values = [] if spec.states(key) and getattr(spec, key) is None else list(stored)
+    for value in getattr(spec, key) or []:
+        if normalize(value) not in values:
+            values.append(normalize(value))
+    taken = {normalize(v) for v in (getattr(removal, key) if removal is not None else [])}
+    return [v for v in values if v not in taken]
+
+
 def _check_contract_coordinators(check: Checker, doc: ConfigDocument, known: Known) -> None:
     for i, contract in enumerate(doc.contracts):
-        for j, email in enumerate(contract.coordinators):
-            loc: Loc = ("contracts", i, "coordinators", j)
-            address = check.email(loc, email)
+        loc: Loc = ("contracts", i)
+        for j, email in enumerate(contract.coordinators or []):
+            address = check.email(loc + ("coordinators", j), email)
             if not address:
                 continue
             role = known.users.get(address)
             if role is None:
-                check.add(loc, f"no user {address!r}; add it under users: first")
+                check.add(
+                    loc + ("coordinators", j), f"no user {address!r}; add it under users: first"
+                )
             elif role not in ("coordinator", "admin"):
-                check.add(loc, f"{address} is a {role}; only coordinators and admins can be named")
+                check.add(
+                    loc + ("coordinators", j),
+                    f"{address} is a {role}; only coordinators and admins can be named",
+                )
+        if contract.remove is not None:
+            for j, email in enumerate(contract.remove.coordinators):
+                check.email(loc + ("remove", "coordinators", j), email)
+        _values(check, loc, contract, "coordinators", contract.remove, _lower)
 
 
-def calendar_config(spec: CalendarSpec) -> dict[str, Any]:
-    """The definition core.sla.calendar reads, in the shape the calendars table stores."""
-    config: dict[str, Any] = {"timezone": spec.timezone, "hours": spec.hours}
-    if spec.holidays:
-        config["holidays"] = spec.holidays.strip().upper()
-    if spec.extra_holidays:
-        config["extra_holidays"] = [d.isoformat() for d in spec.extra_holidays]
-    if spec.day_length is not None:
-        config["day_length"] = spec.day_length
-    return config
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+def effective_calendar(spec: CalendarSpec, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The definition a calendar has after applying ``spec`` over the stored one (``stored``
+    None: a new calendar), in the shape ``BusinessCalendar.from_config`` reads and the
+    calendars table stores (``day_length``: as written, or the stored minutes)."""
+    definition: dict[str, Any] = dict(stored) if stored else {"timezone": "Europe/Warsaw"}
+    if spec.states("timezone"):
+        definition["timezone"] = spec.value("timezone")
+    if spec.states("hours"):
+        definition["hours"] = spec.hours
+    if spec.states("holidays"):
+        definition["holidays"] = spec.holidays.strip().upper() if spec.holidays else None
+    if spec.states("extra_holidays"):
+        definition["extra_holidays"] = [d.isoformat() for d in spec.value("extra_holidays")]
+    if spec.states("day_length"):
+        definition["day_length"] = spec.day_length
+    return definition
 
 
 def _check_calendars(check: Checker, doc: ConfigDocument, known: Known) -> None:
@@ -186,15 +284,20 @@ def _check_calendars(check: Checker, doc: ConfigDocument, known: Known) -> None:
     )
     for i, spec in enumerate(doc.calendars):
         loc: Loc = ("calendars", i)
-        config = calendar_config(spec)
+        stored = known.calendar_definitions.get(spec.name)
+        if not required(check, loc, spec, "hours", exists=stored is not None, what="calendar"):
+            known.calendars[spec.name] = None
+            continue
+        config = effective_calendar(spec, stored)
+        known.calendar_definitions[spec.name] = config
         # Build it key by key, so an error is reported on the line of the key that caused it.
         steps: list[tuple[str, dict[str, Any]]] = [
-            ("timezone", {"timezone": spec.timezone, "hours": "24/7"})
+            ("timezone", {"timezone": config["timezone"], "hours": "24/7"})
         ]
-        partial: dict[str, Any] = {"timezone": spec.timezone, "hours": spec.hours}
+        partial: dict[str, Any] = {"timezone": config["timezone"], "hours": config["hours"]}
         steps.append(("hours", dict(partial)))
         for key in ("holidays", "extra_holidays", "day_length"):
-            if key in config:
+            if config.get(key):
                 partial[key] = config[key]
                 steps.append((key, dict(partial)))
         built: BusinessCalendar | None = None
@@ -213,22 +316,30 @@ def _check_clients(check: Checker, doc: ConfigDocument, known: Known) -> None:
     domains: list[tuple[Loc, str]] = []
     for i, client in enumerate(doc.clients):
         known.clients.add(client.name)
-        for j, domain in enumerate(client.domains):
-            loc: Loc = ("clients", i, "domains", j)
-            domain = domain.strip().lower()
-            if not _DOMAIN.fullmatch(domain):
-                check.add(loc, f"{domain!r} is not a mail domain (write it like acme.example)")
-            domains.append((loc, domain))
+        loc: Loc = ("clients", i)
+        removed = client.remove.domains if client.remove is not None else []
+        at: tuple[Loc, Loc] = (("domains",), ("remove", "domains"))
+        for where, values in zip(at, (client.domains or [], removed), strict=True):
+            for j, value in enumerate(values):
+                domain = _lower(value)
+                if not _DOMAIN.fullmatch(domain):
+                    check.add(
+                        loc + where + (j,),
+                        f"{domain!r} is not a mail domain (write it like acme.example)",
+                    )
+                if where == ("domains",):
+                    domains.append((loc + where + (j,), domain))
+        _values(check, loc, client, "domains", client.remove, _lower)
         for j, contact in enumerate(client.contacts):
-            loc = ("clients", i, "contacts", j)
-            email = check.email(loc + ("email",), contact.email)
+            cloc: Loc = loc + ("contacts", j)
+            email = check.email(cloc + ("email",), contact.email)
             if email is None:
                 continue
             role = known.users.get(email)
             if role not in (None, "client"):
-                check.add(loc + ("email",), f"{email} is a {role} user, not a client contact")
+                check.add(cloc + ("email",), f"{email} is a {role} user, not a client contact")
             known.users[email] = "client"
-            _check_password(check, loc + ("password",), contact.password)
+            _check_password(check, cloc + ("password",), contact.password)
     check.unique(domains, "domain")
 
 
@@ -245,61 +356,95 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
     mailboxes: list[tuple[Loc, str]] = []
     for i, contract in enumerate(doc.contracts):
         loc: Loc = ("contracts", i)
-        check.reference(loc + ("client",), contract.client, known.clients, "client")
+        stored = known.contracts.get(contract.code)
+        if contract.client is not None:
+            check.reference(loc + ("client",), contract.client, known.clients, "client")
+        required(check, loc, contract, "client", exists=stored is not None, what="contract")
+        client = contract.client or (stored.client if stored else "")
+        calendar_name = stored.calendar_name if stored else None
+        if contract.states("calendar"):
+            calendar_name = contract.calendar
         calendar: BusinessCalendar | None = sla_clock.business_calendar(None)
-        if contract.calendar is not None:
-            if check.reference(loc + ("calendar",), contract.calendar, known.calendars, "calendar"):
-                calendar = known.calendars[contract.calendar]
+        if calendar_name is not None:
+            if contract.calendar is None or check.reference(
+                loc + ("calendar",), calendar_name, known.calendars, "calendar"
+            ):
+                calendar = known.calendars.get(calendar_name)
             else:
                 calendar = None
-        for j, product in enumerate(contract.products):
+        for j, product in enumerate(contract.products or []):
             check.reference(loc + ("products", j), product, known.products, "product")
-        if contract.valid_from and contract.valid_to and contract.valid_to < contract.valid_from:
+        _values(check, loc, contract, "products", contract.remove)
+        valid_from = contract.valid_from if contract.states("valid_from") else None
+        valid_to = contract.valid_to if contract.states("valid_to") else None
+        if stored is not None:
+            valid_from = valid_from if contract.states("valid_from") else stored.valid_from
+            valid_to = valid_to if contract.states("valid_to") else stored.valid_to
+        if valid_from and valid_to and valid_to < valid_from:
             check.add(
                 loc + ("valid_to",), "the contract ends before it starts (valid_to < valid_from)"
             )
-        for j, address in enumerate(contract.mailboxes):
+        for j, address in enumerate(contract.mailboxes or []):
             email = check.email(loc + ("mailboxes", j), address)
             if email:
                 mailboxes.append((loc + ("mailboxes", j), email))
-        _check_ticket_types(check, loc, contract, calendar)
-        _check_statuses(
-            check, loc + ("statuses",), contract.statuses, required=bool(contract.statuses)
+        if contract.remove is not None:
+            for j, address in enumerate(contract.remove.mailboxes):
+                check.email(loc + ("remove", "mailboxes", j), address)
+        _values(check, loc, contract, "mailboxes", contract.remove, _lower)
+        targets = _check_ticket_types(check, loc, contract, calendar, stored)
+        categories = _check_statuses(
+            check,
+            loc + ("statuses",),
+            contract.statuses,
+            stored.status_categories if stored else {},
         )
-        _check_custom_fields(check, loc + ("custom_fields",), contract.custom_fields)
-        entry = known.contracts.get(contract.code)
+        _check_custom_fields(
+            check, loc + ("custom_fields",), contract.custom_fields, known, contract.code
+        )
         known.contracts[contract.code] = KnownContract(
             calendar=calendar,
-            client=contract.client,
-            types={t.name.casefold() for t in contract.ticket_types}
-            | (entry.types if entry else set()),
-            statuses={s.name.casefold() for s in contract.statuses}
-            | (entry.statuses if entry else set()),
-        )
-        known.custom_fields.setdefault(contract.code, set()).update(
-            f.name for f in contract.custom_fields
+            client=client,
+            types=set(targets),
+            statuses=set(categories),
+            calendar_name=calendar_name,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            targets=targets,
+            status_categories=categories,
         )
     check.unique(mailboxes, "mailbox")  # one address routes to one contract
 
 
 def _check_ticket_types(
-    check: Checker, loc: Loc, contract: ContractSpec, calendar: BusinessCalendar | None
-) -> None:
+    check: Checker,
+    loc: Loc,
+    contract: ContractSpec,
+    calendar: BusinessCalendar | None,
+    stored: KnownContract | None,
+) -> dict[str, tuple[str | None, str | None]]:
+    """Checks the contract's ticket types as they will be; returns their targets by name."""
     types = contract.ticket_types
     check.unique(
         (((*loc, "ticket_types", j, "name"), t.name.casefold()) for j, t in enumerate(types)),
         "ticket type",
     )
-    defaults = [j for j, t in enumerate(types) if t.default]
+    defaults = [j for j, t in enumerate(types) if t.value("default")]
     for j in defaults[1:]:
         first = types[defaults[0]].name
         check.add(
             (*loc, "ticket_types", j, "default"),
             f"only one ticket type may be the default ({first!r} already is)",
         )
+    targets = dict(stored.targets) if stored else {}
     for j, tt in enumerate(types):
-        for key in ("reaction", "resolution"):
-            value = getattr(tt, key)
+        reaction, resolution = targets.get(tt.name.casefold(), (None, None))
+        if tt.states("reaction"):
+            reaction = tt.reaction
+        if tt.states("resolution"):
+            resolution = tt.resolution
+        targets[tt.name.casefold()] = (reaction, resolution)
+        for key, value in (("reaction", reaction), ("resolution", resolution)):
             if value is None or calendar is None:
                 continue
             try:
@@ -309,34 +454,57 @@ def _check_ticket_types(
                     (*loc, "ticket_types", j, key),
                     f"{value!r} is not a duration (use 30m, 2h, 1d, 1w)",
                 )
+    return targets
 
 
 def _check_statuses(
-    check: Checker, loc: Loc, statuses: list[StatusSpec], *, required: bool
-) -> None:
+    check: Checker, loc: Loc, statuses: list[StatusSpec], stored: dict[str, str]
+) -> dict[str, str]:
+    """Checks a status list as it will be after merging into the stored one; returns the
+    categories by casefolded name."""
     check.unique((((*loc, j, "name"), s.name.casefold()) for j, s in enumerate(statuses)), "status")
-    if not required:
-        return
-    missing = [c for c in ("new", "closed") if not any(s.category == c for s in statuses)]
-    if missing:
-        check.add(
-            loc,
-            "the statuses need at least one of category new and one of category closed "
-            f"(missing: {', '.join(missing)})",
-        )
+    categories = dict(stored)
+    for j, status in enumerate(statuses):
+        key = status.name.casefold()
+        exists = key in stored
+        if required(check, loc + (j,), status, "category", exists=exists, what="status"):
+            categories[key] = status.category or stored[key]
+        if status.resume_on_client_reply and categories.get(key) != "paused":
+            check.add(
+                loc + (j, "resume_on_client_reply"),
+                "only a paused status can resume on a client's reply",
+            )
+    if statuses:
+        missing = [c for c in ("new", "closed") if c not in categories.values()]
+        if missing:
+            check.add(
+                loc,
+                "the statuses need at least one of category new and one of category closed "
+                f"(missing: {', '.join(missing)})",
+            )
+    return categories
 
 
-def _check_custom_fields(check: Checker, loc: Loc, fields: list[CustomFieldSpec]) -> None:
+def _check_custom_fields(
+    check: Checker, loc: Loc, fields: list[CustomFieldSpec], known: Known, code: str | None
+) -> None:
     check.unique((((*loc, j, "name"), f.name) for j, f in enumerate(fields)), "custom field")
     for j, cf in enumerate(fields):
-        if cf.type == "select" and not cf.options:
+        stored = known.field_definitions.get((code, cf.name))
+        kind = cf.value("type") if cf.states("type") else (stored.type if stored else "text")
+        _values(check, loc + (j,), cf, "options", cf.remove)
+        options = merged_list(stored.options if stored else [], cf, "options", cf.remove)
+        if kind == "select" and not options:
             check.add((*loc, j, "options"), "a select field needs options to choose from")
-        if cf.type != "select" and cf.options:
-            check.add((*loc, j, "options"), f"options are for select fields, not {cf.type}")
+        if kind != "select" and options:
+            hint = "" if cf.options else " (options: null drops the stored ones)"
+            check.add((*loc, j, "options"), f"options are for select fields, not {kind}{hint}")
+        known.field_definitions[(code, cf.name)] = KnownField(kind, options)
+        known.custom_fields.setdefault(code, set()).add(cf.name)
 
 
 def _check_mailboxes(check: Checker, doc: ConfigDocument, known: Known) -> None:
-    listed = {a.strip().lower(): c.code for c in doc.contracts for a in c.mailboxes}
+    listed = {_lower(a): c.code for c in doc.contracts for a in c.mailboxes or []}
     addresses: list[tuple[Loc, str]] = []
     for i, box in enumerate(doc.mailboxes):
         loc: Loc = ("mailboxes", i)
@@ -345,12 +513,17 @@ def _check_mailboxes(check: Checker, doc: ConfigDocument, known: Known) -> None:
             addresses.append((loc + ("address",), email))
         if box.contract is not None:
             check.reference(loc + ("contract",), box.contract, known.contracts, "contract")
-            other = listed.get(email or "")
-            if other is not None and other != box.contract:
-                check.add(
-                    loc + ("contract",),
-                    f"contract {other} lists this mailbox too; a mailbox belongs to one contract",
-                )
+        other = listed.get(email or "")
+        if box.states("contract") and other is not None and other != box.contract:
+            check.add(
+                loc + ("contract",),
+                f"contract {other} lists this mailbox too; a mailbox belongs to one contract",
+            )
+        if box.imap is not None:
+            stored = known.mailbox_imap.get(email or "") or {}
+            for key in ("host", "user"):
+                if getattr(box.imap, key) is None and (box.imap.states(key) or key not in stored):
+                    check.add(loc + ("imap",), f"the key {key!r} is missing")
     check.unique(addresses, "mailbox")
 
 
@@ -360,16 +533,19 @@ def _check_subcontractors(check: Checker, doc: ConfigDocument, known: Known) -> 
         "subcontractor",
     )
     for i, sub in enumerate(doc.subcontractors):
-        for j, code in enumerate(sub.contracts):
-            check.reference(
-                ("subcontractors", i, "contracts", j), code, known.contracts, "contract"
-            )
-        known.subcontractors[sub.name] = set(sub.contracts)
+        loc: Loc = ("subcontractors", i)
+        for j, code in enumerate(sub.contracts or []):
+            check.reference(loc + ("contracts", j), code, known.contracts, "contract")
+        _values(check, loc, sub, "contracts", sub.remove)
+        stored = known.subcontractors.get(sub.name, set())
+        known.subcontractors[sub.name] = set(
+            merged_list(sorted(stored), sub, "contracts", sub.remove)
+        )
 
 
 def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
     emails: list[tuple[Loc, str]] = [
-        (("clients", i, "contacts", j, "email"), c.email.strip().lower())
+        (("clients", i, "contacts", j, "email"), _lower(c.email))
         for i, client in enumerate(doc.clients)
         for j, c in enumerate(client.contacts)
     ]
@@ -378,10 +554,14 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
         email = check.email(loc + ("email",), user.email)
         if email:
             emails.append((loc + ("email",), email))
-        try:
-            role = normalize_role(user.role)
-        except InputError as exc:
-            check.add(loc + ("role",), sentence(exc))
+        role: str | None = known.users.get(email or "")
+        if user.role is not None:
+            try:
+                role = normalize_role(user.role)
+            except InputError as exc:
+                check.add(loc + ("role",), sentence(exc))
+                role = None
+        elif not required(check, loc, user, "role", exists=role is not None, what="user"):
             role = None
         if user.client is not None:
             check.reference(loc + ("client",), user.client, known.clients, "client")
@@ -389,13 +569,17 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
             check.reference(
                 loc + ("subcontractor",), user.subcontractor, known.subcontractors, "subcontractor"
             )
-        elif role == "subcontractor" and not known.user_subcontractor.get(email or ""):
+        company = (
+            user.subcontractor
+            if user.states("subcontractor")
+            else known.user_subcontractor.get(email or "")
+        )
+        if role == "subcontractor" and not company:
             check.add(loc, "a subcontractor user needs 'subcontractor:' (the company's name)")
         _check_password(check, loc + ("password",), user.password)
         if email and role:
             known.users[email] = role
-            if user.subcontractor is not None:
-                known.user_subcontractor[email] = user.subcontractor
+            known.user_subcontractor[email] = company
     check.unique(emails, "e-mail")
 
 

@@ -3,7 +3,9 @@
 Applying the export to the same database changes nothing. Never exported: password hashes,
 TOTP secrets, API tokens (there is no key for them, and an export is meant to be shared and
 versioned), and tickets (they are data, not configuration). Values equal to their default
-are left out to keep the file short: applying it sets the same defaults.
+are left out to keep the file short: applied to the same database they change nothing (a key
+left out keeps its value); applied to another instance, objects it creates get the same
+defaults, while existing ones keep any non-default value the export does not state.
 """
 
 from __future__ import annotations
@@ -166,6 +168,8 @@ def _status(status: Status) -> dict[str, Any]:
         out["visible_to_subcontractor"] = False
     if status.client_can_set:
         out["client_can_set"] = True
+    if status.resume_on_client_reply is not None:  # None: the default rule, left unwritten
+        out["resume_on_client_reply"] = status.resume_on_client_reply
     return out
 
 

@@ -5,8 +5,14 @@ refers to something that exists, whether a duration fits the calendar and the ot
 that need the whole file (or the database) live in ``checks``. Pydantic's errors are turned
 into ``file:line: key.path: sentence`` problems here, with the allowed keys named for a typo.
 
-Fields of people (contacts and users) default to ``None``, meaning "not given": on an
-existing user such a field is left as it is (see ``apply``).
+A file changes exactly the keys it writes (``apply``): every model records which keys were
+given (pydantic's ``model_fields_set``; ``Section.stated``), and a key written as ``null``
+stands for its default, so ``calendar: null`` resets a contract to 24/7. That is why nearly
+every type here admits None. Keys an object cannot do without (a calendar's ``hours``, a
+contract's ``client``, a status's ``category``, a user's ``role``) may be left out of an entry
+for an object that exists already; ``checks`` requires them of a new one. Lists of things
+tickets refer to (contacts, ticket types, statuses, custom fields) refuse ``null``: apply
+never deletes them.
 """
 
 from __future__ import annotations
@@ -31,15 +37,50 @@ class Section(BaseModel):
     # YAML reads them as numbers, and refusing them would only puzzle the operator.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
+    def states(self, key: str) -> bool:
+        """Whether the file writes this key (``null`` included)."""
+        return key in self.model_fields_set
+
+    def value(self, key: str) -> Any:
+        """The key's value, a ``null`` standing for the key's default."""
+        value = getattr(self, key)
+        if value is None:
+            return type(self).model_fields[key].get_default(call_default_factory=True)
+        return value
+
+    def stated(self, *keys: str) -> dict[str, Any]:
+        """The keys among ``keys`` that the file writes, with their values: what an update of
+        an existing object changes (a key left out keeps its stored value)."""
+        return {key: self.value(key) for key in keys if key in self.model_fields_set}
+
+    def full(self, *keys: str) -> dict[str, Any]:
+        """Every key among ``keys``, the ones left out at their defaults: a new object."""
+        return {key: self.value(key) for key in keys}
+
+
+def _no_null_list(value: Any) -> Any:
+    if value is None:
+        raise ValueError(
+            "a list of things tickets refer to cannot be emptied with null; apply never "
+            "deletes them (leave the key out to keep it as it is)"
+        )
+    return value
+
+
+class Removal(Section):
+    """``remove:`` on an entry: values to take out of its lists, by name. Removing what is
+    not there changes nothing, as applying twice must."""
+
 
 class CalendarSpec(Section):
     name: str
     description: str | None = None  # a note for the reader, as core.sla.calendar allows; not stored
-    timezone: str = "Europe/Warsaw"
+    timezone: str | None = "Europe/Warsaw"
     holidays: str | None = None
-    extra_holidays: list[date] = []
+    extra_holidays: list[date] | None = []
     # "24/7" or {weekday: [intervals]}; core.sla.calendar checks the details, naming the weekday.
-    hours: Any
+    # Required for a new calendar (checks): None here means "not given" or "null".
+    hours: Any = None
     day_length: Any = None
 
     @field_validator("holidays", mode="before")
@@ -52,80 +93,131 @@ class CalendarSpec(Section):
         return value
 
 
+PERSON_KEYS = ("name", "language", "manager", "active")
+
+
 class ContactSpec(Section):
     email: str
     name: str | None = None
-    language: str | None = None
-    manager: bool | None = None
+    language: str | None = "pl"
+    manager: bool | None = False
     password: str | None = None
-    active: bool | None = None
+    active: bool | None = True
+
+
+class ClientRemoval(Removal):
+    domains: list[str] = []
 
 
 class ClientSpec(Section):
     name: str
-    language: str = "pl"
-    domains: list[str] = []
+    language: str | None = "pl"
+    domains: list[str] | None = []
     contacts: list[ContactSpec] = []
+    remove: ClientRemoval | None = None
+
+    @field_validator("contacts", mode="before")
+    @classmethod
+    def _contacts(cls, value: Any) -> Any:
+        return _no_null_list(value)
 
 
 class ProductSpec(Section):
     name: str
 
 
+TICKET_TYPE_KEYS = ("default", "reaction", "resolution", "subject_keywords")
+
+
 class TicketTypeSpec(Section):
     name: str
-    default: bool = False
+    default: bool | None = False
     reaction: str | None = None
     resolution: str | None = None
-    subject_keywords: list[str] = []
+    subject_keywords: list[str] | None = []
+
+
+STATUS_KEYS = (
+    "category",
+    "visible_to_client",
+    "visible_to_subcontractor",
+    "client_can_set",
+    "resume_on_client_reply",
+)
 
 
 class StatusSpec(Section):
     name: str
-    category: Category
-    visible_to_client: bool = True
-    visible_to_subcontractor: bool = True
-    client_can_set: bool = False
+    category: Category | None = None  # required for a new status (checks)
+    visible_to_client: bool | None = True
+    visible_to_subcontractor: bool | None = True
+    client_can_set: bool | None = False
+    # None: the default rule (Status.resumes_on_client_reply): paused and visible to clients.
+    resume_on_client_reply: bool | None = None
+
+
+FIELD_KEYS = ("label", "type", "required", "visible_to_client")
+
+
+class CustomFieldRemoval(Removal):
+    options: list[str] = []
 
 
 class CustomFieldSpec(Section):
     name: str
     label: str | None = None
-    type: FieldType = "text"
-    options: list[str] = []
-    required: bool = False
-    visible_to_client: bool = True
+    type: FieldType | None = "text"
+    options: list[str] | None = []
+    required: bool | None = False
+    visible_to_client: bool | None = True
+    remove: CustomFieldRemoval | None = None
+
+
+CONTRACT_KEYS = ("name", "key", "valid_from", "valid_to", "warning_threshold")
+
+
+class ContractRemoval(Removal):
+    products: list[str] = []
+    mailboxes: list[str] = []
+    coordinators: list[str] = []
 
 
 class ContractSpec(Section):
     code: str
-    client: str
+    client: str | None = None  # required for a new contract (checks)
     name: str | None = None
-    key: bool = False
+    key: bool | None = False
     calendar: str | None = None
     valid_from: date | None = None
     valid_to: date | None = None
-    products: list[str] = []
-    mailboxes: list[str] = []
-    warning_threshold: float = Field(0.8, ge=0, le=1)
+    products: list[str] | None = []
+    mailboxes: list[str] | None = []
+    warning_threshold: float | None = Field(0.8, ge=0, le=1)
     # Told about SLA warnings and breaches; none named means every coordinator.
-    coordinators: list[str] = []
+    coordinators: list[str] | None = []
     ticket_types: list[TicketTypeSpec] = []
     statuses: list[StatusSpec] = []
     custom_fields: list[CustomFieldSpec] = []
+    remove: ContractRemoval | None = None
+
+    @field_validator("ticket_types", "statuses", "custom_fields", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _no_null_list(value)
 
 
 class ImapSpec(Section):
     """Where the IMAP poller (``mailgw.imap``) fetches this mailbox's mail, every
     ``poll_seconds``. The password is never written in the file: ``password_env`` names the
-    environment variable that holds it."""
+    environment variable that holds it. ``host`` and ``user`` are required unless the mailbox
+    already has them (checks)."""
 
-    host: str
-    port: int = 993
-    tls: bool = True
-    user: str
+    host: str | None = None
+    port: int | None = 993
+    tls: bool | None = True
+    user: str | None = None
     password_env: str | None = None
-    folder: str = "INBOX"
+    folder: str | None = "INBOX"
     processed_folder: str | None = None
     poll_seconds: float | None = Field(None, gt=0)  # without IDLE; mailgw.imap's default: 60
 
@@ -136,21 +228,26 @@ class MailboxSpec(Section):
     imap: ImapSpec | None = None
 
 
+class SubcontractorRemoval(Removal):
+    contracts: list[str] = []
+
+
 class SubcontractorSpec(Section):
     name: str
-    contracts: list[str] = []
+    contracts: list[str] | None = []
+    remove: SubcontractorRemoval | None = None
 
 
 class UserSpec(Section):
     email: str
-    role: str
+    role: str | None = None  # required for a new user (checks)
     name: str | None = None
     password: str | None = None
     client: str | None = None
     subcontractor: str | None = None
-    language: str | None = None
-    manager: bool | None = None
-    active: bool | None = None
+    language: str | None = "pl"
+    manager: bool | None = False
+    active: bool | None = True
 
 
 _ACTIONS = ("comment", "status", "assign", "worklog")
@@ -256,6 +353,8 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:
         hint = ""
         if loc[-1] == "password" and "password_env" in allowed:
             hint = "; keep the password out of the file and name its variable in password_env"
+        if len(loc) > 1 and loc[-2] == "remove":
+            hint = "; apply never removes contacts, ticket types, statuses or custom fields"
         return f"unknown key {loc[-1]!r}; allowed keys: {allowed}{hint}"
     if kind == "literal_error":
         return f"{_short(value)} is not allowed; use {error['ctx']['expected']}"

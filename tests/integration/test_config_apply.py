@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.access.accounts import authenticate
 from core.audit import AuditEntry
 from core.configuration import ConfigError, apply_config_file, apply_config_text, export_config
-from core.contracts.models import Status, TicketType
+from core.contracts.models import Contract, Status, TicketType
 from core.directory.models import Product, User
 from core.mail.models import Mailbox
 from core.orm import Base
@@ -236,13 +236,19 @@ def test_apply_never_deletes_what_the_file_leaves_out(session: Session) -> None:
     """
     result = apply_config_text(session, textwrap.dedent(small), now=NOW)
     assert "products: 1 created" in str(result)
+    assert "statuses: 2 unchanged" in str(result)
     assert session.scalar(select(func.count(Product.id))) == 10
     assert row_counts(session)["statuses"] == statuses
-    bilans = session.scalar(select(Status).where(Status.name == "Zamknięte", Status.position == 1))
-    assert bilans is not None
-    # The contract's mailbox list is the whole list: bilans@ is unlinked, not deleted.
+    # A partial status list moves nothing: Zamknięte stays last of the seven.
+    closed = session.scalar(
+        select(Status)
+        .join(Contract)
+        .where(Contract.code == "BILANS-2026", Status.name == "Zamknięte")
+    )
+    assert closed is not None and closed.position == 6
+    # The contract's mailbox stays linked: a list is never emptied by omission.
     box = session.scalar(select(Mailbox).where(Mailbox.address == "bilans@serwis.example"))
-    assert box is not None and box.contract is None
+    assert box is not None and box.contract is not None and box.contract.code == "BILANS-2026"
 
 
 def test_an_audit_entry_records_who_applied_what(session: Session) -> None:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.configuration import ApplyResult, ConfigError
-from core.configuration.checks import Known, KnownContract
+from core.configuration.checks import Known, KnownContract, KnownField
 from core.configuration.seed import parse_age, resolve_created
 from core.configuration.validate import validate_config
+from core.sla.calendar import BusinessCalendar
 
 NOW = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)
 
@@ -65,7 +66,9 @@ def test_unknown_top_level_section_is_an_error() -> None:
 
 def test_missing_key_is_reported_on_the_entry_that_lacks_it() -> None:
     text = BASE.replace("    client: Acme\n", "")
-    assert problems(text) == ["demo.yaml:10: contracts[0]: the key 'client' is missing"]
+    assert problems(text) == [
+        "demo.yaml:10: contracts[0]: the key 'client' is missing (a new contract needs it)"
+    ]
 
 
 def test_reference_to_a_missing_client_is_reported_on_the_reference() -> None:
@@ -208,6 +211,146 @@ def test_a_short_password_fails_before_anything_is_written() -> None:
     assert problems(text) == [
         "demo.yaml:2: users[0].password: a password must have at least 4 characters"
     ]
+
+
+# --- partial entries: checked against what they keep ---------------------------------------
+
+
+def stored() -> Known:
+    """A database holding contract ACME on the 08:00-16:00 calendar, with its statuses."""
+    known = Known(clients={"Acme"})
+    hours = {"mon": ["08:00-16:00"], "tue": ["08:00-16:00"]}
+    definition = {"timezone": "Europe/Warsaw", "hours": hours}
+    known.calendar_definitions["business"] = definition
+    known.calendars["business"] = BusinessCalendar.from_config(definition)
+    known.contracts["ACME"] = KnownContract(
+        calendar=known.calendars["business"],
+        client="Acme",
+        types={"failure"},
+        statuses={"new", "waiting", "done"},
+        calendar_name="business",
+        targets={"failure": ("2h", "1d")},
+        status_categories={"new": "new", "waiting": "paused", "done": "closed"},
+    )
+    known.users["ola@desk.example"] = "coordinator"
+    known.field_definitions[(None, "room")] = KnownField("select", ["A1", "A2"])
+    known.mailbox_imap["s@x.example"] = {"host": "imap.x.example", "user": "s", "port": 993}
+    return known
+
+
+def valid(text: str, known: Known) -> None:
+    validate_config(textwrap.dedent(text), source="demo.yaml", known=known, now=NOW)
+
+
+def test_a_partial_entry_for_what_exists_needs_no_required_key() -> None:
+    valid(
+        """\
+        calendars:
+          - {name: business, holidays: PL}
+        contracts:
+          - code: ACME
+            key: true
+            ticket_types:
+              - {name: failure, subject_keywords: [awaria]}
+            statuses:
+              - {name: Waiting, resume_on_client_reply: false}
+        statuses:
+          - {name: New, category: new}
+          - {name: Done, category: closed}
+        custom_fields:
+          - {name: room, options: [B1]}
+        mailboxes:
+          - {address: s@x.example, imap: {folder: Pulpit}}
+        users:
+          - {email: ola@desk.example, active: false}
+        """,
+        stored(),
+    )
+
+
+def test_a_partial_entry_for_something_new_names_the_missing_key() -> None:
+    text = """\
+    calendars:
+      - {name: night, holidays: PL}
+    contracts:
+      - code: ACME
+        statuses:
+          - {name: Parked}
+    users:
+      - {email: new@desk.example, name: Nowy}
+    mailboxes:
+      - {address: t@x.example, imap: {host: imap.x.example}}
+    """
+    assert problems(text, stored()) == [
+        "demo.yaml:2: calendars[0]: the key 'hours' is missing (a new calendar needs it)",
+        "demo.yaml:6: contracts[0].statuses[0]: the key 'category' is missing "
+        "(a new status needs it)",
+        "demo.yaml:8: users[0]: the key 'role' is missing (a new user needs it)",
+        "demo.yaml:10: mailboxes[0].imap: the key 'user' is missing",
+    ]
+
+
+def test_null_resets_a_key_but_not_one_an_object_needs() -> None:
+    valid("contracts:\n  - {code: ACME, calendar: null, name: null}\n", stored())
+    assert problems("calendars:\n  - {name: business, hours: null}\n", stored()) == [
+        "demo.yaml:2: calendars[0].hours: hours cannot be null: every calendar has one"
+    ]
+    [problem] = problems("contracts:\n  - {code: ACME, statuses: null}\n", stored())
+    assert problem.startswith("demo.yaml:2: contracts[0].statuses: a list of things tickets ")
+
+
+def test_a_partial_ticket_type_is_checked_on_the_stored_calendar() -> None:
+    text = "contracts:\n  - code: ACME\n    ticket_types: [{name: failure, resolution: 2 days}]\n"
+    assert problems(text, stored()) == [
+        "demo.yaml:3: contracts[0].ticket_types[0].resolution: '2 days' is not a duration "
+        "(use 30m, 2h, 1d, 1w)"
+    ]
+    valid(text.replace("2 days", "2d"), stored())
+
+
+def test_a_merged_status_list_still_needs_new_and_closed() -> None:
+    known = stored()
+    valid("contracts:\n  - {code: ACME, statuses: [{name: Open, category: open}]}\n", known)
+    text = "contracts:\n  - {code: ACME, statuses: [{name: Done, category: open}]}\n"
+    assert problems(text, stored()) == [
+        "demo.yaml:2: contracts[0].statuses: the statuses need at least one of category new "
+        "and one of category closed (missing: closed)"
+    ]
+
+
+def test_resume_on_client_reply_is_for_paused_statuses() -> None:
+    text = "contracts:\n  - {code: ACME, statuses: [{name: New, resume_on_client_reply: true}]}\n"
+    assert problems(text, stored()) == [
+        "demo.yaml:2: contracts[0].statuses[0].resume_on_client_reply: only a paused status "
+        "can resume on a client's reply"
+    ]
+
+
+def test_options_merge_and_a_type_change_must_drop_them() -> None:
+    assert problems("custom_fields:\n  - {name: room, type: text}\n", stored()) == [
+        "demo.yaml:2: custom_fields[0].options: options are for select fields, not text "
+        "(options: null drops the stored ones)"
+    ]
+    valid("custom_fields:\n  - {name: room, type: text, options: null}\n", stored())
+
+
+def test_a_value_listed_and_removed_at_once_is_an_error() -> None:
+    text = """\
+    clients:
+      - name: Acme
+        domains: [acme.example]
+        remove: {domains: [ACME.example]}
+    """
+    assert problems(text) == [
+        "demo.yaml:4: clients[0].remove.domains[0]: 'acme.example' is both listed under "
+        "domains and removed"
+    ]
+
+
+def test_remove_names_what_apply_never_removes() -> None:
+    [problem] = problems("contracts:\n  - {code: ACME, remove: {statuses: [Done]}}\n", stored())
+    assert problem.startswith("demo.yaml:2: contracts[0].remove.statuses: unknown key 'statuses'")
+    assert problem.endswith("apply never removes contacts, ticket types, statuses or custom fields")
 
 
 # --- seeded tickets -------------------------------------------------------------------------
