@@ -9,6 +9,13 @@ with the ticket and event it became, or ``ignored`` with the reason.
 entry point: one unit of work for the processing, and on failure a *new* unit of work that
 counts the attempt and, after ``MAX_ATTEMPTS``, quarantines the message (nothing is dropped).
 
+Who sent the mail is a claim until proven (:mod:`mailgw.trust`, the table in docs/mail.md): a
+staff member's mail acts as staff only with DMARC pass or as a reply to the signed address
+given to them, else it is kept on its ticket as an unverified internal note without an author;
+so is a client's reply failing DMARC for a domain publishing ``p=reject``/``quarantine``. A mail
+whose From cannot be read opens a triage ticket under a placeholder requester, answered by no
+one: mail is never ignored for its From.
+
 A delivery report (RFC 3464) with Action ``failed`` and a permanent 5.x.x Status about one of
 our outbound mails marks the user with that address ``mail_bouncing_since``; ordinary mail
 *from* the address later clears the mark. Both are recorded in the decisions (rule ``bouncing``).
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,9 +36,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.access.accounts import get_user_by_email
 from core.blobs import BlobStore
 from core.clock import utcnow
-from core.db import unit_of_work
+from core.db import secret_key, unit_of_work
 from core.directory.models import User
-from core.directory.services import find_or_create_contact
+from core.directory.services import find_or_create_contact, unknown_sender
 from core.errors import InputError
 from core.mail.inbound import MAX_ATTEMPTS
 from core.mail.models import InboundMessage, OutboundMail
@@ -43,6 +50,7 @@ from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
 from mailgw.thread_match import find_thread, may_follow_up, ticket_for_message_id
+from mailgw.trust import TrustSettings, Verdict, verdict
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +60,8 @@ class InboundMissing(LookupError):
 
 
 class SenderError(Exception):
-    """The mail itself cannot become anything (no usable sender): the sender's fault, so the
-    message is ignored with this reason instead of being retried."""
+    """The mail's From names no usable address: the sender's fault, so the mail opens a triage
+    ticket for a coordinator (never retried, never ignored)."""
 
 
 # Decisions are buffered on the row and written once at the end of processing: assigning the
@@ -228,6 +236,48 @@ def _sender(session: Session, mail: ParsedMail) -> User:
         raise SenderError(f"the From address is unusable: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _Proof:
+    """Whether the mail's From is proven to be its sender (docs/mail.md, the trust table)."""
+
+    authenticated: bool
+    verdict: Verdict
+    how: str  # for the decisions log and the event's ``trust``
+
+    def unverified_for(self, sender: User) -> str | None:
+        """Why this sender's mail must not act as them, or None when it may."""
+        if self.authenticated:
+            return None
+        if sender.is_staff:
+            return f"staff mail without proof ({self.how}): it does not act as {sender.email}"
+        if self.verdict.enforced_failure:
+            return f"{self.verdict.describe()}: the domain asks to reject such mail"
+        return None
+
+
+def _proof(
+    row: InboundMessage, raw: bytes, mail: ParsedMail, sender: User, trust: TrustSettings
+) -> _Proof:
+    """DMARC pass (from the trusted MTA or checked here), or a reply to the signed address
+    that was given to this very sender."""
+    signed = None
+    if trust.secret:
+        from core.mail.reply_address import find_signed
+
+        recipients = [row.mailbox, *(row.envelope_to or []), *mail.to, *mail.cc]
+        signed = find_signed(trust.secret, [a for a in recipients if isinstance(a, str)])
+    found = verdict(raw, mail.from_addr, trust)
+    if signed is not None and signed.user_id == sender.id:
+        how = f"a reply to the address signed for {sender.email} on #{signed.ticket_number}"
+        return _Proof(True, found, how)
+    if found.passed:
+        return _Proof(True, found, found.describe())
+    how = found.describe()
+    if signed is not None:
+        how += f"; the signed reply address was given to someone else (user {signed.user_id})"
+    return _Proof(False, found, how)
+
+
 def process_inbound(
     session: Session,
     inbound_id: int,
@@ -236,6 +286,7 @@ def process_inbound(
     mail_domain: str,
     now: datetime,
     reopen_days: int = 14,
+    trust: TrustSettings | None = None,
 ) -> InboundMessage:
     """Turn one stored mail into a ticket or an event, or ignore it with a reason."""
     # The row lock makes a job delivered twice wait for the first instead of racing it.
@@ -245,7 +296,11 @@ def process_inbound(
     if row.state != "received":
         return row  # already done (a job delivered twice, or a sweep racing the first job)
     try:
-        return _process(session, row, blobs, mail_domain, now, reopen_days)
+        trust = trust or TrustSettings()
+        if trust.secret is None:
+            # The entry points put the instance's key on the session (core.db).
+            trust = replace(trust, secret=secret_key(session))
+        return _process(session, row, blobs, mail_domain, now, reopen_days, trust)
     finally:
         _write_decisions(row)
 
@@ -257,6 +312,7 @@ def _process(
     mail_domain: str,
     now: datetime,
     reopen_days: int,
+    trust: TrustSettings,
 ) -> InboundMessage:
     raw = blobs.read(row.sha256)
 
@@ -293,22 +349,26 @@ def _process(
     bulk = _decide(row, rules.bulk(mail))
     flags: dict[str, Any] = {"no_autoreply": True} if bulk.result else {}
 
-    try:
-        sender = _sender(session, mail)
-    except SenderError as exc:
-        _decide(row, rules.Hit("sender", None, str(exc)))
-        return _ignore(row, str(exc), now)
-    _clear_bouncing(row, sender)
-
     text, html, data = _bodies(mail)
     data.update(flags)
     content = _Content(text, html, mail.message_id, mail.attachments, blobs)
+    try:
+        sender = _sender(session, mail)
+    except SenderError as exc:
+        # A client's mail all the same: never ignored for its From (docs/mail.md).
+        return _open_for_unknown_sender(session, row, mail, str(exc), data, content, now)
+    _clear_bouncing(row, sender)
+    proof = _proof(row, raw, mail, sender, trust)
+    if proof.authenticated or proof.verdict.dmarc != "none":
+        _decide(row, rules.Hit("trust", proof.authenticated, proof.how))
 
     # The notification hooks in core.tickets.services must not answer list or bulk mail (RFC 3834
     # section 2), so the gateway's finding travels with the session while it acts.
     received = (mail.message_id, [row.mailbox, *(row.envelope_to or [])])
     with notifications.facts(session, no_autoreply=bool(bulk.result), received=received):
-        return _thread_or_open(session, row, mail, sender, data, content, now, reopen_days)
+        return _thread_or_open(
+            session, row, mail, sender, proof, data, content, now, reopen_days, trust
+        )
 
 
 @dataclass(frozen=True)
@@ -322,22 +382,96 @@ class _Content:
     blobs: BlobStore
 
 
+def _open_for_unknown_sender(
+    session: Session,
+    row: InboundMessage,
+    mail: ParsedMail,
+    why: str,
+    data: dict[str, Any],
+    content: _Content,
+    now: datetime,
+) -> InboundMessage:
+    """A mail whose From cannot be read: a triage ticket under the placeholder requester, the
+    raw From kept on the event for a coordinator to read, and nothing sent back."""
+    raw_from = getattr(mail, "raw_from", "") or mail.header("from")
+    _decide(row, rules.Hit("sender", None, f"{why}: From as received {raw_from!r}"))
+    data.update(raw_from=raw_from, unknown_sender=True, no_autoreply=True)
+    new = NewTicket(
+        subject=mail.subject.strip() or "(bez tematu)",
+        requester=unknown_sender(session),
+        body=content.body,
+        body_html=content.body_html,
+        contract=None,
+        source="email",
+        at=now,
+        message_id=content.message_id,
+        attachments=content.attachments,
+        data=data,
+    )
+    with notifications.facts(session, no_autoreply=True):
+        ticket = open_ticket(session, new, blobs=content.blobs)
+    _decide(
+        row, rules.Hit("route", None, f"triage #{ticket.number}: a coordinator names the requester")
+    )
+    return _done(row, ticket.events[0], now)
+
+
+def _note_unverified(
+    session: Session,
+    row: InboundMessage,
+    ticket: Ticket,
+    sender: User,
+    proof: _Proof,
+    reason: str,
+    data: dict[str, Any],
+    content: _Content,
+    now: datetime,
+) -> InboundMessage:
+    """Keep the mail on its ticket without letting it act as its From: an internal note with
+    no author, marked unverified, that changes no status and no clock."""
+    _decide(row, rules.Hit("thread", ticket.number, f"internal note, unverified: {reason}"))
+    updated_at = ticket.updated_at
+    event = record_email(
+        session,
+        ticket,
+        author=None,
+        public=False,
+        data={**data, "unverified": True, "claimed_from": sender.email, "trust": proof.how},
+        body=content.body,
+        body_html=content.body_html,
+        at=now,
+        message_id=content.message_id,
+        attachments=content.attachments,
+        blobs=content.blobs,
+    )
+    ticket.updated_at = updated_at
+    return _done(row, event, now)
+
+
 def _thread_or_open(
     session: Session,
     row: InboundMessage,
     mail: ParsedMail,
     sender: User,
+    proof: _Proof,
     data: dict[str, Any],
     content: _Content,
     now: datetime,
     reopen_days: int,
+    trust: TrustSettings,
 ) -> InboundMessage:
     """Add the mail to the ticket it answers, or open a ticket for it."""
-    match = find_thread(session, mail)
+    recipients = [a for a in [row.mailbox, *(row.envelope_to or [])] if isinstance(a, str)]
+    match = find_thread(session, mail, recipients=recipients, secret=trust.secret, sender=sender)
+    unverified = proof.unverified_for(sender)
     follow_up_of: int | None = None
     if match is not None:
         ticket = match.ticket
         allowed, why = may_follow_up(sender, ticket)
+        if allowed and unverified is not None:
+            return _note_unverified(
+                session, row, ticket, sender, proof, unverified, data, content, now
+            )
         if not allowed:
             _decide(row, rules.Hit("thread", None, f"{match.how} #{ticket.number}, but {why}"))
         elif ticket.status_category == "closed" and not _recently_resolved(
@@ -370,6 +504,8 @@ def _thread_or_open(
     else:
         _decide(row, rules.Hit("thread", None, "no subject tag or known Message-ID"))
 
+    if unverified is not None:
+        data.update(unverified=True, trust=proof.how)
     contract, hit = rules.route(session, row, mail, now.date(), sender=sender)
     _decide(row, hit)
     if follow_up_of is not None:
@@ -409,6 +545,7 @@ def run_process(
     mail_domain: str,
     clock: Callable[[], datetime] = utcnow,
     reopen_days: int = 14,
+    trust: TrustSettings | None = None,
 ) -> str:
     """The ``mail.process`` actor's body; returns the row's state afterwards."""
     try:
@@ -420,6 +557,7 @@ def run_process(
                 mail_domain=mail_domain,
                 now=clock(),
                 reopen_days=reopen_days,
+                trust=trust,
             )
             state, mid = row.state, row.message_id
         log.info("inbound %s (%s): %s", inbound_id, mid, state)

@@ -319,6 +319,7 @@ def register_actors(
         from core.blobs import BlobStore
         from core.mail.outbox import derive_mail_domain
         from mailgw.process import run_process
+        from mailgw.trust import TrustSettings
 
         run_process(
             session_factory,
@@ -327,6 +328,10 @@ def register_actors(
             mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
             clock=clock,
             reopen_days=settings.reopen_days,
+            trust=TrustSettings(
+                authserv_id=settings.trusted_authserv_id,
+                verify_dkim=settings.verify_dkim,
+            ),
         )
 
     # No Dramatiq retries: the attempts live on the inbound row (three, then quarantine), and

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from core.mail.reply_address import verify
 from tests.smtp_sink import ReceivedMail, SmtpSink, free_port, smtp_sink_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,11 @@ def test_mail_under_pulpit_serve_reaches_the_sink(
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-Auto-Response-Suppress"] == "All"
     assert msg["In-Reply-To"] == "<e2e-1@nowak-kancelaria.example>"
-    assert msg["Reply-To"] == MAILBOX
+    # Signed for the client with the key serve generated (docs/mail.md, signed reply addresses).
+    secret = (Path(served["PULPIT_DATA_DIR"]) / "secret_key").read_text().strip()
+    signed = verify(secret, str(msg["Reply-To"]))
+    assert signed is not None and signed.mailbox == MAILBOX.lower()
+    assert signed.ticket_number == int(number)
     assert msg["Content-Language"] == "pl"
     assert msg.get_content_type() == "multipart/alternative"
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))

@@ -17,10 +17,12 @@ from core.blobs import BlobStore
 from core.directory.models import User
 from core.mail.inbound import MAX_ATTEMPTS, store_inbound
 from core.mail.models import InboundMessage, OutboundMail
+from core.mail.reply_address import sign
 from core.tickets.models import Attachment, Ticket
 from core.tickets.services import change_status
 from mailgw import rules
 from mailgw.process import process_inbound, run_process
+from mailgw.trust import TrustSettings
 from tests.factories import World
 from tests.mail_builders import (  # noqa: F401
     CORPUS,
@@ -205,14 +207,19 @@ def test_follow_up_to_a_long_closed_ticket_opens_a_linked_one(
 def test_staff_reply_by_mail_meets_the_reaction_clock(
     session: Session, world: World, blobs: BlobStore
 ) -> None:
+    """Replying to the signed Reply-To of the mail he got proves the coordinator wrote it."""
     ticket, _ = opened(session, blobs)
     assert ticket.first_response_at is None
     reply_at = NOW + timedelta(minutes=30)
+    coordinator = world.users["coordinator"]
+    address = sign("t", "pomoc@support.example", ticket.number, coordinator.id)
     row = deliver(
         session,
         blobs,
-        build(frm="coord@support.example", subject=f"Re: [#{ticket.number}]", body="Już jedziemy."),
+        build(frm=coordinator.email, subject=f"Re: [#{ticket.number}]", body="Już jedziemy."),
         now=reply_at,
+        envelope_to=[address],
+        trust=TrustSettings(secret="t"),
     )
     event = event_of(session, row)
     assert (event.type, event.public, event.author) == (
