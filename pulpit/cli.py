@@ -59,6 +59,8 @@ def cmd_config_apply(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         result = apply_config_file(session, path, actor="cli")
     print(result)
+    if result.deadlines:
+        print(result.deadlines)  # e.g. "14 open tickets get new deadlines"
     return 0
 
 

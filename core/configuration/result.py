@@ -48,7 +48,8 @@ class ApplyResult:
     contract counts as changed when its own fields or its ticket types, statuses or custom
     fields changed), so the SLA code can recompute the open tickets under them. Tickets under
     a changed calendar are reached through ``changed_calendars``: a calendar edit does not
-    list every contract that uses it.
+    list every contract that uses it. ``recomputed_tickets`` counts the open tickets whose
+    deadlines moved (``deadlines`` says it in words).
     """
 
     source: str = "<string>"
@@ -70,6 +71,15 @@ class ApplyResult:
             return "nothing changed"
         return "; ".join(f"{name}: {self.counts[name]}" for name in SECTIONS if name in self.counts)
 
+    @property
+    def deadlines(self) -> str:
+        """What the change did to the SLA of open tickets, as a sentence; empty when nothing
+        (``pulpit config apply`` prints it under the counts)."""
+        n = self.recomputed_tickets
+        if not n:
+            return ""
+        return f"{n} open ticket{'s' if n != 1 else ''} get{'s' if n == 1 else ''} new deadlines"
+
     def summary(self) -> dict[str, Any]:
         """The counts as JSON, for the audit log."""
         return {
@@ -79,4 +89,5 @@ class ApplyResult:
             },
             "changed_calendars": sorted(self.changed_calendars),
             "changed_contracts": sorted(self.changed_contracts),
+            "recomputed_tickets": self.recomputed_tickets,
         }

@@ -241,7 +241,8 @@ def recompute_open(
     calendar_names: Iterable[str] = (),
     now: datetime,
 ) -> int:
-    """Recompute the open tickets under these contracts or calendars; returns how many."""
+    """Recompute the open tickets under these contracts or calendars; returns how many got
+    new deadlines (a change that moves no deadline, such as a contract's name, counts none)."""
     codes, names = list(contract_codes), list(calendar_names)
     if not codes and not names:
         return 0
@@ -257,10 +258,20 @@ def recompute_open(
     )
     count = 0
     for ticket in session.scalars(stmt):
+        before = _deadlines(ticket)
         recompute(ticket, now)
-        count += 1
+        count += _deadlines(ticket) != before
     session.flush()
     return count
+
+
+def _deadlines(ticket: Ticket) -> tuple[datetime | None, ...]:
+    return (
+        ticket.reaction_due,
+        ticket.resolution_due,
+        ticket.reaction_breached_at,
+        ticket.resolution_breached_at,
+    )
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:

@@ -72,7 +72,26 @@ def test_a_changed_target_recomputes_open_tickets(session: Session) -> None:
     assert ticket.reaction_due == at("2026-11-23 10:00")
     result = apply_config_text(session, BASE.replace("REACTION", "4h"), now=at("2026-11-23 08:30"))
     assert result.recomputed_tickets == 1
+    assert result.deadlines == "1 open ticket gets new deadlines"  # printed by the CLI
     assert ticket.reaction_due == at("2026-11-23 12:00")
+
+
+def test_a_change_that_moves_no_deadline_reports_none(session: Session) -> None:
+    apply_config_text(session, BASE.replace("REACTION", "2h"), now=at("2026-11-23 08:00"))
+    requester = find_or_create_contact(session, "anna@acme.example")
+    svc.open_ticket(
+        session,
+        svc.NewTicket(
+            subject="Awaria",
+            requester=requester,
+            contract=contract_by_code(session, "ACME"),
+            at=at("2026-11-23 08:00"),
+        ),
+    )
+    renamed = "contracts:\n  - {code: ACME, name: Acme support}\n"
+    result = apply_config_text(session, renamed, now=at("2026-11-23 08:30"))
+    assert str(result) == "contracts: 1 updated"
+    assert result.recomputed_tickets == 0 and result.deadlines == ""
 
 
 def test_a_changed_calendar_recomputes_open_tickets(session: Session) -> None:
