@@ -42,7 +42,7 @@ from core.mail.outbox import (
     ticket_context,
     ticket_timezone,
 )
-from core.notify.notifications import config_of
+from core.notify.notifications import config_of, signed_reply_to
 from core.notify.preferences import wants
 from core.notify.recipients import contract_coordinators, with_substitutes
 from core.tickets.models import Ticket
@@ -135,6 +135,7 @@ def tell_staff(session: Session, failure: DeliveryFailure | None) -> list[Outbou
             language=user.language or DEFAULT_LANGUAGE,
             ticket=ticket,
             auto_submitted="auto-generated",
+            reply_to=signed_reply_to(session, ticket, user),
             dedupe_key=f"{TEMPLATE}:{row.id}:{user.id}",
             now=now,
         )

@@ -195,7 +195,7 @@ def _memo(session: Session) -> dict[str, Any]:
 def _reply_to(session: Session, ticket: Ticket) -> str | None:
     """The mailbox the ticket came in on, else its contract's, else the first general one.
 
-    Looked up once per ticket and transaction; :func:`_signed_reply_to` signs it per recipient.
+    Looked up once per ticket and transaction; :func:`signed_reply_to` signs it per recipient.
     """
     cache = _memo(session).setdefault("reply_to", {})
     if ticket.id is not None and ticket.id in cache:
@@ -235,7 +235,7 @@ def _find_reply_to(session: Session, ticket: Ticket) -> str | None:
     return next((m.address for m in boxes if m.contract_id is None), None)
 
 
-def _signed_reply_to(session: Session, ticket: Ticket, user: User) -> str | None:
+def signed_reply_to(session: Session, ticket: Ticket, user: User) -> str | None:
     """The Reply-To of a mail to ``user`` about ``ticket``: the ticket's mailbox
     (:func:`_reply_to`) signed for this ticket and this recipient
     (:func:`core.mail.reply_address.sign`), so a reply to it shows it comes from someone who
@@ -309,7 +309,7 @@ def _send(
         auto_submitted=auto_submitted,
         in_reply_to=in_reply_to,
         references=_thread(session, ticket, to),
-        reply_to=_signed_reply_to(session, ticket, user),
+        reply_to=signed_reply_to(session, ticket, user),
         now=now,
     )
     if row is not None:

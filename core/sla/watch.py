@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.directory.models import User
 from core.mail.outbox import queue_mail, sla_context
+from core.notify.notifications import signed_reply_to
 from core.notify.preferences import wants
 from core.notify.recipients import sla_recipients
 from core.sla import clocks as sla_clock
@@ -162,6 +163,7 @@ def _notify(
             language=person.language or "pl",
             ticket=ticket,
             auto_submitted="auto-generated",
+            reply_to=signed_reply_to(session, ticket, person),
             dedupe_key=f"sla:{ticket.number}:{clock}:{kind}:{due}:{person.email}",
             mail_domain=mail_domain,
             now=now,

@@ -6,10 +6,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.mail.models import OutboundMail
+from core.mail.models import Mailbox, OutboundMail
+from core.mail.reply_address import verify
 from core.sla import watch as sla_watch
 from core.tickets import services as svc
 from core.tickets.models import Ticket, TicketEvent
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import World, at, build_world
 
 MON_0900 = at("2026-11-23 08:00")  # Mon 09:00 Warsaw; failure: reaction 2h, resolution 8h
@@ -143,3 +145,19 @@ def test_a_breach_noticed_without_a_warning_is_not_claimed_again(
     check(session, ticket, "2026-11-23 12:00")
     assert ticket.sla_next_check == at("2026-11-23 14:24")  # the resolution warning
     assert sla_watch.claim_due(session, at("2026-11-23 12:05")) == []
+
+
+def test_sla_mail_carries_a_reply_address_signed_for_its_recipient(
+    session: Session, ticket: Ticket, world: World
+) -> None:
+    """A technician answering a breach notice is proven by its Reply-To (docs/mail.md)."""
+    session.add(Mailbox(address="pomoc@support.example"))
+    session.flush()
+    check(session, ticket, "2026-11-23 10:00")
+    mails = session.scalars(select(OutboundMail)).all()
+    assert mails
+    ids = {u.email: u.id for u in world.users.values()}
+    for mail in mails:
+        signed = verify(TEST_SECRET_KEY, mail.headers["Reply-To"])
+        assert signed is not None and signed.user_id == ids[mail.to_addr]
+        assert signed.ticket_number == ticket.number
