@@ -16,6 +16,11 @@ second time, with the same ``Message-ID``, which mail clients show once.
 Everything the template needs is captured in ``context`` when the row is created, so the mail
 says what was true then, even if it is sent an hour later. Rendering and SMTP live in
 ``mailgw.outbound``; this module imports nothing above ``core``.
+
+The context is made clean text on the way in (:func:`clean_context`): a ticket subject that
+came from a client's broken mail (a lone surrogate, a control character, a line break, the
+literal text of an encoded word whose bytes are no text) would otherwise fail on every
+attempt to build the mail's headers, and the row would wait forever.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +82,72 @@ _MSG_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
 
 
 # --- Helpers for callers ---------------------------------------------------------------------
+
+
+# Never in mail text: lone surrogates (no encoding has them) and control characters other than
+# tab and line breaks; in a value on one line (one that may become a header), no line break.
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+# RFC 2047 encoded-word syntax: an outgoing header decodes it, and fails on bytes that are no
+# text in its charset (``=?utf-8?q?=FF=FE?=``).
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
+
+
+def _decoded_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    try:
+        parts = decode_header(word)
+    except (HeaderParseError, ValueError):
+        return word.replace("=?", "= ?")
+    out: list[str] = []
+    for data, charset in parts:
+        if isinstance(data, str):
+            out.append(data)
+            continue
+        try:
+            out.append(data.decode(charset or "utf-8", "replace"))
+        except LookupError:
+            out.append(data.decode("utf-8", "replace"))
+    return "".join(out)
+
+
+def clean_header_text(value: str) -> str:
+    """Text that can go into a header of an outgoing mail: no lone surrogates, no control
+    characters (tab stays), no line breaks, and no encoded-word syntax (decoded here, bytes
+    that are no text replaced, so the header never decodes it into something it cannot
+    encode again)."""
+    if "=?" in value:
+        value = _ENCODED_WORD.sub(_decoded_word, value)
+    if _UNSAFE_LINE.search(value) is None:
+        return value
+    return _UNSAFE_LINE.sub(lambda m: " " if m.group(0) in "\r\n" else "", value)
+
+
+def clean_body_text(value: str) -> str:
+    """Text that can go into the body of an outgoing mail: no lone surrogates and no control
+    characters (tab and line breaks stay)."""
+    return _UNSAFE_TEXT.sub("", value) if _UNSAFE_TEXT.search(value) else value
+
+
+# Context keys the subject templates use (templates/mail/*/subject.txt): always one line.
+HEADER_KEYS = frozenset({"ticket_subject", "subject", "account", "failed_to", "new_status"})
+
+
+def clean_context(value: Any, key: str = "") -> Any:
+    """A mail context with every string clean: :func:`clean_header_text` for what a subject
+    template uses (:data:`HEADER_KEYS`, any ``*subject``) and for any value on one line;
+    :func:`clean_body_text` for the other, longer texts."""
+    if isinstance(value, str):
+        if key in HEADER_KEYS or key.endswith("subject"):
+            return " ".join(clean_header_text(value).split())
+        if "\n" in value or "\r" in value:
+            return clean_body_text(value)
+        return clean_header_text(value)
+    if isinstance(value, dict):
+        return {k: clean_context(item, str(k)) for k, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_context(item, key) for item in value]
+    return value
 
 
 def derive_mail_domain(configured: str, public_url: str) -> str:
@@ -202,7 +275,7 @@ def queue_mail(
     try:
         # Round-trip now: a datetime or an object in the context fails here, in the caller's
         # request, not minutes later in a worker.
-        stored_context = json.loads(json.dumps(context))
+        stored_context = clean_context(json.loads(json.dumps(context)))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"mail context must be plain JSON (ISO strings for times): {exc}") from None
 
