@@ -115,3 +115,33 @@ def test_huge_html_is_capped() -> None:
     msg.set_content("<p>" + "x" * 3_000_000 + "</p>", subtype="html")
     mail = parse_message(msg.as_bytes(), mail_domain=DOMAIN)
     assert 0 < len(mail.html) <= 2_000_000
+
+
+def test_mbox_line_lost_continuation_and_undeclared_windows_1250() -> None:
+    mail = parse_message(fixture("lost_continuation_cp1250.eml"), mail_domain=DOMAIN)
+    assert (mail.from_addr, mail.from_name) == ("lukasz@acme.example", "Łukasz Świątek")
+    assert mail.subject == "Awaria zasilacza w serwerowni na piętrze 3 (Śląsk)"
+    assert "źródło zasilania awaryjnego" in mail.text
+    assert len(mail.notes) == 2  # the mbox line and the joined continuation
+
+
+def test_bare_forward_is_named_after_its_subject_and_read() -> None:
+    mail = parse_message(fixture("forwarded_bare.eml"), mail_domain=DOMAIN)
+    assert [a.filename for a in mail.attachments] == ["Re: Faktura 12 2026 łączna.eml"]
+    (fwd,) = mail.forwarded
+    assert (fwd.subject, fwd.from_) == (
+        "Re: Faktura 12/2026 łączna",
+        "Jan Kowalski <jan@dostawca.example>",
+    )
+    assert fwd.text == "Faktura zostanie skorygowana do końca tygodnia."
+    assert mail.text == ""  # its own text: none (processing shows the forward)
+
+
+def test_parts_without_names_get_names() -> None:
+    mail = parse_message(fixture("unnamed_parts.eml"), mail_domain=DOMAIN)
+    assert [a.filename for a in mail.attachments] == [
+        "image001.png",
+        "image-2.jpg",
+        "Protokół przeglądu.pdf",
+        "part-4.html",
+    ]
