@@ -362,6 +362,7 @@ def add_comment(
     sla_clock.recompute(ticket, now=at)  # a staff public reply meets the reaction clock
     session.flush()
     notifications.on_comment(session, ticket, event)
+    resume_on_client_reply(session, ticket, event)  # the portal's reply, like the mail's
     return event
 
 
@@ -409,6 +410,7 @@ def _apply_status(
     actor: User | None,
     at: datetime,
     note: str | None = None,
+    reason: dict[str, Any] | None = None,
 ) -> TicketEvent | None:
     if status.id == ticket.status_id:
         return None
@@ -439,6 +441,7 @@ def _apply_status(
             "to": status.name,
             "from_category": old.category,
             "to_category": status.category,
+            **(reason or {}),
         },
     )
     if status.category == "closed":
@@ -717,6 +720,7 @@ def record_email(
     sla_clock.recompute(ticket, now=at)
     session.flush()
     notifications.on_comment(session, ticket, event)
+    resume_on_client_reply(session, ticket, event)
     return event
 
 
@@ -730,3 +734,57 @@ def reopen(
     if target is None:
         target = next((s for s in statuses if s.category == "new"), statuses[0])
     return _apply_status(session, ticket, target, actor=actor, at=at)
+
+
+def resume_on_client_reply(
+    session: Session, ticket: Ticket, reply: TicketEvent
+) -> TicketEvent | None:
+    """A client's public reply ends a pause that waits for the client: the ticket moves back
+    to an open status and the SLA clock runs again (docs/sla.md). None if nothing changed.
+
+    Called for every comment and mail recorded (``add_comment`` from the portal and the API,
+    ``record_email`` from the gateway). Only a public reply by a client user (the requester,
+    a contact of the client, a copied contact) counts; staff and subcontractors set statuses
+    themselves, and internal notes and unverified mail never act. The status decides
+    (``Status.resumes_on_client_reply``). The target is the status the ticket had before its
+    pause, if it is still one of its contract's ``open`` statuses; else the first ``open``
+    status; else the first ``new`` one. The change is an ordinary status change authored by
+    the client, marked ``reason: client_reply``, so clocks and notifications behave exactly
+    as for a change made by hand.
+    """
+    author = reply.author
+    if author is None or author.role != "client" or not reply.public:
+        return None
+    if ticket.status is None or not ticket.status.resumes_on_client_reply:
+        return None
+    statuses = statuses_for(session, ticket.contract)
+    before = _status_before_pause(ticket)
+    target = next(
+        (s for s in statuses if s.category == "open" and s.name.casefold() == before), None
+    )
+    target = target or next((s for s in statuses if s.category == "open"), None)
+    target = target or next((s for s in statuses if s.category == "new"), None)
+    if target is None:
+        return None
+    return _apply_status(
+        session,
+        ticket,
+        target,
+        actor=author,
+        at=reply.at,
+        reason={"reason": "client_reply", "reply_event": reply.id},
+    )
+
+
+def _status_before_pause(ticket: Ticket) -> str | None:
+    """The casefolded name of the last status the ticket had outside a pause."""
+    before: str | None = None
+    changes = [e for e in ticket.events if e.type == "status"]
+    for e in sorted(changes, key=lambda e: (e.at, e.id or 0)):
+        for name, category in (
+            (e.data.get("from"), e.data.get("from_category")),
+            (e.data.get("to"), e.data.get("to_category")),
+        ):
+            if name and category != "paused":
+                before = str(name).casefold()
+    return before

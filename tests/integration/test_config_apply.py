@@ -134,6 +134,12 @@ def test_seeded_tickets_have_the_timeline_the_services_produce(session: Session)
     waiting = ticket(session, "DEMO-004")
     assert waiting.status.name == "Oczekuje na klienta" and waiting.sla_paused
 
+    answered = ticket(session, "DEMO-031")  # the client's reply ended the wait by itself
+    assert answered.status.name == "W realizacji" and not answered.sla_paused
+    resumed = [e for e in answered.events if e.type == "status"][-1]
+    assert resumed.data["reason"] == "client_reply"
+    assert resumed.author is not None and resumed.author.email == "marek.dabrowski@bilans.example"
+
     triage = ticket(session, "DEMO-033")
     assert triage.contract is None and triage.status.name == "Nowe"
     assert triage.requester.role == "client" and triage.requester.client is None
