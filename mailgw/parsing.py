@@ -28,7 +28,10 @@ Real mail breaks the standards in well-known ways, so every step has a fallback 
 - a missing Message-ID is made up from the sha256 of the bytes, so the same bytes always get
   the same identity (dedupe without a Message-ID).
 
-The stdlib ``email`` package with ``policy.default`` does the MIME structure; ``mailparser``
+The stdlib ``email`` package does the MIME structure, with ``policy.compat32``: every header is
+read raw and decoded here, so the header registry of ``policy.default`` (which parses a header
+again on every access, and whose decoding of broken headers is what this module replaces) only
+cost time: three quarters of an ordinary mail's parsing (bench/PARSE_RESULTS.md). ``mailparser``
 (mail-parser) is the fallback for the text body when the stdlib tree yields none (badly broken
 MIME). Attachments come out as :class:`core.tickets.timeline.NewAttachment`, the type the ticket
 services take, so processing hands them on as they are. Nothing here touches the database.
@@ -43,13 +46,12 @@ import mimetypes
 import re
 from dataclasses import dataclass, field, replace
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from functools import lru_cache
 
 from core.tickets.timeline import NewAttachment
 from mailgw.charsets import clean, codec_for, decode_declared
 from mailgw.headers import decode_value, mailboxes, params, safe_filename
-from mailgw.mail_policy import DEFAULT
 from mailgw.structure import PLACEHOLDER_TYPE, cut_deep_nesting, repair_header_block
 from mailgw.tnef import TnefError, decode_tnef, is_tnef
 
@@ -214,8 +216,7 @@ def _short(name: str, limit: int = MAX_NAME_CHARS) -> str:
 def _raw_header(part: Message, name: str) -> str:
     """A header's raw value (as received: 8-bit bytes as surrogates), "" without one."""
     lower = name.lower()
-    items = part.raw_items() if isinstance(part, EmailMessage) else part.items()
-    for key, value in items:
+    for key, value in part.raw_items():
         if key.lower() == lower:
             return str(value)
     return ""
@@ -487,14 +488,13 @@ def _headers(
 ) -> tuple[dict[str, str], dict[str, list[str]], dict[str, list[str]]]:
     """(first decoded value, all decoded values, all raw values) per lower-cased name.
 
-    raw_items() gives the header text as received, before the header registry interprets it:
-    registry parsing of 8-bit or malformed headers can raise or mangle.
+    raw_items() gives the header text as received, as the parser found it (8-bit bytes as
+    surrogates), for mailgw.headers to read.
     """
     headers: dict[str, str] = {}
     decoded: dict[str, list[str]] = {}
     raw: dict[str, list[str]] = {}
-    items = msg.raw_items() if isinstance(msg, EmailMessage) else msg.items()
-    for name, value in items:
+    for name, value in msg.raw_items():
         key = name.lower()
         text = decode_value(str(value), hints)
         decoded.setdefault(key, []).append(text)
@@ -509,11 +509,11 @@ def _parse_bytes(data: bytes, notes: list[str], cuts: list[bytes]) -> Message:
     :mod:`mailgw.structure` did not see), the headers are read alone and the message is kept
     whole as one attachment."""
     try:
-        return email.message_from_bytes(data, policy=DEFAULT)
+        return email.message_from_bytes(data, policy=policy.compat32)
     except RecursionError:
         match = re.search(rb"\r?\n\r?\n", data)
         head = data[: match.end()] if match else data
-        msg = email.message_from_bytes(head, policy=DEFAULT)
+        msg = email.message_from_bytes(head, policy=policy.compat32)
         del msg["Content-Type"]
         del msg["Content-Transfer-Encoding"]
         msg["Content-Type"] = PLACEHOLDER_TYPE
