@@ -138,6 +138,10 @@ def plausible_address(addr: str) -> bool:
     return bool(_IP_LITERAL.match(domain) or _DOMAIN_LABELS.match(domain))
 
 
+# One unquoted display name with an "@" in it, then one bracketed address, nothing else.
+_UNQUOTED_ADDRESS_NAME = re.compile(r'^\s*([^<>,"]*@[^<>,"]*?)\s*<([^<>,\s]+)>\s*$')
+
+
 def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(display name, address) of each plausible mailbox in a raw address header, in order.
 
@@ -154,6 +158,12 @@ def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]
         # Undeclared 8-bit text first: in Shift-JIS or GBK a byte of a name can be "@", "["
         # or "\\"; encoded words stay as they are (ASCII) until the split is done.
         value = decode_undeclared(raw_bytes(value), hints)
+    lone = _UNQUOTED_ADDRESS_NAME.match(value)
+    if lone is not None and plausible_address(lone.group(2).strip()):
+        # "coord@our.example <attacker@evil.example>": an unquoted name holding an address is
+        # one mailbox, whose address is the one in brackets (what mail programs show and
+        # answer); getaddresses would make it two and the first would be the forged one.
+        return [(decode_value(lone.group(1).strip(), hints), lone.group(2).strip().lower())]
     for name, addr in getaddresses([value]):
         addr = addr.strip()
         if not plausible_address(addr):

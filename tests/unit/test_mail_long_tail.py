@@ -72,6 +72,18 @@ def test_an_address_in_an_encoded_word_is_never_the_sender() -> None:
     assert mail.raw_from == "koordynator@serwis.example <attacker@evil.example>"
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "koordynator@serwis.example <attacker@evil.example>",  # unquoted: two mailboxes to getaddresses
+        '"koordynator@serwis.example" <attacker@evil.example>',
+    ],
+)
+def test_an_address_shown_as_the_name_is_never_the_sender(forged: str) -> None:
+    mail = parse(raw_mail(f"From: {forged}", "Subject: Pilne"))
+    assert (mail.from_addr, mail.from_name) == ("attacker@evil.example", "")
+
+
 def test_a_display_name_holding_the_address_itself_stays() -> None:
     mail = parse(raw_mail('From: "jan@firma.example" <jan@firma.example>'))
     assert (mail.from_addr, mail.from_name) == ("jan@firma.example", "jan@firma.example")
