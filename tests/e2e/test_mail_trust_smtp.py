@@ -167,3 +167,22 @@ def test_an_unreadable_from_opens_a_ticket_a_coordinator_completes(desk: dict[st
     )
     assert r.status_code == 200, r.text
     assert (r.json()["requester"], r.json()["client"]) == ("jan.kowalski@acme.example", "Acme")
+
+
+def test_a_clients_mail_to_a_ticket_waiting_for_them_starts_the_clock_again(
+    desk: dict[str, Any],
+) -> None:
+    opened = send_raw(desk, "Anna <anna@acme.example>", "Skaner nie skanuje")
+    number = ticket_for(desk, opened)["number"]
+    r = desk["api"].post(
+        f"/api/v1/tickets/{number}/status",
+        json={"status": "Waiting for client"},
+        headers=desk["headers"],
+    )
+    assert r.status_code == 200 and r.json()["sla"]["paused"] is True
+
+    mid = send_raw(desk, "Anna <anna@acme.example>", f"Re: [#{number}] Skaner nie skanuje")
+    ticket = ticket_for(desk, mid)
+    assert ticket["status_category"] == "open" and ticket["sla"]["paused"] is False
+    resumed = [e for e in ticket["events"] if e["type"] == "status"][-1]
+    assert (resumed["author"], resumed["data"]["reason"]) == ("anna@acme.example", "client_reply")
