@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.access.accounts import get_user_by_email
 from core.blobs import BlobStore
 from core.clock import utcnow
+from core.contracts.models import Contract
 from core.db import secret_key, unit_of_work
 from core.directory.models import User
 from core.directory.services import find_or_create_contact, unknown_sender
@@ -381,6 +382,58 @@ class _Content:
     attachments: Sequence[NewAttachment]
     blobs: BlobStore
 
+    def record(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        author: User | None,
+        public: bool,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> TicketEvent:
+        """The mail on ``ticket``'s timeline (``email_in``)."""
+        return record_email(
+            session,
+            ticket,
+            author=author,
+            public=public,
+            data=data,
+            body=self.body,
+            body_html=self.body_html,
+            at=now,
+            message_id=self.message_id,
+            attachments=self.attachments,
+            blobs=self.blobs,
+        )
+
+    def open(
+        self,
+        session: Session,
+        mail: ParsedMail,
+        *,
+        requester: User,
+        contract: Contract | None,
+        data: dict[str, Any],
+        now: datetime,
+        cc: Sequence[User] = (),
+    ) -> Ticket:
+        """A new ticket opened by the mail."""
+        new = NewTicket(
+            subject=mail.subject.strip() or "(bez tematu)",
+            requester=requester,
+            body=self.body,
+            body_html=self.body_html,
+            contract=contract,
+            source="email",
+            at=now,
+            message_id=self.message_id,
+            attachments=self.attachments,
+            data=data,
+            cc=cc,
+        )
+        return open_ticket(session, new, blobs=self.blobs)
+
 
 def _open_for_unknown_sender(
     session: Session,
@@ -393,23 +446,13 @@ def _open_for_unknown_sender(
 ) -> InboundMessage:
     """A mail whose From cannot be read: a triage ticket under the placeholder requester, the
     raw From kept on the event for a coordinator to read, and nothing sent back."""
-    raw_from = getattr(mail, "raw_from", "") or mail.header("from")
+    raw_from = mail.raw_from or mail.header("from")
     _decide(row, rules.Hit("sender", None, f"{why}: From as received {raw_from!r}"))
     data.update(raw_from=raw_from, unknown_sender=True, no_autoreply=True)
-    new = NewTicket(
-        subject=mail.subject.strip() or "(bez tematu)",
-        requester=unknown_sender(session),
-        body=content.body,
-        body_html=content.body_html,
-        contract=None,
-        source="email",
-        at=now,
-        message_id=content.message_id,
-        attachments=content.attachments,
-        data=data,
-    )
     with notifications.facts(session, no_autoreply=True):
-        ticket = open_ticket(session, new, blobs=content.blobs)
+        ticket = content.open(
+            session, mail, requester=unknown_sender(session), contract=None, data=data, now=now
+        )
     _decide(
         row, rules.Hit("route", None, f"triage #{ticket.number}: a coordinator names the requester")
     )
@@ -431,18 +474,9 @@ def _note_unverified(
     no author, marked unverified, that changes no status and no clock."""
     _decide(row, rules.Hit("thread", ticket.number, f"internal note, unverified: {reason}"))
     updated_at = ticket.updated_at
-    event = record_email(
-        session,
-        ticket,
-        author=None,
-        public=False,
-        data={**data, "unverified": True, "claimed_from": sender.email, "trust": proof.how},
-        body=content.body,
-        body_html=content.body_html,
-        at=now,
-        message_id=content.message_id,
-        attachments=content.attachments,
-        blobs=content.blobs,
+    unverified = {"unverified": True, "claimed_from": sender.email, "trust": proof.how}
+    event = content.record(
+        session, ticket, author=None, public=False, data={**data, **unverified}, now=now
     )
     ticket.updated_at = updated_at
     return _done(row, event, now)
@@ -485,19 +519,7 @@ def _thread_or_open(
                 reopen(session, ticket, actor=sender, at=now)
                 why += f"; #{ticket.number} reopened"
             _decide(row, rules.Hit("thread", ticket.number, f"{match.how}; {why}"))
-            event = record_email(
-                session,
-                ticket,
-                author=sender,
-                public=True,
-                data=data,
-                body=content.body,
-                body_html=content.body_html,
-                at=now,
-                message_id=content.message_id,
-                attachments=content.attachments,
-                blobs=content.blobs,
-            )
+            event = content.record(session, ticket, author=sender, public=True, data=data, now=now)
             if (cc_hit := copied.for_follow_up(session, ticket, mail, sender, now)) is not None:
                 _decide(row, cc_hit)
             return _done(row, event, now)
@@ -513,20 +535,9 @@ def _thread_or_open(
     cc, cc_hit = copied.for_new_ticket(session, mail, sender, contract)  # mailgw/copied.py
     if cc_hit is not None:
         _decide(row, cc_hit)
-    new = NewTicket(
-        subject=mail.subject.strip() or "(bez tematu)",
-        requester=sender,
-        body=content.body,
-        body_html=content.body_html,
-        contract=contract,
-        source="email",
-        at=now,
-        message_id=content.message_id,
-        attachments=content.attachments,
-        data=data,
-        cc=cc,
+    ticket = content.open(
+        session, mail, requester=sender, contract=contract, data=data, now=now, cc=cc
     )
-    ticket = open_ticket(session, new, blobs=content.blobs)
     first = ticket.events[0]
     tt = ticket.ticket_type.name if ticket.ticket_type else None
     _decide(row, rules.Hit("ticket_type", tt, "subject keywords, else the contract's default"))

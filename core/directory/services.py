@@ -50,14 +50,20 @@ def find_or_create_contact(session: Session, email: str, name: str | None = None
         client=client,
         language=client.language if client else "pl",
     )
+    return _add_person(session, user)
+
+
+def _add_person(session: Session, user: User) -> User:
+    """Store a new person, or the one stored meanwhile under the same e-mail.
+
+    A savepoint: two first mails from one new sender processed at once race to create the
+    contact; the loser re-reads the winner's row instead of failing its mail."""
     try:
-        # A savepoint: two first mails from one new sender processed at once race to create
-        # the contact; the loser re-reads the winner's row instead of failing its mail.
         with session.begin_nested():
             session.add(user)
             session.flush()
     except IntegrityError:
-        existing = get_user_by_email(session, email)
+        existing = get_user_by_email(session, user.email)
         if existing is None:
             raise
         return existing
@@ -75,17 +81,8 @@ def unknown_sender(session: Session) -> User:
     user = get_user_by_email(session, UNKNOWN_SENDER)
     if user is not None:
         return user
-    user = User(email=UNKNOWN_SENDER, name=None, role="client", active=False, language="pl")
-    try:
-        with session.begin_nested():
-            session.add(user)
-            session.flush()
-    except IntegrityError:
-        existing = get_user_by_email(session, UNKNOWN_SENDER)
-        if existing is None:
-            raise
-        return existing
-    return user
+    placeholder = User(email=UNKNOWN_SENDER, name=None, role="client", active=False, language="pl")
+    return _add_person(session, placeholder)
 
 
 def staff_user(session: Session, email: str) -> User:

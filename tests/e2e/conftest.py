@@ -389,3 +389,52 @@ def start_live_server(data_dir: Path) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     yield from start_live_server(tmp_path_factory.mktemp("pulpit-live"))
+
+
+def running_desk(
+    factory: sessionmaker[Session], tmp_path: Path, **settings: Any
+) -> Iterator[dict[str, Any]]:
+    """Everything of ``pulpit serve`` in one process over ``factory``: the SMTP gateway on a free
+    port, the in-process Dramatiq worker and the app, seeded with the factories' world and a
+    general mailbox. Yields the gateway's ``port``, an ``api`` TestClient and the coordinator's
+    token ``headers``. ``settings`` override the instance's (e.g. ``trusted_authserv_id``)."""
+    from litestar.testing import TestClient
+
+    from core.access.accounts import create_api_token
+    from core.db import unit_of_work
+    from core.mail.models import Mailbox
+    from mailgw.server import start
+    from tests.factories import build_world
+    from tests.smtp_sink import free_port
+    from web.app import create_app
+    from workers.actors import register_actors
+    from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
+    from workers.runner import start_in_process_worker
+
+    config = Settings(
+        data_dir=tmp_path / "var",
+        smtp_port=free_port(),
+        outbound_smtp_url="null://",
+        secret_key="e2e",
+        **settings,
+    )
+    with unit_of_work(factory) as session:
+        world = build_world(session)
+        session.add(Mailbox(address="pomoc@support.example"))
+        token = create_api_token(session, world.users["coordinator"])
+    broker = make_broker("memory://")
+    register_actors(broker, factory, config)
+    install_dispatcher(broker)
+    worker = start_in_process_worker(broker, threads=2)
+    gateway = start(config, factory)
+    app = create_app(config, session_factory=factory)
+    try:
+        yield {
+            "port": gateway.port,
+            "api": TestClient(app),
+            "headers": {"Authorization": f"Bearer {token}"},
+        }
+    finally:
+        gateway.stop()
+        worker.stop()
+        uninstall_dispatcher()

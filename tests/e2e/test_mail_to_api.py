@@ -15,19 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
-from core.access.accounts import create_api_token
-from core.db import unit_of_work
-from core.mail.models import Mailbox
 from tests.conftest import migrated_database
-from tests.factories import build_world
-from tests.smtp_sink import free_port
-from workers.actors import register_actors
-from workers.broker import install_dispatcher, make_broker, uninstall_dispatcher
-from workers.runner import start_in_process_worker
+from tests.e2e.conftest import running_desk
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,35 +29,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
 
 @pytest.fixture
 def desk(factory: sessionmaker[Session], tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from mailgw.server import start
-    from web.app import create_app
-
-    settings = Settings(
-        data_dir=tmp_path / "var",
-        smtp_port=free_port(),
-        outbound_smtp_url="null://",
-        secret_key="e2e",
-    )
-    with unit_of_work(factory) as session:
-        world = build_world(session)
-        session.add(Mailbox(address="pomoc@support.example"))
-        token = create_api_token(session, world.users["coordinator"])
-    broker = make_broker("memory://")
-    register_actors(broker, factory, settings)
-    install_dispatcher(broker)
-    worker = start_in_process_worker(broker, threads=2)
-    gateway = start(settings, factory)
-    app = create_app(settings, session_factory=factory)
-    try:
-        yield {
-            "port": gateway.port,
-            "api": TestClient(app),
-            "headers": {"Authorization": f"Bearer {token}"},
-        }
-    finally:
-        gateway.stop()
-        worker.stop()
-        uninstall_dispatcher()
+    yield from running_desk(factory, tmp_path)
 
 
 def send(port: int, frm: str, subject: str, body: str, message_id: str, **headers: str) -> None:
