@@ -81,3 +81,13 @@ class BlobStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the content's file (the caller removes or keeps its row); whether there was
+        one. For erasing personal data (``core.privacy``)."""
+        target = self.path(sha256)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -315,6 +315,11 @@ def _process(
     reopen_days: int,
     trust: TrustSettings,
 ) -> InboundMessage:
+    if not blobs.path(row.sha256).exists() and any(
+        d.get("rule") == "erased" for d in row.decisions or []
+    ):
+        # Its sender was erased (core.privacy.erase) with the raw file: nothing to process.
+        return _ignore(row, "the raw mail was erased with its sender's personal data", now)
     raw = blobs.read(row.sha256)
 
     mail = parse_message(raw, mail_domain=mail_domain)

@@ -1,0 +1,343 @@
+"""Personal data (issue 11, GDPR / RODO): export, erasure and retention (core.privacy), on
+SQLite and PostgreSQL.
+
+The erasure test is the issue's definition of done: a contact mails us with an attachment and
+copies someone, gets staff replies and notifications, logs in, has a token; after the erasure
+no text column of any table and no file of the blob store holds their address, their local
+part or their name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.access.accounts import create_api_token, get_user_by_email
+from core.access.models import ApiToken, WebSession
+from core.audit import AuditEntry
+from core.blobs import BlobStore
+from core.contracts.models import CustomField
+from core.directory.models import User
+from core.errors import Conflict
+from core.mail.models import InboundMessage, OutboundMail
+from core.notify import notifications
+from core.orm import Base
+from core.privacy.erase import erase_person
+from core.privacy.export import build_export
+from core.privacy.retention import run_retention
+from core.tickets.models import Attachment, Ticket, TicketEvent
+from core.tickets.services import add_comment, assign, change_status, log_work
+from mailgw.process import process_inbound
+from tests.factories import World
+from tests.mail_builders import (  # noqa: F401
+    DOMAIN,
+    NOW,
+    blobs_fixture,
+    build,
+    deliver,
+    ticket_of,
+    world_fixture,
+)
+
+ADDRESS = "zofia.kwiatkowska@acme.example"
+LOCAL = "zofia.kwiatkowska"
+NAME = "Zofia Kwiatkowska"
+ATTACHMENT = b"%PDF-1.4 faktura dla Zofia Kwiatkowska, zofia.kwiatkowska@acme.example\n"
+
+
+def mail_with_attachment(frm: str, body: str, **headers: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = frm, "acme@support.example"
+    msg["Subject"] = headers.pop("subject", "Drukarka w pokoju 12 nie drukuje")
+    msg["Message-ID"] = make_msgid(domain="client.example")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    msg.add_attachment(ATTACHMENT, maintype="application", subtype="pdf", filename="faktura.pdf")
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def desk(session: Session, world: World) -> World:
+    session.info["notify"] = notifications.NotifyConfig(DOMAIN, "https://desk.example")
+    return world
+
+
+def zofia_history(session: Session, world: World, blobs: BlobStore) -> tuple[User, Ticket]:
+    """Zofia's mail with an attachment, a staff reply, her reply, a mail of Anna copying her,
+    a login and a token."""
+    row = deliver(
+        session,
+        blobs,
+        mail_with_attachment(
+            f"{NAME} <{ADDRESS}>",
+            f"Dzień dobry, drukarka HP nie drukuje.\n\n--\n{NAME}\n{ADDRESS}\ntel. 600 100 200",
+        ),
+        envelope_from=ADDRESS,
+        envelope_to=["acme@support.example"],
+    )
+    ticket = ticket_of(session, row)
+    zofia = ticket.requester
+    assert zofia.email == ADDRESS
+    coordinator = world.users["coordinator"]
+    add_comment(
+        session,
+        ticket,
+        author=coordinator,
+        body=f"Pani Zofio ({LOCAL}), technik przyjedzie jutro.",
+        at=NOW + timedelta(minutes=5),
+    )
+    add_comment(
+        session, ticket, author=coordinator, body="Klientka: Zofia Kwiatkowska.", public=False
+    )
+    assign(
+        session, ticket, actor=coordinator, assignee=world.users["technician"], subcontractor=None
+    )
+    log_work(session, ticket, actor=world.users["technician"], minutes=30, note="dojazd")
+    reply = build(
+        frm=f"{NAME} <{ADDRESS}>",
+        subject=f"Re: {ticket.subject} [#{ticket.number}]",
+        body="Dziękuję, będę w biurze.",
+        to="acme@support.example",
+    )
+    deliver(session, blobs, reply, envelope_from=ADDRESS, now=NOW + timedelta(minutes=10))
+    # Anna writes about a new problem and copies Zofia: her raw mail names Zofia.
+    other = deliver(
+        session,
+        blobs,
+        build(
+            frm="Anna <anna@acme.example>",
+            subject="Skaner na 2 piętrze",
+            body=f"Proszę o kontakt ze mną albo z {NAME}.",
+            to="acme@support.example",
+            Cc=f"{NAME} <{ADDRESS}>",
+        ),
+        envelope_to=["acme@support.example"],
+        now=NOW + timedelta(minutes=20),
+    )
+    assert other.state == "processed"
+    session.add(AuditEntry(actor=ADDRESS, action="login.ok", data={"ip": "192.0.2.7"}))
+    session.add(
+        WebSession(
+            session_hash="h" * 64,
+            user_id=zofia.id,
+            csrf_token="c" * 64,
+            expires_at=NOW + timedelta(hours=12),
+            user_agent="Firefox",
+        )
+    )
+    create_api_token(session, zofia, actor="cli")
+    session.flush()
+    assert session.scalars(select(OutboundMail).where(OutboundMail.to_addr.contains(ADDRESS))).all()
+    return zofia, ticket
+
+
+def traces_in_database(session: Session) -> list[str]:
+    session.expire_all()
+    needles = [ADDRESS, LOCAL, NAME.lower(), "kwiatkowska"]
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(select(table)).all():
+            for column, value in row._mapping.items():
+                if value is None:
+                    continue
+                text = (
+                    json.dumps(value, ensure_ascii=False, default=str)
+                    if isinstance(value, dict | list)
+                    else str(value)
+                ).lower()
+                for needle in needles:
+                    if needle.lower() in text:
+                        found.append(f"{table.name}.{column}: {text[:120]}")
+    return found
+
+
+def traces_in_blobs(blobs: BlobStore) -> list[str]:
+    found = []
+    for path in blobs.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes().lower()
+            if LOCAL.encode() in data or b"kwiatkowska" in data:
+                found.append(str(path))
+    return found
+
+
+def test_an_erasure_leaves_no_trace_of_the_address_in_the_database_or_the_blob_store(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia, ticket = zofia_history(session, desk, blobs)
+    number, person_id = ticket.number, zofia.id
+    anna_files = set(session.scalars(select(Attachment.sha256)))
+    assert traces_in_database(session) and traces_in_blobs(blobs)  # the test sees them
+
+    result = erase_person(session, zofia, blobs=blobs, actor="admin@support.example")
+    session.flush()
+
+    assert traces_in_database(session) == []
+    assert traces_in_blobs(blobs) == []
+
+    # The placeholder keeps the history together.
+    person = session.get(User, person_id)
+    assert person is not None
+    assert (person.email, person.name) == (
+        f"erased-{person_id}@pulpit.invalid",
+        f"Osoba usunięta #{person_id}",
+    )
+    assert not person.active and person.password_hash is None and person.totp_secret is None
+    assert session.scalars(select(WebSession).where(WebSession.user_id == person_id)).all() == []
+    assert session.scalars(select(ApiToken).where(ApiToken.user_id == person_id)).all() == []
+    kept = session.scalar(select(Ticket).where(Ticket.number == number))
+    assert kept is not None and kept.requester_id == person_id
+    first = kept.events[0]
+    assert "drukarka HP nie drukuje" in (first.body_text or "")  # what she wrote stays
+    assert f"erased-{person_id}@pulpit.invalid" in json.dumps(first.data)  # signature, from
+    assert first.attachments == []  # her attachment went, with its file
+    assert not any(
+        blobs.path(sha).exists()
+        for sha in anna_files - set(session.scalars(select(Attachment.sha256)))
+    )
+    # Pending mail to her is not sent to the placeholder.
+    pending = session.scalars(
+        select(OutboundMail).where(OutboundMail.to_addr == result.placeholder)
+    ).all()
+    assert pending and all(m.state in ("failed", "sent") for m in pending)
+    # Audited with counts, never with the address.
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "person.erase"))
+    assert entry is not None and entry.actor == "admin@support.example"
+    assert entry.data["counts"]["raw_mails_deleted"] == 2
+    assert entry.data["counts"]["raw_mails_rewritten"] == 1
+    assert ADDRESS not in json.dumps(entry.data)
+
+
+def test_erased_raw_mail_is_ignored_when_requeued_and_anna_mail_still_processes(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia, _ = zofia_history(session, desk, blobs)
+    first = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).first()
+    assert first is not None
+    erase_person(session, zofia, blobs=blobs, actor="cli")
+    # `pulpit mail requeue` puts a message back to received; processing must not crash.
+    first.state, first.reason = "received", None
+    session.flush()
+    row = process_inbound(session, first.id, blobs=blobs, mail_domain=DOMAIN, now=NOW)
+    assert row.state == "ignored" and "erased" in (row.reason or "")
+
+
+def test_an_erasure_refuses_placeholders_and_oneself(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    admin = desk.users["admin"]
+    with pytest.raises(Conflict, match="your own account"):
+        erase_person(session, admin, blobs=blobs, actor=admin.email)
+    tech = desk.users["technician"]
+    erase_person(session, tech, blobs=blobs, actor=admin.email)
+    with pytest.raises(Conflict, match="placeholder"):
+        erase_person(session, tech, blobs=blobs, actor=admin.email)
+
+
+def test_a_staff_member_is_erased_and_their_events_keep_the_placeholder(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia, ticket = zofia_history(session, desk, blobs)
+    coordinator = desk.users["coordinator"]
+    coordinator.name = "Olga Koordynatorka"
+    session.flush()
+    erase_person(session, coordinator, blobs=blobs, actor="cli")
+    comments = [e for e in ticket.events if e.type == "comment"]
+    assert comments and all(e.author_id == coordinator.id for e in comments)
+    assert coordinator.email == f"erased-{coordinator.id}@pulpit.invalid"
+    assert get_user_by_email(session, "coord@support.example") is None
+
+
+def read_zip(data: bytes) -> dict[str, Any]:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    return {
+        name: json.loads(archive.read(name)) if name.endswith(".json") else archive.read(name)
+        for name in archive.namelist()
+    }
+
+
+def test_the_export_holds_what_the_portal_shows_her_mails_and_files(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia, ticket = zofia_history(session, desk, blobs)
+    session.add(
+        CustomField(contract_id=None, name="internal_cost", label="Cost", visible_to_client=False)
+    )
+    session.add(CustomField(contract_id=None, name="room", label="Room"))
+    ticket.custom_fields = {"internal_cost": 120, "room": "12"}
+    change_status(session, ticket, "Internal review", actor=desk.users["coordinator"])
+    session.flush()
+
+    files = read_zip(build_export(session, zofia, blobs=blobs, actor="admin@support.example"))
+    person = files["person.json"]
+    assert person["format"] == "pulpit-person-export/1"
+    assert person["person"]["email"] == ADDRESS and person["person"]["name"] == NAME
+    [mine] = [t for t in files["tickets.json"] if t["number"] == ticket.number]
+    assert mine["relation"] == "requester"
+    assert mine["custom_fields"] == {"room": "12"}  # not the internal cost
+    bodies = [e["body_text"] or "" for e in mine["events"]]
+    assert not any("Klientka:" in b for b in bodies)  # the internal note is not hers
+    assert any("technik przyjedzie" in b for b in bodies)
+    assert "Internal review" not in json.dumps(mine)  # a hidden status by its category
+    assert len(files["mails_in.json"]) == 2
+    for mail in files["mails_in.json"]:
+        assert ADDRESS.encode() in files[mail["file"]]
+    attachment_files = [n for n in files if n.startswith("files/attachments/")]
+    assert attachment_files and files[attachment_files[0]] == ATTACHMENT
+    assert files["mails_out.json"] and all(ADDRESS in m["to"] for m in files["mails_out.json"])
+    assert [e["action"] for e in files["logins.json"]["audit"]] == ["login.ok"]
+    assert files["logins.json"]["sessions"][0]["user_agent"] == "Firefox"
+    assert {"events.json", "worklogs.json", "audit.json", "substitutions.json"} <= set(files)
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "person.export"))
+    assert entry is not None and entry.actor == "admin@support.example"
+
+
+def test_a_technician_export_lists_their_work(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia_history(session, desk, blobs)
+    tech = desk.users["technician"]
+    files = read_zip(build_export(session, tech, blobs=blobs, actor="cli"))
+    assert [w["minutes"] for w in files["worklogs.json"]] == [30]
+    assert files["worklogs.json"][0]["note"] == "dojazd"
+    assert files["tickets.json"] == []
+
+
+def test_retention_anonymises_old_closed_tickets_only_once(
+    session: Session, desk: World, blobs: BlobStore
+) -> None:
+    zofia, ticket = zofia_history(session, desk, blobs)
+    change_status(session, ticket, "Resolved", actor=desk.users["coordinator"], at=NOW)
+    session.flush()
+    recent = session.scalars(select(Ticket).where(Ticket.id != ticket.id)).one()
+    later = NOW + timedelta(days=31)
+
+    assert run_retention(session, blobs=blobs, now=later, days=0).tickets == []
+    assert run_retention(session, blobs=blobs, now=NOW + timedelta(days=29), days=30).tickets == []
+    dry = run_retention(session, blobs=blobs, now=later, days=30, dry_run=True)
+    assert dry.tickets == [ticket.number]
+    assert LOCAL in json.dumps(ticket.events[0].data)  # a dry run changes nothing
+
+    done = run_retention(session, blobs=blobs, now=later, days=30)
+    assert done.tickets == [ticket.number] and done.raw_mails_deleted == 2
+    session.expire_all()
+    events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)).all()
+    dumped = json.dumps(
+        [[e.body_text, e.body_html, e.data] for e in events], ensure_ascii=False
+    ).lower()
+    assert LOCAL not in dumped and "kwiatkowska" not in dumped
+    assert f"person-{zofia.id}@pulpit.invalid" in dumped
+    # The person and her other ticket are untouched.
+    assert session.get(User, zofia.id).email == ADDRESS  # type: ignore[union-attr]
+    assert recent.status_category != "closed"
+    assert run_retention(session, blobs=blobs, now=later, days=30).tickets == []
