@@ -54,6 +54,9 @@ class Settings:
     trusted_authserv_id: str = ""
     # Pulpit is the MX: verify DKIM signatures and read DMARC policy from DNS itself.
     verify_dkim: bool = False
+    # Closed tickets resolved more than this many days ago are anonymised by the scheduler
+    # (core.privacy.retention, docs/privacy.md); 0 never does.
+    retention_days: int = 0
 
     @property
     def resolved_database_url(self) -> str:
@@ -89,6 +92,7 @@ class Settings:
 _ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
 _BOOL_FIELDS = {"verify_dkim"}
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
+_INT_FIELDS.add("retention_days")  # docs/privacy.md
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:

@@ -311,6 +311,68 @@ def cmd_mail_requeue(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_person_export(args: argparse.Namespace, settings: Settings) -> int:
+    from core.blobs import BlobStore
+    from core.privacy.export import build_export
+    from core.privacy.people import person_by_email
+
+    output = Path(args.output)
+    if output.exists() and output.is_dir():
+        raise CommandError(f"{args.output}: is a directory; give a file name such as person.zip")
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        person = person_by_email(session, args.email)
+        data = build_export(session, person, blobs=BlobStore(settings.blob_dir), actor="cli")
+    output.write_bytes(data)  # after the commit: a file on disk means its audit entry is too
+    print(f"wrote everything stored about {args.email} to {output} ({len(data)} bytes)")
+    return 0
+
+
+def cmd_person_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from core.blobs import BlobStore
+    from core.privacy.erase import erase_person
+    from core.privacy.people import person_by_email
+
+    if not args.yes:
+        raise CommandError(
+            f"erasing {args.email} cannot be undone; run again with --yes to confirm "
+            "(export first: pulpit person export)"
+        )
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        person = person_by_email(session, args.email)
+        result = erase_person(session, person, blobs=BlobStore(settings.blob_dir), actor="cli")
+    done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.counts.items()) if v)
+    print(f"erased: the person is now {result.placeholder} ({done or 'nothing else stored'})")
+    return 0
+
+
+def cmd_person_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from core.blobs import BlobStore
+    from core.clock import utcnow
+    from core.privacy.retention import run_retention
+
+    days = args.days if args.days is not None else settings.retention_days
+    if days <= 0:
+        raise CommandError("retention is off (PULPIT_RETENTION_DAYS is 0); set it or give --days N")
+    with database(settings) as session_factory, unit_of_work(session_factory) as session:
+        run = run_retention(
+            session,
+            blobs=BlobStore(settings.blob_dir),
+            now=utcnow(),
+            days=days,
+            dry_run=args.dry_run,
+            actor="cli",
+        )
+    tickets = ", ".join(f"#{n}" for n in run.tickets) or "none"
+    if args.dry_run:
+        print(f"closed more than {days} days ago and not yet anonymised: {tickets}")
+    else:
+        print(
+            f"anonymised {len(run.tickets)} ticket(s): {tickets}; "
+            f"{run.raw_mails_deleted} raw mail(s) deleted"
+        )
+    return 0
+
+
 # --- Commands that keep running -------------------------------------------------------------
 
 
@@ -543,6 +605,40 @@ def _add_mail(commands: Commands, common: _Parser) -> None:
     again.add_argument("ids", nargs="*", metavar="ID", type=_positive_int)
 
 
+def _add_person(commands: Commands, common: _Parser) -> None:
+    actions = _group(
+        commands,
+        common,
+        "person",
+        "personal data (GDPR): export, erasure, retention",
+        "Personal data (GDPR / RODO): export everything about a person, erase a person, "
+        "anonymise old closed tickets. See docs/privacy.md.",
+    )
+    export = _command(
+        actions, common, "export", cmd_person_export, "write everything stored about a person"
+    )
+    export.add_argument("--email", required=True, metavar="E")
+    export.add_argument("--output", required=True, metavar="FILE.zip")
+    erase = _command(
+        actions, common, "erase", cmd_person_erase, "erase a person's personal data (for good)"
+    )
+    erase.add_argument("--email", required=True, metavar="E")
+    erase.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
+    retention = _command(
+        actions,
+        common,
+        "retention",
+        cmd_person_retention,
+        "anonymise closed tickets older than PULPIT_RETENTION_DAYS now",
+    )
+    retention.add_argument(
+        "--dry-run", action="store_true", help="only list the tickets that are due"
+    )
+    retention.add_argument(
+        "--days", type=_positive_int, metavar="N", help="this age instead of the setting's"
+    )
+
+
 # In the order ``pulpit --help`` lists them.
 COMMAND_GROUPS: tuple[Callable[[Commands, _Parser], None], ...] = (
     _add_serve,
@@ -555,6 +651,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands, _Parser], None], ...] = (
     _add_user,
     _add_token,
     _add_mail,
+    _add_person,
 )
 
 

@@ -16,18 +16,21 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.blobs import BlobStore
 from core.clock import Clock, utcnow
 from core.db import enqueue, unit_of_work
 from core.mail.inbound import PROCESS_ACTOR
 from core.mail.models import InboundMessage
 from core.mail.outbox import SEND_ACTOR, due_for_sweep, release_stale
 from core.notify.delivery_failures import tell_staff
+from core.privacy.retention import run_retention
 from core.sla.watch import CHECK_ACTOR, claim_due
 from workers.housekeeping import purge_expired_sessions
 
@@ -41,6 +44,7 @@ SLA_SCAN_SECONDS = 5.0
 INBOUND_SWEEP_SECONDS = 20.0
 # A received mail whose job has not run after this long lost its job (broker restart).
 INBOUND_STALE_SECONDS = 60.0
+RETENTION_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -110,15 +114,33 @@ def scan_sla(session_factory: sessionmaker[Session], now: datetime) -> list[int]
     return ids
 
 
+def anonymise_expired(
+    session_factory: sessionmaker[Session], now: datetime, *, blobs: BlobStore, days: int
+) -> list[int]:
+    """Anonymise closed tickets older than ``days`` (``PULPIT_RETENTION_DAYS``); their numbers.
+    A run takes a batch (``core.privacy.retention.BATCH``); a backlog drains hour by hour."""
+    with unit_of_work(session_factory) as session:
+        run = run_retention(session, blobs=blobs, now=now, days=days)
+    if run.tickets:
+        log.info("retention: %d closed ticket(s) anonymised", len(run.tickets))
+    return run.tickets
+
+
 def default_tasks(settings: Settings) -> list[PeriodicTask]:
-    """The tasks every Pulpit instance runs."""
-    del settings  # the SLA scan will take its interval from here
-    return [
+    """The tasks every Pulpit instance runs (retention only when ``PULPIT_RETENTION_DAYS``
+    is set)."""
+    tasks = [
         PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
         PeriodicTask("sla.scan_due", SLA_SCAN_SECONDS, scan_sla),
         PeriodicTask("mail.sweep_inbound", INBOUND_SWEEP_SECONDS, sweep_inbound),
     ]
+    if settings.retention_days > 0:
+        retention = partial(
+            anonymise_expired, blobs=BlobStore(settings.blob_dir), days=settings.retention_days
+        )
+        tasks.append(PeriodicTask("privacy.retention", RETENTION_SECONDS, retention))
+    return tasks
 
 
 class Scheduler:

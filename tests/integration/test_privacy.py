@@ -15,17 +15,21 @@ import zipfile
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.settings import Settings, load_settings
 from core.access.accounts import create_api_token, get_user_by_email
 from core.access.models import ApiToken, WebSession
 from core.audit import AuditEntry
 from core.blobs import BlobStore
 from core.contracts.models import CustomField
+from core.db import unit_of_work
 from core.directory.models import User
 from core.errors import Conflict
 from core.mail.models import InboundMessage, OutboundMail
@@ -37,6 +41,7 @@ from core.privacy.retention import run_retention
 from core.tickets.models import Attachment, Ticket, TicketEvent
 from core.tickets.services import add_comment, assign, change_status, log_work
 from mailgw.process import process_inbound
+from tests.e2e.conftest import SeededApp, build_seeded_app
 from tests.factories import World
 from tests.mail_builders import (  # noqa: F401
     DOMAIN,
@@ -47,6 +52,7 @@ from tests.mail_builders import (  # noqa: F401
     ticket_of,
     world_fixture,
 )
+from workers.scheduler import default_tasks
 
 ADDRESS = "zofia.kwiatkowska@acme.example"
 LOCAL = "zofia.kwiatkowska"
@@ -341,3 +347,55 @@ def test_retention_anonymises_old_closed_tickets_only_once(
     assert session.get(User, zofia.id).email == ADDRESS  # type: ignore[union-attr]
     assert recent.status_category != "closed"
     assert run_retention(session, blobs=blobs, now=later, days=30).tickets == []
+
+
+# --- The API and the scheduler (an app over a seeded SQLite file) ----------------------------
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> SeededApp:
+    return build_seeded_app(tmp_path)
+
+
+def api_as(seeded: SeededApp, role: str) -> Any:
+    with unit_of_work(seeded.factory) as session:
+        user = get_user_by_email(session, seeded.users[role])
+        assert user is not None
+        token = create_api_token(session, user)
+    client: Any = TestClient(seeded.app)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def test_the_api_exports_and_erases_for_admins_only(seeded: SeededApp) -> None:
+    anna = seeded.users["client"]
+    coordinator = api_as(seeded, "coordinator")
+    assert coordinator.get(f"/api/v1/people/{anna}/export").status_code == 403
+    assert coordinator.post(f"/api/v1/people/{anna}/erase").status_code == 403
+    assert coordinator.get("/api/v1/people/ghost@example.com/export").status_code == 403
+
+    admin = api_as(seeded, "admin")
+    missing = admin.get("/api/v1/people/ghost@example.com/export")
+    assert missing.status_code == 404 and "ghost@example.com" in missing.json()["detail"]
+    r = admin.get(f"/api/v1/people/{anna}/export")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="pulpit-person-' in r.headers["content-disposition"]
+    files = read_zip(r.content)
+    assert files["person.json"]["person"]["email"] == anna
+    numbers = {t["number"] for t in files["tickets.json"]}
+    assert seeded.numbers["key_new"] in numbers and seeded.numbers["client_web"] in numbers
+
+    erased = admin.post(f"/api/v1/people/{anna}/erase")
+    assert erased.status_code == 200 and erased.json()["placeholder"].startswith("erased-")
+    assert admin.get(f"/api/v1/people/{anna}/export").status_code == 404
+    with seeded.factory() as session:
+        actions = [e.action for e in session.scalars(select(AuditEntry))]
+        assert "person.export" in actions and "person.erase" in actions
+
+
+def test_the_scheduler_runs_retention_only_when_set(tmp_path: Path) -> None:
+    names = [t.name for t in default_tasks(Settings(data_dir=tmp_path))]
+    assert "privacy.retention" not in names
+    tasks = default_tasks(Settings(data_dir=tmp_path, retention_days=365))
+    assert "privacy.retention" in [t.name for t in tasks]
+    assert load_settings({"PULPIT_RETENTION_DAYS": "90"}, config_file=None).retention_days == 90

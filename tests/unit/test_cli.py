@@ -213,6 +213,49 @@ def test_token_for_an_unknown_user_is_one_line(capsys: pytest.CaptureFixture[str
     assert "ghost@example.com" in assert_one_line_error(err)
 
 
+def test_person_export_of_an_unknown_person_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, "db", "upgrade")[0] == 0
+    target = tmp_path / "ghost.zip"
+    code, out, err = run(
+        capsys, "person", "export", "--email", "ghost@example.com", "--output", str(target)
+    )
+    assert code == 2 and out == ""
+    assert "no person with the e-mail ghost@example.com" in assert_one_line_error(err)
+    assert not target.exists()
+
+
+def test_person_erase_refuses_without_yes_and_erases_with_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, "db", "upgrade")[0] == 0
+    assert run(capsys, "user", "add", "--email", "ola@acme.example", "--role", "client")[0] == 0
+    code, out, err = run(capsys, "person", "erase", "--email", "ola@acme.example")
+    assert code == 2 and out == ""
+    assert "--yes" in assert_one_line_error(err)
+
+    target = str(tmp_path / "ola.zip")
+    code, out, err = run(
+        capsys, "person", "export", "--email", "ola@acme.example", "--output", target
+    )
+    assert (code, err) == (0, "") and (tmp_path / "ola.zip").stat().st_size > 0
+
+    code, out, err = run(capsys, "person", "erase", "--email", "ola@acme.example", "--yes")
+    assert (code, err) == (0, "")
+    assert "erased-" in out and "ola@acme.example" not in out
+    code, _, err = run(capsys, "person", "erase", "--email", "ola@acme.example", "--yes")
+    assert code == 2 and "no person" in assert_one_line_error(err)
+
+
+def test_person_retention_is_off_until_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "db", "upgrade")[0] == 0
+    code, _, err = run(capsys, "person", "retention", "--dry-run")
+    assert code == 2 and "PULPIT_RETENTION_DAYS" in assert_one_line_error(err)
+    code, out, err = run(capsys, "person", "retention", "--days", "30", "--dry-run")
+    assert (code, err) == (0, "") and "none" in out
+
+
 # --- The demo banner -------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from litestar import get
 from sqlalchemy import text
 
 from web.api.outbox import outbox_handlers
+from web.api.people import people_handlers
 from web.api.preferences import preference_handlers
 from web.api.serializers import user_json
 from web.api.substitutions import substitution_handlers
@@ -33,4 +34,5 @@ api_handlers = [
     *substitution_handlers,
     *preference_handlers,
     *outbox_handlers,
+    *people_handlers,
 ]
