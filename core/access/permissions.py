@@ -27,10 +27,15 @@ contact sees the ticket but copies nobody. Subcontractors do not copy clients' p
 Substitutions (``core.access.substitutions``): for its window, a substitute also sees every ticket
 the absent person sees (chains included); the actions stay those of the substitute's own role.
 
-Timeline: clients see public events only; staff and subcontractor users see every event of the
-tickets they may see (subcontractors work the ticket with us, so internal notes are theirs too;
-a note meant only for our own staff belongs in a ticket the subcontractor is not handed).
-Decision recorded in docs/decisions.md.
+Timeline (:func:`can_see_event`, :func:`event_scope`): clients see public events only. Staff see
+every event. Subcontractor users see public events, the text-less lines of the timeline
+(status, assignment, SLA, ...), what their own company wrote, and the internal notes whose
+author chose them as audience (``data["audience"] == "subcontractor"``, :data:`AUDIENCES`);
+any other internal text (a note, a mail kept internal, an unverified mail, a worklog or
+status note of our staff) is for our staff only, which is also what a note without an
+audience means. Statuses (:func:`status_visible`): a status a client (``visible_to_client``)
+or subcontractor (``visible_to_subcontractor``) may not see is shown to them by its category
+only, in every door. Decisions recorded in docs/decisions.md ("Leaks and wrong doors").
 """
 
 from __future__ import annotations
@@ -38,14 +43,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from core.access.substitutions import represented
 from core.clock import utcnow
 from core.contracts.models import Status
 from core.directory.models import User
-from core.tickets.models import Ticket, TicketEvent, ticket_contacts
+from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
 # "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
@@ -183,15 +188,74 @@ def can(user: User, action: str, ticket: Ticket | None = None) -> bool:
     return ticket is None or can_view(user, ticket)
 
 
+# Who an internal note is for: our own staff (the default, also of every note written before
+# audiences existed) or also the subcontractor working the ticket.
+AUDIENCES = ("staff", "subcontractor")
+
+
+def note_audience(event: TicketEvent) -> str | None:
+    """Who an internal event's text is for (:data:`AUDIENCES`); None for a public event."""
+    if event.public:
+        return None
+    value = (event.data or {}).get("audience")
+    return value if value in AUDIENCES else "staff"
+
+
+def _has_text(event: TicketEvent) -> bool:
+    return bool((event.body_text or "").strip() or event.body_html or event.attachments)
+
+
 def event_scope(user: User) -> ColumnElement[bool]:
-    """A WHERE clause on TicketEvent for the events of a visible ticket this user may read."""
+    """A WHERE clause on TicketEvent for the events of a visible ticket this user may read
+    (the same rule as :func:`can_see_event`, for queries)."""
     if user.role == "client":
         return TicketEvent.public.is_(True)
-    return true()
+    if user.role != "subcontractor":
+        return true()
+    no_text = and_(
+        func.coalesce(func.trim(TicketEvent.body_text), "") == "",
+        TicketEvent.body_html.is_(None),
+        ~exists().where(Attachment.event_id == TicketEvent.id),
+    )
+    clauses: list[ColumnElement[bool]] = [
+        TicketEvent.public.is_(True),
+        no_text,
+        TicketEvent.data["audience"].as_string() == "subcontractor",
+    ]
+    if user.subcontractor_id is not None:
+        clauses.append(
+            TicketEvent.author_id.in_(
+                select(User.id).where(User.subcontractor_id == user.subcontractor_id)
+            )
+        )
+    return or_(*clauses)
 
 
 def can_see_event(user: User, event: TicketEvent) -> bool:
-    return user.role != "client" or event.public
+    """May this user read this event of a ticket they may see? See the module's docstring."""
+    if user.role == "client":
+        return bool(event.public)
+    if user.role != "subcontractor" or event.public:
+        return True
+    author = event.author
+    if (
+        author is not None
+        and user.subcontractor_id is not None
+        and author.subcontractor_id == user.subcontractor_id
+    ):
+        return True  # what their own company wrote
+    if note_audience(event) == "subcontractor":
+        return True
+    return not _has_text(event)
+
+
+def status_visible(user: User, status: Status) -> bool:
+    """May this user see this status by its name (else only by its category)?"""
+    if user.role == "client":
+        return bool(status.visible_to_client)
+    if user.role == "subcontractor":
+        return bool(status.visible_to_subcontractor)
+    return True
 
 
 def settable_statuses(user: User, statuses: Sequence[Status]) -> list[Status]:
@@ -218,7 +282,8 @@ CATEGORY_LABELS = {"new": "New", "open": "In progress", "paused": "Waiting", "cl
 
 def visible_status_name(user: User, status: Status) -> str:
     """What this user is shown as the status: clients see a status that is not
-    ``visible_to_client`` only by its category, so internal workflow stays internal."""
-    if user.role == "client" and not status.visible_to_client:
+    ``visible_to_client`` (subcontractors one not ``visible_to_subcontractor``) only by its
+    category, so internal workflow stays internal."""
+    if not status_visible(user, status):
         return CATEGORY_LABELS.get(status.category, status.category)
     return status.name

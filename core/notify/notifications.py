@@ -53,6 +53,7 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.access.permissions import can_see_event, visible_status_name
 from core.clock import utcnow
 from core.contracts.models import Status
 from core.db import secret_key, transaction_memo
@@ -298,11 +299,16 @@ def _send(
             LOOP_WINDOW,
         )
         return None
+    shown = {**context, "recipient": user.display}
+    if ticket.status is not None and "status" in shown:
+        # What this reader may see: a client (subcontractor) reads a status kept from them
+        # by its category, as in the console and the API (core.access.permissions).
+        shown["status"] = visible_status_name(user, ticket.status)
     row = queue_mail(
         session,
         template=template,
         to=to,
-        context={**context, "recipient": user.display},
+        context=shown,
         mail_domain=config.mail_domain,
         language=user.language or DEFAULT_LANGUAGE,
         ticket=ticket,
@@ -352,6 +358,11 @@ def _requester_and_copied(
     return _each([requester, *copied(ticket)], besides=besides)
 
 
+def _readers(users: Iterable[User], event: TicketEvent) -> list[User]:
+    """Those of ``users`` who may read ``event`` on the ticket (``can_see_event``)."""
+    return [user for user in users if can_see_event(user, event)]
+
+
 # --- Hooks the ticket services call ----------------------------------------------------------
 
 
@@ -394,7 +405,12 @@ def on_ticket_opened(
 
 
 def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
-    """A public staff comment goes to the requester; a client's reply to the assignee."""
+    """A public staff comment goes to the requester; a client's reply to the assignee.
+
+    Internal notes are mailed to nobody, whatever their audience (``data["audience"]``): a
+    note for the subcontractor is read on the ticket. Every recipient below is also checked
+    with ``core.access.permissions.can_see_event`` (:func:`_readers`), so a mail never carries
+    text its reader could not read on the ticket."""
     config = config_of(session)
     if config is None or not event.public:
         return
@@ -410,7 +426,7 @@ def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
     if author is not None and not author.is_staff:
         # A client wrote (portal or mail): the people working on the ticket hear of it.
         staff = with_substitutes(session, _assignees(session, ticket), now)
-        for user in _each(staff, besides=author):
+        for user in _readers(_each(staff, besides=author), event):
             _send(session, ticket, user, "ticket_reply", context, config, now)
         return
     if event.type == "email_in":
@@ -419,7 +435,7 @@ def on_comment(session: Session, ticket: Ticket, event: TicketEvent) -> None:
         return
     # A comment a person wrote: no Auto-Submitted (RFC 3834 section 5: "no"), so the client's
     # mail program and the client may answer it. The requester and the copied contacts.
-    for person in _requester_and_copied(ticket, besides=author):
+    for person in _readers(_requester_and_copied(ticket, besides=author), event):
         _send(session, ticket, person, "ticket_comment", context, config, now, auto_submitted=None)
 
 

@@ -7,6 +7,10 @@ One rule for every door a person opens a ticket through (the console's form, the
 - subcontractors do not open tickets; new work reaches them through a coordinator;
 - a client opens tickets in their own name, under one of their own client's contracts, and
   does not choose the assignee;
+- opening follows the rules of changing: naming an assignee or a subcontractor is assigning
+  (``can(actor, "assign")``), except that anyone who may be assigned may name themselves
+  (a technician's ticket starts theirs); custom fields need ``can(actor, "fields")``. What
+  the actor may not set is refused (403), never dropped silently;
 - staff open tickets for anyone: an unknown requester address becomes a contact of the
   client owning its domain (as for mail); no requester means the person typing;
 - without a contract, a requester whose client has exactly one active contract gets it
@@ -25,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.access.permissions import can
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import User
@@ -34,6 +39,7 @@ from core.directory.services import (
     find_or_create_contact,
     product_by_name,
     staff_user,
+    subcontractor_by_name,
 )
 from core.errors import N_, Forbidden
 from core.tickets.contacts import contact_for_client
@@ -45,7 +51,8 @@ from core.tickets.timeline import NewAttachment
 class TicketRequest:
     """A ticket someone asks to open. ``requester`` is an e-mail (empty: the person asking),
     ``contract`` a code (empty: the requester's default), ``assignee`` a staff e-mail,
-    ``product`` a product's name, ``cc`` the e-mails to copy."""
+    ``product`` a product's name, ``cc`` the e-mails to copy, ``subcontractor`` the name of
+    the subcontractor the work is handed to."""
 
     subject: str
     requester: str | None = None
@@ -58,12 +65,24 @@ class TicketRequest:
     cc: Sequence[str] = ()
     attachments: Sequence[NewAttachment] = ()
     source: str = "web"
+    subcontractor: str | None = None
 
 
 def check_may_open(actor: User) -> None:
     """Refuse someone who may not open tickets at all (before showing them a form)."""
     if actor.role == "subcontractor":
         raise Forbidden(N_("subcontractors cannot open tickets; ask the coordinator"))
+
+
+def _check_may_set(actor: User, request: TicketRequest) -> None:
+    """Refuse what opening would set that ``actor`` may not change on a ticket."""
+    assignee = (request.assignee or "").strip().lower()
+    if assignee and assignee != actor.email and not can(actor, "assign"):
+        raise Forbidden(N_("you may not assign tickets, so you cannot open one for someone else"))
+    if request.subcontractor and not can(actor, "assign"):
+        raise Forbidden(N_("you may not hand tickets to a subcontractor"))
+    if request.custom_fields and not can(actor, "fields"):
+        raise Forbidden(N_("you may not set custom fields"))
 
 
 def intake(
@@ -78,8 +97,10 @@ def intake(
             raise Forbidden(N_("clients open tickets in their own name only"))
         if request.assignee:
             raise Forbidden(N_("clients cannot choose the assignee"))
+        _check_may_set(actor, request)
         requester = actor
     else:
+        _check_may_set(actor, request)  # before a new requester is written
         requester = (
             find_or_create_contact(session, request.requester) if request.requester else actor
         )
@@ -105,6 +126,9 @@ def intake(
         contract=contract,
         ticket_type=request.ticket_type,
         assignee=staff_user(session, request.assignee) if request.assignee else None,
+        subcontractor=subcontractor_by_name(session, request.subcontractor)
+        if request.subcontractor
+        else None,
         product=product_by_name(session, request.product) if request.product else None,
         custom_fields=request.custom_fields,
         author=actor,

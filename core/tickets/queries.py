@@ -82,6 +82,16 @@ def deadline_expr() -> ColumnElement[Any]:
     )
 
 
+def _visible_statuses(user: User) -> list[ColumnElement[bool]]:
+    """Conditions on Status for the statuses this user may see by name
+    (``core.access.permissions.status_visible``)."""
+    if user.role == "client":
+        return [Status.visible_to_client.is_(True)]
+    if user.role == "subcontractor":
+        return [Status.visible_to_subcontractor.is_(True)]
+    return []
+
+
 def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [ticket_scope(user)]
     if f.state == "open":
@@ -94,7 +104,10 @@ def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElemen
         if f.status in ("new", "open", "paused", "closed"):
             conds.append(Ticket.status_category == f.status)
         else:
-            conds.append(Ticket.status_id.in_(select(Status.id).where(Status.name == f.status)))
+            # Only statuses this user may see by name: a hidden one filters like a name that
+            # does not exist (no ticket), so the list does not tell it exists.
+            named = select(Status.id).where(Status.name == f.status, *_visible_statuses(user))
+            conds.append(Ticket.status_id.in_(named))
     if f.contract:
         conds.append(Ticket.contract_id.in_(select(Contract.id).where(Contract.code == f.contract)))
     if f.client:

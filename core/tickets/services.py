@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from core.access.permissions import can, can_view, settable_statuses
+from core.access.permissions import AUDIENCES, can, can_view, settable_statuses
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField, Status, TicketType
@@ -228,6 +228,7 @@ class NewTicket:
     custom_fields: dict[str, Any] | None = None
     author: User | None = None
     source: str = "web"
+    subcontractor: Subcontractor | None = None
     at: datetime | None = None
     message_id: str | None = None
     ref: str | None = None
@@ -265,6 +266,17 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         raise InputError(
             N_("%(email)s is not staff and cannot be assigned tickets"), email=assignee.email
         )
+    subcontractor = new.subcontractor
+    if (
+        subcontractor is not None
+        and contract is not None
+        and contract not in subcontractor.contracts
+    ):
+        raise InputError(
+            N_("subcontractor %(name)s does not serve contract %(code)s"),
+            name=subcontractor.name,
+            code=contract.code,
+        )
     if contract is not None:
         # Loaded now, before the new rows exist: the SLA clocks below read it, and loading it
         # later would autoflush the ticket's INSERT first and then UPDATE its deadlines.
@@ -280,6 +292,7 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         status_category=initial.category,
         requester=requester,
         assignee=assignee,
+        subcontractor=subcontractor,
         product=new.product,
         custom_fields=validate_custom_fields(session, contract, new.custom_fields),
         # Known empty: the notifications below would otherwise load it from the database.
@@ -303,10 +316,11 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         message_id=new.message_id,
         data={"subject": ticket.subject, "opened_ticket": True, **(new.data or {})},
     )
-    if assignee is not None:
-        append_event(
-            session, ticket, "assignment", author=author, at=at, data={"assignee": assignee.email}
-        )
+    if assignee is not None or subcontractor is not None:
+        handed = {"assignee": assignee.email} if assignee is not None else {}
+        if subcontractor is not None:
+            handed["subcontractor"] = subcontractor.name
+        append_event(session, ticket, "assignment", author=author, at=at, data=handed)
     # The deadlines before anything is flushed, so the ticket is inserted with them (storing an
     # attachment flushes).
     sla_clock.recompute(ticket, now=at)
@@ -332,8 +346,14 @@ def add_comment(
     message_id: str | None = None,
     attachments: Sequence[NewAttachment] = (),
     blobs: BlobStore | None = None,
+    audience: str | None = None,
 ) -> TicketEvent:
-    """A public comment or an internal note. A staff public reply meets the reaction clock."""
+    """A public comment or an internal note. A staff public reply meets the reaction clock.
+
+    ``audience`` of a note (``core.access.permissions.AUDIENCES``): ``staff`` (the default:
+    our own staff only) or ``subcontractor`` (also the users of the subcontractor the ticket
+    is handed to). A subcontractor user's own note is always ``subcontractor``: they read what
+    they wrote. Stored as ``data["audience"]`` on the note."""
     if not (body or "").strip() and not attachments:
         raise InputError(N_("the comment is empty"))
     action = "comment" if public else "note"
@@ -341,6 +361,9 @@ def add_comment(
         if not public and author.role == "client":
             raise Forbidden(N_("clients cannot write internal notes"))
         raise Forbidden(N_("you may not comment on ticket #%(number)s"), number=ticket.number)
+    data = None if public else {"audience": _note_audience(ticket, author, audience)}
+    if public and audience not in (None, "", "public"):
+        raise InputError(N_("an audience is chosen for internal notes only"))
     at = at or utcnow()
     if via_email:
         type_ = "email_in" if author.role == "client" else "email_out"
@@ -356,6 +379,7 @@ def add_comment(
         body_text=body,
         body_html=body_html,
         message_id=message_id,
+        data=data,
         attachments=attachments,
         blobs=blobs,
     )
@@ -364,6 +388,24 @@ def add_comment(
     notifications.on_comment(session, ticket, event)
     resume_on_client_reply(session, ticket, event)  # the portal's reply, like the mail's
     return event
+
+
+def _note_audience(ticket: Ticket, author: User, audience: str | None) -> str:
+    if author.role == "subcontractor":
+        return "subcontractor"
+    chosen = (audience or "staff").strip().lower()
+    if chosen not in AUDIENCES:
+        raise InputError(
+            N_("the audience of a note is one of: %(choices)s, not %(audience)r"),
+            choices=", ".join(AUDIENCES),
+            audience=audience,
+        )
+    if chosen == "subcontractor" and ticket.subcontractor_id is None:
+        raise InputError(
+            N_("ticket #%(number)s is handed to no subcontractor; a note for one has no reader"),
+            number=ticket.number,
+        )
+    return chosen
 
 
 def change_status(

@@ -299,3 +299,94 @@ def test_not_logged_in_goes_to_the_login_page(instance: SeededApp) -> None:
         r = anonymous.get("/tickets/1001?x=1", follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"].startswith("/login?next=")
+
+
+# --- Issue 11: leaks and wrong doors ---------------------------------------------------------
+
+
+def _page(b: Browser, number: int) -> str:
+    r = b.client.get(f"/tickets/{number}")
+    assert r.status_code == 200
+    return str(r.text)
+
+
+def test_a_subcontractor_reads_only_the_notes_meant_for_them(
+    instance: SeededApp, browsers: dict[str, Browser]
+) -> None:
+    coordinator, sub = browsers["coordinator"], browsers["subcontractor"]
+    number = instance.numbers["key_subcontractor"]
+    # The checkbox is offered on a ticket handed to a subcontractor, not on one that is not.
+    assert 'data-testid="note-audience"' in _page(coordinator, number)
+    assert 'data-testid="note-audience"' not in _page(coordinator, instance.numbers["key_assigned"])
+    assert 'data-testid="note-audience"' not in _page(sub, number)
+    staff_only = {"body": "Tylko dla nas: rabat 20%", "visibility": "internal"}
+    for_sub = {**staff_only, "body": "Dla FixIt: klucz u portiera", "audience": "subcontractor"}
+    assert _post(coordinator, f"/tickets/{number}/comment", staff_only) == 303
+    assert _post(coordinator, f"/tickets/{number}/comment", for_sub) == 303
+    seen = _page(sub, number)
+    assert "Dla FixIt: klucz u portiera" in seen
+    assert "Tylko dla nas" not in seen
+    assert 'data-testid="audience-badge"' in seen
+    staff_view = _page(coordinator, number)
+    assert "Tylko dla nas" in staff_view and "Dla FixIt" in staff_view
+    assert 'data-testid="audience-badge"' in staff_view
+    client_view = _page(browsers["client"], number)
+    assert "Dla FixIt" not in client_view and "Tylko dla nas" not in client_view
+    # The seeded internal note of another ticket never had an audience: staff only.
+    assert _post(sub, f"/tickets/{number}/comment", {**staff_only, "body": "Od FixIt"}) == 303
+    assert "Od FixIt" in _page(sub, number)
+
+
+def test_a_field_kept_from_clients_is_kept_from_the_subcontractor(
+    instance: SeededApp, browsers: dict[str, Browser]
+) -> None:
+    number = instance.numbers["key_subcontractor"]
+    assert "Resolution code" in _page(browsers["coordinator"], number)
+    assert "Resolution code" not in _page(browsers["subcontractor"], number)
+    assert "Resolution code" not in _page(browsers["client"], number)
+    assert "Serial number" in _page(browsers["subcontractor"], number)
+
+
+def test_the_list_filter_answers_a_hidden_status_like_an_unknown_one(
+    instance: SeededApp, browsers: dict[str, Browser]
+) -> None:
+    coordinator, client = browsers["coordinator"], browsers["client"]
+    number = instance.numbers["key_new"]
+    assert _post(coordinator, f"/tickets/{number}/status", {"status": "Escalated"}) == 303
+    hidden = client.client.get("/tickets?state=all&status=Escalated")
+    unknown = client.client.get("/tickets?state=all&status=Nonexistent")
+    rows = r'<tr class="ticket-row[^"]*" data-href="/tickets/(\d+)"'
+    assert re.findall(rows, hidden.text) == re.findall(rows, unknown.text) == []
+    assert hidden.status_code == unknown.status_code == 200
+    staff = coordinator.client.get("/tickets?state=all&status=Escalated").text
+    assert str(number) in re.findall(rows, staff)
+    assert _post(coordinator, f"/tickets/{number}/status", {"status": "New"}) == 303
+
+
+def test_only_who_may_assign_chooses_the_assignee_of_a_new_ticket(
+    instance: SeededApp, browsers: dict[str, Browser]
+) -> None:
+    tech, coordinator = browsers["technician"], browsers["coordinator"]
+    assert 'name="assignee"' not in tech.client.get("/tickets/new").text
+    assert 'name="assignee"' in coordinator.client.get("/tickets/new").text
+    form = {
+        "subject": "Otwarte przez technika",
+        "requester": "anna@acme.example",
+        "contract": "ACME-KEY",
+        "assignee": "tech2@support.example",
+        "csrf_token": tech.csrf,
+    }
+    files = {k: (None, v) for k, v in form.items()}
+    r = tech.client.post("/tickets/new", files=files, follow_redirects=False)
+    assert r.status_code == 403
+    assert 'data-testid="form-error"' in r.text
+    with instance.factory() as session:
+        assert session.scalar(select(Ticket).where(Ticket.subject == form["subject"])) is None
+    # Without an assignee the technician's ticket starts theirs, as before.
+    files.pop("assignee")
+    r = tech.client.post("/tickets/new", files=files, follow_redirects=False)
+    assert r.status_code == 303
+    with instance.factory() as session:
+        opened = session.scalar(select(Ticket).where(Ticket.subject == form["subject"]))
+        assert opened is not None and opened.assignee is not None
+        assert opened.assignee.email == "tech@support.example"

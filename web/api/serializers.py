@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.access.permissions import can_see_event, visible_status_name
+from core.access.permissions import note_audience, visible_status_name
 from core.directory.models import User
 from core.sla import clocks as sla_clock
 from core.tickets.contacts import copied
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.visibility import EventView, custom_fields_for, visible_events
 
 
 def iso(value: datetime | None) -> str | None:
@@ -17,7 +18,8 @@ def iso(value: datetime | None) -> str | None:
 
 
 def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "") -> dict[str, Any]:
-    custom = dict(ticket.custom_fields or {})
+    """A ticket as ``viewer`` may read it: the status by its visible name, only the custom
+    fields they may read (``core.tickets.visibility``)."""
     return {
         "number": ticket.number,
         "subject": ticket.subject,
@@ -33,7 +35,7 @@ def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "")
         "key_contract": bool(ticket.contract and ticket.contract.key),
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
-        "custom_fields": custom,
+        "custom_fields": custom_fields_for(viewer, ticket),
         "source": ticket.source,
         "url": f"{base_url.rstrip('/')}/tickets/{ticket.number}",
         "sla": {
@@ -50,13 +52,17 @@ def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "")
     }
 
 
-def event_json(event: TicketEvent) -> dict[str, Any]:
+def event_json(event: TicketEvent | EventView) -> dict[str, Any]:
+    """An event; pass it as its viewer reads it (``core.tickets.visibility.visible_events``),
+    or one the viewer wrote themselves. ``audience``: who an internal note is for (``staff``
+    or ``subcontractor``), null for a public event."""
     return {
         "id": event.id,
         "type": event.type,
         "at": iso(event.at),
         "author": event.author.email if event.author else None,
         "public": bool(event.public),
+        "audience": note_audience(event.event if isinstance(event, EventView) else event),
         "body_text": event.body_text,
         "body_html": event.body_html,
         "message_id": event.message_id,
@@ -88,7 +94,7 @@ def ticket_with_events(
     ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
 ) -> dict[str, Any]:
     data = ticket_with_cc(ticket, viewer, now, base_url)
-    data["events"] = [event_json(e) for e in ticket.events if can_see_event(viewer, e)]
+    data["events"] = [event_json(e) for e in visible_events(viewer, ticket)]
     return data
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
-from litestar.params import QueryParameter
+from litestar.params import Parameter, QueryParameter
+from msgspec import Meta
 
 from core.access.permissions import can
 from core.clock import utcnow
@@ -17,6 +18,7 @@ from core.tickets import services as svc
 from core.tickets.intake import TicketRequest, intake
 from core.tickets.queries import TicketFilter, search_tickets
 from core.tickets.requester import change_requester
+from web.api.params import MAX_ID, Id
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
 
@@ -36,6 +38,7 @@ class NewTicket:
     product: str | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     cc: list[str] = field(default_factory=list)
+    subcontractor: str | None = None
 
 
 @dataclass
@@ -45,8 +48,11 @@ class CopiedContact:
 
 @dataclass
 class NewComment:
+    """``audience`` of an internal note: ``staff`` (default) or ``subcontractor``."""
+
     body: str
     public: bool = True
+    audience: str | None = None
 
 
 @dataclass
@@ -57,7 +63,7 @@ class StatusChange:
 
 @dataclass
 class BulkStatusChange:
-    numbers: list[int]
+    numbers: list[Annotated[int, Meta(ge=1, le=MAX_ID)]]
     status: str
 
 
@@ -117,8 +123,8 @@ def list_tickets(
     q: str | None = None,
     message_id: str | None = None,
     sort: str = "-number",
-    page: int = 1,
-    per_page: int = 50,
+    page: Annotated[int, Parameter(ge=1, le=MAX_ID)] = 1,
+    per_page: Annotated[int, Parameter(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     now = utcnow()
     f = TicketFilter(
@@ -149,7 +155,7 @@ def list_tickets(
 
 @get("/tickets/{number:int}", sync_to_thread=True, summary="One ticket with its timeline")
 def show_ticket(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id
 ) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     return ticket_with_events(ticket, user, utcnow(), _base(request))
@@ -173,6 +179,7 @@ def create_ticket(
             product=data.product,
             custom_fields=data.custom_fields,
             cc=data.cc or [],
+            subcontractor=data.subcontractor,
             source="api",
         ),
         at=now,
@@ -188,9 +195,11 @@ def create_ticket(
     status_code=201,
     summary="Comment or note",
 )
-def add_comment(db: DB, user: CurrentUser, number: int, data: NewComment) -> dict[str, Any]:
+def add_comment(db: DB, user: CurrentUser, number: Id, data: NewComment) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
-    event = svc.add_comment(db, ticket, author=user, body=data.body, public=data.public)
+    event = svc.add_comment(
+        db, ticket, author=user, body=data.body, public=data.public, audience=data.audience
+    )
     db.commit()
     return event_json(event)
 
@@ -202,7 +211,7 @@ def add_comment(db: DB, user: CurrentUser, number: int, data: NewComment) -> dic
     summary="Change the status",
 )
 def set_status(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: StatusChange
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: StatusChange
 ) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     svc.change_status(db, ticket, data.status, actor=user, note=data.note)
@@ -225,7 +234,7 @@ def bulk_status(
 
 @post("/tickets/{number:int}/assign", sync_to_thread=True, status_code=200, summary="Assign")
 def assign_ticket(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: dict[str, Any]
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: dict[str, Any]
 ) -> dict[str, Any]:
     """``assignee`` (e-mail or null) and ``subcontractor`` (name or null); an omitted key
     leaves that side unchanged."""
@@ -257,7 +266,7 @@ def assign_ticket(
 @post(
     "/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time"
 )
-def add_worklog(db: DB, user: CurrentUser, number: int, data: WorkLog) -> dict[str, Any]:
+def add_worklog(db: DB, user: CurrentUser, number: Id, data: WorkLog) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     event = svc.log_work(db, ticket, actor=user, minutes=data.minutes, note=data.note)
     db.commit()
@@ -271,7 +280,7 @@ def add_worklog(db: DB, user: CurrentUser, number: int, data: WorkLog) -> dict[s
     summary="Set custom fields",
 )
 def set_fields(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: FieldsChange
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: FieldsChange
 ) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     svc.set_fields(db, ticket, actor=user, custom_fields=data.custom_fields)
@@ -286,7 +295,7 @@ def set_fields(
     summary="Move to a contract",
 )
 def set_contract(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: ContractChange
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: ContractChange
 ) -> dict[str, Any]:
     """Sort a ticket (often one in triage) into a contract; its clocks are re-targeted."""
     ticket = svc.get_ticket(db, number, user)
@@ -304,7 +313,7 @@ def set_contract(
     summary="Name the requester",
 )
 def set_requester(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: RequesterChange
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: RequesterChange
 ) -> dict[str, Any]:
     """Name the person the ticket is for (a contact is made for an unknown address); a ticket
     in triage takes their client. For mail whose From could not be read (docs/mail.md)."""
@@ -316,7 +325,7 @@ def set_requester(
 
 @post("/tickets/{number:int}/type", sync_to_thread=True, status_code=200, summary="Change the type")
 def set_type(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: TypeChange
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: TypeChange
 ) -> dict[str, Any]:
     """Re-type a ticket; its SLA clocks are re-targeted from creation (docs/sla.md)."""
     ticket = svc.get_ticket(db, number, user)
@@ -332,7 +341,7 @@ def set_type(
     summary="Copy a contact on the ticket",
 )
 def add_cc(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, data: CopiedContact
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: CopiedContact
 ) -> dict[str, Any]:
     """The contact (an existing one of the ticket's client, or a new address in its domain)
     gets the requester's mail about the ticket and sees it in the portal."""
@@ -351,7 +360,7 @@ def add_cc(
     summary="Stop copying a contact on the ticket",
 )
 def remove_cc(
-    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: int, email: str
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, email: str
 ) -> dict[str, Any]:
     ticket = svc.get_ticket(db, number, user)
     if contacts.remove_contact(db, ticket, email, actor=user) is None:

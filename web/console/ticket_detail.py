@@ -17,9 +17,9 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.permissions import can, can_see_event, can_view, settable_statuses
+from core.access.permissions import can, can_view, settable_statuses, status_visible
 from core.clock import utcnow
-from core.contracts.models import Contract, CustomField
+from core.contracts.models import Contract
 from core.directory.models import STAFF_ROLES, Subcontractor, User
 from core.directory.services import (
     UNKNOWN_SENDER,
@@ -43,6 +43,7 @@ from core.tickets.services import (
     log_work,
     statuses_for,
 )
+from core.tickets.visibility import EventView, custom_field_rows, visible_events
 from web.console.common import category_word, form_str, form_uploads
 from web.console.forms import (
     URLENCODED,
@@ -56,53 +57,33 @@ from web.console.forms import (
 )
 
 
-def timeline(db: Session, user: User, ticket: Ticket) -> list[TicketEvent]:
-    """The events this user may read, oldest first, with authors and files loaded up front
-    (templates render after the handler's thread is done, so nothing may load lazily)."""
+def timeline(db: Session, user: User, ticket: Ticket) -> list[EventView]:
+    """The events this user may read, oldest first, as they may read them
+    (``core.tickets.visibility``), with authors and files loaded up front (templates render
+    after the handler's thread is done, so nothing may load lazily)."""
     events = db.scalars(
         select(TicketEvent)
         .where(TicketEvent.ticket_id == ticket.id)
         .order_by(TicketEvent.at, TicketEvent.id)
         .options(selectinload(TicketEvent.author), selectinload(TicketEvent.attachments))
     )
-    return [e for e in events if can_see_event(user, e)]
-
-
-def custom_field_rows(db: Session, user: User, ticket: Ticket) -> list[tuple[str, Any]]:
-    """(label, value) of the ticket's custom fields this user may read."""
-    defs = list(
-        db.scalars(
-            select(CustomField)
-            .where(
-                (CustomField.contract_id.is_(None))
-                | (CustomField.contract_id == (ticket.contract_id or -1))
-            )
-            .order_by(CustomField.name)
-        )
-    )
-    values = ticket.custom_fields or {}
-    rows: list[tuple[str, Any]] = []
-    for field in defs:
-        if user.role == "client" and not field.visible_to_client:
-            continue
-        rows.append((field.label or field.name, values.get(field.name)))
-    if user.role != "client":
-        known = {f.name for f in defs}
-        rows += [(name, value) for name, value in sorted(values.items()) if name not in known]
-    return rows
+    return visible_events(user, ticket, events, statuses_for(db, ticket.contract), session=db)
 
 
 def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> dict[str, Any]:
     statuses = statuses_for(db, ticket.contract)
     by_name = {s.name: s for s in statuses}
     client_view = user.role == "client"
+    names_hidden = user.role in ("client", "subcontractor")
 
     def status_hidden(name: str | None) -> bool:
-        """Clients see a status that is not ``visible_to_client`` only by its category."""
-        if not client_view:
+        """Clients see a status that is not ``visible_to_client`` only by its category,
+        subcontractors one not ``visible_to_subcontractor`` (the events name them so already:
+        ``core.tickets.visibility``)."""
+        if not names_hidden:
             return False
         status = by_name.get(name or "")
-        return status is None or not status.visible_to_client
+        return status is None or not status_visible(user, status)
 
     can_assign = can(user, "assign", ticket)
     staff: list[User] = []
@@ -142,6 +123,10 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "settable": settable_statuses(user, statuses) if can(user, "status", ticket) else [],
         "can_comment": can(user, "comment", ticket),
         "can_note": can(user, "note", ticket),
+        # A note's audience is chosen by our staff, on a ticket handed to a subcontractor.
+        "can_choose_audience": can(user, "note", ticket)
+        and user.role != "subcontractor"
+        and ticket.subcontractor_id is not None,
         "can_assign": can_assign,
         "can_worklog": can(user, "worklog", ticket),
         # Contacts copied on the ticket (core.tickets.contacts), loaded here, not in the template.
@@ -149,7 +134,7 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "can_cc": can(user, "cc", ticket),
         "staff": staff,
         "subcontractors": subcontractors,
-        "fields": custom_field_rows(db, user, ticket),
+        "fields": custom_field_rows(user, ticket, session=db),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
         "can_edit": can(user, "edit", ticket),
@@ -244,7 +229,11 @@ def ticket_detail(console: CurrentConsole, number: int) -> Template:
 
 def _comment_draft(data: Mapping[str, Any]) -> dict[str, str]:
     internal = form_str(data, "visibility") == "internal"
-    return {"body": form_str(data, "body"), "visibility": "internal" if internal else "public"}
+    return {
+        "body": form_str(data, "body"),
+        "visibility": "internal" if internal else "public",
+        "audience": form_str(data, "audience"),
+    }
 
 
 @form_post("/tickets/{number:int}/comment", refused=ticket_refused(_comment_draft))
@@ -260,10 +249,15 @@ def post_comment(
         public=public,
         attachments=form_uploads(data, "files"),
         blobs=console.request.app.state.blobs,
+        # The checkbox "also visible to the subcontractor" (notes only; ignored on a comment).
+        audience=None if public else (form_str(data, "audience") or None),
     )
-    message = (
-        console.gettext("Comment added.") if public else console.gettext("Internal note added.")
-    )
+    if public:
+        message = console.gettext("Comment added.")
+    elif event.data.get("audience") == "subcontractor" and console.user.role != "subcontractor":
+        message = console.gettext("Internal note added, visible to the subcontractor too.")
+    else:
+        message = console.gettext("Internal note added.")
     return ticket_done(console, ticket, event, message)
 
 

@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.permissions import can_view
+from core.access.permissions import can, can_view
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import STAFF_ROLES, Product, User
@@ -69,9 +69,9 @@ def new_page(
             )
         )
         products = list(db.scalars(select(Product).order_by(Product.name)))
+    can_assign = can(user, "assign")
     if form is None:
-        # A technician sees only tickets assigned to them, so their new ticket starts theirs.
-        form = {"assignee": user.email if user.role == "technician" else ""}
+        form = {}
     return console.render(
         "ticket_new.html",
         status_code=status_code,
@@ -80,7 +80,9 @@ def new_page(
         staff_view=staff_view,
         contracts=_contracts(db, user),
         contacts=contacts,
-        staff=staff,
+        # Only who may assign chooses the assignee (core.tickets.intake refuses the rest).
+        can_assign=can_assign,
+        staff=staff if can_assign else [],
         products=products,
     )
 
@@ -112,6 +114,11 @@ def ticket_new_submit(console: CurrentConsole, data: UploadFormDict) -> Template
     them. Who may open what for whom is ``core.tickets.intake``'s."""
     form = _fields(data)
     staff = console.user.is_staff
+    assignee = form["assignee"] or None
+    if console.user.role == "technician" and not can(console.user, "assign") and not assignee:
+        # A technician sees only tickets assigned to them, so their new ticket starts theirs
+        # (naming oneself is no assigning: core.tickets.intake).
+        assignee = console.user.email
     new = intake(
         console.db,
         console.user,
@@ -121,7 +128,7 @@ def ticket_new_submit(console: CurrentConsole, data: UploadFormDict) -> Template
             body=form["body"] or None,
             contract=form["contract"] or None,
             ticket_type=(form["ticket_type"] or None) if staff else None,
-            assignee=(form["assignee"] or None) if staff else None,
+            assignee=assignee if staff else None,
             product=(form["product"] or None) if staff else None,
             attachments=form_uploads(data, "files"),
             source="web",

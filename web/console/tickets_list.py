@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access.permissions import can, ticket_scope
+from core.access.permissions import can, status_visible, ticket_scope
 from core.clock import utcnow
 from core.contracts.models import Contract, Status
 from core.directory.models import STAFF_ROLES, Client, User
@@ -136,17 +136,21 @@ def filter_options(db: Session, user: User) -> dict[str, Any]:
         "clients": clients,
         "contracts": contracts,
         "staff": staff,
-        "status_names": status_names(db) if user.role != "client" else [],
+        "status_names": status_names(db, user) if user.role != "client" else [],
     }
 
 
-def status_names(db: Session) -> list[str]:
-    """Every status name in use, in workflow order (a bulk change targets a name)."""
+def status_names(db: Session, user: User | None = None) -> list[str]:
+    """Every status name in use that ``user`` may see by name, in workflow order (a bulk
+    change targets a name); a subcontractor only those ``visible_to_subcontractor``."""
     order = {"new": 0, "open": 1, "paused": 2, "closed": 3}
     seen: dict[str, tuple[int, int]] = {}
-    for name, category, position in db.execute(
-        select(Status.name, Status.category, Status.position)
-    ):
+    query = select(Status.name, Status.category, Status.position)
+    if user is not None and user.role == "subcontractor":
+        query = query.where(Status.visible_to_subcontractor.is_(True))
+    elif user is not None and user.role == "client":
+        query = query.where(Status.visible_to_client.is_(True))
+    for name, category, position in db.execute(query):
         key = (order.get(category, 9), position)
         seen[name] = min(seen.get(name, key), key)
     return sorted(seen, key=lambda n: (seen[n], n.casefold()))
@@ -190,6 +194,8 @@ def list_page(
         sort_state=lambda field: _sort_state(f.sort, field),
         options=filter_options(db, user),
         can_bulk=can(user, "bulk"),
+        # A status a client or subcontractor may not see shows by its category.
+        status_hidden=lambda status: not status_visible(user, status),
         per_page_choices=PER_PAGE_CHOICES,
         query_string=query_url("", params, page=f.page if f.page > 1 else None).lstrip("?"),
         **context,
