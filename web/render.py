@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from litestar import Request
 from litestar.response import Template
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.access.models import WebSession
 from core.clock import utcnow
@@ -46,3 +49,79 @@ def page(
         now=utcnow(),
     )
     return Template(template_name=template, context=context, status_code=status_code)
+
+
+# --- Who is asking, for the error page ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    name: str
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What the layout (``base.html``) and the language choice read of a user, as plain values:
+    the error page renders after the request's session is closed, where the ORM user may be
+    expired and detached."""
+
+    id: int
+    email: str
+    name: str | None
+    role: str
+    language: str
+    is_staff: bool
+    display: str
+    client: Named | None
+    subcontractor: Named | None
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            language=user.language,
+            is_staff=user.is_staff,
+            display=user.display,
+            client=Named(user.client.name) if user.client else None,
+            subcontractor=Named(user.subcontractor.name) if user.subcontractor else None,
+        )
+
+
+@dataclass(frozen=True)
+class SessionView:
+    csrf_token: str
+
+
+def _user_view(request: Request[Any, Any, Any], user: User) -> UserView | None:
+    try:
+        return UserView.of(user)
+    except SQLAlchemyError:  # expired and detached: read it again in a short session of its own
+        pass
+    identity = inspect(user).identity
+    if not identity:
+        return None
+    try:
+        with request.app.state.session_factory() as db:
+            fresh = db.get(User, identity[0])
+            return UserView.of(fresh) if fresh is not None else None
+    except SQLAlchemyError:  # the database is why we are here: render without the user
+        return None
+
+
+def snapshot_identity(request: Request[Any, Any, Any]) -> tuple[User | None, WebSession | None]:
+    """The request's user and console session (``web.deps.identify``) as plain copies that
+    stay readable after the request's session is gone, or ``(None, None)``. Typed as the
+    models they stand in for: the templates read only the attributes they copy."""
+    user, web_session = getattr(request.state, "pulpit_identity", None) or (None, None)
+    view = _user_view(request, user) if user is not None else None
+    token: str | None = None
+    if web_session is not None and view is not None:
+        try:
+            token = web_session.csrf_token
+        except SQLAlchemyError:
+            token = None
+    session_view = SessionView(token) if token else None
+    return cast("User | None", view), cast("WebSession | None", session_view)

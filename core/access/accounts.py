@@ -37,10 +37,28 @@ class AuthError(InputError):
     status_code = 401
 
 
+# Characters no address we store or mail to may hold (RFC 5322 specials outside a quoted
+# local part, which we do not accept, and anything that is not printable).
+_NOT_IN_ADDRESS = frozenset('<>()[]\\,;:" ')
+
+
 def normalize_email(email: str) -> str:
+    """``email`` stripped and lowercased, or an InputError: one ``@`` between a non-empty
+    local part and domain, nothing that would make it two addresses or none (``a@b@c``)."""
     email = (email or "").strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
-        raise InputError(f"{email!r} is not an e-mail address")
+    local, at, domain = email.partition("@")
+    if (
+        not at
+        or not local
+        or not domain
+        or "@" in domain
+        or len(email) > 254
+        or any(ch in _NOT_IN_ADDRESS or not ch.isprintable() for ch in email)
+        or domain.startswith(".")
+        or domain.endswith(".")
+        or ".." in domain
+    ):
+        raise InputError(N_("%(email)r is not an e-mail address"), email=email)
     return email
 
 

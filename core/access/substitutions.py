@@ -27,6 +27,10 @@ from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
 
 MANAGERS = ("admin", "coordinator")
+# The window a substitution's times must fall in: wide enough for any real absence, far enough
+# from datetime's ends that converting between time zones cannot overflow.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 def active_clause(now: datetime) -> ColumnElement[bool]:
@@ -128,6 +132,10 @@ def create_substitution(
             raise Forbidden(N_("you may record only your own absence; ask a coordinator"))
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise InputError("starts_at and ends_at need a time zone, e.g. 2026-12-01T08:00:00Z")
+    for value in (starts_at, ends_at):
+        # Year 1 or 9999 in a time zone has no UTC equivalent (OverflowError otherwise).
+        if not EARLIEST <= value <= LATEST:
+            raise InputError(N_("a substitution's times must lie between the years 2000 and 9998"))
     starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     if ends_at <= starts_at:
         raise InputError(N_("the substitution must end after it starts"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import get
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
 from web.api.outbox import outbox_handlers
@@ -27,6 +29,35 @@ def me(user: CurrentUser) -> dict[str, Any]:
     return user_json(user)
 
 
+@dataclass
+class Error:
+    """The body of every error answer (docs/api.md): the status again and a sentence saying
+    what was wrong. A refused bulk change adds ``reasons``, a sentence per ticket number."""
+
+    status_code: int
+    detail: str
+
+
+@dataclass
+class BulkError(Error):
+    reasons: dict[str, str] | None = None
+
+
+def _error(description: str, body: type[Error] = Error) -> ResponseSpec:
+    return ResponseSpec(data_container=body, description=description, generate_examples=False)
+
+
+# Declared on every operation: any of them may answer so (no token, another's ticket, a stale
+# state). 400 is Litestar's own, for requests its validation refuses.
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    401: _error("No or unknown token: send 'Authorization: Bearer <token>'"),
+    403: _error("The token's user may not do this"),
+    404: _error("No such thing, or not visible to the token's user"),
+    409: _error("Refused in the current state; a bulk change adds reasons", BulkError),
+    429: _error("Too many failed logins: try again after a cool-down"),
+}
+
+
 api_handlers = [
     health,
     me,
@@ -36,3 +67,6 @@ api_handlers = [
     *outbox_handlers,
     *people_handlers,
 ]
+
+for _handler in api_handlers:
+    _handler.responses = {**ERROR_RESPONSES, **(_handler.responses or {})}

@@ -15,6 +15,7 @@ from litestar.params import QueryParameter
 
 from core.clock import utcnow
 from core.mail.outbox import check_access, list_outbound, outbound_json, resend
+from web.api.params import Id, Limit
 from web.deps import DB, CurrentUser
 
 
@@ -23,7 +24,7 @@ def get_outbox(
     db: DB,
     user: CurrentUser,
     state_filter: Annotated[str | None, QueryParameter(name="state")] = None,
-    limit: int = 200,
+    limit: Limit = 200,
 ) -> dict[str, Any]:
     check_access(user)
     rows = list_outbound(db, state=state_filter, limit=limit)
@@ -36,7 +37,7 @@ def get_outbox(
     status_code=200,
     summary="Send a failed mail again",
 )
-def post_resend(db: DB, user: CurrentUser, outbound_id: int) -> dict[str, Any]:
+def post_resend(db: DB, user: CurrentUser, outbound_id: Id) -> dict[str, Any]:
     check_access(user)
     [row] = resend(db, [outbound_id], utcnow(), actor=user.email)
     db.commit()

@@ -19,6 +19,7 @@ from core.access.substitutions import create_substitution, end_substitution, lis
 from core.clock import utcnow
 from core.directory.models import User
 from core.errors import Forbidden, InputError
+from web.api.params import Id
 from web.api.serializers import iso
 from web.deps import DB, CurrentUser
 
@@ -101,7 +102,7 @@ def post_substitution(db: DB, user: CurrentUser, data: NewSubstitution) -> dict[
     status_code=200,
     summary="End a substitution early",
 )
-def delete_substitution(db: DB, user: CurrentUser, substitution_id: int) -> dict[str, Any]:
+def delete_substitution(db: DB, user: CurrentUser, substitution_id: Id) -> dict[str, Any]:
     _staff_only(user)
     now = utcnow()
     sub = end_substitution(db, substitution_id, user, now)

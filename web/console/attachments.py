@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from core.access.permissions import can_see_event, can_view
-from core.errors import NotFound
+from core.errors import N_, NotFound
 from core.tickets.models import Attachment, TicketEvent
+from web.api.params import MAX_ID
 from web.deps import DB, CurrentUser
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,14 @@ log = logging.getLogger(__name__)
 def download_attachment(
     request: Request[Any, Any, Any], db: DB, user: CurrentUser, attachment_id: int
 ) -> File:
-    attachment = db.scalar(
-        select(Attachment)
-        .where(Attachment.id == attachment_id)
-        .options(selectinload(Attachment.event).selectinload(TicketEvent.ticket))
+    attachment = (
+        db.scalar(
+            select(Attachment)
+            .where(Attachment.id == attachment_id)
+            .options(selectinload(Attachment.event).selectinload(TicketEvent.ticket))
+        )
+        if attachment_id <= MAX_ID  # past the database's integer: no such row
+        else None
     )
     # One answer for "no such file" and "not yours", so ids cannot be probed.
     if (
@@ -37,12 +42,15 @@ def download_attachment(
         or not can_view(user, attachment.event.ticket)
         or not can_see_event(user, attachment.event)
     ):
-        raise NotFound(f"attachment {attachment_id} does not exist or is not visible to you")
+        raise NotFound(
+            N_("attachment %(id)s does not exist or is not visible to you"), id=attachment_id
+        )
     path = request.app.state.blobs.path(attachment.sha256)
     if not path.exists():  # the operator's problem (a lost data dir), not the reader's
         log.error("blob %s of attachment %d is missing", attachment.sha256, attachment_id)
         raise NotFound(
-            f"the content of attachment {attachment_id} is missing; tell the administrators"
+            N_("the content of attachment %(id)s is missing; tell the administrators"),
+            id=attachment_id,
         )
     return File(
         path=path,
@@ -60,10 +68,14 @@ def download_raw_message(
     """The mail exactly as it reached us (an .eml), for the staff who may see its event."""
     from core.mail.models import InboundMessage
 
-    event = db.scalar(
-        select(TicketEvent)
-        .where(TicketEvent.id == event_id)
-        .options(selectinload(TicketEvent.ticket))
+    event = (
+        db.scalar(
+            select(TicketEvent)
+            .where(TicketEvent.id == event_id)
+            .options(selectinload(TicketEvent.ticket))
+        )
+        if event_id <= MAX_ID
+        else None
     )
     inbound = (
         db.scalar(select(InboundMessage).where(InboundMessage.event_id == event_id).limit(1))
@@ -78,11 +90,13 @@ def download_raw_message(
         or not can_view(user, event.ticket)
         or not can_see_event(user, event)
     ):
-        raise NotFound(f"no stored mail for event {event_id} that is visible to you")
+        raise NotFound(N_("no stored mail for event %(id)s that is visible to you"), id=event_id)
     path = request.app.state.blobs.path(inbound.sha256)
     if not path.exists():
         log.error("blob %s of inbound message %d is missing", inbound.sha256, inbound.id)
-        raise NotFound(f"the stored mail of event {event_id} is missing; tell the administrators")
+        raise NotFound(
+            N_("the stored mail of event %(id)s is missing; tell the administrators"), id=event_id
+        )
     return File(
         path=path,
         filename=f"ticket-{event.ticket.number}-mail-{inbound.id}.eml",

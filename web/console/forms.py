@@ -35,9 +35,10 @@ from sqlalchemy.orm import Session
 
 from core.access.models import WebSession
 from core.directory.models import User
-from core.errors import InputError
+from core.errors import N_, InputError, NotFound
 from core.tickets.models import Ticket
 from core.tickets.services import get_ticket
+from web.api.params import MAX_ID
 from web.console.common import error_page, redirect, refusal, render, translator
 from web.deps import check_csrf, identify
 from web.i18n import Translator
@@ -129,7 +130,12 @@ def guarded(check: Callable[[User], None]) -> Provide:
 
 def provide_ticket(console: Console, number: int) -> Ticket:
     """The ``ticket`` dependency: the ticket as this user may see it; not visible is answered
-    like not there (404), so numbers cannot be probed."""
+    like not there (404), so numbers cannot be probed. A number past the database's integer
+    (2**31-1) is answered the same, before it reaches a query it would overflow."""
+    if not 1 <= number <= MAX_ID:
+        raise NotFound(
+            N_("ticket #%(number)s does not exist or is not visible to you"), number=number
+        )
     return get_ticket(console.db, number, console.user)
 
 
