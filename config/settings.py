@@ -49,6 +49,10 @@ class Settings:
     # Comma-separated roles whose users must use two-step login (an authenticator app) in
     # the console, e.g. "admin,coordinator"; they are sent to set it up at their first login.
     two_step_roles: str = ""
+    # Comma-separated second factors users may choose, for every role: "totp" (an
+    # authenticator app), "email" (a one-time code mailed at login). A role in two_step_roles
+    # satisfies the requirement with any of them.
+    two_step_methods: str = "totp,email"
     # The authserv-id (RFC 8601) of the MTA in front of Pulpit whose Authentication-Results
     # headers are believed (mailgw/trust.py); empty believes none.
     trusted_authserv_id: str = ""
@@ -67,6 +71,10 @@ class Settings:
     @property
     def required_two_step_roles(self) -> frozenset[str]:
         return frozenset(r.strip().lower() for r in self.two_step_roles.split(",") if r.strip())
+
+    @property
+    def allowed_two_step_methods(self) -> frozenset[str]:
+        return frozenset(m.strip().lower() for m in self.two_step_methods.split(",") if m.strip())
 
     @property
     def blob_dir(self) -> Path:
@@ -90,6 +98,7 @@ class Settings:
 
 # core.tables.ROLES; config/ imports nothing from core.
 _ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
+_TWO_STEP_METHODS = ("totp", "email")
 _BOOL_FIELDS = {"verify_dkim"}
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 _INT_FIELDS.add("retention_days")  # docs/privacy.md
@@ -98,7 +107,9 @@ _INT_FIELDS.add("retention_days")  # docs/privacy.md
 def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "data_dir":
         return Path(str(value))
-    if name in ("trusted_proxies", "two_step_roles") and isinstance(value, list | tuple):
+    if name in ("trusted_proxies", "two_step_roles", "two_step_methods") and isinstance(
+        value, list | tuple
+    ):
         # TOML may list them: trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
         return ",".join(str(v) for v in value)
     if name in _BOOL_FIELDS:
@@ -168,6 +179,13 @@ def load_settings(
         raise SettingsError(
             f"PULPIT_TWO_STEP_ROLES: {', '.join(map(repr, unknown_roles))} is no role; "
             f"use any of {', '.join(_ROLES)}"
+        )
+    methods = settings.allowed_two_step_methods
+    unknown_methods = sorted(m for m in methods if m not in _TWO_STEP_METHODS)
+    if unknown_methods or not methods:
+        raise SettingsError(
+            f"PULPIT_TWO_STEP_METHODS: {', '.join(map(repr, unknown_methods)) or 'nothing'} "
+            f"is no method; use one or both of {', '.join(_TWO_STEP_METHODS)}"
         )
     for scheme_field, allowed in (
         ("broker_url", ("memory://", "redis://", "rediss://", "amqp://", "amqps://")),

@@ -89,6 +89,17 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
             manager=args.manager,
         )
         summary = f"user {user.email} saved with role {user.role}"
+        if args.two_step is not None:
+            from core.access.login import set_method
+
+            set_method(
+                session,
+                user,
+                args.two_step,
+                actor="cli",
+                allowed=settings.allowed_two_step_methods,
+            )
+            summary += f", second factor {args.two_step}"
     print(summary)
     return 0
 
@@ -552,6 +563,13 @@ def _add_user(commands: Commands, common: _Parser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a client's manager sees all of the client's tickets",
+    )
+    add.add_argument(
+        "--two-step",
+        choices=("totp", "email", "none"),
+        default=None,
+        help="the second factor: totp (an authenticator app, set up at the next login), "
+        "email (a one-time code mailed at login) or none",
     )
     reset = _command(
         actions,

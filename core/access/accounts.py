@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from core.access import two_step as totp
-from core.access.models import ApiToken, WebSession
+from core.access.models import ApiToken, LoginChallenge, RecoveryCode, UserTwoStep, WebSession
 from core.audit import AuditEntry
 from core.clock import utcnow
 from core.directory.models import ROLE_ALIASES, ROLES, Client, Subcontractor, User
@@ -133,21 +133,31 @@ def upsert_user(
     return user
 
 
-def authenticate(session: Session, email: str, password: str, code: str | None = None) -> User:
-    """Check e-mail, password and (when the user has one) the TOTP code."""
+def check_password(session: Session, email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None; takes the same time for an
+    unknown address (a dummy hash is verified). Rehashes when argon2's defaults changed."""
     user = get_user_by_email(session, email or "")
     if user is None or not user.password_hash or not user.active:
         try:
             _hasher.verify(_DUMMY_HASH, password or "x")
         except VerificationError:
             pass
-        raise AuthError("wrong e-mail or password")
+        return None
     try:
         _hasher.verify(user.password_hash, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise AuthError("wrong e-mail or password") from None
+        return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    return user
+
+
+def authenticate(session: Session, email: str, password: str, code: str | None = None) -> User:
+    """Check e-mail, password and (when the user has one) the TOTP code, with no throttle and
+    no audit: for scripts and tests. The console logs in with ``core.access.login.log_in``."""
+    user = check_password(session, email, password)
+    if user is None:
+        raise AuthError("wrong e-mail or password")
     if user.totp_secret:
         if not code:
             raise AuthError("enter the code from your authenticator app")
@@ -181,6 +191,9 @@ def enable_totp(session: Session, user: User, *, secret: str, code: str, passwor
         raise InputError(N_("the code does not match: check the clock of the phone and try again"))
     user.totp_secret = secret
     user.totp_last_step = step
+    chosen = session.get(UserTwoStep, user.id)
+    if chosen is not None:
+        chosen.method = "totp"  # an app set up replaces a mailed code
     session.add(AuditEntry(actor=user.email, action="totp.enable", data={"user": user.email}))
     session.flush()
 
@@ -195,6 +208,8 @@ def disable_totp(session: Session, user: User, *, code: str, password: str) -> N
         raise InputError(N_("the authenticator code is wrong, expired or already used"))
     user.totp_secret = None
     user.totp_last_step = None
+    session.execute(delete(UserTwoStep).where(UserTwoStep.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.add(AuditEntry(actor=user.email, action="totp.disable", data={"user": user.email}))
     session.flush()
 
@@ -209,9 +224,99 @@ def reset_totp(session: Session, email: str, *, actor: str | None) -> User:
     user.totp_secret = None
     user.totp_last_step = None
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.execute(delete(LoginChallenge).where(LoginChallenge.user_id == user.id))
     session.add(
         AuditEntry(actor=actor, action="totp.reset", data={"user": user.email, "was_on": had})
     )
+    session.flush()
+    return user
+
+
+# --- Passwords: change and reset --------------------------------------------------------------
+
+RESET_TTL = timedelta(minutes=30)
+_RESET_LABEL = "pulpit password reset v1"
+
+
+def change_password(
+    session: Session,
+    user: User,
+    *,
+    old: str,
+    new: str,
+    repeat: str,
+    keep_session: str | None = None,
+) -> None:
+    """The owner's change on the profile: the old password first. The user's other web
+    sessions end (someone who knew the old one is logged out); ``keep_session`` (the raw
+    cookie of the browser making the change) stays. Audited."""
+    if not _password_matches(user, old):
+        raise InputError(N_("the current password is wrong"))
+    _set_new_password(user, new, repeat)
+    query = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep_session:
+        query = query.where(WebSession.session_hash != _digest(keep_session))
+    session.execute(query)
+    session.add(AuditEntry(actor=user.email, action="password.change", data={}))
+    session.flush()
+
+
+def _set_new_password(user: User, new: str, repeat: str) -> None:
+    if new != repeat:
+        raise InputError(N_("the two new passwords differ"))
+    if len(new) < 8:
+        raise InputError(N_("a new password must have at least 8 characters"))
+    user.password_hash = _hasher.hash(new)
+
+
+def _reset_mac(secret: str, user: User, expires: int) -> str:
+    # Bound to the current password hash: once the password changes (this link used, or any
+    # other change), the link no longer verifies. Single use without a table.
+    message = f"{_RESET_LABEL}:{user.id}:{expires}:{user.password_hash or ''}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:40]
+
+
+def password_reset_token(
+    secret: str, user: User, now: datetime | None = None, ttl: timedelta = RESET_TTL
+) -> str:
+    """``<user id>.<expiry, unix seconds>.<HMAC>``: the last part of the mailed reset link."""
+    if not secret:
+        raise ValueError("a reset link needs the instance's secret key")
+    expires = int(((now or utcnow()) + ttl).timestamp())
+    return f"{user.id}.{expires}.{_reset_mac(secret, user, expires)}"
+
+
+def user_for_reset_token(
+    session: Session, secret: str, token: str, now: datetime | None = None
+) -> User | None:
+    """The active user a reset link is for, or None when it is forged, used or expired."""
+    parts = (token or "").split(".")
+    if not secret or len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    user = session.get(User, int(parts[0]))
+    if user is None or not user.active:
+        return None
+    expires = int(parts[1])
+    if expires <= (now or utcnow()).timestamp():
+        return None
+    if not hmac.compare_digest(parts[2], _reset_mac(secret, user, expires)):
+        return None
+    return user
+
+
+def reset_password(
+    session: Session, secret: str, token: str, *, new: str, repeat: str, now: datetime | None = None
+) -> User:
+    """Set a new password from a reset link: every web session of the user ends (API tokens
+    stay: docs/decisions.md), the link and pending login codes die with the old hash."""
+    user = user_for_reset_token(session, secret, token, now)
+    if user is None:
+        raise InputError(N_("this link is expired or was used already; ask for a new one"))
+    _set_new_password(user, new, repeat)
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.execute(delete(LoginChallenge).where(LoginChallenge.user_id == user.id))
+    session.add(AuditEntry(actor=user.email, action="password.reset", data={}))
     session.flush()
     return user
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     ForeignKey,
+    Integer,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -42,6 +43,64 @@ class WebSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
 
     user: Mapped[User] = relationship()
+
+
+class LoginThrottle(Base):
+    """Failed attempts of one key (``account:<e-mail>``, ``ip:<address>``, ``api-ip:<address>``,
+    ``reset:<e-mail>``, ``reset-ip:<address>``) and the cool-down they earned
+    (``core.access.throttle``)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_failure_at: Mapped[datetime | None] = mapped_column()
+
+
+class LoginChallenge(Base):
+    """A right password waiting for its second factor: at most :data:`MAX_TRIES` codes, then
+    the password step starts over. For the ``email`` method it holds the mailed code (hashed)."""
+
+    __tablename__ = "login_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    # sha256 of the random token the login form carries instead of the password
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # sha256 (keyed by the challenge's token) of the mailed code; None for an authenticator app
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class UserTwoStep(Base):
+    """The second factor a user chose: ``totp``, ``email`` or ``none``. No row: ``totp`` when
+    an authenticator app is set up (``users.totp_secret``), else none."""
+
+    __tablename__ = "user_two_step"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code for the authenticator app, stored as its sha256."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column()
 
 
 class Substitution(Base):

@@ -261,3 +261,144 @@ def on_login(
             now=now,
         )
     return new_device_token(secret, user.id)
+
+
+# --- Issue 11: the mailed login code, locks, password reset -----------------------------------
+
+
+def mail_login_code(
+    session: Session,
+    *,
+    user: User,
+    code: str,
+    minutes: int,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime | None = None,
+) -> OutboundMail | None:
+    """The one-time code of a login whose second factor is ``email`` (``login_code``), to the
+    user, through the outbox. Sent even to an address marked as bouncing: it is the only way
+    in, and the user is waiting for it. Nothing without a notification config."""
+    config = config_of(session)
+    if config is None or not user.active:
+        return None
+    now = now or utcnow()
+    return queue_mail(
+        session,
+        template="login_code",
+        to=user.email,
+        context={
+            **_user_context(user, now, ip, user_agent, config.public_url),
+            "code": code,
+            "minutes": minutes,
+        },
+        mail_domain=config.mail_domain,
+        language=user.language,
+        auto_submitted="auto-generated",
+        now=now,
+    )
+
+
+LOCK_MAIL_WINDOW = timedelta(hours=1)
+
+
+def on_lock(
+    session: Session,
+    *,
+    key: str,
+    failures: int,
+    until: datetime,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime | None = None,
+) -> list[OutboundMail]:
+    """A throttle key started a cool-down (``core.access.throttle``): ``login_locked`` to every
+    active admin and, for an account lock, to the account's owner; at most once per key and
+    recipient per :data:`LOCK_MAIL_WINDOW` (the lock doubles; the mails do not)."""
+    config = config_of(session)
+    if config is None:
+        return []
+    now = now or utcnow()
+    kind, _, value = key.partition(":")
+    owner = get_user_by_email(session, value) if kind == "account" else None
+    if kind == "account" and (owner is None or not owner.active):
+        return []  # an unknown address: the audit entries only, as for its failures
+    recipients: list[User] = [owner] if owner is not None else []
+    recipients += list(
+        session.scalars(
+            select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
+        )
+    )
+    bucket = int(now.timestamp() // LOCK_MAIL_WINDOW.total_seconds())
+    queued: list[OutboundMail] = []
+    seen: set[int] = set()
+    for person in recipients:
+        if person.id in seen or not mailable(person):
+            continue
+        seen.add(person.id)
+        prefix = f"login_locked:{key}:{person.id}:"
+        recent = session.scalar(
+            select(OutboundMail.id)
+            .where(
+                OutboundMail.dedupe_key.like(prefix + "%"),
+                OutboundMail.created_at >= now - LOCK_MAIL_WINDOW,
+            )
+            .limit(1)
+        )
+        if recent is not None:
+            continue
+        row = queue_mail(
+            session,
+            template="login_locked",
+            to=person.email,
+            context={
+                "recipient": person.display,
+                "account": value if kind == "account" else None,
+                "ip": ip or (value if kind in ("ip", "api-ip") else None),
+                "failures": int(failures),
+                "until": _iso(until),
+                "at": _iso(now),
+                "timezone": DEFAULT_TIMEZONE,
+                "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
+                "url": _console_url(config.public_url),
+            },
+            mail_domain=config.mail_domain,
+            language=person.language,
+            auto_submitted="auto-generated",
+            dedupe_key=f"{prefix}{bucket}",
+            now=now,
+        )
+        if row is not None:
+            queued.append(row)
+    if queued:
+        log.warning("login key %s locked until %s after %d failures", key, until, failures)
+    return queued
+
+
+def mail_password_reset(
+    session: Session,
+    *,
+    user: User,
+    link: str,
+    minutes: int,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime | None = None,
+) -> OutboundMail | None:
+    """The reset link (``password_reset``) to the account's own address, never elsewhere."""
+    config = config_of(session)
+    if config is None or not user.active:
+        return None
+    now = now or utcnow()
+    context = _user_context(user, now, ip, user_agent, config.public_url)
+    context.update(url=link, minutes=minutes)
+    return queue_mail(
+        session,
+        template="password_reset",
+        to=user.email,
+        context=context,
+        mail_domain=config.mail_domain,
+        language=user.language,
+        auto_submitted="auto-generated",
+        now=now,
+    )

@@ -65,7 +65,8 @@ def _enable(seeded: SeededApp, email: str) -> tuple[Any, str, str, float]:
         data={**form, "code": pyotp.TOTP(secret).at(t0)},
         follow_redirects=False,
     )
-    assert r.status_code == 303 and r.headers["location"] == "/profile"
+    # The answer shows the ten recovery codes, once.
+    assert r.status_code == 200 and 'data-testid="recovery-codes"' in r.text
     return client, csrf, secret, t0
 
 
@@ -108,8 +109,9 @@ def test_set_up_then_every_login_asks_for_a_fresh_code(seeded: SeededApp) -> Non
             "code": pyotp.TOTP(secret).at(t0),
         },
     )
-    assert done.status_code == 200  # followed to /profile
+    assert done.status_code == 200  # the recovery codes, shown once
     assert "Logowanie dwuetapowe jest włączone: od teraz konsola poprosi o kod." in done.text
+    assert len(re.findall(r"<li><code>[a-z2-9]{5}-[a-z2-9]{5}</code></li>", done.text)) == 10
     assert _user(seeded, email).totp_secret == secret
 
     asked = _login(email, seeded.app)
@@ -181,7 +183,17 @@ def test_roles_that_must_use_it_are_sent_to_set_it_up_first(seeded: SeededApp) -
     page = admin.get("/tickets")  # followed: the set-up page, saying why
     assert "Twoja rola wymaga logowania dwuetapowego: włącz je, aby kontynuować." in page.text
     assert "włącz je, aby korzystać z konsoli" in page.text
-    assert admin.get("/api/v1/me").status_code == 200  # tokens and the API are not the console
+    # The same cookie does not reach the API either (a token would: programs are not gated).
+    api = admin.get("/api/v1/me")
+    assert api.status_code == 403 and "two-step" in api.json()["detail"]
+    assert (
+        admin.post(
+            "/api/v1/tickets",
+            json={"subject": "x", "requester": "a@b.example"},
+            headers={"x-csrf-token": csrf},
+        ).status_code
+        == 403
+    )
 
     coordinator, _ = console_client(seeded.app, seeded.users["coordinator"])
     assert coordinator.get("/tickets", follow_redirects=False).status_code == 200
@@ -195,6 +207,7 @@ def test_roles_that_must_use_it_are_sent_to_set_it_up_first(seeded: SeededApp) -
     )
     assert done.status_code == 200
     assert admin.get("/tickets", follow_redirects=False).status_code == 200
+    assert admin.get("/api/v1/me").status_code == 200
     assert "nie można go wyłączyć" in admin.get("/profile/two-step").text
     off = admin.post(
         "/profile/two-step",

@@ -109,6 +109,19 @@ CONTEXTS["delivery_failed"] = {
     "error": "anna@acme.example: 550 5.1.1 No such mailbox here",
     "at": "2026-11-27T10:00:40+00:00",
 }
+# core.notify.login_alerts (issue 11): the mailed login code, a lock, a password reset link.
+CONTEXTS["login_code"] = {**LOGIN, "code": "482913", "minutes": 10}
+CONTEXTS["login_locked"] = {
+    **LOGIN,
+    "recipient": "Adam Administrator",
+    "failures": 5,
+    "until": "2026-11-27T10:01:00+00:00",
+}
+CONTEXTS["password_reset"] = {
+    **LOGIN,
+    "url": "https://desk.example/password/reset/7.1795000000.abcdef",
+    "minutes": 30,
+}
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 

@@ -12,6 +12,13 @@ from litestar.types import ControllerRouterHandler
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.auth import login_form, login_submit, logout, set_language
 from web.console.outbox import OutboxPage
+from web.console.password import (
+    forgot_form,
+    forgot_submit,
+    post_password,
+    reset_form,
+    reset_submit,
+)
 from web.console.profile import post_profile, profile
 from web.console.substitutions import SubstitutionsPage
 from web.console.ticket_cc import post_cc
@@ -53,6 +60,11 @@ console_handlers: list[ControllerRouterHandler] = [
     post_profile,
     two_step,
     post_two_step,
+    forgot_form,
+    forgot_submit,
+    reset_form,
+    reset_submit,
+    post_password,
     OutboxPage,
 ]
 

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import get
 from litestar.response import Redirect, Template
 
+from core.access.login import method_of, recovery_codes_left
 from core.errors import InputError
 from core.notify.preferences import (
     ALWAYS_ON,
@@ -23,7 +24,13 @@ from web.console.common import form_list
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
 
 
-def profile_page(console: Console, *, status_code: int = 200, error: str | None = None) -> Template:
+def profile_page(
+    console: Console,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    password_error: str | None = None,
+) -> Template:
     user = console.user
     prefs = get_preferences(user)
     clients, products = choices(console.db, user)
@@ -31,6 +38,9 @@ def profile_page(console: Console, *, status_code: int = 200, error: str | None 
         "profile.html",
         status_code=status_code,
         error=error,
+        password_error=password_error,
+        two_step_method=method_of(console.db, user),
+        recovery_left=recovery_codes_left(console.db, user) if user.totp_secret else 0,
         prefs=prefs,
         kinds=kinds_for(user),
         always_on=ALWAYS_ON if user.role == "client" else (),

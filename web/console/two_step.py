@@ -1,10 +1,14 @@
-"""Two-step login on the profile page: set up an authenticator app, or turn it off.
+"""Two-step login on the profile page: an authenticator app, a mailed code, or off.
 
-Setting up shows a new secret as a QR code (inline SVG, made here: the secret never leaves
-the server for a QR service) and as text, and asks for a code from the app and the password
-(``core.access.accounts.enable_totp``). The secret travels in the form until it is confirmed; it is
-the user's own, shown to them anyway, and the form is CSRF-checked. Someone who lost the
-phone is let back in by an administrator: ``pulpit user reset-totp --email E``.
+Setting up an app shows a new secret as a QR code (inline SVG, made here: the secret never
+leaves the server for a QR service) and as text, and asks for a code from the app and the
+password (``core.access.accounts.enable_totp``). The secret travels in the form until it is
+confirmed; it is the user's own, shown to them anyway, and the form is CSRF-checked. The answer
+shows ten recovery codes, once (``core.access.login.new_recovery_codes``); new ones can be made
+later with the password. A mailed code instead of an app is chosen with the password
+(``core.access.login.choose_method``). Which methods are offered is
+``PULPIT_TWO_STEP_METHODS``; someone who lost the phone is let back in by a recovery code or
+by an administrator: ``pulpit user reset-totp --email E``.
 """
 
 from __future__ import annotations
@@ -17,18 +21,34 @@ from litestar import get
 from litestar.response import Redirect, Template
 
 from core.access import two_step as totp
-from core.access.accounts import disable_totp, enable_totp
+from core.access.accounts import _password_matches, disable_totp, enable_totp
+from core.access.login import choose_method, method_of, new_recovery_codes, recovery_codes_left
 from core.errors import N_, Forbidden, InputError
 from web.console.forms import URLENCODED, Console, CurrentConsole, Form, form_post
 
 
 def _page(
-    console: Console, *, secret: str | None = None, error: InputError | None = None
+    console: Console,
+    *,
+    secret: str | None = None,
+    error: InputError | None = None,
+    recovery_codes: list[str] | None = None,
 ) -> Template:
     user = console.user
-    required = user.role in console.request.app.state.settings.required_two_step_roles
-    context: dict[str, Any] = {"enabled": bool(user.totp_secret), "required": required}
-    if not user.totp_secret:
+    settings = console.request.app.state.settings
+    required = user.role in settings.required_two_step_roles
+    allowed = settings.allowed_two_step_methods
+    method = method_of(console.db, user)
+    enabled = bool(user.totp_secret)
+    context: dict[str, Any] = {
+        "enabled": enabled,
+        "required": required,
+        "method": method,
+        "allowed": sorted(allowed),
+        "recovery_codes": recovery_codes,
+        "recovery_left": recovery_codes_left(console.db, user) if enabled else 0,
+    }
+    if not enabled and "totp" in allowed:
         secret = secret or totp.new_secret()
         uri = totp.provisioning_uri(secret, user.email)
         context.update(secret=secret, readable=totp.readable_secret(secret), qr=totp.qr_svg(uri))
@@ -61,15 +81,44 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
 def post_two_step(
     console: CurrentConsole, data: Annotated[TwoStepForm, URLENCODED]
 ) -> Template | Redirect:
-    """``action=enable`` with ``secret``, ``code`` and ``password``; ``action=disable`` with
-    ``code`` and ``password``."""
+    """``action`` is one of: ``enable`` (an app: ``secret``, ``code``, ``password``; answers
+    with the recovery codes), ``disable`` (the app: ``code``, ``password``), ``email`` (a mailed
+    code: ``password``), ``none`` (a mailed code off: ``password``), ``recovery`` (new
+    recovery codes: ``password``)."""
     user = console.user
+    settings = console.request.app.state.settings
+    required = user.role in settings.required_two_step_roles
+    allowed = settings.allowed_two_step_methods
     if data.action == "disable":
-        if user.role in console.request.app.state.settings.required_two_step_roles:
+        if required:
             raise Forbidden(N_("your role needs two-step login; it cannot be turned off"))
         disable_totp(console.db, user, code=data.code, password=data.password)
         done = console.gettext("Two-step login is off.")
+    elif data.action in ("email", "none"):
+        if data.action == "none" and method_of(console.db, user) == "totp":
+            raise InputError(N_("turn off the authenticator app with a code from it"))
+        choose_method(
+            console.db,
+            user,
+            data.action,
+            password=data.password,
+            allowed=allowed,
+            required=required,
+        )
+        done = (
+            console.gettext("Two-step login is on: every login mails you a code.")
+            if data.action == "email"
+            else console.gettext("Two-step login is off.")
+        )
+    elif data.action == "recovery":
+        if not user.totp_secret:
+            raise InputError(N_("recovery codes belong to an authenticator app; set one up first"))
+        if not _password_matches(user, data.password):
+            raise InputError(N_("the password is wrong"))
+        return _page(console, recovery_codes=new_recovery_codes(console.db, user))
     else:
+        if "totp" not in allowed:
+            raise InputError(N_("this two-step method is not allowed here"))
         enable_totp(console.db, user, secret=data.secret, code=data.code, password=data.password)
-        done = console.gettext("Two-step login is on: from now on the console asks for a code.")
+        return _page(console, recovery_codes=new_recovery_codes(console.db, user))
     return console.redirect("/profile", done)
