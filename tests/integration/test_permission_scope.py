@@ -152,3 +152,39 @@ def test_api_scope_matches_the_table(
         r = api.post(f"/api/v1/tickets/{number}/comments", json={"body": "hi"}, headers=headers)
         if name not in VISIBLE[role]:
             assert r.status_code == 404, (role, name)
+
+
+# Issue 11: which internal notes of the "own" ticket (handed to FixIt) each role reads through
+# the API: staff everything, the subcontractor only what is meant for them, clients neither.
+NOTES_SEEN: dict[str, set[str]] = {
+    "admin": {"staff note", "note for FixIt"},
+    "coordinator": {"staff note", "note for FixIt"},
+    "technician": {"staff note", "note for FixIt"},
+    "subcontractor": {"note for FixIt"},
+    "client": set(),
+    "client2": set(),
+    "manager": set(),
+}
+
+
+@pytest.mark.parametrize("role", sorted(NOTES_SEEN))
+def test_api_notes_follow_their_audience(
+    session: Session, scenario: tuple[World, dict[str, int]], api: TestClient[Any], role: str
+) -> None:
+    w, numbers = scenario
+    own = svc.get_ticket(session, numbers["own"])
+    coordinator = w.users["coordinator"]
+    svc.add_comment(session, own, author=coordinator, body="staff note", public=False)
+    svc.add_comment(
+        session,
+        own,
+        author=coordinator,
+        body="note for FixIt",
+        public=False,
+        audience="subcontractor",
+    )
+    session.flush()
+    headers = {"Authorization": f"Bearer {create_api_token(session, w.users[role])}"}
+    events = api.get(f"/api/v1/tickets/{numbers['own']}", headers=headers).json()["events"]
+    notes = {e["body_text"] for e in events if e["type"] == "note"}
+    assert notes == NOTES_SEEN[role]
