@@ -26,7 +26,7 @@ from core.db import configure_secret_key, make_engine, make_session_factory
 from core.errors import N_, BulkRefused, InputError, localized
 from core.mail.outbox import derive_mail_domain
 from core.notify import notifications
-from web import filters
+from web import filters, mail_html
 from web.deps import (
     LoginRequired,
     TwoStepRequired,
@@ -35,6 +35,7 @@ from web.deps import (
     provide_db,
 )
 from web.render import snapshot_identity
+from web.security import LocalRedoc, security_headers
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent
@@ -183,6 +184,8 @@ def _template_engine() -> JinjaTemplateEngine:
     # globals are only the fallback for templates rendered outside a request.
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     filters.install(env)
+    env.filters["mail_srcdoc"] = mail_html.srcdoc
+    env.filters["remote_images"] = mail_html.remote_images
     return JinjaTemplateEngine.from_environment(env)
 
 
@@ -252,7 +255,10 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
             version="1",
             path="/schema",
             description="Pulpit's JSON API. Authenticate with 'Authorization: Bearer <token>'.",
+            # Served from /static, not a CDN: /schema renders on a desk without internet.
+            render_plugins=[LocalRedoc()],
         ),
+        middleware=[security_headers],
         exception_handlers={NotFoundException: not_found},
         request_max_body_size=settings.max_message_bytes + 1_048_576,
         # The process (pulpit serve/web) owns logging; Litestar must not reconfigure the root.
