@@ -372,3 +372,30 @@ def test_triage_ticket_is_sorted_into_a_contract(
         headers=auth(session, world.users["client"]),
     )
     assert r.status_code in (403, 404)
+
+
+def test_error_bodies_carry_their_status_and_a_sentence(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
+    """The one error shape (docs/api.md): what the OpenAPI document declares for every code."""
+    assert client.get("/api/v1/tickets").json()["status_code"] == 401
+    h = auth(session, world.users["coordinator"])
+    missing = client.get(f"/api/v1/tickets/{2**31 - 1}", headers=h)
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "status_code": 404,
+        "detail": f"ticket #{2**31 - 1} does not exist or is not visible to you",
+    }
+    assert client.get("/api/v1/nothing-here", headers=h).json()["status_code"] == 404
+    bad = client.get("/api/v1/tickets/0", headers=h)
+    assert bad.status_code == 400 and "number" in bad.json()["detail"]
+
+
+def test_the_document_declares_the_error_answers(client: TestClient[Any]) -> None:
+    doc = client.get("/schema/openapi.json").json()
+    show = doc["paths"]["/api/v1/tickets/{number}"]["get"]
+    assert {"400", "401", "403", "404", "409"} <= set(show["responses"])
+    number = show["parameters"][0]["schema"]
+    assert (number["minimum"], number["maximum"]) == (1, 2**31 - 1)
+    error = doc["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"status_code", "detail"}
