@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from sqlalchemy import select
 
 from config.settings import SettingsError, load_settings
-from core.access.models import WebSession
+from core.access.models import RecoveryCode, WebSession
 from core.audit import AuditEntry
 from core.directory.models import User
 from pulpit.cli import main
@@ -226,3 +226,61 @@ def test_an_unknown_role_in_the_setting_is_named() -> None:
         "admin",
         "coordinator",
     }
+
+
+def _recovery_codes(html: str) -> list[str]:
+    return re.findall(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>", html)
+
+
+def test_a_recovery_code_replaces_the_app_once_and_new_ones_replace_the_old(
+    seeded: SeededApp,
+) -> None:
+    email = seeded.users["technician2"]
+    client, csrf = console_client(seeded.app, email)
+    secret = _secret_on_page(client.get("/profile/two-step").text)
+    shown = client.post(
+        "/profile/two-step",
+        data={
+            "csrf_token": csrf,
+            "action": "enable",
+            "secret": secret,
+            "password": PASSWORD,
+            "code": pyotp.TOTP(secret).now(),
+        },
+    )
+    codes = _recovery_codes(shown.text)
+    assert len(set(codes)) == 10
+    assert _recovery_codes(client.get("/profile/two-step").text) == []  # shown once
+    with seeded.factory() as session:
+        stored = session.scalars(select(RecoveryCode.code_hash)).all()
+        assert len(stored) == 10 and not set(codes) & set(stored)
+
+    browser: Any = TestClient(seeded.app)
+    step = browser.post(
+        "/login", data={"email": email, "password": PASSWORD}, follow_redirects=False
+    )
+    assert step.status_code == 401 and 'name="challenge"' in step.text
+    challenge = re.search(r'name="challenge" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
+    done = browser.post(
+        "/login", data={"challenge": challenge, "code": codes[0].upper()}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    # The same code once more: refused; another one works.
+    assert _login(email, seeded.app, codes[0]).status_code == 401
+    assert _login(email, seeded.app, codes[1]).status_code == 303
+    assert "Zostało 8 kodów zapasowych." in client.get("/profile/two-step").text
+
+    fresh = client.post(
+        "/profile/two-step", data={"csrf_token": csrf, "action": "recovery", "password": PASSWORD}
+    )
+    new_codes = _recovery_codes(fresh.text)
+    assert len(new_codes) == 10
+    assert _login(email, seeded.app, codes[2]).status_code == 401  # the old ones are gone
+    assert _login(email, seeded.app, new_codes[0]).status_code == 303
+    with seeded.factory() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.action.like("recovery_code%"))
+        ).all()
+    assert (
+        actions.count("recovery_codes.generate") == 2 and actions.count("recovery_code.used") == 3
+    )
