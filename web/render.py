@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.access.models import WebSession
 from core.clock import utcnow
 from core.directory.models import User
+from web.deps import SESSION_COOKIE, identify
 from web.i18n import LANGUAGES, Translator, pick_language
 
 
@@ -115,7 +116,11 @@ def snapshot_identity(request: Request[Any, Any, Any]) -> tuple[User | None, Web
     """The request's user and console session (``web.deps.identify``) as plain copies that
     stay readable after the request's session is gone, or ``(None, None)``. Typed as the
     models they stand in for: the templates read only the attributes they copy."""
-    user, web_session = getattr(request.state, "pulpit_identity", None) or (None, None)
+    cached = getattr(request.state, "pulpit_identity", None)
+    if cached is None and request.cookies.get(SESSION_COOKIE):
+        # Refused before the dependencies ran (a path no route matches): who is it?
+        return _identify_afresh(request)
+    user, web_session = cached or (None, None)
     view = _user_view(request, user) if user is not None else None
     token: str | None = None
     if web_session is not None and view is not None:
@@ -123,5 +128,17 @@ def snapshot_identity(request: Request[Any, Any, Any]) -> tuple[User | None, Web
             token = web_session.csrf_token
         except SQLAlchemyError:
             token = None
+    session_view = SessionView(token) if token else None
+    return cast("User | None", view), cast("WebSession | None", session_view)
+
+
+def _identify_afresh(request: Request[Any, Any, Any]) -> tuple[User | None, WebSession | None]:
+    try:
+        with request.app.state.session_factory() as db:
+            user, web_session = identify(request, db)
+            view = UserView.of(user) if user is not None else None
+            token = web_session.csrf_token if web_session is not None and view else None
+    except SQLAlchemyError:
+        return None, None
     session_view = SessionView(token) if token else None
     return cast("User | None", view), cast("WebSession | None", session_view)

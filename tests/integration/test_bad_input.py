@@ -271,3 +271,16 @@ def test_the_error_page_reads_a_detached_expired_user_again(desk: Desk) -> None:
         "en",
         "Tomasz Technik",
     )
+
+
+def test_a_page_that_does_not_exist_names_the_user_in_their_language(desk: Desk) -> None:
+    """No route matched, so no dependency ran: the error page identifies the user itself."""
+    for role, lang, sentence in (
+        ("coordinator", "pl", "Ta strona nie istnieje."),
+        ("technician", "en", "This page does not exist."),
+    ):
+        client, _ = console_client(desk.app, desk.users[role])
+        r = client.get("/no/such/page")
+        assert r.status_code == 404
+        assert f'<html lang="{lang}">' in r.text and 'data-testid="whoami"' in r.text
+        assert sentence in main_text(r.text)
