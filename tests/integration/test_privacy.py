@@ -41,7 +41,7 @@ from core.privacy.retention import run_retention
 from core.tickets.models import Attachment, Ticket, TicketEvent
 from core.tickets.services import add_comment, assign, change_status, log_work
 from mailgw.process import process_inbound
-from tests.e2e.conftest import SeededApp, build_seeded_app
+from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
 from tests.factories import World
 from tests.mail_builders import (  # noqa: F401
     DOMAIN,
@@ -399,3 +399,59 @@ def test_the_scheduler_runs_retention_only_when_set(tmp_path: Path) -> None:
     tasks = default_tasks(Settings(data_dir=tmp_path, retention_days=365))
     assert "privacy.retention" in [t.name for t in tasks]
     assert load_settings({"PULPIT_RETENTION_DAYS": "90"}, config_file=None).retention_days == 90
+
+
+# --- The console's people and audit pages ----------------------------------------------------
+
+
+def test_the_people_pages_search_export_and_erase_after_typing_the_address(
+    seeded: SeededApp,
+) -> None:
+    admin, csrf = console_client(seeded.app, seeded.users["admin"])
+    listing = admin.get("/people", params={"q": "acme"})
+    assert listing.status_code == 200
+    assert seeded.users["client2"] in listing.text and seeded.users["beta"] not in listing.text
+    with seeded.factory() as session:
+        piotr = get_user_by_email(session, seeded.users["client2"])
+        assert piotr is not None
+        piotr_id = piotr.id
+    page = admin.get(f"/people/{piotr_id}")
+    assert page.status_code == 200 and f"/people/{piotr_id}/export" in page.text
+    assert f"#{seeded.numbers['closed']}" in page.text
+
+    zipped = admin.get(f"/people/{piotr_id}/export")
+    assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
+    assert read_zip(zipped.content)["person.json"]["person"]["email"] == seeded.users["client2"]
+
+    confirm = admin.get(f"/people/{piotr_id}/erase")
+    assert confirm.status_code == 200 and 'name="confirm"' in confirm.text
+    wrong = admin.post(f"/people/{piotr_id}/erase", data={"csrf_token": csrf, "confirm": "piotr"})
+    assert wrong.status_code == 400 and 'data-testid="form-error"' in wrong.text
+    with seeded.factory() as session:
+        assert get_user_by_email(session, seeded.users["client2"]) is not None  # nothing done
+    done = admin.post(
+        f"/people/{piotr_id}/erase",
+        data={"csrf_token": csrf, "confirm": seeded.users["client2"].upper()},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/people/{piotr_id}"
+    after = admin.get(f"/people/{piotr_id}")
+    assert f"erased-{piotr_id}@pulpit.invalid" in after.text
+    assert f"/people/{piotr_id}/erase" not in after.text
+
+    audit = admin.get("/audit", params={"action": "person.erase"})
+    assert audit.status_code == 200 and "<code>person.erase</code>" in audit.text
+    assert seeded.users["admin"] in audit.text and "<code>person.export</code>" not in audit.text
+    by_actor = admin.get("/audit", params={"actor": "nobody-at-all", "since": "2000-01-01"})
+    assert by_actor.status_code == 200 and "<code>person.erase</code>" not in by_actor.text
+
+
+def test_the_people_and_audit_pages_are_for_admins_only(seeded: SeededApp) -> None:
+    coordinator, _ = console_client(seeded.app, seeded.users["coordinator"])
+    for path in ("/people", "/people/1", "/people/1/export", "/audit"):
+        assert coordinator.get(path).status_code == 403, path
+    assert 'href="/people"' not in coordinator.get("/tickets").text
+    admin, _ = console_client(seeded.app, seeded.users["admin"])
+    tickets = admin.get("/tickets").text
+    assert 'href="/people"' in tickets and 'href="/audit"' in tickets
+    assert admin.get("/people/999999").status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from web.console.attachments import download_attachment, download_raw_message
+from web.console.audit import AuditPage
 from web.console.auth import login_form, login_submit, logout, set_language
 from web.console.outbox import OutboxPage
 from web.console.password import (
@@ -19,6 +20,7 @@ from web.console.password import (
     reset_form,
     reset_submit,
 )
+from web.console.people import PeoplePage
 from web.console.profile import post_profile, profile
 from web.console.substitutions import SubstitutionsPage
 from web.console.ticket_cc import post_cc
@@ -66,6 +68,8 @@ console_handlers: list[ControllerRouterHandler] = [
     reset_submit,
     post_password,
     OutboxPage,
+    PeoplePage,
+    AuditPage,
 ]
 
 __all__ = ["console_handlers"]
