@@ -90,7 +90,7 @@ def test_the_cool_down_doubles_and_stops_at_an_hour(seeded: SeededApp) -> None:
     assert minutes == [1, 2, 4, 8, 16, 32, 60, 60]
     start = utcnow()
     with seeded.factory() as session:
-        for i in range(5):
+        for _ in range(5):
             failure = throttle.record_failure(session, policy, "x@y.example", start)
         assert failure.locked_until == start + timedelta(minutes=1)
         # After the lock, one more failure locks for two minutes.
