@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.permissions import ticket_scope
+from core.access.permissions import event_scope, ticket_scope
 from core.contracts.models import Contract, Status, TicketType
 from core.directory.models import Client, Subcontractor, User
 from core.errors import InputError
@@ -153,9 +153,11 @@ def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElemen
         mid = f.message_id.strip()
         bare = mid.strip("<>")
         conds.append(
+            # Only mail the user may read: an internal mail's id answers like an unknown one.
             exists().where(
                 TicketEvent.ticket_id == Ticket.id,
                 TicketEvent.message_id.in_([mid, bare, f"<{bare}>"]),
+                event_scope(user),
             )
         )
     return conds

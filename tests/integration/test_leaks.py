@@ -347,3 +347,30 @@ def test_mail_to_a_subcontractor_names_a_hidden_status_by_its_category(
     assert [m.to_addr for m in sent] == ["sub@fixit.example"]
     assert sent[0].context["status"] == "In progress"
     assert "Internal review" not in str(sent[0].context)
+
+
+def test_the_message_id_filter_finds_no_mail_the_user_may_not_read(
+    api: TestClient[Any], session: Session, world: World
+) -> None:
+    ticket = handed(session, world)
+    svc.record_email(
+        session,
+        ticket,
+        author=world.users["coordinator"],
+        body="internal forward",
+        public=False,
+        at=ticket.created_at,
+        message_id="<internal-1@our.example>",
+    )
+    session.flush()
+
+    def found(role: str, mid: str) -> Any:
+        r = api.get(
+            "/api/v1/tickets", params={"message_id": mid}, headers=auth(session, world, role)
+        )
+        return r.json()
+
+    assert found("coordinator", "<internal-1@our.example>")["total"] == 1
+    for role in ("client", "subcontractor"):
+        assert found(role, "<internal-1@our.example>") == found(role, "<none@our.example>")
+        assert found(role, "<internal-1@our.example>")["total"] == 0
