@@ -66,9 +66,7 @@ class AuditPage(Controller):
             result=result,
             params=params,
             actions=audit_actions(console.db),
-            prev_url=query_url("/audit", params, page=result.page - 1)
-            if result.page > 1
-            else None,
+            prev_url=query_url("/audit", params, page=result.page - 1) if result.page > 1 else None,
             next_url=query_url("/audit", params, page=result.page + 1)
             if result.page < result.pages
             else None,

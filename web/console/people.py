@@ -99,9 +99,7 @@ class PeoplePage(Controller):
         return erase_page(console, user_id)
 
     @form_post("/{user_id:int}/erase", refused=_refused)
-    def erase(
-        self, console: CurrentConsole, user_id: int, data: FormDict
-    ) -> Template | Redirect:
+    def erase(self, console: CurrentConsole, user_id: int, data: FormDict) -> Template | Redirect:
         form = EraseForm(confirm=str(data.get("confirm", "")))
         person = person_by_id(console.db, user_id)
         if form.confirm.lower() != person.email.lower():
