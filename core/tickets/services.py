@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from core.access.permissions import AUDIENCES, can, can_view, settable_statuses
+from core.access.permissions import AUDIENCES, can, can_view, settable_statuses, status_visible
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField, Status, TicketType
@@ -81,8 +81,15 @@ def statuses_for(session: Session, contract: Contract | None) -> list[Status]:
     return ensure_default_statuses(session)
 
 
-def find_status(session: Session, ticket: Ticket, name: str) -> Status:
+def find_status(
+    session: Session, ticket: Ticket, name: str, *, viewer: User | None = None
+) -> Status:
+    """The ticket's status of this name. For a ``viewer``, a status they may not see by name
+    (``core.access.permissions.status_visible``) is answered like one that does not exist,
+    and the sentence lists only the ones they see."""
     options = statuses_for(session, ticket.contract)
+    if viewer is not None:
+        options = [s for s in options if status_visible(viewer, s)]
     wanted = (name or "").strip().casefold()
     for status in options:
         if status.name.casefold() == wanted:
@@ -422,7 +429,7 @@ def change_status(
         raise Forbidden(
             N_("you may not change the status of ticket #%(number)s"), number=ticket.number
         )
-    status = find_status(session, ticket, status_name)
+    status = find_status(session, ticket, status_name, viewer=actor)
     allowed = settable_statuses(actor, statuses_for(session, ticket.contract))
     if status not in allowed:
         raise Forbidden(

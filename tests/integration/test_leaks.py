@@ -374,3 +374,22 @@ def test_the_message_id_filter_finds_no_mail_the_user_may_not_read(
     for role in ("client", "subcontractor"):
         assert found(role, "<internal-1@our.example>") == found(role, "<none@our.example>")
         assert found(role, "<internal-1@our.example>")["total"] == 0
+
+
+@pytest.mark.parametrize("role", ["client", "subcontractor"])
+def test_setting_a_hidden_status_answers_like_an_unknown_one(
+    api: TestClient[Any], session: Session, world: World, role: str
+) -> None:
+    ticket = handed(session, world)
+    headers = auth(session, world, role)
+
+    def refused(name: str) -> tuple[int, str]:
+        r = api.post(
+            f"/api/v1/tickets/{ticket.number}/status", json={"status": name}, headers=headers
+        )
+        return r.status_code, r.json()["detail"].replace(repr(name), "'?'")
+
+    hidden, unknown = refused("Internal review"), refused("No such status")
+    assert hidden == unknown
+    assert hidden[0] == 400
+    assert "Internal review" not in hidden[1]  # the list of choices leaves it out too
