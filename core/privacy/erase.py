@@ -220,14 +220,19 @@ def _delete_raw(session: Session, blobs: BlobStore, rows: list[InboundMessage]) 
         if blobs.delete(sha):
             deleted += 1
     for row in rows:
-        # Read by mail processing: a mail re-queued after this is ignored, not retried.
-        row.decisions = [*row.decisions, {"rule": ERASED_RULE, "result": True, "why": ERASED_WHY}]
-        if row.state in ("received", "quarantined"):
-            row.state = "ignored"
-        if row.state != "processed":
-            row.reason = ERASED_WHY
+        mark_erased(row)
     session.flush()
     return deleted
+
+
+def mark_erased(row: InboundMessage) -> None:
+    """Note on a mail that its raw file was deleted on purpose: mail processing ignores it when
+    re-queued (``mailgw.process``) instead of failing on the missing file."""
+    row.decisions = [*row.decisions, {"rule": ERASED_RULE, "result": True, "why": ERASED_WHY}]
+    if row.state in ("received", "quarantined"):
+        row.state = "ignored"
+    if row.state != "processed":
+        row.reason = ERASED_WHY
 
 
 def _delete_attachments(session: Session, blobs: BlobStore, events: set[int]) -> tuple[int, int]:

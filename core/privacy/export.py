@@ -26,23 +26,18 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from core.access.models import Substitution, WebSession
-from core.access.permissions import can_see_event, visible_status_name
+from core.access.permissions import visible_status_name
 from core.audit import AuditEntry
 from core.blobs import BlobStore
 from core.clock import utcnow
-from core.contracts.models import CustomField
 from core.directory.models import User
 from core.mail.models import InboundMessage, OutboundMail
+from core.tickets import visibility
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
-
-try:  # what of a ticket each role may read, where Pulpit has it (custom fields, event data)
-    from core.tickets import visibility
-except ImportError:  # pragma: no cover - older trees
-    visibility = None  # type: ignore[assignment]
 
 FORMAT = "pulpit-person-export/1"
 
@@ -75,37 +70,18 @@ def profile(person: User) -> dict[str, Any]:
     }
 
 
-def _client_fields(session: Session, ticket: Ticket) -> set[str]:
-    """Names of this ticket's custom fields a client may see (``visible_to_client``)."""
-    clause: ColumnElement[bool] = CustomField.contract_id.is_(None)
-    if ticket.contract_id is not None:
-        clause = or_(clause, CustomField.contract_id == ticket.contract_id)
-    return set(
-        session.scalars(select(CustomField.name).where(clause, CustomField.visible_to_client))
-    )
-
-
 def _custom_fields(session: Session, person: User, ticket: Ticket) -> dict[str, Any]:
-    if visibility is not None:
-        return dict(visibility.custom_fields_for(person, ticket, session=session))
-    values = dict(ticket.custom_fields or {})
-    if person.is_staff:
-        return values
-    allowed = _client_fields(session, ticket)
-    return {k: v for k, v in values.items() if k in allowed}
+    """The values this person may read (``core.tickets.visibility``: a client, only fields
+    ``visible_to_client``)."""
+    return dict(visibility.custom_fields_for(person, ticket, session=session))
 
 
 def _visible(session: Session, person: User, ticket: Ticket) -> list[tuple[TicketEvent, Any]]:
-    """The ticket's events this person may see, each with its data as they may read it."""
-    if visibility is not None:
-        return [
-            (view.event, view.data)
-            for view in visibility.visible_events(person, ticket, session=session)
-        ]
+    """The ticket's events this person may see (for a client, what the portal shows), each
+    with its data as they may read it (``core.tickets.visibility``)."""
     return [
-        (e, (e.data or {}) if person.is_staff else {})
-        for e in ticket.events
-        if can_see_event(person, e)
+        (view.event, view.data)
+        for view in visibility.visible_events(person, ticket, session=session)
     ]
 
 
@@ -114,8 +90,6 @@ def _own_data(person: User, event: TicketEvent) -> dict[str, Any]:
     status or field names)."""
     if person.is_staff:
         return dict(event.data or {})
-    if visibility is None:
-        return {}
     ticket = event.ticket
     session = object_session(ticket)
     if session is None:
@@ -261,7 +235,14 @@ def build_export(
             select(InboundMessage).where(or_(*inbound_clauses)).order_by(InboundMessage.id)
         )
     )
-    numbers = dict(session.execute(select(Ticket.id, Ticket.number)).all()) if inbound else {}
+    ticket_ids = {m.ticket_id for m in inbound if m.ticket_id is not None}
+    numbers: dict[int, int] = (
+        dict(
+            session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))).all()
+        )
+        if ticket_ids
+        else {}
+    )
     archive.json(
         "mails_in.json",
         [

@@ -24,7 +24,7 @@ from core.audit import AuditEntry
 from core.blobs import BlobStore
 from core.directory.models import User
 from core.mail.models import InboundMessage, OutboundMail
-from core.privacy.erase import sweep
+from core.privacy.erase import mark_erased, sweep
 from core.privacy.scrub import Terms
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 
@@ -123,6 +123,8 @@ def anonymise_ticket(session: Session, ticket: Ticket, blobs: BlobStore) -> tupl
         )
         if not shared and not elsewhere and blobs.delete(mail.sha256):
             deleted += 1
+        mark_erased(mail)
+    session.flush()
     return deleted, changed
 
 
