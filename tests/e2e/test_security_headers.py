@@ -9,7 +9,6 @@ sender's read receipt. Browsers speak Polish, the product's default.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -168,9 +167,8 @@ def login(page: Page, server: LiveServer, role: str = "coordinator") -> None:
 
 
 def shot(page: Page, name: str) -> None:
-    path = Path("/tmp") / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    shutil.copyfile(path, f"/tmp/{name}-copy.png")
+    """A full-page screenshot in /tmp, for people reviewing the look."""
+    page.screenshot(path=str(Path("/tmp") / f"{name}.png"), full_page=True)
 
 
 def headers_of(url: str) -> dict[str, str]:
