@@ -88,6 +88,19 @@ def erase_person(
     )
     counts: Counter[str] = Counter()
 
+    copied = select(ticket_contacts.c.ticket_id).where(ticket_contacts.c.user_id == person.id)
+    authored = select(TicketEvent.ticket_id).where(TicketEvent.author_id == person.id)
+    their_tickets = list(
+        session.scalars(
+            select(Ticket.id).where(
+                or_(
+                    Ticket.requester_id == person.id,
+                    Ticket.id.in_(copied),
+                    Ticket.id.in_(authored),
+                )
+            )
+        )
+    )
     own_events = set(
         session.scalars(select(TicketEvent.id).where(TicketEvent.author_id == person.id))
     )
@@ -128,6 +141,11 @@ def erase_person(
 
     for table, rows in sweep(session, [terms]).items():
         counts[f"rows_in_{table}"] = rows
+    if their_tickets:  # their tickets are about them: "Pani Zofio (zofia.k)" goes too
+        for table, rows in sweep(
+            session, [terms], where=ticket_rows(their_tickets), weak=True
+        ).items():
+            counts[f"rows_in_{table}"] += rows
     session.add(
         AuditEntry(
             at=now,
@@ -334,15 +352,33 @@ def _like(needle: str) -> str:
     return needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def ticket_rows(ticket_ids: Any) -> dict[str, Any]:
+    """A ``where`` for :func:`sweep`: the rows of these tickets (ids, or a subquery of ids)."""
+    events = select(TicketEvent.id).where(TicketEvent.ticket_id.in_(ticket_ids))
+    return {
+        "tickets": Ticket.id.in_(ticket_ids),
+        "ticket_events": TicketEvent.ticket_id.in_(ticket_ids),
+        "inbound_messages": InboundMessage.ticket_id.in_(ticket_ids),
+        "outbound_mail": OutboundMail.ticket_id.in_(ticket_ids),
+        "attachments": Attachment.event_id.in_(events),
+    }
+
+
 def sweep(
-    session: Session, terms: list[Terms], *, where: dict[str, Any] | None = None
+    session: Session,
+    terms: list[Terms],
+    *,
+    where: dict[str, Any] | None = None,
+    weak: bool = False,
 ) -> dict[str, int]:
     """Replace these people's identifiers in every text and JSON column of every table but
     :data:`SWEEP_SKIPS` (or, with ``where``, only the tables named there, narrowed by its
-    clause); the number of rows changed per table."""
+    clause); the number of rows changed per table. Rows are found by the strong identifiers
+    (``core.privacy.scrub``), with ``weak`` by the weak ones too (for rows known to be about
+    the people: ``where`` should say which); a row found has the weak ones replaced as well."""
     session.flush()
     changed: dict[str, int] = {}
-    needles = [n for t in terms for n in t.needles()]
+    needles = [n for t in terms for n in t.needles(weak=weak)]
     for table in Base.metadata.sorted_tables:
         if table.name in SWEEP_SKIPS or (where is not None and table.name not in where):
             continue

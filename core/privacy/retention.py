@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from core.audit import AuditEntry
 from core.blobs import BlobStore
 from core.directory.models import User
-from core.mail.models import InboundMessage, OutboundMail
-from core.privacy.erase import mark_erased, sweep
+from core.mail.models import InboundMessage
+from core.privacy.erase import mark_erased, sweep, ticket_rows
 from core.privacy.scrub import Terms
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 
@@ -99,17 +99,9 @@ def _terms(person: User) -> Terms:
 def anonymise_ticket(session: Session, ticket: Ticket, blobs: BlobStore) -> tuple[int, int]:
     """Anonymise one ticket; (raw mails deleted, rows changed)."""
     terms = [_terms(p) for p in _people(session, ticket)]
-    events = select(TicketEvent.id).where(TicketEvent.ticket_id == ticket.id)
     changed = 0
     if terms:
-        scope = {
-            "tickets": Ticket.id == ticket.id,
-            "ticket_events": TicketEvent.ticket_id == ticket.id,
-            "inbound_messages": InboundMessage.ticket_id == ticket.id,
-            "outbound_mail": OutboundMail.ticket_id == ticket.id,
-            "attachments": Attachment.event_id.in_(events),
-        }
-        changed = sum(sweep(session, terms, where=scope).values())
+        changed = sum(sweep(session, terms, where=ticket_rows([ticket.id]), weak=True).values())
     deleted = 0
     mails = session.scalars(select(InboundMessage).where(InboundMessage.ticket_id == ticket.id))
     for mail in mails:

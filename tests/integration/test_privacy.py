@@ -38,6 +38,7 @@ from core.orm import Base
 from core.privacy.erase import erase_person
 from core.privacy.export import build_export
 from core.privacy.retention import run_retention
+from core.privacy.scrub import Terms, scrub
 from core.tickets.models import Attachment, Ticket, TicketEvent
 from core.tickets.services import add_comment, assign, change_status, log_work
 from mailgw.process import process_inbound
@@ -471,3 +472,31 @@ def test_the_people_and_audit_pages_are_for_admins_only(seeded: SeededApp) -> No
     tickets = admin.get("/tickets").text
     assert 'href="/people"' in tickets and 'href="/audit"' in tickets
     assert admin.get("/people/999999").status_code == 404
+
+
+# --- What counts as a mention (core.privacy.scrub) --------------------------------------------
+
+
+def test_strong_identifiers_go_everywhere_weak_ones_only_where_the_text_is_about_them() -> None:
+    zofia = Terms(ADDRESS, NAME, "erased-9@pulpit.invalid", "Osoba usunięta #9")
+    assert zofia.text(f"Od: {NAME} <{ADDRESS.upper()}>", weak=False) == (
+        "Od: Osoba usunięta #9 <erased-9@pulpit.invalid>"
+    )
+    # Someone else's address with the same local part is not hers.
+    assert zofia.text("zofia.kwiatkowska@beta.example") == "zofia.kwiatkowska@beta.example"
+    assert zofia.text("Pozdrawiam, zofia.kwiatkowska.", weak=False) == (
+        "Pozdrawiam, zofia.kwiatkowska."
+    )
+    assert zofia.text("Pozdrawiam, zofia.kwiatkowska.") == "Pozdrawiam, erased-9."
+    admin = Terms("admin@support.example", "Adam", "erased-1@pulpit.invalid", "Osoba usunięta #1")
+    # A plain local part alone is a word ("role": "admin"); a one-word name is weak.
+    assert scrub({"role": "admin", "by": "admin@support.example"}, [admin]) == {
+        "role": "admin",
+        "by": "erased-1@pulpit.invalid",
+    }
+    assert admin.text("Adam pisze: zapytaj admin o hasło") == (
+        "Osoba usunięta #1 pisze: zapytaj erased-1 o hasło"
+    )
+    assert admin.text("Adam pisze", weak=False) == "Adam pisze"
+    assert admin.needles() == ["admin@support.example"]
+    assert set(admin.needles(weak=True)) == {"admin@support.example", "adam", "admin"}
