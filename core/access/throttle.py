@@ -19,6 +19,7 @@ caller's transaction.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from core.clock import utcnow
 FIRST_LOCK = timedelta(minutes=1)
 MAX_LOCK = timedelta(hours=1)
 FORGET_AFTER = timedelta(hours=1)
+PURGE_ONE_IN = 200  # failures; each purge deletes the rows with nothing left to remember
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def record_failure(
         row.failures = 0
     row.failures = (row.failures or 0) + 1
     row.last_failure_at = now
+    if secrets.randbelow(PURGE_ONE_IN) == 0:
+        purge(session, now)  # now and then, so keys nobody repeats do not pile up
     lock = lock_for(policy, row.failures)
     started = None
     if lock is not None:

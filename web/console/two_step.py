@@ -40,9 +40,11 @@ def _page(
     allowed = settings.allowed_two_step_methods
     method = method_of(console.db, user)
     enabled = bool(user.totp_secret)
+    # An administrator chose the app for this user (pulpit user add --two-step totp).
+    forced = method == "totp" and not enabled
     context: dict[str, Any] = {
         "enabled": enabled,
-        "required": required,
+        "required": required or forced,
         "method": method,
         "allowed": sorted(allowed),
         "recovery_codes": recovery_codes,
