@@ -284,3 +284,29 @@ def test_a_recovery_code_replaces_the_app_once_and_new_ones_replace_the_old(
     assert (
         actions.count("recovery_codes.generate") == 2 and actions.count("recovery_code.used") == 3
     )
+
+
+def test_an_administrator_puts_a_user_on_the_app_or_off_it_from_the_command_line(
+    seeded: SeededApp, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = seeded.users["subcontractor"]
+    monkeypatch.setenv("PULPIT_DATA_DIR", str(seeded.settings.data_dir))
+    monkeypatch.setenv("PULPIT_DATABASE_URL", seeded.settings.database_url)
+    args = ["user", "add", "--email", email, "--role", "subcontractor", "--two-step"]
+    assert main([*args, "totp"]) == 0
+    client, csrf = console_client(seeded.app, email)  # the password alone, no app yet
+    r = client.get("/tickets", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/profile/two-step"
+    assert client.get("/api/v1/me").status_code == 403
+    secret = _secret_on_page(client.get("/profile/two-step").text)
+    t0 = time.time()
+    form = {"csrf_token": csrf, "action": "enable", "secret": secret, "password": PASSWORD}
+    client.post("/profile/two-step", data={**form, "code": pyotp.TOTP(secret).at(t0)})
+    assert client.get("/tickets", follow_redirects=False).status_code == 200
+    assert _login(email, seeded.app).status_code == 401  # the app's code is asked now
+
+    assert main([*args, "none"]) == 0
+    assert _user(seeded, email).totp_secret is None
+    assert _login(email, seeded.app).status_code == 303
+    assert main([*args, "sms"]) != 0
+    assert "invalid choice" in capsys.readouterr().err
