@@ -190,15 +190,7 @@ def _alert_admins(
         if not mailable(admin):
             continue
         prefix = f"login_attack:{user.id}:{admin.id}:"
-        recent = session.scalar(
-            select(OutboundMail.id)
-            .where(
-                OutboundMail.dedupe_key.like(prefix + "%"),
-                OutboundMail.created_at >= now - ATTACK_WINDOW,
-            )
-            .limit(1)
-        )
-        if recent is not None:
+        if _mailed_recently(session, prefix, now - ATTACK_WINDOW):
             continue
         row = queue_mail(
             session,
@@ -337,15 +329,7 @@ def on_lock(
             continue
         seen.add(person.id)
         prefix = f"login_locked:{key}:{person.id}:"
-        recent = session.scalar(
-            select(OutboundMail.id)
-            .where(
-                OutboundMail.dedupe_key.like(prefix + "%"),
-                OutboundMail.created_at >= now - LOCK_MAIL_WINDOW,
-            )
-            .limit(1)
-        )
-        if recent is not None:
+        if _mailed_recently(session, prefix, now - LOCK_MAIL_WINDOW):
             continue
         row = queue_mail(
             session,
@@ -402,3 +386,17 @@ def mail_password_reset(
         auto_submitted="auto-generated",
         now=now,
     )
+
+
+def _mailed_recently(session: Session, dedupe_prefix: str, since: datetime) -> bool:
+    """Was a mail whose dedupe key starts with ``dedupe_prefix`` queued since ``since``? One
+    such mail per window is enough to tell someone about an ongoing attack."""
+    found = session.scalar(
+        select(OutboundMail.id)
+        .where(
+            OutboundMail.dedupe_key.like(dedupe_prefix + "%"),
+            OutboundMail.created_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
