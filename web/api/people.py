@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from sqlalchemy.orm import Session
 
+from core.blobs import BlobStore
+from core.directory.models import User
 from core.privacy.erase import erase_person
 from core.privacy.export import build_export, export_filename
 from core.privacy.people import check_access, person_by_email
@@ -30,7 +33,13 @@ def get_person_export(
 ) -> Response[bytes]:
     check_access(user)
     person = person_by_email(db, email)
-    data = build_export(db, person, blobs=request.app.state.blobs, actor=user.email)
+    return export_download(db, person, blobs=request.app.state.blobs, actor=user)
+
+
+def export_download(db: Session, person: User, *, blobs: BlobStore, actor: User) -> Response[bytes]:
+    """The person's export as a zip download, committed (the export is audited): one answer
+    for the API and the console's button."""
+    data = build_export(db, person, blobs=blobs, actor=actor.email)
     name = export_filename(person)
     db.commit()
     return Response(

@@ -16,8 +16,8 @@ from litestar.response import Redirect, Template
 
 from core.errors import N_, InputError
 from core.privacy.erase import erase_person, is_erased
-from core.privacy.export import build_export, export_filename
 from core.privacy.people import check_access, person_by_id, person_tickets, search_people
+from web.api.people import export_download
 from web.console.forms import Console, CurrentConsole, Form, FormDict, form_post, guarded
 
 SEARCH_LIMIT = 100
@@ -76,23 +76,8 @@ class PeoplePage(Controller):
     @get("/{user_id:int}/export", sync_to_thread=True, name="person_export")
     def export(self, console: CurrentConsole, user_id: int) -> Response[bytes]:
         person = person_by_id(console.db, user_id)
-        data = build_export(
-            console.db,
-            person,
-            blobs=console.request.app.state.blobs,
-            actor=console.user.email,
-        )
-        name = export_filename(person)
-        console.db.commit()
-        return Response(
-            data,
-            media_type="application/zip",
-            headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
-                "X-Content-Type-Options": "nosniff",
-                "Cache-Control": "no-store",
-            },
-        )
+        blobs = console.request.app.state.blobs
+        return export_download(console.db, person, blobs=blobs, actor=console.user)
 
     @get("/{user_id:int}/erase", sync_to_thread=True, name="person_erase")
     def confirm(self, console: CurrentConsole, user_id: int) -> Template:
