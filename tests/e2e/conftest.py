@@ -438,3 +438,26 @@ def running_desk(
         gateway.stop()
         worker.stop()
         uninstall_dispatcher()
+
+
+#: Debian's chromium, headless in a container: no sandbox, GPU or background traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """One headless Chromium per test module (Playwright, Debian's binary)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
