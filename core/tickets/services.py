@@ -562,21 +562,31 @@ def assign(
     assignee: User | None,
     subcontractor: Subcontractor | None,
     at: datetime | None = None,
+    allow_outside_contract: bool = False,
 ) -> TicketEvent | None:
-    """Set the assignee and the subcontractor the work is handed to (None clears)."""
+    """Set the assignee and the subcontractor the work is handed to (None clears).
+
+    A subcontractor not serving the ticket's contract is refused with
+    :class:`core.tickets.handoff.OutsideContract` unless ``allow_outside_contract`` (someone
+    confirmed it); the event's ``outside_contract`` records which it was."""
+    from core.tickets.handoff import check_serves
+
     if not can(actor, "assign", ticket):
         raise Forbidden(N_("you may not assign ticket #%(number)s"), number=ticket.number)
     if assignee is not None and not assignee.is_staff:
         raise InputError(
             N_("%(email)s is not staff and cannot be assigned tickets"), email=assignee.email
         )
-    if subcontractor is not None and ticket.contract is not None:
-        if ticket.contract not in subcontractor.contracts:
-            raise InputError(
-                N_("subcontractor %(name)s does not serve contract %(code)s"),
-                name=subcontractor.name,
-                code=ticket.contract.code,
-            )
+    outside = (
+        subcontractor is not None
+        and ticket.contract is not None
+        and ticket.contract not in subcontractor.contracts
+    )
+    # Asked only when the hand-off changes: a ticket already with one (confirmed then) keeps
+    # it while its assignee changes.
+    if outside and not allow_outside_contract and subcontractor is not None:
+        if subcontractor.id != ticket.subcontractor_id:
+            check_serves(ticket, subcontractor)
     if ticket.assignee_id == (assignee.id if assignee else None) and ticket.subcontractor_id == (
         subcontractor.id if subcontractor else None
     ):
@@ -587,6 +597,7 @@ def assign(
         "assignee": assignee.email if assignee else None,
         "from_subcontractor": ticket.subcontractor.name if ticket.subcontractor else None,
         "subcontractor": subcontractor.name if subcontractor else None,
+        "outside_contract": outside,
     }
     ticket.assignee = assignee
     ticket.subcontractor = subcontractor

@@ -15,6 +15,7 @@ from core.directory.services import contract_by_code, staff_user, subcontractor_
 from core.errors import Forbidden, InputError, NotFound
 from core.tickets import contacts
 from core.tickets import services as svc
+from core.tickets.handoff import suggest_subcontractors
 from core.tickets.intake import TicketRequest, intake
 from core.tickets.queries import TicketFilter, search_tickets
 from core.tickets.requester import change_requester
@@ -263,6 +264,37 @@ def assign_ticket(
     return ticket_json(ticket, user, utcnow(), _base(request))
 
 
+@get(
+    "/tickets/{number:int}/subcontractor-suggestions",
+    sync_to_thread=True,
+    summary="Whom to hand the ticket to",
+)
+def subcontractor_suggestions(
+    db: DB,
+    user: CurrentUser,
+    number: Id,
+    include_all: Annotated[str | None, QueryParameter(name="all")] = None,
+) -> list[dict[str, Any]]:
+    """The subcontractors serving the ticket's contract, best first: fewest open tickets
+    handed to them, then who had this client's latest ticket, then name; ``reason`` says why,
+    in English. ``all=true`` lists those not serving the contract after them. A ticket
+    without a contract: everyone (nobody serves it, anyone may take it)."""
+    ticket = svc.get_ticket(db, number, user)
+    if not can(user, "assign", ticket):
+        raise Forbidden(f"you may not assign ticket #{number}")
+    everyone = bool(_flag(include_all, "all")) or ticket.contract_id is None
+    return [
+        {
+            "name": s.subcontractor.name,
+            "reason": s.reason(),
+            "serves_contract": s.serves_contract,
+            "open_tickets": s.open_tickets,
+        }
+        for s in suggest_subcontractors(db, ticket)
+        if s.serves_contract or everyone
+    ]
+
+
 @post(
     "/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time"
 )
@@ -382,6 +414,7 @@ ticket_handlers = [
     set_status,
     bulk_status,
     assign_ticket,
+    subcontractor_suggestions,
     add_worklog,
     set_fields,
 ]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.access.permissions import can, can_view, settable_statuses, status_visible
 from core.clock import utcnow
 from core.contracts.models import Contract
-from core.directory.models import STAFF_ROLES, Subcontractor, User
+from core.directory.models import STAFF_ROLES, User
 from core.directory.services import (
     UNKNOWN_SENDER,
     contract_by_code,
@@ -32,6 +32,7 @@ from core.mail.models import InboundMessage
 from core.sla import clocks as sla_clock
 from core.sla.clocks import is_overdue
 from core.tickets.contacts import copied
+from core.tickets.handoff import OutsideContract, Suggestion, suggest_subcontractors
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.requester import change_requester
 from core.tickets.services import (
@@ -55,6 +56,7 @@ from web.console.forms import (
     UploadFormDict,
     form_post,
 )
+from web.i18n import Translator
 
 
 def timeline(db: Session, user: User, ticket: Ticket) -> list[EventView]:
@@ -87,7 +89,7 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
 
     can_assign = can(user, "assign", ticket)
     staff: list[User] = []
-    subcontractors: list[Subcontractor] = []
+    subcontractors: list[Suggestion] = []
     if can_assign:
         staff = list(
             db.scalars(
@@ -96,12 +98,9 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
                 .order_by(User.name, User.email)
             )
         )
-        subs = select(Subcontractor).order_by(Subcontractor.name)
-        subcontractors = [
-            s
-            for s in db.scalars(subs.options(selectinload(Subcontractor.contracts)))
-            if ticket.contract is None or ticket.contract in s.contracts
-        ]
+        # Best first (core.tickets.handoff); those not serving the contract come last, in
+        # their own group, and handing to one of them asks for a confirmation.
+        subcontractors = suggest_subcontractors(db, ticket)
     events = timeline(db, user, ticket)
     # Assignment events record e-mails (stable); the timeline shows people's names.
     emails = {
@@ -134,6 +133,21 @@ def detail_context(db: Session, user: User, ticket: Ticket, now: datetime) -> di
         "can_cc": can(user, "cc", ticket),
         "staff": staff,
         "subcontractors": subcontractors,
+        "serving": [s for s in subcontractors if s.serves_contract or ticket.contract is None],
+        "not_serving": [
+            s for s in subcontractors if not s.serves_contract and ticket.contract is not None
+        ],
+        # The best one is preselected while the ticket is with no subcontractor yet.
+        "suggested": next(
+            (
+                s.subcontractor.id
+                for s in subcontractors
+                if s.serves_contract and ticket.subcontractor_id is None
+            ),
+            None,
+        ),
+        # Why each is offered, in the page's language (``lang`` of the template).
+        "reason": lambda s, lang: s.reason(Translator(lang)),
         "fields": custom_field_rows(user, ticket, session=db),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
@@ -287,9 +301,27 @@ def post_status(
 class AssignForm(Form):
     assignee: str = ""
     subcontractor: str = ""
+    # "1" once the person confirmed handing the ticket to a subcontractor outside its contract.
+    confirm_outside: str = ""
 
 
-@form_post("/tickets/{number:int}/assign", refused=ticket_refused())
+def _assign_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """The page again with what was chosen; for a subcontractor outside the contract, the
+    form asks to confirm (``draft["outside"]``) instead of just saying no."""
+    data: AssignForm = kwargs["data"]
+    draft = {"assign": "1", "assignee": data.assignee, "subcontractor": data.subcontractor}
+    if isinstance(exc, OutsideContract):
+        draft["outside"] = "1"
+    return detail_page(
+        console,
+        int(console.request.path_params["number"]),
+        status_code=exc.status_code,
+        error=console.refusal(exc),
+        draft=draft,
+    )
+
+
+@form_post("/tickets/{number:int}/assign", refused=_assign_refused)
 def post_assign(
     console: CurrentConsole, ticket: ActingTicket, data: Annotated[AssignForm, URLENCODED]
 ) -> Template | Redirect:
@@ -300,6 +332,7 @@ def post_assign(
         actor=console.user,
         assignee=staff_user(db, data.assignee) if data.assignee else None,
         subcontractor=subcontractor_by_name(db, data.subcontractor) if data.subcontractor else None,
+        allow_outside_contract=data.confirm_outside == "1",
     )
     message = (
         console.gettext("Assignment saved.")
