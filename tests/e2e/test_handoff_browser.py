@@ -83,9 +83,7 @@ def test_the_best_subcontractor_is_preselected_with_its_reason(
     expect(select_.locator("option").nth(2)).to_have_text(
         re.compile(r"^FixIt — obsługuje umowę ACME-KEY · 1 otwarte zgłoszenie")
     )
-    expect(page.get_by_test_id("not-serving")).to_have_attribute(
-        "label", "Nie obsługują tej umowy"
-    )
+    expect(page.get_by_test_id("not-serving")).to_have_attribute("label", "Nie obsługują tej umowy")
     expect(page.get_by_test_id("suggestion")).to_contain_text("Proponowany: Alfa Serwis")
     shot(page, tmp_path, "handoff-form-pl")
 
@@ -99,9 +97,7 @@ def test_the_best_subcontractor_is_preselected_with_its_reason(
     page.reload()
 
     page.get_by_role("button", name="Zapisz przypisanie").click()
-    expect(page.get_by_test_id("timeline")).to_contain_text(
-        "przekazanie podwykonawcy: Alfa Serwis"
-    )
+    expect(page.get_by_test_id("timeline")).to_contain_text("przekazanie podwykonawcy: Alfa Serwis")
 
 
 def test_handing_outside_the_contract_asks_first(page: Page, live_server: LiveServer) -> None:
