@@ -100,7 +100,9 @@ def test_the_best_subcontractor_is_preselected_with_its_reason(
     expect(page.get_by_test_id("timeline")).to_contain_text("przekazanie podwykonawcy: Alfa Serwis")
 
 
-def test_handing_outside_the_contract_asks_first(page: Page, live_server: LiveServer) -> None:
+def test_handing_outside_the_contract_asks_first(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
     number = live_server.numbers["client_web"]
     login(page, live_server, "coordinator", start=f"/tickets/{number}")
     page.get_by_test_id("subcontractor-select").select_option("Zeta Serwis")
@@ -109,5 +111,6 @@ def test_handing_outside_the_contract_asks_first(page: Page, live_server: LiveSe
         "Zeta Serwis nie obsługuje umowy ACME-KEY. Przekazać zgłoszenie mimo to?"
     )
     expect(page.get_by_test_id("subcontractor-select")).to_have_value("Zeta Serwis")
+    shot(page, tmp_path, "handoff-outside-pl")
     page.get_by_test_id("confirm-outside").click()
     expect(page.get_by_test_id("outside-contract-badge")).to_have_text("poza umową")
