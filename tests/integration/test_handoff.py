@@ -244,8 +244,10 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> SeededApp:
 
 
 def assign_form(page: str) -> str:
-    match = re.search(r'data-testid="assign-form">(.*?)</form>', page, re.S)
-    assert match, "the ticket page has the assignment form"
+    """The hand-over form (the assignee has a form of its own, so that changing the assignee
+    never hands the ticket over to the preselected suggestion)."""
+    match = re.search(r'data-testid="handoff-form">(.*?)</form>', page, re.S)
+    assert match, "the ticket page has the hand-over form"
     return match.group(1)
 
 
