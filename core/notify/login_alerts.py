@@ -181,40 +181,14 @@ def _alert_admins(
 ) -> list[OutboundMail]:
     config = config_of(session)
     assert config is not None
-    admins = session.scalars(
-        select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
-    ).all()
-    bucket = int(now.timestamp() // ATTACK_WINDOW.total_seconds())
-    queued: list[OutboundMail] = []
-    for admin in admins:
-        if not mailable(admin):
-            continue
-        prefix = f"login_attack:{user.id}:{admin.id}:"
-        if _mailed_recently(session, prefix, now - ATTACK_WINDOW):
-            continue
-        row = queue_mail(
-            session,
-            template="login_attack",
-            to=admin.email,
-            context={
-                "recipient": admin.display,
-                "account": user.email,
-                "failures": int(failures),
-                "window_minutes": int(FAILED_WINDOW.total_seconds() // 60),
-                "at": _iso(now),
-                "timezone": DEFAULT_TIMEZONE,
-                "ip": ip or None,
-                "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
-                "url": _console_url(config.public_url),
-            },
-            mail_domain=config.mail_domain,
-            language=admin.language,
-            auto_submitted="auto-generated",
-            dedupe_key=f"{prefix}{bucket}",
-            now=now,
-        )
-        if row is not None:
-            queued.append(row)
+    context = {
+        **_user_context(user, now, ip, user_agent, config.public_url),
+        "failures": int(failures),
+        "window_minutes": int(FAILED_WINDOW.total_seconds() // 60),
+    }
+    queued = _mail_once_per_window(
+        session, _active_admins(session), "login_attack", str(user.id), ATTACK_WINDOW, context, now
+    )
     if queued:
         log.warning(
             "%d failed logins for %s within %s: admins alerted", failures, user.email, FAILED_WINDOW
@@ -315,45 +289,20 @@ def on_lock(
     owner = get_user_by_email(session, value) if kind == "account" else None
     if kind == "account" and (owner is None or not owner.active):
         return []  # an unknown address: the audit entries only, as for its failures
-    recipients: list[User] = [owner] if owner is not None else []
-    recipients += list(
-        session.scalars(
-            select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
-        )
+    recipients = ([owner] if owner is not None else []) + _active_admins(session)
+    context = {
+        "account": value if kind == "account" else None,
+        "ip": ip or (value if kind in ("ip", "api-ip") else None),
+        "failures": int(failures),
+        "until": _iso(until),
+        "at": _iso(now),
+        "timezone": DEFAULT_TIMEZONE,
+        "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
+        "url": _console_url(config.public_url),
+    }
+    queued = _mail_once_per_window(
+        session, recipients, "login_locked", key, LOCK_MAIL_WINDOW, context, now
     )
-    bucket = int(now.timestamp() // LOCK_MAIL_WINDOW.total_seconds())
-    queued: list[OutboundMail] = []
-    seen: set[int] = set()
-    for person in recipients:
-        if person.id in seen or not mailable(person):
-            continue
-        seen.add(person.id)
-        prefix = f"login_locked:{key}:{person.id}:"
-        if _mailed_recently(session, prefix, now - LOCK_MAIL_WINDOW):
-            continue
-        row = queue_mail(
-            session,
-            template="login_locked",
-            to=person.email,
-            context={
-                "recipient": person.display,
-                "account": value if kind == "account" else None,
-                "ip": ip or (value if kind in ("ip", "api-ip") else None),
-                "failures": int(failures),
-                "until": _iso(until),
-                "at": _iso(now),
-                "timezone": DEFAULT_TIMEZONE,
-                "user_agent": (user_agent or "")[:_UA_LIMIT] or None,
-                "url": _console_url(config.public_url),
-            },
-            mail_domain=config.mail_domain,
-            language=person.language,
-            auto_submitted="auto-generated",
-            dedupe_key=f"{prefix}{bucket}",
-            now=now,
-        )
-        if row is not None:
-            queued.append(row)
     if queued:
         log.warning("login key %s locked until %s after %d failures", key, until, failures)
     return queued
@@ -400,3 +349,50 @@ def _mailed_recently(session: Session, dedupe_prefix: str, since: datetime) -> b
         .limit(1)
     )
     return found is not None
+
+
+def _active_admins(session: Session) -> list[User]:
+    return list(
+        session.scalars(
+            select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
+        )
+    )
+
+
+def _mail_once_per_window(
+    session: Session,
+    people: list[User],
+    template: str,
+    key: str,
+    window: timedelta,
+    context: dict[str, Any],
+    now: datetime,
+) -> list[OutboundMail]:
+    """``template`` to each mailable person (once each), unless they got it about ``key``
+    within ``window``: an attack or a lock that goes on is told once per window."""
+    config = config_of(session)
+    assert config is not None
+    bucket = int(now.timestamp() // window.total_seconds())
+    queued: list[OutboundMail] = []
+    seen: set[int] = set()
+    for person in people:
+        if person.id in seen or not mailable(person):
+            continue
+        seen.add(person.id)
+        prefix = f"{template}:{key}:{person.id}:"
+        if _mailed_recently(session, prefix, now - window):
+            continue
+        row = queue_mail(
+            session,
+            template=template,
+            to=person.email,
+            context={**context, "recipient": person.display},
+            mail_domain=config.mail_domain,
+            language=person.language,
+            auto_submitted="auto-generated",
+            dedupe_key=f"{prefix}{bucket}",
+            now=now,
+        )
+        if row is not None:
+            queued.append(row)
+    return queued
