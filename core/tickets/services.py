@@ -390,11 +390,18 @@ def add_comment(
         attachments=attachments,
         blobs=blobs,
     )
-    sla_clock.recompute(ticket, now=at)  # a staff public reply meets the reaction clock
+    _after_message(session, ticket, event, at)
+    return event
+
+
+def _after_message(session: Session, ticket: Ticket, event: TicketEvent, at: datetime) -> None:
+    """What any message on a ticket sets off, whichever door it came through (console,
+    portal, API, mail): the clocks (a staff public reply meets the reaction clock), the
+    notifications, and a client's reply ending a pause that waits for them."""
+    sla_clock.recompute(ticket, now=at)
     session.flush()
     notifications.on_comment(session, ticket, event)
-    resume_on_client_reply(session, ticket, event)  # the portal's reply, like the mail's
-    return event
+    resume_on_client_reply(session, ticket, event)
 
 
 def _note_audience(ticket: Ticket, author: User, audience: str | None) -> str:
@@ -758,9 +765,10 @@ def record_email(
 ) -> TicketEvent:
     """Record a mail that came in on a ticket (type ``email_in``), as the mail gateway does.
 
-    The gateway decides who may write to a thread by its own rule (``mailgw.thread_match``,
-    wider than the console's view scope: a colleague of the requester, any staff member), so
-    no ``can()`` check here. A staff member's public mail meets the reaction clock
+    The gateway decides who may write to a thread by its own rule (``mailgw.thread_match``:
+    for clients wider than the console's view scope, a colleague of the requester; staff by
+    the API's scope, and only when the mail is proven theirs: ``mailgw.trust``), so no
+    ``can()`` check here. A staff member's public mail meets the reaction clock
     (``core.sla.clocks.first_response`` counts public ``email_in`` from responders).
     """
     event = append_event(
@@ -777,10 +785,7 @@ def record_email(
         attachments=attachments,
         blobs=blobs,
     )
-    sla_clock.recompute(ticket, now=at)
-    session.flush()
-    notifications.on_comment(session, ticket, event)
-    resume_on_client_reply(session, ticket, event)
+    _after_message(session, ticket, event, at)
     return event
 
 
