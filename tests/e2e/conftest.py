@@ -440,6 +440,24 @@ def running_desk(
         uninstall_dispatcher()
 
 
+def ticket_for(desk: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """The ticket (with its events) that a mail sent to a ``running_desk`` went into, through
+    the API's ``message_id`` filter, waiting up to 20 s for the worker to process it."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = desk["api"].get(
+            "/api/v1/tickets", params={"message_id": message_id}, headers=desk["headers"]
+        )
+        assert r.status_code == 200
+        if r.json()["total"]:
+            number = r.json()["items"][0]["number"]
+            return dict(
+                desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
+            )
+        time.sleep(0.1)
+    raise AssertionError(f"no ticket for {message_id} within 20 s")
+
+
 #: Debian's chromium, headless in a container: no sandbox, GPU or background traffic.
 CHROMIUM_ARGS = [
     "--no-sandbox",

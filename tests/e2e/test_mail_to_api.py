@@ -8,7 +8,6 @@ free port, the in-process Dramatiq worker, the Litestar app, on SQLite and Postg
 from __future__ import annotations
 
 import smtplib
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import migrated_database
-from tests.e2e.conftest import running_desk
+from tests.e2e.conftest import running_desk, ticket_for
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -45,22 +44,6 @@ def send(port: int, frm: str, subject: str, body: str, message_id: str, **header
     msg.set_content(body)
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.send_message(msg)
-
-
-def ticket_for(desk: dict[str, Any], message_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = desk["api"].get(
-            "/api/v1/tickets", params={"message_id": message_id}, headers=desk["headers"]
-        )
-        assert r.status_code == 200
-        if r.json()["total"]:
-            number = r.json()["items"][0]["number"]
-            return dict(
-                desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
-            )
-        time.sleep(0.1)
-    raise AssertionError(f"no ticket for {message_id} within 20 s")
 
 
 def test_mail_becomes_tickets_and_replies(desk: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ cannot be read still becomes a ticket.
 from __future__ import annotations
 
 import smtplib
-import time
 from collections.abc import Iterator
 from email.utils import make_msgid
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.directory.services import UNKNOWN_SENDER
 from tests.conftest import migrated_database
-from tests.e2e.conftest import running_desk
+from tests.e2e.conftest import running_desk, ticket_for
 
 MX = "mx.support.example"
 
@@ -47,22 +46,6 @@ def send_raw(desk: dict[str, Any], frm: str, subject: str, *, top: str = "") -> 
     with smtplib.SMTP("127.0.0.1", desk["port"], timeout=10) as smtp:
         smtp.sendmail("sender@client.example", ["pomoc@support.example"], raw)
     return message_id
-
-
-def ticket_for(desk: dict[str, Any], message_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = desk["api"].get(
-            "/api/v1/tickets", params={"message_id": message_id}, headers=desk["headers"]
-        )
-        assert r.status_code == 200
-        if r.json()["total"]:
-            number = r.json()["items"][0]["number"]
-            return dict(
-                desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
-            )
-        time.sleep(0.1)
-    raise AssertionError(f"no ticket for {message_id} within 20 s")
 
 
 def event_for(ticket: dict[str, Any], message_id: str) -> dict[str, Any]:
