@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
+from core.directory.models import UNKNOWN_SENDER
+
 DISPLAY_TZ = ZoneInfo("Europe/Warsaw")
 
 
@@ -44,3 +46,4 @@ def time_left(due: datetime | None, now: datetime) -> str:
 
 def install(env: Environment) -> None:
     env.filters.update(local_time=local_time, iso=iso, time_left=time_left, urlquote=quote)
+    env.globals["UNKNOWN_SENDER"] = UNKNOWN_SENDER  # the placeholder requester's address

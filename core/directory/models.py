@@ -76,6 +76,12 @@ class Subcontractor(Base):
     contracts: Mapped[list[Contract]] = relationship(secondary="subcontractor_contracts")
 
 
+#: The requester of a ticket opened from a mail whose From could not be read: an inactive
+#: contact under a reserved domain (RFC 2606 ``.invalid``), so nothing is ever mailed to it,
+#: until a coordinator names the real requester (docs/mail.md, "Who sent this mail").
+UNKNOWN_SENDER = "unknown-sender@pulpit.invalid"
+
+
 class User(Base):
     """Every person: staff, client contacts (role ``client``) and subcontractor users."""
 
@@ -117,6 +123,13 @@ class User(Base):
 
     @property
     def is_placeholder(self) -> bool:
-        """A stand-in, not a person: the requester of mail whose From could not be read
-        (``core.directory.services.UNKNOWN_SENDER``); reserved ``.invalid`` domain."""
+        """A stand-in under the reserved ``.invalid`` domain: the unknown sender, or someone
+        erased or anonymised (``core.privacy``); no personal data left to export or erase."""
         return self.email.endswith("@pulpit.invalid")
+
+    @property
+    def is_unknown_sender(self) -> bool:
+        """A stand-in, not a person: the requester of mail whose From could not be read
+        (:data:`UNKNOWN_SENDER`). An erased person is not one: they keep their placeholder
+        name (``core.privacy``)."""
+        return self.email == UNKNOWN_SENDER

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.access.accounts import get_user_by_email, normalize_email
 from core.contracts.models import Contract
-from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
+from core.directory.models import UNKNOWN_SENDER, Client, ClientDomain, Product, Subcontractor, User
 from core.errors import N_, InputError
 
 
@@ -68,12 +68,6 @@ def _add_person(session: Session, user: User) -> User:
             raise
         return existing
     return user
-
-
-#: The requester of a ticket opened from a mail whose From could not be read: an inactive
-#: contact under a reserved domain (RFC 2606 ``.invalid``), so nothing is ever mailed to it,
-#: until a coordinator names the real requester (docs/mail.md, "Who sent this mail").
-UNKNOWN_SENDER = "unknown-sender@pulpit.invalid"
 
 
 def unknown_sender(session: Session) -> User:

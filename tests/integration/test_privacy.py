@@ -500,3 +500,16 @@ def test_strong_identifiers_go_everywhere_weak_ones_only_where_the_text_is_about
     assert admin.text("Adam pisze", weak=False) == "Adam pisze"
     assert admin.needles() == ["admin@support.example"]
     assert set(admin.needles(weak=True)) == {"admin@support.example", "adam", "admin"}
+
+
+def test_an_erased_requester_shows_their_placeholder_name_not_unknown_sender(
+    seeded: SeededApp,
+) -> None:
+    """Erased and unknown senders are both stand-ins, but the ticket page names the erased
+    person by their placeholder; "Unknown sender" is only for a From that could not be read."""
+    anna = seeded.users["client"]
+    assert api_as(seeded, "admin").post(f"/api/v1/people/{anna}/erase").status_code == 200
+    coordinator, _ = console_client(seeded.app, seeded.users["coordinator"])
+    page = coordinator.get(f"/tickets/{seeded.numbers['key_new']}").text
+    assert "Osoba usunięta #" in page
+    assert 'data-testid="unknown-sender"' not in page
