@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Boolean,
     Column,
+    JSON,
     Date,
+    Float,
     ForeignKey,
     String,
     Table,
@@ -63,6 +65,9 @@ class Contract(Base):
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
     warning_threshold: Mapped[float] = mapped_column(default=0.8)
+    # When each custom field must be filled on this contract's tickets: {name: "open"|"close"}
+    # (core.tickets.fields.missing_fields).
+    required_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     client: Mapped[Client] = relationship(back_populates="contracts")
     calendar: Mapped[Calendar | None] = relationship()
@@ -95,6 +100,9 @@ class TicketType(Base):
     reaction: Mapped[str | None] = mapped_column(String(32))
     resolution: Mapped[str | None] = mapped_column(String(32))
     subject_keywords: Mapped[list[Any]] = mapped_column(default=list)
+    # {"items": [text, ...], "required_to_close": bool}: copied onto every new ticket of this
+    # type (core.tickets.checklists); NULL: no checklist.
+    checklist: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     contract: Mapped[Contract] = relationship(back_populates="ticket_types")
 
@@ -143,7 +151,22 @@ class CustomField(Base):
     contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(200))
-    type: Mapped[str] = mapped_column(String(16), default="text")  # text number date bool select
+    # text textarea number date bool select multiselect (core.tickets.fields.TYPES)
+    type: Mapped[str] = mapped_column(String(16), default="text")
     options: Mapped[list[Any]] = mapped_column(default=list)
+    # Required on close on every ticket it applies to (contracts[].required_fields says more).
     required: Mapped[bool] = mapped_column(Boolean, default=False)
     visible_to_client: Mapped[bool] = mapped_column(Boolean, default=True)
+    # NULL: as visible_to_client (a field kept from the client is ours, not the subcontractor's).
+    visible_to_subcontractor: Mapped[bool | None] = mapped_column(Boolean)
+    # The label per language ({"pl": ..., "en": ...}); ``label`` is the one for any language.
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Help text under the field: a string, or one per language.
+    help: Mapped[Any] = mapped_column(JSON, nullable=True)
+    position: Mapped[int] = mapped_column(default=0)
+    # Roles that may set it; NULL: admin, coordinator, technician (core.tickets.fields.may_edit).
+    edit: Mapped[list[Any] | None] = mapped_column(JSON)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    # {"field": name, "options": {parent value: [options]}} or {"field": name, "when": [values]}
+    depends_on: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -104,6 +104,9 @@ class Ticket(Base):
     ever_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     # The next instant the scheduler must look at this ticket (warning or breach), or NULL.
     sla_next_check: Mapped[datetime | None] = mapped_column(index=True)
+    # The checklist's progress, kept by core.tickets.checklists for the list (3/5).
+    checklist_done: Mapped[int] = mapped_column(Integer, default=0)
+    checklist_total: Mapped[int] = mapped_column(Integer, default=0)
 
     client: Mapped[Client | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
@@ -120,6 +123,35 @@ class Ticket(Base):
     cc: Mapped[list[User]] = relationship(
         secondary=ticket_contacts, order_by="User.email", passive_deletes=True
     )
+    checklist: Mapped[list[ChecklistItem]] = relationship(
+        back_populates="ticket",
+        order_by="(ChecklistItem.position, ChecklistItem.id)",
+        passive_deletes=True,
+    )
+
+
+class ChecklistItem(Base):
+    """One step of a ticket's checklist: copied from its ticket type's checklist when the
+    ticket was opened (or re-typed), or added to this ticket by staff (``ticket_type`` NULL).
+    Ticked and unticked through core.tickets.checklists, which records each on the timeline."""
+
+    __tablename__ = "ticket_checklist_items"
+    __table_args__ = (Index("ix_ticket_checklist_items_ticket", "ticket_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(String(500))
+    # Closing the ticket waits for it (its type's ``required_to_close``, or staff said so).
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    ticket_type: Mapped[str | None] = mapped_column(String(100))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    done_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="checklist")
+    done_by: Mapped[User | None] = relationship(foreign_keys=[done_by_id])
 
 
 class TicketEvent(Base):
