@@ -225,6 +225,7 @@ class _Seeder:
                     assignee=self.user(spec.assignee) if spec.assignee else None,
                     product=product,
                     custom_fields=spec.custom_fields,
+                    checked=False,
                     author=self.user(spec.by) if spec.by else None,
                     source=spec.source,
                     at=created,

@@ -9,7 +9,9 @@ One rule for every door a person opens a ticket through (the console's form, the
   does not choose the assignee;
 - opening follows the rules of changing: naming an assignee or a subcontractor is assigning
   (``can(actor, "assign")``), except that anyone who may be assigned may name themselves
-  (a technician's ticket starts theirs); custom fields need ``can(actor, "fields")``. What
+  (a technician's ticket starts theirs); each custom field needs the right to edit it
+  (``core.tickets.fields.may_edit``; a client may fill in what the contract requires on
+  open), checked by ``open_ticket``. What
   the actor may not set is refused (403), never dropped silently;
 - staff open tickets for anyone: an unknown requester address becomes a contact of the
   client owning its domain (as for mail); no requester means the person typing;
@@ -81,8 +83,6 @@ def _check_may_set(actor: User, request: TicketRequest) -> None:
         raise Forbidden(N_("you may not assign tickets, so you cannot open one for someone else"))
     if request.subcontractor and not can(actor, "assign"):
         raise Forbidden(N_("you may not hand tickets to a subcontractor"))
-    if request.custom_fields and not can(actor, "fields"):
-        raise Forbidden(N_("you may not set custom fields"))
 
 
 def intake(

@@ -6,18 +6,20 @@ whichever door it comes from, and no list can show a ticket the user may not see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.access.permissions import event_scope, ticket_scope
-from core.contracts.models import Contract, Status, TicketType
+from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Client, Subcontractor, User
-from core.errors import InputError
+from core.errors import N_, InputError
 from core.sla import clocks as sla_clock
+from core.tickets.fields import field_visible
 from core.tickets.models import Ticket, TicketEvent
 
 MAX_PER_PAGE = 200
@@ -48,6 +50,9 @@ class TicketFilter:
     overdue: bool | None = None
     q: str | None = None
     message_id: str | None = None
+    # {field name: value}: tickets whose custom field has this value (a multiselect: holds it);
+    # only fields the user may read (``?field.location=Warszawa`` in the API).
+    fields: dict[str, str] = field(default_factory=dict)
     sort: str = "-number"
     page: int = 1
     per_page: int = 50
@@ -163,6 +168,45 @@ def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElemen
     return conds
 
 
+def field_conditions(
+    session: Session, user: User, wanted: dict[str, str]
+) -> list[ColumnElement[bool]]:
+    """Conditions for ``TicketFilter.fields``: a field the user may not read is unknown (400)."""
+    if not wanted:
+        return []
+    known: dict[str, CustomField] = {}
+    for f in session.scalars(select(CustomField).order_by(CustomField.contract_id.is_(None))):
+        if field_visible(user, f):
+            known.setdefault(f.name, f)
+    conds: list[ColumnElement[bool]] = []
+    for name, raw in wanted.items():
+        definition = known.get(name)
+        if definition is None:
+            raise InputError(
+                N_("there is no field %(name)r to filter by; fields: %(known)s"),
+                name=name,
+                known=", ".join(sorted(known)) or "-",
+            )
+        value = Ticket.custom_fields[name]
+        text = str(raw).strip()
+        if definition.type == "multiselect":
+            quoted = json.dumps(text)[1:-1].replace("%", "\\%").replace("_", "\\_")
+            conds.append(cast(value, String).like(f'%"{quoted}"%', escape="\\"))
+        elif definition.type == "number":
+            try:
+                number = float(text.replace(",", "."))
+            except ValueError:
+                raise InputError(
+                    N_("field %(name)s takes a number, not %(value)r"), name=name, value=text
+                ) from None
+            conds.append(value.as_float() == number)
+        elif definition.type == "bool":
+            conds.append(value.as_boolean() == (text.lower() in ("true", "1", "yes", "tak")))
+        else:
+            conds.append(value.as_string() == text)
+    return conds
+
+
 def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime) -> TicketPage:
     if f.sort not in SORTS:
         raise InputError(f"sort must be one of: {', '.join(SORTS)}")
@@ -170,7 +214,7 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
         raise InputError("page starts at 1")
     if not 1 <= f.per_page <= MAX_PER_PAGE:
         raise InputError(f"per_page must be between 1 and {MAX_PER_PAGE}")
-    conds = _conditions(f, user, now)
+    conds = _conditions(f, user, now) + field_conditions(session, user, f.fields)
     total = int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0)
     field = f.sort.lstrip("-")
     column: ColumnElement[Any] = {

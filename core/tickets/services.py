@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -22,9 +22,10 @@ from core.blobs import BlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Product, Subcontractor, User
-from core.errors import N_, BulkRefused, Forbidden, InputError, NotFound
+from core.errors import N_, BulkRefused, Conflict, Forbidden, InputError, NotFound
 from core.notify import notifications
 from core.sla import clocks as sla_clock
+from core.tickets import checklists, fields
 from core.tickets.contacts import add_contacts
 from core.tickets.models import Counter, Ticket, TicketEvent
 from core.tickets.timeline import NewAttachment, append_event, attach
@@ -151,64 +152,8 @@ def choose_ticket_type(
     return types[0] if types else None
 
 
-def validate_custom_fields(
-    session: Session, contract: Contract | None, values: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Check custom field values against their definitions and coerce them to JSON values."""
-    if not values:
-        return {}
-    if not isinstance(values, dict):
-        raise InputError("custom_fields must be an object of field names and values")
-    defs = {
-        f.name: f
-        for f in session.scalars(
-            select(CustomField).where(
-                (CustomField.contract_id.is_(None))
-                | (CustomField.contract_id == (contract.id if contract else -1))
-            )
-        )
-    }
-    clean: dict[str, Any] = {}
-    for name, value in values.items():
-        field = defs.get(name)
-        if field is None:
-            known = ", ".join(sorted(defs)) or "none are configured"
-            raise InputError(f"unknown custom field {name!r}; known fields: {known}")
-        clean[name] = _coerce_field(field, value)
-    return clean
-
-
-def _coerce_field(field: CustomField, value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    kind = field.type
-    try:
-        if kind == "number":
-            number = float(value)
-            return int(number) if number.is_integer() else number
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "tak", "on"):
-                return True
-            if text in ("false", "0", "no", "nie", "off"):
-                return False
-            raise ValueError
-        if kind == "date":
-            return date.fromisoformat(str(value)).isoformat()
-        if kind == "select":
-            if value not in (field.options or []):
-                raise InputError(
-                    f"custom field {field.name!r} must be one of: "
-                    f"{', '.join(map(str, field.options or []))}"
-                )
-            return value
-    except (TypeError, ValueError):
-        raise InputError(
-            f"custom field {field.name!r} needs a {kind} value, not {value!r}"
-        ) from None
-    return str(value)
+def _field_words(defs: Sequence[CustomField], lang: str) -> str:
+    return ", ".join(fields.label(f, lang) for f in defs)
 
 
 # --- Services --------------------------------------------------------------------------------
@@ -221,7 +166,9 @@ class NewTicket:
     ``author`` is who typed it (staff on the phone), default the requester. ``data`` is merged
     into the opening event's data (the mail gateway's subject, sender and full text). ``cc``:
     contacts copied on the ticket (``core.tickets.contacts``; the caller checked who may copy
-    them), told of it like the requester.
+    them), told of it like the requester. ``checked``: the author's right to set each custom
+    field and the fields required on open are checked (not for mail, which cannot fill fields,
+    nor for YAML seeds).
     """
 
     subject: str
@@ -242,6 +189,7 @@ class NewTicket:
     attachments: Sequence[NewAttachment] = ()
     data: dict[str, Any] | None = None
     cc: Sequence[User] = ()
+    checked: bool = True
 
 
 def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = None) -> Ticket:
@@ -284,6 +232,24 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
             name=subcontractor.name,
             code=contract.code,
         )
+    # Checked for a person opening it (the console, the portal, the API); not for mail.
+    checked = new.checked and source != "email" and author is not None
+    lang = (author or requester).language or "en"
+    defs = fields.definitions(session, contract)
+    values = fields.update(
+        defs,
+        {},
+        new.custom_fields,
+        actor=author if checked else None,
+        contract=contract,
+        opening=True,
+        lang=lang,
+    ).values
+    missing = fields.missing_fields(defs, contract, values, "open") if checked else []
+    if missing:
+        raise InputError(
+            N_("fill in %(fields)s to open this ticket"), fields=_field_words(missing, lang)
+        )
     if contract is not None:
         # Loaded now, before the new rows exist: the SLA clocks below read it, and loading it
         # later would autoflush the ticket's INSERT first and then UPDATE its deadlines.
@@ -301,7 +267,7 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         assignee=assignee,
         subcontractor=subcontractor,
         product=new.product,
-        custom_fields=validate_custom_fields(session, contract, new.custom_fields),
+        custom_fields=values,
         # Known empty: the notifications below would otherwise load it from the database.
         # (core.tickets.contacts.add_contacts expires it when it copies anyone.)
         cc=[],
@@ -310,6 +276,7 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         updated_at=at,
     )
     session.add(ticket)
+    checklists.seed(ticket, at=at)
     event_type = "email_in" if source == "email" else "created"
     opened = append_event(
         session,
@@ -447,15 +414,28 @@ def change_status(
     return _apply_status(session, ticket, status, actor=actor, at=at or utcnow(), note=note)
 
 
-def _required_fields_missing(session: Session, ticket: Ticket) -> list[str]:
-    fields = session.scalars(
-        select(CustomField).where(
-            CustomField.required.is_(True),
-            (CustomField.contract_id.is_(None))
-            | (CustomField.contract_id == (ticket.contract_id or -1)),
+def close_blockers(session: Session, ticket: Ticket, lang: str = "en") -> InputError | None:
+    """Why the ticket cannot be closed now (409): required fields empty, required checklist
+    items unticked; None when it can."""
+    defs = fields.definitions(session, ticket.contract)
+    missing = fields.missing_fields(defs, ticket.contract, ticket.custom_fields, "close")
+    if missing:
+        return Conflict(
+            N_("ticket #%(number)s cannot be closed before these fields are filled in: %(fields)s"),
+            number=ticket.number,
+            fields=_field_words(missing, lang),
         )
-    )
-    return [f.name for f in fields if ticket.custom_fields.get(f.name) in (None, "")]
+    unticked = checklists.unticked_required(ticket)
+    if unticked:
+        return Conflict(
+            N_(
+                "ticket #%(number)s cannot be closed before these checklist items are ticked: "
+                "%(items)s"
+            ),
+            number=ticket.number,
+            items=", ".join(i.text for i in unticked),
+        )
+    return None
 
 
 def _apply_status(
@@ -470,17 +450,10 @@ def _apply_status(
 ) -> TicketEvent | None:
     if status.id == ticket.status_id:
         return None
-    if status.category == "closed":
-        missing = _required_fields_missing(session, ticket)
-        if missing:
-            raise InputError(
-                N_(
-                    "ticket #%(number)s cannot be closed before its required fields are "
-                    "filled in: %(fields)s"
-                ),
-                number=ticket.number,
-                fields=", ".join(missing),
-            )
+    if status.category == "closed" and ticket.status_category != "closed":
+        blocker = close_blockers(session, ticket, (actor.language if actor else None) or "en")
+        if blocker is not None:
+            raise blocker
     old = ticket.status
     ticket.status = status
     ticket.status_category = status.category
@@ -540,12 +513,10 @@ def bulk_change_status(
         except InputError as exc:
             reasons[number] = exc
             continue
-        if status.category == "closed":
-            missing = _required_fields_missing(session, ticket)
-            if missing:
-                reasons[number] = InputError(
-                    N_("required fields are empty: %(fields)s"), fields=", ".join(missing)
-                )
+        if status.category == "closed" and ticket.status_category != "closed":
+            blocker = close_blockers(session, ticket, actor.language or "en")
+            if blocker is not None:
+                reasons[number] = blocker
                 continue
         plan.append((ticket, status))
     if reasons:
@@ -648,28 +619,48 @@ def set_fields(
     custom_fields: dict[str, Any],
     at: datetime | None = None,
 ) -> TicketEvent | None:
-    if not can(actor, "fields", ticket):
-        raise Forbidden(N_("you may not edit ticket #%(number)s"), number=ticket.number)
-    clean = validate_custom_fields(session, ticket.contract, custom_fields)
-    changes = {
-        k: [ticket.custom_fields.get(k), v]
-        for k, v in clean.items()
-        if ticket.custom_fields.get(k) != v
-    }
-    if not changes:
-        return None
-    ticket.custom_fields = {**ticket.custom_fields, **clean}
-    event = append_event(
-        session, ticket, "field", author=actor, at=at or utcnow(), data={"changes": changes}
+    """Set custom field values as ``actor`` may (:mod:`core.tickets.fields`: 403 for a field
+    they may not edit, 400 for a value refused); values its dependencies no longer allow are
+    cleared. One ``field`` event with each change, by label. None if nothing changed."""
+    if not can_view(actor, ticket):
+        raise NotFound(
+            N_("ticket #%(number)s does not exist or is not visible to you"), number=ticket.number
+        )
+    defs = fields.definitions(session, ticket.contract)
+    result = fields.update(
+        defs,
+        ticket.custom_fields,
+        custom_fields,
+        actor=actor,
+        contract=ticket.contract,
+        lang=actor.language or "en",
     )
+    if not result.changes:
+        return None
+    ticket.custom_fields = result.values
+    by_name = {f.name: f for f in defs}
+    data: dict[str, Any] = {
+        "changes": result.changes,
+        "labels": {name: fields.labels_of(by_name[name]) for name in result.changes},
+    }
+    if result.cleared:
+        data["cleared"] = result.cleared
+    event = append_event(session, ticket, "field", author=actor, at=at or utcnow(), data=data)
     session.flush()
     return event
 
 
 def change_type(
-    session: Session, ticket: Ticket, type_name: str, *, actor: User, at: datetime | None = None
+    session: Session,
+    ticket: Ticket,
+    type_name: str,
+    *,
+    actor: User,
+    at: datetime | None = None,
+    add_checklist: bool = False,
 ) -> TicketEvent | None:
-    """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla.clocks)."""
+    """Re-type a ticket; the SLA clocks are re-targeted from creation (core.sla.clocks).
+    ``add_checklist``: the new type's checklist items are added (someone was asked)."""
     if not can(actor, "fields", ticket):
         raise Forbidden(
             N_("you may not change the type of ticket #%(number)s"), number=ticket.number
@@ -699,6 +690,8 @@ def change_type(
     ticket.ticket_type = new
     sla_clock.recompute(ticket, now=at)
     session.flush()
+    if add_checklist:
+        checklists.add_type_items(session, ticket, actor=actor, at=at)
     return event
 
 

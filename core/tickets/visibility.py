@@ -11,9 +11,9 @@ Custom fields (:func:`custom_fields_for`, :func:`custom_field_rows`):
 - staff (admins, coordinators, technicians) read every value, also one stored under a name no
   definition has any more;
 - clients read only the defined fields that are ``visible_to_client``;
-- subcontractors likewise: a custom field has no ``visible_to_subcontractor`` flag, and a
-  field we keep from the client (a resolution code, an internal price) is ours, not the
-  subcontractor's. A field for them is one marked ``visible_to_client``.
+- subcontractors the ones ``visible_to_subcontractor``; unset, as ``visible_to_client`` (a
+  field we keep from the client, a resolution code or an internal price, is ours, not the
+  subcontractor's) (``core.tickets.fields.field_visible``).
 
 Events (:func:`visible_events`, :func:`event_data_for`): a status change names the statuses
 by what the viewer sees (``core.access.permissions.visible_status_name``: a hidden one by its
@@ -32,30 +32,16 @@ from sqlalchemy.orm import Session, object_session
 from core.access.permissions import CATEGORY_LABELS, can_see_event, status_visible
 from core.contracts.models import CustomField, Status
 from core.directory.models import User
+from core.tickets import fields
+from core.tickets.fields import field_visible
 from core.tickets.models import Ticket, TicketEvent
 
 STAFF_ROLES = ("admin", "coordinator", "technician")
 
 
 def field_definitions(session: Session, ticket: Ticket) -> list[CustomField]:
-    """The custom fields of this ticket: the instance's and its contract's, by name."""
-    return list(
-        session.scalars(
-            select(CustomField)
-            .where(
-                (CustomField.contract_id.is_(None))
-                | (CustomField.contract_id == (ticket.contract_id or -1))
-            )
-            .order_by(CustomField.name)
-        )
-    )
-
-
-def field_visible(viewer: User, field: CustomField) -> bool:
-    """May this viewer read this custom field? (See the module's docstring.)"""
-    if viewer.role in STAFF_ROLES:
-        return True
-    return bool(field.visible_to_client)
+    """The custom fields of this ticket: the instance's and its contract's, in form order."""
+    return fields.definitions(session, ticket.contract_id)
 
 
 def _session(ticket: Ticket, session: Session | None) -> Session:
@@ -89,14 +75,14 @@ def custom_fields_for(
 
 
 def custom_field_rows(
-    viewer: User, ticket: Ticket, *, session: Session | None = None
+    viewer: User, ticket: Ticket, *, session: Session | None = None, lang: str = "en"
 ) -> list[tuple[str, Any]]:
     """(label, value) of the custom fields this viewer may read, for a page: every readable
     defined field (empty ones too, so staff see what is missing), then, for staff, values
     stored under names no definition has."""
     defs = field_definitions(_session(ticket, session), ticket)
     values = ticket.custom_fields or {}
-    rows = [(f.label or f.name, values.get(f.name)) for f in defs if field_visible(viewer, f)]
+    rows = [(fields.label(f, lang), values.get(f.name)) for f in defs if field_visible(viewer, f)]
     if viewer.role in STAFF_ROLES:
         known = {f.name for f in defs}
         rows += [(name, value) for name, value in sorted(values.items()) if name not in known]

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from core.access.permissions import note_audience, visible_status_name
 from core.directory.models import User
 from core.sla import clocks as sla_clock
+from core.tickets import checklists, fields
 from core.tickets.contacts import copied
+from core.tickets.fields import field_visible
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.visibility import EventView, custom_fields_for, visible_events
 
@@ -36,6 +40,11 @@ def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "")
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
         "custom_fields": custom_fields_for(viewer, ticket),
+        "checklist_progress": (
+            {"done": ticket.checklist_done, "total": ticket.checklist_total}
+            if viewer.role in checklists.TICKING_ROLES
+            else None
+        ),
         "source": ticket.source,
         "url": f"{base_url.rstrip('/')}/tickets/{ticket.number}",
         "sla": {
@@ -83,11 +92,30 @@ def event_json(event: TicketEvent | EventView) -> dict[str, Any]:
 def ticket_with_cc(
     ticket: Ticket, viewer: User, now: datetime, base_url: str = ""
 ) -> dict[str, Any]:
-    """One ticket with ``cc``: the e-mails of the contacts copied on it (core.tickets.contacts).
-    Lists leave ``cc`` out: it would cost a query per ticket."""
+    """One ticket with ``cc``: the e-mails of the contacts copied on it (core.tickets.contacts),
+    its ``checklist`` (core.tickets.checklists) and ``missing_fields``. Lists leave them out:
+    they would cost queries per ticket (``checklist_progress`` is in every ticket)."""
     data = ticket_json(ticket, viewer, now, base_url)
     data["cc"] = [person.email for person in copied(ticket)]
+    data["checklist"] = checklists.as_dicts(ticket, viewer)
+    data["missing_fields"] = missing_field_names(ticket, viewer)
     return data
+
+
+def missing_field_names(ticket: Ticket, viewer: User) -> dict[str, list[str]]:
+    """The required fields still empty, by when they are needed (``open``: a ticket opened by
+    mail could not ask for them; ``close``: every required one), among those the viewer reads."""
+    session = object_session(ticket)
+    if session is None:
+        return {"open": [], "close": []}
+    defs = [f for f in fields.definitions(session, ticket.contract) if field_visible(viewer, f)]
+    return {
+        phase: [
+            f.name
+            for f in fields.missing_fields(defs, ticket.contract, ticket.custom_fields, phase)
+        ]
+        for phase in fields.PHASES
+    }
 
 
 def ticket_with_events(

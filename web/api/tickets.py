@@ -13,7 +13,7 @@ from core.access.permissions import can
 from core.clock import utcnow
 from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
 from core.errors import Forbidden, InputError, NotFound
-from core.tickets import contacts
+from core.tickets import checklists, contacts
 from core.tickets import services as svc
 from core.tickets.handoff import suggest_subcontractors
 from core.tickets.intake import TicketRequest, intake
@@ -88,7 +88,21 @@ class RequesterChange:
 
 @dataclass
 class TypeChange:
+    """``add_checklist``: add the new type's checklist items the ticket lacks."""
+
     ticket_type: str
+    add_checklist: bool = False
+
+
+@dataclass
+class ChecklistTick:
+    done: bool
+
+
+@dataclass
+class NewChecklistItem:
+    text: str
+    required: bool = False
 
 
 @dataclass
@@ -105,6 +119,15 @@ def _flag(value: str | None, name: str) -> bool | None:
     if low in ("false", "0", "no"):
         return False
     raise InputError(f"{name} must be true or false, not {value!r}")
+
+
+def _field_filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """``?field.location=Warszawa``: custom field filters (core.tickets.queries)."""
+    return {
+        key.removeprefix("field."): value
+        for key, value in request.query_params.items()
+        if key.startswith("field.") and len(key) > len("field.")
+    }
 
 
 @get("/tickets", sync_to_thread=True, summary="List the tickets you may see")
@@ -140,6 +163,7 @@ def list_tickets(
         overdue=_flag(overdue, "overdue"),
         q=q,
         message_id=message_id,
+        fields=_field_filters(request),
         sort=sort,
         page=page,
         per_page=per_page,
@@ -317,7 +341,7 @@ def set_fields(
     ticket = svc.get_ticket(db, number, user)
     svc.set_fields(db, ticket, actor=user, custom_fields=data.custom_fields)
     db.commit()
-    return ticket_json(ticket, user, utcnow(), _base(request))
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
 
 
 @post(
@@ -361,9 +385,51 @@ def set_type(
 ) -> dict[str, Any]:
     """Re-type a ticket; its SLA clocks are re-targeted from creation (docs/sla.md)."""
     ticket = svc.get_ticket(db, number, user)
-    svc.change_type(db, ticket, data.ticket_type, actor=user)
+    svc.change_type(db, ticket, data.ticket_type, actor=user, add_checklist=data.add_checklist)
     db.commit()
-    return ticket_json(ticket, user, utcnow(), _base(request))
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
+
+
+@post(
+    "/tickets/{number:int}/checklist/{item_id:int}",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Tick or untick a checklist item",
+)
+def tick_checklist_item(
+    request: Request[Any, Any, Any],
+    db: DB,
+    user: CurrentUser,
+    number: Id,
+    item_id: Id,
+    data: ChecklistTick,
+) -> dict[str, Any]:
+    """Staff and the subcontractor the ticket is handed to tick items; each tick is a
+    ``checklist`` event. Answers the ticket with its ``checklist``."""
+    ticket = svc.get_ticket(db, number, user)
+    checklists.tick(db, ticket, item_id, data.done, actor=user)
+    db.commit()
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
+
+
+@post(
+    "/tickets/{number:int}/checklist",
+    sync_to_thread=True,
+    status_code=201,
+    summary="Add a checklist item to one ticket",
+)
+def add_checklist_item(
+    request: Request[Any, Any, Any],
+    db: DB,
+    user: CurrentUser,
+    number: Id,
+    data: NewChecklistItem,
+) -> dict[str, Any]:
+    """Staff add a step to this ticket's checklist (``required``: closing waits for it)."""
+    ticket = svc.get_ticket(db, number, user)
+    checklists.add_item(db, ticket, data.text, actor=user, required=data.required)
+    db.commit()
+    return ticket_with_cc(ticket, user, utcnow(), _base(request))
 
 
 @post(
@@ -417,4 +483,6 @@ ticket_handlers = [
     subcontractor_suggestions,
     add_worklog,
     set_fields,
+    tick_checklist_item,
+    add_checklist_item,
 ]
