@@ -49,7 +49,12 @@ from sqlalchemy.orm import Session
 from core.access.accounts import hash_password, normalize_email, normalize_role
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.configuration.checks import effective_calendar, load_known, merged_list
+from core.configuration.checks import (
+    effective_calendar,
+    load_known,
+    merged_list,
+    merged_required_fields,
+)
 from core.configuration.errors import ConfigError, Problem
 from core.configuration.result import ApplyResult, Outcome
 from core.configuration.schema import (
@@ -346,6 +351,9 @@ class _Applier:
         if set(current) != set(wanted):
             contract.products = [self.products[name] for name in wanted]
             outcome = "updated" if outcome == "unchanged" else outcome
+        required = merged_required_fields(dict(contract.required_fields or {}), spec)
+        if _set(contract, required_fields=required):
+            outcome = "updated" if outcome == "unchanged" else outcome
         self.result.record("contracts", outcome)
         changed = outcome != "unchanged"
         if self._apply_ticket_types(contract, spec.ticket_types):
@@ -362,13 +370,19 @@ class _Applier:
         types = {t.name.casefold(): t for t in contract.ticket_types}
         for tt in specs:
             row = types.get(tt.name.casefold())
+            checklist = {"checklist": tt.checklist.stored() if tt.checklist else None}
             if row is None:
-                row = TicketType(name=tt.name, **tt.full(*TICKET_TYPE_KEYS))
+                row = TicketType(name=tt.name, **tt.full(*TICKET_TYPE_KEYS), **checklist)
                 contract.ticket_types.append(row)
                 types[tt.name.casefold()] = row
                 self.result.record("ticket types", "created")
                 changed = True
-            elif _set(row, name=tt.name, **tt.stated(*TICKET_TYPE_KEYS)):
+            elif _set(
+                row,
+                name=tt.name,
+                **tt.stated(*TICKET_TYPE_KEYS),
+                **(checklist if tt.states("checklist") else {}),
+            ):
                 self.result.record("ticket types", "updated")
                 changed = True
             else:
@@ -442,17 +456,23 @@ class _Applier:
         )
         existing = {f.name: f for f in self.session.scalars(select(CustomField).where(scope))}
         changed = False
-        for spec in specs:
+        for index, spec in enumerate(specs):
             row = existing.get(spec.name)
             stored = list(row.options or []) if row is not None else []
             options = merged_list(stored, spec, "options", spec.remove)
+            # A new field takes its place in the file unless ``order`` says; an existing one
+            # keeps its place unless ``order`` is stated (``order: null``: its place here).
+            position = spec.order if spec.order is not None else index * 10
             create = {
                 "name": spec.name,
                 "contract_id": contract.id if contract else None,
-                **spec.full(*FIELD_KEYS),
+                **_field_columns(spec, spec.full(*FIELD_KEYS)),
                 "options": options,
+                "position": position,
             }
-            update = {**spec.stated(*FIELD_KEYS), "options": options}
+            update = {**_field_columns(spec, spec.stated(*FIELD_KEYS)), "options": options}
+            if spec.states("order"):
+                update["position"] = position
             _, outcome = self._upsert(
                 "custom fields", existing, spec.name, CustomField, create, update
             )
@@ -495,6 +515,33 @@ class _Applier:
             if address in imap:
                 values["imap"] = imap[address]
             self._upsert("mailboxes", existing, address, Mailbox, values, values)
+
+
+def _field_columns(spec: CustomFieldSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """The custom_fields columns for the keys in ``values`` (as ``stated`` or ``full`` give
+    them): ``label`` fills ``label`` and ``labels``, ``min``/``max`` their ``_value``
+    columns, ``depends_on`` its JSON, ``edit`` the canonical role names."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "label":
+            if isinstance(value, dict):
+                # Readers that know one label only get the English one, else the first.
+                out["label"] = value.get("en") or next(iter(value.values()))
+                out["labels"] = dict(value)
+            else:
+                out["label"] = value
+                out["labels"] = {}
+        elif key in ("min", "max"):
+            out[f"{key}_value"] = float(value) if value is not None else None
+        elif key == "depends_on":
+            out["depends_on"] = spec.depends_on.stored() if spec.depends_on else None
+        elif key == "edit":
+            out["edit"] = [normalize_role(r) for r in value] if value is not None else None
+        elif key == "help":
+            out["help"] = dict(value) if isinstance(value, dict) else value
+        else:
+            out[key] = value
+    return out
 
 
 def _domain(value: str) -> str:

@@ -45,6 +45,9 @@ _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 class KnownField:
     type: str
     options: list[str] = field(default_factory=list)
+    depends_on: dict[str, Any] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
 
 
 @dataclass
@@ -59,6 +62,7 @@ class KnownContract:
     valid_to: date | None = None
     targets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     status_categories: dict[str, str] = field(default_factory=dict)  # casefolded name
+    required_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +95,8 @@ class Checker:
     def __init__(self, lines: Lines) -> None:
         self.lines = lines
         self.problems: list[Problem] = []
+        # Where each custom field the file lists is written, by (contract code or None, name).
+        self.field_locs: dict[tuple[str | None, str], Loc] = {}
 
     def add(self, loc: Loc, message: str) -> None:
         self.problems.append(self.lines.problem(loc, message))
@@ -143,6 +149,7 @@ def load_known(session: Session) -> Known:
             valid_to=contract.valid_to,
             targets={t.name.casefold(): (t.reaction, t.resolution) for t in contract.ticket_types},
             status_categories={s.name.casefold(): s.category for s in contract.statuses},
+            required_fields=dict(contract.required_fields or {}),
         )
     for sub in session.scalars(select(Subcontractor)):
         known.subcontractors[sub.name] = {c.code for c in sub.contracts}
@@ -157,7 +164,13 @@ def load_known(session: Session) -> Known:
     rows = session.execute(select(CustomField, Contract.code).outerjoin(Contract))
     for cf, code in rows:
         known.custom_fields.setdefault(code, set()).add(cf.name)
-        known.field_definitions[(code, cf.name)] = KnownField(cf.type, list(cf.options or []))
+        known.field_definitions[(code, cf.name)] = KnownField(
+            cf.type,
+            list(cf.options or []),
+            dict(cf.depends_on) if cf.depends_on else None,
+            cf.min_value,
+            cf.max_value,
+        )
     for box in session.scalars(select(Mailbox)):
         known.mailbox_imap[box.address] = dict(box.imap) if box.imap else None
     return known
@@ -175,15 +188,18 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     _check_clients(check, doc, known)
     known.products |= {p.name for p in doc.products}
     check.unique(((("products", i, "name"), p.name) for i, p in enumerate(doc.products)), "product")
+    # The fields for every ticket first: a contract's fields may depend on them and its
+    # required_fields may name them.
+    _check_custom_fields(check, ("custom_fields",), doc.custom_fields, known, None)
     _check_contracts(check, doc, known)
     merged = _check_statuses(check, ("statuses",), doc.statuses, known.default_status_categories)
     known.default_status_categories = merged
     known.default_statuses |= set(merged)
-    _check_custom_fields(check, ("custom_fields",), doc.custom_fields, known, None)
     _check_mailboxes(check, doc, known)
     _check_subcontractors(check, doc, known)
     _check_users(check, doc, known)
     _check_contract_coordinators(check, doc, known)
+    _check_stored_dependents(check, known)
     return check
 
 
@@ -402,6 +418,9 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
         _check_custom_fields(
             check, loc + ("custom_fields",), contract.custom_fields, known, contract.code
         )
+        required_fields = _check_required_fields(
+            check, loc, contract, known, stored.required_fields if stored else {}
+        )
         known.contracts[contract.code] = KnownContract(
             calendar=calendar,
             client=client,
@@ -412,6 +431,7 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
             valid_to=valid_to,
             targets=targets,
             status_categories=categories,
+            required_fields=required_fields,
         )
     check.unique(mailboxes, "mailbox")  # one address routes to one contract
 
@@ -438,6 +458,8 @@ def _check_ticket_types(
         )
     targets = dict(stored.targets) if stored else {}
     for j, tt in enumerate(types):
+        if tt.checklist is not None:
+            _check_checklist(check, (*loc, "ticket_types", j, "checklist"), tt.checklist.items)
         reaction, resolution = targets.get(tt.name.casefold(), (None, None))
         if tt.states("reaction"):
             reaction = tt.reaction
@@ -485,6 +507,61 @@ def _check_statuses(
     return categories
 
 
+def merged_required_fields(stored: dict[str, str], spec: ContractSpec) -> dict[str, str]:
+    """A contract's required_fields after applying ``spec``: ``null`` empties them; a name
+    stated takes its value (``null``: taken out), one under ``remove:`` is taken out, the
+    rest stay."""
+    merged = {} if spec.states("required_fields") and spec.required_fields is None else dict(stored)
+    for name, moment in (spec.required_fields or {}).items():
+        if moment is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = moment
+    for name in spec.remove.required_fields if spec.remove is not None else []:
+        merged.pop(name, None)
+    return merged
+
+
+def _check_required_fields(
+    check: Checker, loc: Loc, contract: ContractSpec, known: Known, stored: dict[str, str]
+) -> dict[str, str]:
+    """Checks the names under required_fields; returns them as they will be."""
+    fields = known.custom_fields.get(None, set()) | known.custom_fields.get(contract.code, set())
+    for name, moment in (contract.required_fields or {}).items():
+        if moment is not None and name not in fields:
+            check.reference(loc + ("required_fields", name), name, fields, "custom field")
+    removed = contract.remove.required_fields if contract.remove is not None else []
+    for j, name in enumerate(removed):
+        if (contract.required_fields or {}).get(name) is not None:
+            check.add(
+                loc + ("remove", "required_fields", j),
+                f"{name!r} is both listed under required_fields and removed",
+            )
+    return merged_required_fields(stored, contract)
+
+
+_CHECKLIST_ITEM_LENGTH = 500  # ticket_checklist_items.text
+
+
+def _check_checklist(check: Checker, loc: Loc, items: list[str]) -> None:
+    if not items:
+        check.add(
+            loc + ("items",),
+            "a checklist needs at least one item (checklist: null removes the checklist)",
+        )
+    for k, text in enumerate(items):
+        if not text.strip():
+            check.add(loc + ("items", k), "a checklist item needs a text")
+        elif len(text) > _CHECKLIST_ITEM_LENGTH:
+            check.add(
+                loc + ("items", k),
+                f"a checklist item has at most {_CHECKLIST_ITEM_LENGTH} characters",
+            )
+
+
+_CHOICES = ("select", "multiselect")
+
+
 def _check_custom_fields(
     check: Checker, loc: Loc, fields: list[CustomFieldSpec], known: Known, code: str | None
 ) -> None:
@@ -494,13 +571,148 @@ def _check_custom_fields(
         kind = cf.value("type") if cf.states("type") else (stored.type if stored else "text")
         _values(check, loc + (j,), cf, "options", cf.remove)
         options = merged_list(stored.options if stored else [], cf, "options", cf.remove)
-        if kind == "select" and not options:
-            check.add((*loc, j, "options"), "a select field needs options to choose from")
-        if kind != "select" and options:
+        if kind in _CHOICES and not options:
+            check.add((*loc, j, "options"), f"a {kind} field needs options to choose from")
+        if kind not in _CHOICES and options:
             hint = "" if cf.options else " (options: null drops the stored ones)"
             check.add((*loc, j, "options"), f"options are for select fields, not {kind}{hint}")
-        known.field_definitions[(code, cf.name)] = KnownField(kind, options)
+        bounds: dict[str, float | None] = {}
+        for key, attr in (("min", "min_value"), ("max", "max_value")):
+            value = getattr(cf, key) if cf.states(key) else getattr(stored, attr, None)
+            bounds[key] = value
+            if value is not None and kind != "number":
+                hint = "" if cf.states(key) else f" ({key}: null drops the stored one)"
+                check.add((*loc, j, key), f"{key} is for number fields, not {kind}{hint}")
+        low, high = bounds["min"], bounds["max"]
+        if low is not None and high is not None and low > high:
+            where = "max" if cf.states("max") else "min"
+            check.add((*loc, j, where), f"min ({low:g}) is greater than max ({high:g})")
+        for k, role in enumerate(cf.edit or []):
+            try:
+                normalize_role(role)
+            except InputError as exc:
+                check.add((*loc, j, "edit", k), sentence(exc))
+        depends_on = cf.depends_on.stored() if cf.depends_on is not None else None
+        if not cf.states("depends_on") and stored is not None:
+            depends_on = stored.depends_on
+        known.field_definitions[(code, cf.name)] = KnownField(kind, options, depends_on, low, high)
         known.custom_fields.setdefault(code, set()).add(cf.name)
+    # Dependencies once every field of the list is known: a field may follow one listed later.
+    for j, cf in enumerate(fields):
+        check.field_locs[(code, cf.name)] = (*loc, j)
+        for at, message in _dependency_problems(known, code, cf.name):
+            check.add((*loc, j, "depends_on", *at), message)
+
+
+def _check_stored_dependents(check: Checker, known: Known) -> None:
+    """A stored field the file leaves out, following one the file changes, is checked
+    against the change: the problem is reported on the parent's entry."""
+    for (scope, name), definition in known.field_definitions.items():
+        if (scope, name) in check.field_locs or not definition.depends_on:
+            continue
+        found = _parent(known, scope, str(definition.depends_on.get("field")))
+        if found is None or (found[0], definition.depends_on.get("field")) not in check.field_locs:
+            continue
+        parent_loc = check.field_locs[(found[0], str(definition.depends_on.get("field")))]
+        owner = f"contract {scope}'s field" if scope else "the field"
+        for _, message in _dependency_problems(known, scope, name):
+            check.add(parent_loc, f"{owner} {name!r} depends on this one: {message}")
+
+
+def _parent(known: Known, scope: str | None, name: str) -> tuple[str | None, KnownField] | None:
+    """The field ``name`` as a field of ``scope`` sees it: its contract's own, else global."""
+    for where in (scope, None) if scope is not None else (None,):
+        found = known.field_definitions.get((where, name))
+        if found is not None:
+            return where, found
+    return None
+
+
+def _dependency_problems(known: Known, scope: str | None, name: str) -> list[tuple[Loc, str]]:
+    """What is wrong with the depends_on of field ``name`` of ``scope`` (None: global), as
+    (key path under depends_on, sentence)."""
+    child = known.field_definitions[(scope, name)]
+    if not child.depends_on:
+        return []
+    rule = child.depends_on
+    parent_name = str(rule.get("field"))
+    if parent_name == name:
+        return [(("field",), "a field cannot depend on itself")]
+    found = _parent(known, scope, parent_name)
+    if found is None:
+        names = known.custom_fields.get(None, set())
+        if scope is not None:
+            names = names | known.custom_fields.get(scope, set())
+        names = names - {name}
+        listed = ", ".join(sorted(names)) or "none"
+        where = "every ticket's" if scope is None else f"contract {scope}'s or every ticket's"
+        return [
+            (("field",), f"there is no field {parent_name!r} among {where} fields; known: {listed}")
+        ]
+    problems: list[tuple[Loc, str]] = []
+    path = [name, parent_name]
+    at: tuple[str | None, str] = (found[0], parent_name)
+    while True:
+        rule_at = known.field_definitions[at].depends_on
+        if not rule_at:
+            break
+        following = _parent(known, at[0], str(rule_at.get("field")))
+        if following is None:
+            break
+        path.append(str(rule_at.get("field")))
+        if (following[0], path[-1]) == (scope, name):
+            problems.append((("field",), f"the dependencies make a cycle: {' -> '.join(path)}"))
+            break
+        if len(path) > len(known.field_definitions) + 1:
+            break  # a cycle that does not pass through this field: reported on its own fields
+        at = (following[0], path[-1])
+    parent = found[1]
+    if "options" in rule:
+        if parent.type not in _CHOICES:
+            problems.append(
+                (("options",), f"options per value need a select parent; {parent_name!r} is "
+                 f"a {parent.type} field (use when: to show or hide this one)")
+            )  # fmt: skip
+            return problems
+        if child.type not in _CHOICES:
+            problems.append(
+                (("options",), f"options per value are for select fields, not {child.type}")
+            )
+        for value, allowed in (rule.get("options") or {}).items():
+            if value not in parent.options:
+                problems.append(
+                    (("options", value), f"{value!r} is not an option of {parent_name!r} "
+                     f"({', '.join(parent.options)})")
+                )  # fmt: skip
+            if child.type not in _CHOICES:
+                continue
+            for k, option in enumerate(allowed or []):
+                if option not in child.options:
+                    problems.append(
+                        (("options", value, k), f"{option!r} is not an option of this field "
+                         f"({', '.join(child.options)})")
+                    )  # fmt: skip
+    else:
+        for k, value in enumerate(rule.get("when") or []):
+            if parent.type in _CHOICES:
+                if value not in parent.options:
+                    problems.append(
+                        (("when", k), f"{value!r} is not an option of {parent_name!r} "
+                         f"({', '.join(parent.options)})")
+                    )  # fmt: skip
+            elif parent.type == "bool":
+                if not isinstance(value, bool):
+                    problems.append(
+                        (("when", k), f"{parent_name!r} is a yes/no field: write true or false, "
+                         f"not {value!r}")
+                    )  # fmt: skip
+            else:
+                problems.append(
+                    (("when", k), f"when needs a select or bool parent; {parent_name!r} is a "
+                     f"{parent.type} field")
+                )  # fmt: skip
+                break
+    return problems
 
 
 def _check_mailboxes(check: Checker, doc: ConfigDocument, known: Known) -> None:

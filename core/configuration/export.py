@@ -143,8 +143,9 @@ def _contract(session: Session, contract: Contract) -> dict[str, Any]:
         "ticket_types": [_ticket_type(t) for t in contract.ticket_types],
         "statuses": [_status(s) for s in contract.statuses],
         "custom_fields": _fields(session, contract),
+        "required_fields": dict(contract.required_fields or {}),
     }
-    out.update({key: value for key, value in optional.items() if value not in (None, [])})
+    out.update({key: value for key, value in optional.items() if value not in (None, [], {})})
     return out
 
 
@@ -157,6 +158,11 @@ def _ticket_type(tt: Any) -> dict[str, Any]:
             out[key] = getattr(tt, key)
     if tt.subject_keywords:
         out["subject_keywords"] = list(tt.subject_keywords)
+    if tt.checklist:
+        checklist: dict[str, Any] = {"items": list(tt.checklist.get("items") or [])}
+        if tt.checklist.get("required_to_close"):
+            checklist["required_to_close"] = True
+        out["checklist"] = checklist
     return out
 
 
@@ -178,20 +184,44 @@ def _fields(session: Session, contract: Contract | None) -> list[dict[str, Any]]
         CustomField.contract_id == contract.id if contract else CustomField.contract_id.is_(None)
     )
     out = []
-    for cf in session.scalars(select(CustomField).where(scope).order_by(CustomField.id)):
+    rows = session.scalars(
+        select(CustomField).where(scope).order_by(CustomField.position, CustomField.id)
+    )
+    for index, cf in enumerate(rows):
         item: dict[str, Any] = {"name": cf.name}
-        if cf.label:
+        if cf.labels:
+            item["label"] = dict(cf.labels)
+        elif cf.label:
             item["label"] = cf.label
         if cf.type != "text":
             item["type"] = cf.type
         if cf.options:
             item["options"] = list(cf.options)
+        if cf.help:
+            item["help"] = dict(cf.help) if isinstance(cf.help, dict) else cf.help
+        if cf.position != index * 10:  # apply gives a new field its place in the list
+            item["order"] = cf.position
+        if cf.edit is not None:
+            item["edit"] = list(cf.edit)
+        if cf.min_value is not None:
+            item["min"] = _number(cf.min_value)
+        if cf.max_value is not None:
+            item["max"] = _number(cf.max_value)
+        if cf.depends_on:
+            item["depends_on"] = dict(cf.depends_on)
         if cf.required:
             item["required"] = True
         if not cf.visible_to_client:
             item["visible_to_client"] = False
+        if cf.visible_to_subcontractor is not None:
+            item["visible_to_subcontractor"] = cf.visible_to_subcontractor
         out.append(item)
     return out
+
+
+def _number(value: float) -> int | float:
+    """1.0 as 1, the way people write it."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _mailbox(box: Mailbox) -> dict[str, Any]:

@@ -28,7 +28,10 @@ from core.configuration.errors import Problem
 from core.configuration.loader import Lines
 
 Category = Literal["new", "open", "paused", "closed"]
-FieldType = Literal["text", "number", "date", "bool", "select"]
+FieldType = Literal["text", "textarea", "number", "date", "bool", "select", "multiselect"]
+Moment = Literal["open", "close"]
+# The languages a label or help text may be written in (web.i18n.LANGUAGES).
+TEXT_LANGUAGES = ("pl", "en")
 Source = Literal["web", "email", "phone", "api"]
 
 
@@ -129,12 +132,25 @@ class ProductSpec(Section):
 TICKET_TYPE_KEYS = ("default", "reaction", "resolution", "subject_keywords")
 
 
+class ChecklistSpec(Section):
+    """A ticket type's checklist, copied onto each new ticket of the type."""
+
+    items: list[str]
+    required_to_close: bool = False
+
+    def stored(self) -> dict[str, Any]:
+        """The value of the ``checklist`` column."""
+        return {"items": list(self.items), "required_to_close": self.required_to_close}
+
+
 class TicketTypeSpec(Section):
     name: str
     default: bool | None = False
     reaction: str | None = None
     resolution: str | None = None
     subject_keywords: list[str] | None = []
+    # Replaced as a whole when stated; null removes it.
+    checklist: ChecklistSpec | None = None
 
 
 STATUS_KEYS = (
@@ -156,7 +172,70 @@ class StatusSpec(Section):
     resume_on_client_reply: bool | None = None
 
 
-FIELD_KEYS = ("label", "type", "required", "visible_to_client")
+FIELD_KEYS = (
+    "label",
+    "type",
+    "required",
+    "visible_to_client",
+    "visible_to_subcontractor",
+    "help",
+    "edit",
+    "min",
+    "max",
+    "depends_on",
+)
+
+
+def _per_language(value: Any) -> Any:
+    """A text written once, or once per language (``{pl: ..., en: ...}``)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"write one text, or one per language ({{pl: ..., en: ...}}), not {value!r}"
+        )
+    if not value:
+        raise ValueError("name at least one language (pl, en), or write one text")
+    out: dict[str, str] = {}
+    for language, text in value.items():
+        if language not in TEXT_LANGUAGES:
+            raise ValueError(
+                f"unknown language {language!r}; write the text for {', '.join(TEXT_LANGUAGES)}"
+            )
+        if isinstance(text, int | float) and not isinstance(text, bool):
+            text = str(text)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"the {language} text should be a non-empty text, not {text!r}")
+        out[language] = text
+    return out
+
+
+class DependsOnSpec(Section):
+    """The parent field this one follows: ``options`` narrows a select field's options by the
+    parent's value; ``when`` shows the field only while the parent has one of the values."""
+
+    field: str
+    options: dict[str, list[str]] | None = None
+    when: list[str | bool] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> DependsOnSpec:
+        given = [k for k in ("options", "when") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "depends_on needs exactly one of options (allowed options per parent value) "
+                "or when (the parent values that show the field)"
+                + (" (this one has both)" if len(given) == 2 else "")
+            )
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The value of the ``depends_on`` column."""
+        if self.options is not None:
+            return {"field": self.field, "options": {k: list(v) for k, v in self.options.items()}}
+        return {"field": self.field, "when": list(self.when or [])}
 
 
 class CustomFieldRemoval(Removal):
@@ -165,12 +244,28 @@ class CustomFieldRemoval(Removal):
 
 class CustomFieldSpec(Section):
     name: str
-    label: str | None = None
+    # One text, or one per language: {pl: ..., en: ...} (``_per_language``).
+    label: str | dict[str, str] | None = None
     type: FieldType | None = "text"
     options: list[str] | None = []
     required: bool | None = False
     visible_to_client: bool | None = True
+    # None: as visible_to_client.
+    visible_to_subcontractor: bool | None = None
+    help: str | dict[str, str] | None = None
+    # The place in the form (lower first); a new field left without it: 10 x its index.
+    order: int | None = None
+    # The roles that may set it; None: admin, coordinator, technician (checks the names).
+    edit: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    depends_on: DependsOnSpec | None = None
     remove: CustomFieldRemoval | None = None
+
+    @field_validator("label", "help", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return _per_language(value)
 
 
 CONTRACT_KEYS = ("name", "key", "valid_from", "valid_to", "warning_threshold")
@@ -178,6 +273,7 @@ CONTRACT_KEYS = ("name", "key", "valid_from", "valid_to", "warning_threshold")
 
 class ContractRemoval(Removal):
     products: list[str] = []
+    required_fields: list[str] = []
     mailboxes: list[str] = []
     coordinators: list[str] = []
 
@@ -198,6 +294,9 @@ class ContractSpec(Section):
     ticket_types: list[TicketTypeSpec] = []
     statuses: list[StatusSpec] = []
     custom_fields: list[CustomFieldSpec] = []
+    # When a field must be filled on this contract's tickets; merged by name: a name set to
+    # null (or under remove:) is taken out, ``required_fields: null`` empties it.
+    required_fields: dict[str, Moment | None] | None = {}
     remove: ContractRemoval | None = None
 
     @field_validator("ticket_types", "statuses", "custom_fields", mode="before")
