@@ -17,6 +17,11 @@ ACME-KEY (key)      key_new, key_assigned (timeline: mail, assignment, status, c
 BETA-STD            overdue (opened 10 h ago, 1 h / 8 h targets), beta_open, beta_waiting (paused)
 none (triage)       triage (mail from an unknown sender)
 ==================  =============================================================================
+
+Custom fields: ACME-KEY's ``serial_number`` and ``resolution_code`` (required on close, kept from
+clients); everywhere ``location`` (select), ``room`` (its options depend on the location) and
+``outage_cause`` (only for Warszawa, kept from clients). BETA-STD requires ``location`` on
+open; ACME-KEY's ``inspection`` type has a three-item checklist that closing waits for.
 """
 
 from __future__ import annotations
@@ -189,8 +194,43 @@ def seed_world(session: Session, blobs: BlobStore, now: datetime | None = None) 
                 required=True,
                 visible_to_client=False,
             ),
+            # Forms (issue 12): a dependent pair, a field that exists only for one value;
+            # Beta's contract asks for the location on open, Acme's inspections have a
+            # checklist that closing waits for.
+            CustomField(
+                name="location",
+                labels={"pl": "Lokalizacja", "en": "Location"},
+                type="select",
+                options=["Warszawa", "Poznań"],
+                position=10,
+            ),
+            CustomField(
+                name="room",
+                labels={"pl": "Pomieszczenie", "en": "Room"},
+                type="select",
+                options=["A1", "A2", "B1"],
+                depends_on={
+                    "field": "location",
+                    "options": {"Warszawa": ["A1", "A2"], "Poznań": ["B1"]},
+                },
+                help={"pl": "Najpierw wybierz lokalizację", "en": "Choose the location first"},
+                position=20,
+            ),
+            CustomField(
+                name="outage_cause",
+                labels={"pl": "Przyczyna awarii", "en": "Outage cause"},
+                type="textarea",
+                depends_on={"field": "location", "when": ["Warszawa"]},
+                visible_to_client=False,
+                position=30,
+            ),
         ]
     )
+    std.required_fields = {"location": "open"}
+    key.ticket_types[1].checklist = {
+        "items": ["Sprawdzić toner", "Wyczyścić rolki", "Wydruk testowy"],
+        "required_to_close": True,
+    }
     world = World()
     for role_key, (email, role, name, extra) in USERS.items():
         world.users[role_key] = upsert_user(
