@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,8 +228,8 @@ def test_a_checklist_is_replaced_when_stated_and_kept_when_not(forms: Session) -
     session = forms
     keep = "contracts:\n  - code: ACME\n    ticket_types: [{name: inspection, reaction: 4h}]\n"
     apply(session, keep)
-    assert inspection(session).checklist is not None
-    assert inspection(session).checklist["required_to_close"] is True
+    kept = inspection(session).checklist
+    assert kept is not None and kept["required_to_close"] is True
     text = "contracts:\n  - code: ACME\n    ticket_types: [{name: inspection, checklist: {items: [Toner]}}]\n"
     assert str(apply(session, text)) == "contracts: 1 unchanged; ticket types: 1 updated"
     assert inspection(session).checklist == {"items": ["Toner"], "required_to_close": False}
@@ -612,3 +613,30 @@ def test_a_change_to_a_parent_is_checked_against_stored_dependents(forms: Sessio
     )
     apply(session, fixed)
     assert field(session, "location").options == ["Warszawa"]
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+
+def test_the_demo_shows_every_form_key(session: Session) -> None:
+    demo = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo.yaml"
+    apply_config_text(session, demo.read_text(encoding="utf-8"), source="demo.yaml", now=NOW)
+    room = field(session, "room")
+    assert room.depends_on == {
+        "field": "location",
+        "options": {"Warszawa": ["A1", "A2"], "Poznań": ["B1"]},
+    }
+    cause = field(session, "outage_cause")
+    assert cause.type == "textarea"
+    assert cause.depends_on == {"field": "location", "when": ["Warszawa"]}
+    serial = field(session, "device_serial")
+    assert serial.labels.keys() == {"pl", "en"} and isinstance(serial.help, dict)
+    assert serial.edit == ["coordinator", "technician"] and serial.visible_to_client is False
+    counter = field(session, "page_counter")
+    assert counter.type == "number" and (counter.min_value, counter.max_value) == (0, 10000000)
+    assert {field(session, n).type for n in ("visit_date", "under_warranty")} == {"date", "bool"}
+    network = session.scalar(select(Contract).where(Contract.code == "SZPITAL-SIEC-24"))
+    assert network is not None
+    assert sorted(network.required_fields.values()) == ["close", "open"]
+    [checklist] = [t.checklist for t in network.ticket_types if t.checklist]
+    assert len(checklist["items"]) == 3 and checklist["required_to_close"] is True
