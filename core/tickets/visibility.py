@@ -62,13 +62,35 @@ def readable_field_names(
     return {f.name for f in defs if field_visible(viewer, f)}
 
 
+def readable_names_by_contract(
+    session: Session, viewer: User, contract_ids: Iterable[int | None]
+) -> dict[int | None, set[str] | None]:
+    """:func:`readable_field_names` for the tickets of several contracts in one query (a page
+    of a list), by contract id."""
+    ids = set(contract_ids)
+    if viewer.role in STAFF_ROLES:
+        return dict.fromkeys(ids)
+    return {
+        cid: {f.name for f in defs if field_visible(viewer, f)}
+        for cid, defs in fields.definitions_by_contract(session, ids).items()
+    }
+
+
 def custom_fields_for(
-    viewer: User, ticket: Ticket, *, session: Session | None = None
+    viewer: User,
+    ticket: Ticket,
+    *,
+    session: Session | None = None,
+    readable: dict[int | None, set[str] | None] | None = None,
 ) -> dict[str, Any]:
     """The ticket's custom field values this viewer may read, by field name (the API's
-    ``custom_fields``, the export's)."""
+    ``custom_fields``, the export's). ``readable``: :func:`readable_names_by_contract` for a
+    list, so a page costs one query."""
     values = dict(ticket.custom_fields or {})
-    names = readable_field_names(viewer, ticket, session=session)
+    if readable is not None and ticket.contract_id in readable:
+        names = readable[ticket.contract_id]
+    else:
+        names = readable_field_names(viewer, ticket, session=session)
     if names is None:
         return values
     return {name: value for name, value in values.items() if name in names}

@@ -21,9 +21,16 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "") -> dict[str, Any]:
+def ticket_json(
+    ticket: Ticket,
+    viewer: User,
+    now: datetime,
+    base_url: str = "",
+    readable: dict[int | None, set[str] | None] | None = None,
+) -> dict[str, Any]:
     """A ticket as ``viewer`` may read it: the status by its visible name, only the custom
-    fields they may read (``core.tickets.visibility``)."""
+    fields they may read (``core.tickets.visibility``; ``readable``: the page's
+    ``readable_names_by_contract``)."""
     return {
         "number": ticket.number,
         "subject": ticket.subject,
@@ -39,7 +46,7 @@ def ticket_json(ticket: Ticket, viewer: User, now: datetime, base_url: str = "")
         "key_contract": bool(ticket.contract and ticket.contract.key),
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
-        "custom_fields": custom_fields_for(viewer, ticket),
+        "custom_fields": custom_fields_for(viewer, ticket, readable=readable),
         "checklist_progress": (
             {"done": ticket.checklist_done, "total": ticket.checklist_total}
             if viewer.role in checklists.TICKING_ROLES

@@ -19,6 +19,7 @@ from core.tickets.handoff import suggest_subcontractors
 from core.tickets.intake import TicketRequest, intake
 from core.tickets.queries import TicketFilter, search_tickets
 from core.tickets.requester import change_requester
+from core.tickets.visibility import readable_names_by_contract
 from web.api.params import MAX_ID, Id
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
 from web.deps import DB, CurrentUser
@@ -170,8 +171,9 @@ def list_tickets(
     )
     result = search_tickets(db, user, f, now)
     base = _base(request)
+    readable = readable_names_by_contract(db, user, {t.contract_id for t in result.items})
     return {
-        "items": [ticket_json(t, user, now, base) for t in result.items],
+        "items": [ticket_json(t, user, now, base, readable) for t in result.items],
         "total": result.total,
         "page": result.page,
         "per_page": result.per_page,
