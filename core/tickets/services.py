@@ -705,7 +705,8 @@ def change_contract(
     at: datetime | None = None,
 ) -> TicketEvent | None:
     """Move a ticket (often out of triage) to a contract: its client, a type of that contract
-    and the status of the same category follow; the clocks are re-targeted from creation."""
+    and the status of the same category follow; the clocks are re-targeted from creation. A
+    ticket without a checklist gets its new type's (as if it had been opened with it)."""
     if not can(actor, "edit", ticket):
         raise Forbidden(
             N_("you may not change the contract of ticket #%(number)s"), number=ticket.number
@@ -736,6 +737,8 @@ def change_contract(
     )
     sla_clock.recompute(ticket, now=at)
     session.flush()
+    if not ticket.checklist:
+        checklists.add_type_items(session, ticket, actor=actor, at=at)
     return event
 
 

@@ -441,3 +441,18 @@ def test_the_list_filters_by_field_values(
     # A field kept from clients is unknown to them.
     r = api.get("/api/v1/tickets", params={"field.device_serial": "x"}, headers=auth(session, world.users["client"]))  # fmt: skip
     assert r.status_code == 400
+
+
+def test_a_ticket_sorted_out_of_triage_gets_its_types_checklist(
+    session: Session, world: World
+) -> None:
+    ticket = svc.open_ticket(
+        session,
+        svc.NewTicket(
+            subject="Przegląd kserokopiarki", requester=world.users["client"], source="email"
+        ),
+    )
+    assert ticket.contract is None and ticket.checklist == []
+    svc.change_contract(session, ticket, world.acme_contract, actor=world.users["coordinator"])
+    assert [i.text for i in ticket.checklist][:1] == ["Sprawdzić toner"]
+    assert (ticket.checklist_done, ticket.checklist_total) == (0, 3)
