@@ -26,10 +26,13 @@ from web.console.substitutions import SubstitutionsPage
 from web.console.ticket_cc import post_cc
 from web.console.ticket_detail import (
     post_assign,
+    post_checklist_item,
     post_comment,
     post_contract,
+    post_fields,
     post_requester,
     post_status,
+    post_tick,
     post_worklog,
     ticket_detail,
 )
@@ -55,6 +58,9 @@ console_handlers: list[ControllerRouterHandler] = [
     post_assign,
     post_worklog,
     post_cc,
+    post_fields,
+    post_tick,
+    post_checklist_item,
     download_attachment,
     download_raw_message,
     SubstitutionsPage,

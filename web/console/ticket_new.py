@@ -19,11 +19,14 @@ from core.access.permissions import can, can_view
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import STAFF_ROLES, Product, User
+from core.directory.services import default_contract
 from core.errors import Forbidden, InputError
+from core.tickets import fields as field_rules
 from core.tickets.intake import TicketRequest, check_may_open, intake
 from core.tickets.services import open_ticket
 from web.console.common import form_str, form_uploads
 from web.console.forms import Console, CurrentConsole, UploadFormDict, form_post
+from web.console.ticket_detail import _fields_draft, field_rows, posted_fields
 
 FIELDS = ("subject", "body", "requester", "contract", "ticket_type", "product", "assignee")
 
@@ -40,12 +43,67 @@ def _contracts(db: Session, user: User) -> list[Contract]:
     return [c for c in db.scalars(stmt) if c.is_active(today)]
 
 
+def _fields_contract(
+    db: Session, user: User, contracts: list[Contract], code: str
+) -> Contract | None:
+    """The contract whose fields the form shows for the contract select's ``code``; empty: a
+    client's default contract (the one ``core.tickets.intake`` will choose), none for staff
+    (the requester decides it)."""
+    for c in contracts:
+        if c.code == code:
+            return c
+    if user.role == "client" and user.client is not None:
+        return default_contract(user.client, utcnow().date())
+    return None
+
+
+def field_sets(
+    console: Console,
+    contracts: list[Contract],
+    chosen: str,
+    draft: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The custom fields a person may fill in on open, one set per contract of the select
+    (and one for its empty choice); ``web/static/fields.js`` shows the chosen contract's and
+    disables the rest, and without it the set of the contract chosen when the page was drawn
+    is the one sent. Only the fields the user may set on open are offered."""
+    db, user, lang = console.db, console.user, console.tr.lang
+    codes = [c.code for c in contracts]
+    if chosen not in codes:
+        chosen = ""
+    sets = []
+    for code in ["", *codes]:
+        contract = _fields_contract(db, user, contracts, code)
+        defs = field_rules.definitions(db, contract)
+        rows = [
+            r
+            for r in field_rows(
+                defs,
+                user,
+                {},
+                contract=contract,
+                lang=lang,
+                opening=True,
+                draft=draft if code == chosen else None,
+            )
+            if r["editable"]
+        ]
+        rules = [
+            r
+            for r in field_rules.form_rules(defs, user, contract=contract, lang=lang, opening=True)
+            if r["editable"]
+        ]
+        sets.append({"code": code, "rows": rows, "rules": rules, "active": code == chosen})
+    return sets
+
+
 def new_page(
     console: Console,
     *,
     form: Mapping[str, str] | None = None,
     status_code: int = 200,
     error: str | None = None,
+    draft: Mapping[str, Any] | None = None,
 ) -> Template:
     db, user = console.db, console.user
     staff_view = user.is_staff
@@ -72,13 +130,15 @@ def new_page(
     can_assign = can(user, "assign")
     if form is None:
         form = {}
+    contracts = _contracts(db, user)
     return console.render(
         "ticket_new.html",
         status_code=status_code,
         error=error,
         form=form,
         staff_view=staff_view,
-        contracts=_contracts(db, user),
+        contracts=contracts,
+        field_sets=field_sets(console, contracts, form.get("contract", ""), draft),
         contacts=contacts,
         # Only who may assign chooses the assignee (core.tickets.intake refuses the rest).
         can_assign=can_assign,
@@ -99,6 +159,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
         form=_fields(kwargs["data"]),
         status_code=exc.status_code,
         error=console.refusal(exc),
+        draft=_fields_draft(kwargs["data"]),
     )
 
 
@@ -119,6 +180,17 @@ def ticket_new_submit(console: CurrentConsole, data: UploadFormDict) -> Template
         # A technician sees only tickets assigned to them, so their new ticket starts theirs
         # (naming oneself is no assigning: core.tickets.intake).
         assignee = console.user.email
+    contract = _fields_contract(
+        console.db, console.user, _contracts(console.db, console.user), form["contract"]
+    )
+    custom = posted_fields(
+        field_rules.definitions(console.db, contract),
+        console.user,
+        {},
+        data,
+        contract=contract,
+        opening=True,
+    )
     new = intake(
         console.db,
         console.user,
@@ -130,6 +202,7 @@ def ticket_new_submit(console: CurrentConsole, data: UploadFormDict) -> Template
             ticket_type=(form["ticket_type"] or None) if staff else None,
             assignee=assignee if staff else None,
             product=(form["product"] or None) if staff else None,
+            custom_fields=custom or None,
             attachments=form_uploads(data, "files"),
             source="web",
         ),
