@@ -3,12 +3,22 @@
 This is the page coordinators keep open all day, so its filters live in the URL (a filtered
 view can be bookmarked and shared) and every list goes through ``core.tickets.queries.search_tickets``,
 the same permission-scoped search the API uses.
+
+Custom fields (issue 12): chosen fields show as columns (``columns=location,room``, kept per
+user in the ``list_columns`` cookie so the list opens with them next time), and the filter form
+takes ``field.<name>=value`` like the API (``TicketFilter.fields``). Rows show the checklist's
+progress (``tickets.checklist_done``/``checklist_total``) and a "missing data" badge for an open
+ticket missing a field its contract requires on open (a ticket opened by mail). Everything a
+row shows is loaded with the page, in a constant number of statements whatever its size:
+values are on the ticket row, definitions come in one query for the page's contracts
+(``core.tickets.fields.definitions_by_contract``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,15 +29,17 @@ from sqlalchemy.orm import Session
 
 from core.access.permissions import can, status_visible, ticket_scope
 from core.clock import utcnow
-from core.contracts.models import Contract, Status
+from core.contracts.models import Contract, CustomField, Status
 from core.directory.models import STAFF_ROLES, Client, User
 from core.errors import BulkRefused, InputError, localized
 from core.sla.clocks import is_overdue
+from core.tickets import fields as ticket_fields
 from core.tickets.models import Ticket
 from core.tickets.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
 from core.tickets.services import bulk_change_status
 from web.console.common import clean_query, form_list, form_str, query_url
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
+from web.i18n import Translator
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 # The direction a column sorts in on its first click: deadlines soonest first, the rest newest.
@@ -47,10 +59,147 @@ QUERY_KEYS = (
 )
 
 
+COLUMNS_COOKIE = "list_columns"
+MAX_COLUMNS = 8
+FIELD_PREFIX = "field."
+# Who sees the checklist's progress (clients do not see checklists at all).
+CHECKLIST_ROLES = ("admin", "coordinator", "technician", "subcontractor")
+
+
 @dataclass(frozen=True)
 class Row:
     ticket: Ticket
     overdue: bool
+    values: Sequence[str] = ()  # the shown field columns' values, formatted ("" when empty)
+    missing: Sequence[str] = ()  # labels of fields required on open that are empty
+
+
+@dataclass(frozen=True)
+class FieldColumn:
+    """A custom field the user may read, as the list's picker, columns and filters offer it."""
+
+    name: str
+    label: str
+    type: str
+    options: list[str] = field(default_factory=list)
+
+
+def _getall(query: Mapping[str, str], key: str) -> list[str]:
+    getall = getattr(query, "getall", None)
+    if getall is not None:
+        return [str(v) for v in getall(key, [])]
+    value = query.get(key)
+    return [] if value is None else [value]
+
+
+def readable_fields(db: Session, user: User, lang: str) -> dict[str, FieldColumn]:
+    """Every custom field ``user`` may read, by name, in form order: an instance's field as
+    itself, a contract's field by its first definition (one query). A name is readable when
+    any of its definitions is, as ``core.tickets.queries.field_conditions`` filters."""
+    rows = db.scalars(
+        select(CustomField).order_by(
+            CustomField.contract_id.is_not(None), CustomField.position, CustomField.name
+        )
+    )
+    chosen: dict[str, CustomField] = {}
+    for f in rows:
+        if ticket_fields.field_visible(user, f):
+            chosen.setdefault(f.name, f)
+    ordered = sorted(chosen.values(), key=lambda f: (f.position or 0, f.name))
+    return {
+        f.name: FieldColumn(
+            f.name, ticket_fields.label(f, lang), f.type, [str(o) for o in f.options or []]
+        )
+        for f in ordered
+    }
+
+
+def chosen_columns(
+    query: Mapping[str, str], cookie: str | None, user: User, known: Mapping[str, FieldColumn]
+) -> tuple[list[str], bool]:
+    """The field columns to show and whether they came from the URL (then they are remembered).
+    ``columns`` in the URL wins (``columns=`` shows none); otherwise the user's cookie
+    (``<user id>:name|name``). The picker's checkboxes send ``columns`` once each, links send
+    them comma-separated."""
+    raw = _getall(query, "columns")
+    explicit = bool(raw)
+    if not explicit:
+        prefix = f"{user.id}:"
+        raw = [cookie[len(prefix) :]] if cookie and cookie.startswith(prefix) else []
+    names: list[str] = []
+    for part in raw:
+        for name in part.replace("|", ",").split(","):
+            name = name.strip()
+            if name in known and name not in names:
+                names.append(name)
+    return names[:MAX_COLUMNS], explicit
+
+
+def field_filters(query: Mapping[str, str], known: Mapping[str, FieldColumn]) -> dict[str, str]:
+    """``field.<name>=value`` for fields the user may read, forgiving like the other filters:
+    an unknown field or a number that is not one is left out rather than refused."""
+    wanted: dict[str, str] = {}
+    for key in query.keys():
+        if not key.startswith(FIELD_PREFIX):
+            continue
+        name = key[len(FIELD_PREFIX) :]
+        value = (query.get(key) or "").strip()
+        column = known.get(name)
+        if column is None or not value:
+            continue
+        if column.type == "number":
+            try:
+                float(value.replace(",", "."))
+            except ValueError:
+                continue
+        wanted[name] = value
+    return wanted
+
+
+def format_value(value: Any, kind: str, tr: Translator) -> str:
+    """A field's value as the list shows it: yes/no, lists joined, dates as dates."""
+    if ticket_fields.is_empty(value):
+        return ""
+    if isinstance(value, bool):
+        return tr.gettext("yes") if value else tr.gettext("no")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if kind == "date":
+        try:
+            return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
+        except ValueError:
+            return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def missing_on_open(
+    db: Session, user: User, tickets: Sequence[Ticket], lang: str
+) -> dict[int, list[str]]:
+    """Labels of the fields required on open that each open ticket lacks (one query for the
+    page's definitions), only those ``user`` may read."""
+    candidates = [
+        t
+        for t in tickets
+        if t.status_category != "closed"
+        and t.contract is not None
+        and any(when == "open" for when in (t.contract.required_fields or {}).values())
+    ]
+    if not candidates:
+        return {}
+    defs = ticket_fields.definitions_by_contract(db, {t.contract_id for t in candidates})
+    missing: dict[int, list[str]] = {}
+    for t in candidates:
+        lacking = ticket_fields.missing_fields(
+            defs[t.contract_id], t.contract, t.custom_fields, "open"
+        )
+        labels = [
+            ticket_fields.label(f, lang) for f in lacking if ticket_fields.field_visible(user, f)
+        ]
+        if labels:
+            missing[t.id] = labels
+    return missing
 
 
 def _flag(value: str | None) -> bool | None:
@@ -166,12 +315,35 @@ def list_page(
     db, user = console.db, console.user
     context: dict[str, Any] = {"selected": set(), "bulk_error": None, **extra}
     f, params = parse_filter(query)
+    lang = console.tr.lang
+    known = readable_fields(db, user, lang)
+    columns, explicit = chosen_columns(
+        query, console.request.cookies.get(COLUMNS_COOKIE), user, known
+    )
+    f.fields = field_filters(query, known)
+    params["columns"] = ",".join(columns)
+    params.update({FIELD_PREFIX + name: value for name, value in f.fields.items()})
     now = utcnow()
     result = search_tickets(db, user, f, now)
     if result.total and f.page > result.pages:  # a bookmarked page past the end: show the last
         f.page = result.pages
         result = search_tickets(db, user, f, now)
-    rows = [Row(t, is_overdue(t, now)) for t in result.items]
+    staff_view = user.role != "client"
+    missing = missing_on_open(db, user, result.items, lang) if staff_view else {}
+    rows = [
+        Row(
+            t,
+            is_overdue(t, now),
+            [
+                format_value((t.custom_fields or {}).get(name), known[name].type, console.tr)
+                for name in columns
+            ],
+            missing.get(t.id, []),
+        )
+        for t in result.items
+    ]
+    # The filter form offers a field's filter for each shown column and each field filtered by.
+    filter_fields = [known[n] for n in known if n in columns or n in f.fields]
     first = (result.page - 1) * result.per_page + 1 if result.total else 0
     last = first + len(rows) - 1 if rows else 0
 
@@ -180,7 +352,7 @@ def list_page(
             changes["page"] = None  # any other change starts from the first page
         return query_url("/tickets", params, **changes)
 
-    return console.render(
+    response = console.render(
         "tickets_list.html",
         status_code=status_code,
         f=f,
@@ -198,8 +370,28 @@ def list_page(
         status_hidden=lambda status: not status_visible(user, status),
         per_page_choices=PER_PAGE_CHOICES,
         query_string=query_url("", params, page=f.page if f.page > 1 else None).lstrip("?"),
+        field_columns=[known[n] for n in columns],
+        readable_fields=list(known.values()),
+        filter_fields=filter_fields,
+        field_filter=f.fields,
+        # Kept by the column picker's form: everything but the columns and the page.
+        picker_params={k: v for k, v in params.items() if v and k not in ("columns", "page")},
+        show_checklist=user.role in CHECKLIST_ROLES
+        and any(t.checklist_total for t in result.items),
         **context,
     )
+    if explicit:
+        # Per user: the cookie names whose choice it is, so another login in the same
+        # browser does not inherit it.
+        response.set_cookie(
+            COLUMNS_COOKIE,
+            f"{user.id}:{'|'.join(columns)}",
+            max_age=365 * 86400,
+            path="/",
+            httponly=True,
+            samesite="lax",
+        )
+    return response
 
 
 def _sort_state(current: str, field: str) -> str:
