@@ -668,21 +668,24 @@ def _dependency_problems(known: Known, scope: str | None, name: str) -> list[tup
         at = (following[0], path[-1])
     parent = found[1]
     if "options" in rule:
-        if parent.type not in _CHOICES:
+        if parent.type not in (*_CHOICES, "bool"):
             problems.append(
-                (("options",), f"options per value need a select parent; {parent_name!r} is "
-                 f"a {parent.type} field (use when: to show or hide this one)")
+                (("options",), f"options per value need a select or bool parent; "
+                 f"{parent_name!r} is a {parent.type} field (use when: to show or hide this one)")
             )  # fmt: skip
             return problems
+        # A bool parent's values, as YAML keys (strings) and core.tickets.fields read them.
+        values = parent.options if parent.type in _CHOICES else ["true", "false"]
         if child.type not in _CHOICES:
             problems.append(
                 (("options",), f"options per value are for select fields, not {child.type}")
             )
         for value, allowed in (rule.get("options") or {}).items():
-            if value not in parent.options:
+            if value not in values:
+                what = "an option" if parent.type in _CHOICES else "a value"
                 problems.append(
-                    (("options", value), f"{value!r} is not an option of {parent_name!r} "
-                     f"({', '.join(parent.options)})")
+                    (("options", value), f"{value!r} is not {what} of {parent_name!r} "
+                     f"({', '.join(values)})")
                 )  # fmt: skip
             if child.type not in _CHOICES:
                 continue

@@ -419,6 +419,10 @@ def test_good_dependencies_pass() -> None:
         - {name: visit, type: date, depends_on: {field: urgent, when: [true]}}
         - {name: later, type: text, depends_on: {field: listed_after, when: [x]}}
         - {name: listed_after, type: multiselect, options: [x, y]}
+        - name: reason
+          type: select
+          options: [a, b]
+          depends_on: {field: urgent, options: {true: [a], false: [a, b]}}
         """,
     )
     validate_config(text, source="forms.yaml", known=Known(), now=NOW)
@@ -452,9 +456,16 @@ def test_good_dependencies_pass() -> None:
         ),
         (
             "- name: room\n  type: select\n  options: [A1]\n"
-            "  depends_on: {field: urgent, options: {'true': [A1]}}\n",
-            "forms.yaml:9: contracts[0].custom_fields[0].depends_on.options: options per value "
-            "need a select parent; 'urgent' is a bool field (use when: to show or hide this one)",
+            "  depends_on: {field: urgent, options: {yes: [A1]}}\n",
+            "forms.yaml:9: contracts[0].custom_fields[0].depends_on.options.yes: 'yes' is not a "
+            "value of 'urgent' (true, false)",
+        ),
+        (
+            "- {name: notes, type: text}\n- name: room\n  type: select\n  options: [A1]\n"
+            "  depends_on: {field: notes, options: {x: [A1]}}\n",
+            "forms.yaml:10: contracts[0].custom_fields[1].depends_on.options: options per value "
+            "need a select or bool parent; 'notes' is a text field (use when: to show or hide "
+            "this one)",
         ),
         (
             "- name: cause\n  type: textarea\n  depends_on:\n    field: location\n"
