@@ -86,6 +86,13 @@ def test_staff_open_a_ticket_for_a_new_address_of_a_known_domain(instance: Seede
         "body": "Zgłoszenie telefoniczne.",
         "assignee": instance.users["technician"],
     }
+    # BETA-STD (the client's only contract, chosen for the new contact) asks for the location
+    # on open: without it the form comes back saying so, with what was typed.
+    r = client.post("/tickets/new", **multipart(form), follow_redirects=False)
+    assert r.status_code == 400
+    assert "aby otworzyć zgłoszenie, uzupełnij: Lokalizacja" in r.text
+    assert 'value="nowa.osoba@beta.example"' in r.text
+    form["field.location"] = "Warszawa"
     r = client.post("/tickets/new", **multipart(form), follow_redirects=False)
     assert r.status_code == 303, r.text
     number = int(r.headers["location"].rsplit("/", 1)[-1])

@@ -78,7 +78,12 @@ def timeline(db: Session, user: User, ticket: Ticket) -> list[EventView]:
 
 
 def detail_context(
-    db: Session, user: User, ticket: Ticket, now: datetime, lang: str = "en"
+    db: Session,
+    user: User,
+    ticket: Ticket,
+    now: datetime,
+    lang: str = "en",
+    draft: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     statuses = statuses_for(db, ticket.contract)
     by_name = {s.name: s for s in statuses}
@@ -167,7 +172,7 @@ def detail_context(
         # Why each is offered, in the page's language (``lang`` of the template).
         "reason": lambda s, lang: s.reason(Translator(lang)),
         "fields": custom_field_rows(user, ticket, session=db),
-        **form_context(db, user, ticket, lang, contracts),
+        **form_context(db, user, ticket, lang, contracts, draft),
         "worked_minutes": worked,
         "clock_periods": clock_periods(ticket, now),
         "can_edit": can(user, "edit", ticket),
@@ -216,7 +221,7 @@ def detail_page(
         status_code=status_code,
         error=error,
         draft=draft or {},
-        **detail_context(console.db, console.user, ticket, utcnow(), console.tr.lang),
+        **detail_context(console.db, console.user, ticket, utcnow(), console.tr.lang, draft),
     )
 
 
@@ -521,12 +526,24 @@ def field_rows(
 
 
 def form_context(
-    db: Session, user: User, ticket: Ticket, lang: str, contracts: Sequence[Contract] = ()
+    db: Session,
+    user: User,
+    ticket: Ticket,
+    lang: str,
+    contracts: Sequence[Contract] = (),
+    draft: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ticket page's custom fields form, checklist and type-change prompt."""
     defs = field_rules.definitions(db, ticket.contract)
     values = dict(ticket.custom_fields or {})
-    rows = field_rows(defs, user, values, contract=ticket.contract, lang=lang)
+    rows = field_rows(
+        defs,
+        user,
+        values,
+        contract=ticket.contract,
+        lang=lang,
+        draft=draft if draft is not None and draft.get("fields") else None,
+    )
     known = {f.name for f in defs}
     missing_open = (
         [
