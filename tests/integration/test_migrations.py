@@ -72,3 +72,21 @@ def test_every_migration_downgrades_and_upgrades_again(fresh_engine: Engine) -> 
         assert set(tables) <= {"alembic_version"}
     upgrade(fresh_engine)
     assert _differences(fresh_engine) == []
+
+
+def test_existing_custom_fields_keep_their_order_ten_apart(fresh_engine: Engine) -> None:
+    """0015 numbers the fields that exist by name, as they were shown, within each list."""
+    cfg = alembic_config(fresh_engine.url.render_as_string(hide_password=False))
+    with fresh_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0014")
+        for name in ("serial", "colour", "model"):
+            conn.execute(
+                text("INSERT INTO custom_fields (name, type, options, required, visible_to_client)"
+                     " VALUES (:n, 'text', '[]', false, true)"),
+                {"n": name},
+            )  # fmt: skip
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, position FROM custom_fields ORDER BY position"))
+        assert [tuple(r) for r in rows] == [("colour", 0), ("model", 10), ("serial", 20)]

@@ -35,11 +35,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("min_value", sa.Float(), nullable=True))
         batch.add_column(sa.Column("max_value", sa.Float(), nullable=True))
         batch.add_column(sa.Column("depends_on", sa.JSON(), nullable=True))
+    _number_existing_fields()
     with op.batch_alter_table("contracts") as batch:
         batch.add_column(
-            sa.Column(
-                "required_fields", sa.JSON(), nullable=False, server_default=sa.text("'{}'")
-            )
+            sa.Column("required_fields", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
     with op.batch_alter_table("ticket_types") as batch:
         batch.add_column(sa.Column("checklist", sa.JSON(), nullable=True))
@@ -48,15 +47,16 @@ def upgrade() -> None:
             sa.Column("checklist_done", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
         batch.add_column(
-            sa.Column(
-                "checklist_total", sa.Integer(), nullable=False, server_default=sa.text("0")
-            )
+            sa.Column("checklist_total", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
     op.create_table(
         "ticket_checklist_items",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column(
-            "ticket_id", sa.Integer(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
+            "ticket_id",
+            sa.Integer(),
+            sa.ForeignKey("tickets.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("text", sa.String(500), nullable=False),
@@ -64,7 +64,10 @@ def upgrade() -> None:
         sa.Column("ticket_type", sa.String(100), nullable=True),
         sa.Column("done", sa.Boolean(), nullable=False),
         sa.Column(
-            "done_by_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+            "done_by_id",
+            sa.Integer(),
+            sa.ForeignKey("users.id", ondelete="SET NULL"),
+            nullable=True,
         ),
         sa.Column("done_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -72,6 +75,29 @@ def upgrade() -> None:
     op.create_index(
         "ix_ticket_checklist_items_ticket", "ticket_checklist_items", ["ticket_id", "position"]
     )
+
+
+def _number_existing_fields() -> None:
+    """Existing fields keep the order they were shown in (by name), ten apart within their
+    list, as ``pulpit config apply`` numbers a file's fields: the export then needs no
+    ``order`` for them."""
+    bind = op.get_bind()
+    fields = sa.table(
+        "custom_fields",
+        sa.column("id", sa.Integer),
+        sa.column("contract_id", sa.Integer),
+        sa.column("name", sa.String),
+        sa.column("position", sa.Integer),
+    )
+    rows = bind.execute(
+        sa.select(fields.c.id, fields.c.contract_id).order_by(fields.c.contract_id, fields.c.name)
+    ).all()
+    index: dict[int | None, int] = {}
+    for field_id, contract_id in rows:
+        n = index.get(contract_id, 0)
+        index[contract_id] = n + 1
+        if n:
+            bind.execute(fields.update().where(fields.c.id == field_id).values(position=n * 10))
 
 
 def downgrade() -> None:
