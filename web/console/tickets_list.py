@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from litestar import get
 from litestar.response import Redirect, Template
@@ -416,8 +416,17 @@ def home() -> Redirect:
 
 
 @get("/tickets", sync_to_thread=True, name="tickets")
-def tickets(console: CurrentConsole) -> Template:
-    return list_page(console, console.request.query_params)
+def tickets(console: CurrentConsole) -> Template | Redirect:
+    query = console.request.query_params
+    picked = query.getall("columns", [])
+    if len(picked) > 1:
+        # The column picker's form sends one ``columns`` per ticked box: go to the list's
+        # own shape of the URL (``columns=location,room``), which its links then keep.
+        names = [n.strip() for value in picked for n in value.split(",") if n.strip()]
+        rest = [(k, v) for k, v in query.multi_items() if k != "columns"]
+        target = urlencode([*rest, ("columns", ",".join(names))])
+        return Redirect(path=f"/tickets?{target}", status_code=303)
+    return list_page(console, query)
 
 
 @dataclass(frozen=True)
