@@ -181,7 +181,7 @@ def test_a_client_opening_a_ticket_is_asked_for_the_location(
 def test_staff_see_the_chosen_contracts_fields_on_the_new_ticket_form(
     page: Page, live_server: LiveServer
 ) -> None:
-    login(page, live_server, "coordinator", start="/tickets/new")
+    login(page, live_server, "technician", start="/tickets/new")
     sets = page.get_by_test_id("new-fields")
     page.get_by_label("Umowa").select_option("ACME-KEY")
     expect(page.locator('[data-fields-for="ACME-KEY"]')).to_be_visible()
@@ -202,3 +202,21 @@ def test_staff_see_the_chosen_contracts_fields_on_the_new_ticket_form(
     page.get_by_label("Contract").select_option("BETA-STD")
     shot(page, "new-technician-en")
     in_english(page, live_server, english=False)
+
+
+def test_the_type_change_asks_about_the_new_types_checklist(
+    page: Page, live_server: LiveServer
+) -> None:
+    number = live_server.numbers["key_new"]
+    login(page, live_server, "coordinator", start=f"/tickets/{number}")
+    form = page.get_by_test_id("contract-form")
+    prompt = page.get_by_test_id("checklist-prompt")
+    expect(prompt).to_be_hidden()  # the current type, failure, has no checklist
+    form.get_by_label("Typ", exact=True).select_option("inspection")
+    expect(prompt).to_be_visible()
+    expect(prompt).to_have_text("Dodać 3 punkty listy kontrolnej typu inspection?")
+    expect(prompt.get_by_role("checkbox")).to_be_checked()
+    shot(page, "type-change-pl", full=False)
+    form.get_by_role("button", name="Zapisz").click()
+    expect(page.get_by_test_id("checklist-progress")).to_have_text("0/3")
+    expect(page.get_by_test_id("timeline")).to_contain_text("Typ failure → inspection")

@@ -323,3 +323,96 @@ def test_staff_fill_in_fields_when_opening_and_keep_them_after_a_refusal(
         "room": "A2",
         "serial_number": "X-1",
     }
+
+
+def test_a_subcontractor_ticks_the_checklist_of_a_ticket_handed_to_them(
+    instance: SeededApp,
+) -> None:
+    client, csrf = login(instance, "subcontractor")
+    number = instance.numbers["key_subcontractor"]
+    page = client.get(f"/tickets/{number}").text
+    assert 'data-testid="checklist"' in page
+    assert 'data-testid="checklist-add"' not in page  # adding is for our staff
+    item = items(instance, number)[-1]
+    r = client.post(
+        f"/tickets/{number}/checklist/{item[0]}",
+        data={"csrf_token": csrf, "done": "1"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert items(instance, number)[-1][2] is True
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory: pytest.TempPathFactory) -> SeededApp:
+    """The world plus BETA-STD fields of every other type: a number from 1 to 10, a date, a
+    yes/no and a multiselect."""
+    from core.contracts.models import Contract, CustomField
+
+    seeded = build_seeded_app(tmp_path_factory.mktemp("console-typed-fields"))
+    with seeded.factory() as s:
+        std = s.scalar(select(Contract).where(Contract.code == "BETA-STD"))
+        assert std is not None
+        s.add_all(
+            [
+                CustomField(contract_id=std.id, name="devices", type="number", min_value=1,
+                            max_value=10, labels={"pl": "Liczba urządzeń", "en": "Devices"},
+                            position=40),
+                CustomField(contract_id=std.id, name="since", type="date",
+                            labels={"pl": "Od kiedy", "en": "Since"}, position=50),
+                CustomField(contract_id=std.id, name="urgent", type="bool",
+                            labels={"pl": "Pilne", "en": "Urgent"}, position=60),
+                CustomField(contract_id=std.id, name="systems", type="multiselect",
+                            options=["VPN", "Poczta", "Drukarki"],
+                            labels={"pl": "Systemy", "en": "Systems"}, position=70),
+            ]
+        )  # fmt: skip
+        s.commit()
+    return seeded
+
+
+def test_every_type_gets_its_control_and_its_words_on_the_timeline(typed: SeededApp) -> None:
+    client, csrf = login(typed, "coordinator")
+    number = typed.numbers["beta_waiting"]
+    page = client.get(f"/tickets/{number}").text
+    assert re.search(r'name="field.devices"[^>]*type="number"[^>]*min="1" max="10"', page)
+    assert re.search(r'name="field.since"[^>]*type="date"', page)
+    assert re.search(r'type="checkbox" id="cf-urgent" name="field.urgent" value="true"', page)
+    systems = re.search(r'<fieldset class="cf-multi".*?</fieldset>', page, re.S)
+    assert systems is not None and "<legend>Systemy" in systems.group(0)
+    assert systems.group(0).count('type="checkbox" name="field.systems"') == 3
+    assert "<select multiple" not in page
+
+    sent = {
+        "csrf_token": csrf,
+        "field.devices": "11",
+        "field.since": "2026-11-02",
+        "field.urgent": ["false", "true"],
+        "field.systems": ["", "VPN", "Drukarki"],
+        "field.location": "Warszawa",
+    }
+    r = client.post(f"/tickets/{number}/fields", data=sent, follow_redirects=False)
+    assert r.status_code == 400
+    assert "Liczba urządzeń" in r.text and "10" in r.text
+    assert 'value="11"' in r.text and 'value="2026-11-02"' in r.text  # kept
+    assert re.search(r'value="VPN" checked', r.text) and re.search(
+        r'value="Drukarki" checked', r.text
+    )
+    assert not re.search(r'value="Poczta" checked', r.text)
+    sent["field.devices"] = "3"
+    r = client.post(f"/tickets/{number}/fields", data=sent, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert stored(typed, number).custom_fields == {
+        "devices": 3,
+        "since": "2026-11-02",
+        "urgent": True,
+        "systems": ["VPN", "Drukarki"],
+        "location": "Warszawa",
+    }
+    changes = field_changes(client.get(f"/tickets/{number}").text)
+    assert "Pilne — → tak" in changes and "Systemy — → VPN, Drukarki" in changes
+    # Unticking the yes/no (only its hidden companion arrives) is a change to "no".
+    sent["field.urgent"] = "false"
+    r = client.post(f"/tickets/{number}/fields", data=sent, follow_redirects=False)
+    assert r.status_code == 303
+    assert "Pilne tak → nie" in field_changes(client.get(f"/tickets/{number}").text)

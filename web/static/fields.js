@@ -191,7 +191,7 @@
   }
 
   /* --- Type change: ask about the chosen type's checklist -------------------------------- */
-  var prompt = document.querySelector("[data-checklist-prompt]");
+  var prompt = document.querySelector("[data-checklist-ask]");
   var typeSelect = document.getElementById("f-ttype");
   function askChecklist() {
     if (!prompt || !typeSelect) return;
