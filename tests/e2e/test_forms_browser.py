@@ -216,7 +216,7 @@ def test_the_type_change_asks_about_the_new_types_checklist(
     expect(prompt).to_be_visible()
     expect(prompt).to_have_text("Dodać 3 punkty listy kontrolnej typu inspection?")
     expect(prompt.get_by_role("checkbox")).to_be_checked()
-    shot(page, "type-change-pl", full=False)
+    form.screenshot(path=str(SHOTS / "forms-type-change-pl.png"))
     form.get_by_role("button", name="Zapisz").click()
     expect(page.get_by_test_id("checklist-progress")).to_have_text("0/3")
     expect(page.get_by_test_id("timeline")).to_contain_text("Typ failure → inspection")
