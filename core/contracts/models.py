@@ -6,9 +6,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
-    JSON,
     Date,
     Float,
     ForeignKey,
