@@ -242,10 +242,18 @@ def ticket_refused(draft: Callable[[Any], Mapping[str, Any]] | None = None) -> R
 
 
 def ticket_done(
-    console: Console, ticket: Ticket, event: TicketEvent | None, message: str
+    console: Console,
+    ticket: Ticket,
+    event: TicketEvent | None,
+    message: str,
+    *,
+    unchanged: str | None = None,
 ) -> Redirect:
-    """Back to the ticket, at the new event; to the list when the user may no longer see it
-    (e.g. handed away from the person who did it)."""
+    """Back to the ticket, at the new event, saying ``message`` (``unchanged`` instead when
+    there is no event: nothing changed); to the list when the user may no longer see it (e.g.
+    handed away from the person who did it)."""
+    if event is None and unchanged is not None:
+        message = unchanged
     if not can_view(console.user, ticket):
         return console.redirect("/tickets", message)
     anchor = f"#e{event.id}" if event is not None else ""
@@ -350,12 +358,13 @@ def post_assign(
         subcontractor=subcontractor_by_name(db, data.subcontractor) if data.subcontractor else None,
         allow_outside_contract=data.confirm_outside == "1",
     )
-    message = (
-        console.gettext("Assignment saved.")
-        if event is not None
-        else console.gettext("The assignment has not changed.")
+    return ticket_done(
+        console,
+        ticket,
+        event,
+        console.gettext("Assignment saved."),
+        unchanged=console.gettext("The assignment has not changed."),
     )
-    return ticket_done(console, ticket, event, message)
 
 
 @dataclass
@@ -416,12 +425,13 @@ def post_contract(
         )
         if event is not None and add:
             checklists.add_type_items(console.db, ticket, actor=console.user)
-    message = (
-        console.gettext("Contract and type saved.")
-        if event is not None
-        else console.gettext("The contract has not changed.")
+    return ticket_done(
+        console,
+        ticket,
+        event,
+        console.gettext("Contract and type saved."),
+        unchanged=console.gettext("The contract has not changed."),
     )
-    return ticket_done(console, ticket, event, message)
 
 
 @dataclass
@@ -440,12 +450,13 @@ def post_requester(
     event = change_requester(
         console.db, ticket, data.requester, actor=console.user, name=data.name.strip() or None
     )
-    message = (
-        console.gettext("Requester saved.")
-        if event is not None
-        else console.gettext("The requester has not changed.")
+    return ticket_done(
+        console,
+        ticket,
+        event,
+        console.gettext("Requester saved."),
+        unchanged=console.gettext("The requester has not changed."),
     )
-    return ticket_done(console, ticket, event, message)
 
 
 # --- Custom fields and the checklist (issue 12) ----------------------------------------------
@@ -724,12 +735,13 @@ def post_fields(
         if requested
         else None
     )
-    message = (
-        console.gettext("Fields saved.")
-        if event is not None
-        else console.gettext("The fields have not changed.")
+    return ticket_done(
+        console,
+        ticket,
+        event,
+        console.gettext("Fields saved."),
+        unchanged=console.gettext("The fields have not changed."),
     )
-    return ticket_done(console, ticket, event, message)
 
 
 @dataclass
