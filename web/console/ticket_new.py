@@ -25,8 +25,8 @@ from core.tickets import fields as field_rules
 from core.tickets.intake import TicketRequest, check_may_open, intake
 from core.tickets.services import open_ticket
 from web.console.common import form_str, form_uploads
+from web.console.custom_fields import field_rows, fields_draft, posted_fields
 from web.console.forms import Console, CurrentConsole, UploadFormDict, form_post
-from web.console.ticket_detail import _fields_draft, field_rows, posted_fields
 
 FIELDS = ("subject", "body", "requester", "contract", "ticket_type", "product", "assignee")
 
@@ -159,7 +159,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
         form=_fields(kwargs["data"]),
         status_code=exc.status_code,
         error=console.refusal(exc),
-        draft=_fields_draft(kwargs["data"]),
+        draft=fields_draft(kwargs["data"]),
     )
 
 
