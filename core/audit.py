@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Index,
     String,
     UniqueConstraint,
 )
@@ -19,12 +20,17 @@ class AuditEntry(Base):
     """Who changed what outside tickets (configuration, users, tokens, substitutions)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_key", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str | None] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # For a configuration change: what it changed (``contract``, ``ACME-2026``), so each
+    # object's page lists its history; NULL for other entries.
+    object_type: Mapped[str | None] = mapped_column(String(32))
+    object_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class JobRun(Base):

@@ -76,6 +76,22 @@ class Subcontractor(Base):
     contracts: Mapped[list[Contract]] = relationship(secondary="subcontractor_contracts")
 
 
+class Role(Base):
+    """A custom role (``roles:`` in YAML): a base role plus actions granted and denied
+    (``core.access.permissions``). A user with a custom role has its base as ``role`` and
+    the custom one as ``custom_role``, so every rule written for the base roles holds."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base: Mapped[str] = mapped_column(String(16))
+    grant: Mapped[list[Any]] = mapped_column(default=list)
+    deny: Mapped[list[Any]] = mapped_column(default=list)
+    # The name shown in the console, per language ({"pl": ..., "en": ...}); empty: ``name``.
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 #: The requester of a ticket opened from a mail whose From could not be read: an inactive
 #: contact under a reserved domain (RFC 2606 ``.invalid``), so nothing is ever mailed to it,
 #: until a coordinator names the real requester (docs/mail.md, "Who sent this mail").
@@ -109,9 +125,12 @@ class User(Base):
     # Which notification mails the user wants (``core.notify.preferences``): ``{"off": [kind, ...],
     # "clients": [name, ...], "products": [name, ...]}``; NULL means the defaults (all on).
     notify_prefs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A custom role on top of ``role`` (its base), or NULL.
+    custom_role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="SET NULL"))
 
     client: Mapped[Client | None] = relationship()
     subcontractor: Mapped[Subcontractor | None] = relationship()
+    custom_role: Mapped[Role | None] = relationship(lazy="joined")
 
     @property
     def is_staff(self) -> bool:
