@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
+from core.access.permissions import can
 from core.directory.models import UNKNOWN_SENDER
+from web.admin_areas import ADMIN_AREAS
 
 DISPLAY_TZ = ZoneInfo("Europe/Warsaw")
 
@@ -47,3 +49,6 @@ def time_left(due: datetime | None, now: datetime) -> str:
 def install(env: Environment) -> None:
     env.filters.update(local_time=local_time, iso=iso, time_left=time_left, urlquote=quote)
     env.globals["UNKNOWN_SENDER"] = UNKNOWN_SENDER  # the placeholder requester's address
+    # ``can(user, "assign", ticket)``: pages show a control only to who may use it.
+    env.globals["can"] = can
+    env.globals["admin_areas"] = ADMIN_AREAS  # the admin console's side menu

@@ -55,6 +55,7 @@ from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
 # "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
 # "outbox": see every outgoing mail (every recipient's address) and send failed mail again.
+# "configure": the admin console and `pulpit config apply` (contracts, users, roles, ...).
 ACTIONS = (
     "view",
     "comment",
@@ -67,11 +68,12 @@ ACTIONS = (
     "bulk",
     "cc",
     "outbox",
+    "configure",
 )
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
-    "coordinator": frozenset(ACTIONS) - {"outbox"},
+    "coordinator": frozenset(ACTIONS) - {"outbox", "configure"},
     "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields", "cc"}),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
     "client": frozenset({"view", "comment", "status", "cc"}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from web.console.admin import admin_handlers
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.audit import AuditPage
 from web.console.auth import login_form, login_submit, logout, set_language
@@ -76,6 +77,7 @@ console_handlers: list[ControllerRouterHandler] = [
     OutboxPage,
     PeoplePage,
     AuditPage,
+    *admin_handlers,
 ]
 
 __all__ = ["console_handlers"]

@@ -1,0 +1,7 @@
+"""Admin console: users (issue 13). See web/console/admin/__init__.py."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+handlers: list[ControllerRouterHandler] = []
