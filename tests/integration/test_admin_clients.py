@@ -221,3 +221,66 @@ def test_an_invited_contact_sets_a_password_and_sees_only_their_tickets(
         "/admin/clients/Beta/invite", data={"csrf_token": csrf, "email": "zofia@acme.example"}
     )
     assert r.status_code == 400
+
+
+# --- Subcontractors ----------------------------------------------------------------------------
+
+
+def sub_spec(instance: SeededApp, name: str) -> dict[str, Any]:
+    return next(c for c in exported(instance)["subcontractors"] if c["name"] == name)
+
+
+def test_subcontractors_list_create_and_edit_the_contracts_served(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    page = client.get("/admin/subcontractors")
+    assert page.status_code == 200 and "FixIt" in page.text and "ACME-KEY" in page.text
+    assert "FixIt" not in client.get("/admin/subcontractors", params={"q": "zzz"}).text
+    detail = client.get("/admin/subcontractors/FixIt")
+    assert 'href="/admin/users/filip%40fixit.example"' in detail.text
+    assert 'type="checkbox" name="contracts" value="ACME-KEY" checked' in detail.text
+    r = client.post(
+        "/admin/subcontractors/new",
+        data={"csrf_token": csrf, "name": "SerwisPlus", "contracts": ["BETA-STD"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text[:500]
+    assert sub_spec(instance, "SerwisPlus")["contracts"] == ["BETA-STD"]
+    # Untick BETA-STD, tick ACME-KEY: the one taken out goes through remove:.
+    r = client.post(
+        "/admin/subcontractors/SerwisPlus",
+        data={"csrf_token": csrf, "contracts": "ACME-KEY"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text[:500]
+    assert sub_spec(instance, "SerwisPlus")["contracts"] == ["ACME-KEY"]
+    r = client.post(
+        "/admin/subcontractors/SerwisPlus", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert sub_spec(instance, "SerwisPlus").get("contracts", []) == []
+
+
+def test_a_subcontractor_refusal_keeps_the_input(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    r = client.post(
+        "/admin/subcontractors/FixIt",
+        data={"csrf_token": csrf, "contracts": ["ACME-KEY", "NO-SUCH"]},
+    )
+    assert r.status_code == 400
+    assert 'data-path="subcontractors[0].contracts' in r.text, r.text
+    r = client.post(
+        "/admin/subcontractors/new",
+        data={"csrf_token": csrf, "name": "FixIt", "contracts": "BETA-STD"},
+    )
+    assert r.status_code == 400 and 'data-path="subcontractors[0].name"' in r.text
+    assert 'value="BETA-STD" checked' in r.text
+    assert sub_spec(instance, "FixIt")["contracts"] == ["ACME-KEY"]
+
+
+@pytest.mark.parametrize("role", ["coordinator", "technician", "subcontractor"])
+def test_non_admins_get_403_on_subcontractors(instance: SeededApp, role: str) -> None:
+    client, csrf = console_client(instance.app, instance.users[role])
+    assert client.get("/admin/subcontractors").status_code == 403
+    r = client.post("/admin/subcontractors/FixIt", data={"csrf_token": csrf})
+    assert r.status_code == 403
+    assert sub_spec(instance, "FixIt")["contracts"] == ["ACME-KEY"]
