@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.permissions import can, can_view, settable_statuses, status_visible
+from core.access.permissions import ACTIONS, can, can_view, settable_statuses, status_visible
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import STAFF_ROLES, User
@@ -101,6 +101,8 @@ def detail_context(
         return status is None or not status_visible(user, status)
 
     can_assign = can(user, "assign", ticket)
+    # Handing over to a subcontractor is its own action where core has it (custom roles).
+    can_hand_over = can(user, "hand_over" if "hand_over" in ACTIONS else "assign", ticket)
     staff: list[User] = []
     subcontractors: list[Suggestion] = []
     if can_assign:
@@ -111,6 +113,7 @@ def detail_context(
                 .order_by(User.name, User.email)
             )
         )
+    if can_hand_over:
         # Best first (core.tickets.handoff); those not serving the contract come last, in
         # their own group, and handing to one of them asks for a confirmation.
         subcontractors = suggest_subcontractors(db, ticket)
@@ -151,6 +154,7 @@ def detail_context(
         and user.role != "subcontractor"
         and ticket.subcontractor_id is not None,
         "can_assign": can_assign,
+        "can_hand_over": can_hand_over,
         "can_worklog": can(user, "worklog", ticket),
         # Contacts copied on the ticket (core.tickets.contacts), loaded here, not in the template.
         "copied": copied(ticket),
