@@ -28,7 +28,13 @@ from core.errors import N_, InputError, NotFound
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.clocks import business_calendar, calendar_definition
 from core.sla.models import Calendar
-from web.console.admin.common import admin_console, history, problems, save
+from web.console.admin.common import (
+    admin_console,
+    history,
+    problems,
+    save,
+    what_it_would_do,
+)
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -197,6 +203,7 @@ def detail_page(
     status_code: int = 200,
     found: dict[str, str] | None = None,
     error: str | None = None,
+    deadlines: int | None = None,
 ) -> Template:
     found = {path: console.gettext(text) for path, text in (found or {}).items()}
     fields = {
@@ -232,6 +239,7 @@ def detail_page(
         problems=fields,
         rest=found,
         error=error,
+        deadlines=deadlines,
         preview=shown,
         contracts=contracts,
         entries=history(console.db, "calendar", cal.name) if cal is not None else [],
@@ -248,14 +256,28 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     return detail_page(console, cal, form, status_code=exc.status_code, error=console.refusal(exc))
 
 
-def _save(console: Console, form: CalendarForm) -> Redirect:
+def _save(
+    console: Console, cal: Calendar | None, form: CalendarForm, data: Mapping[str, Any]
+) -> Template | Redirect:
+    """Save the calendar; an edit that would move open tickets' deadlines is first shown with
+    how many, and saved when confirmed (``action=confirm``)."""
     if not form.name:
         raise refusal(f"{PATH}.name", N_("a calendar needs a name"))
-    save(console, {"calendars": [form.entry()]})
+    change = {"calendars": [form.entry()]}
+    if cal is not None and data.get("action") != "confirm":
+        effect = what_it_would_do(console, change)
+        if effect.recomputed_tickets:
+            return detail_page(console, cal, form, deadlines=effect.recomputed_tickets)
+    result = save(console, change)
     console.db.flush()
-    cal = console.db.scalar(select(Calendar).where(Calendar.name == form.name))
-    assert cal is not None
-    return console.redirect(f"/admin/calendars/{cal.id}", console.gettext("Saved."))
+    saved = console.db.scalar(select(Calendar).where(Calendar.name == form.name))
+    assert saved is not None
+    message = console.gettext("Saved.") if result.changed else console.gettext("Nothing changed.")
+    if result.recomputed_tickets:
+        message += " " + console.gettext("Open tickets with new deadlines: %(num)d.") % {
+            "num": result.recomputed_tickets
+        }
+    return console.redirect(f"/admin/calendars/{saved.id}", message)
 
 
 class CalendarsPage(Controller):
@@ -288,7 +310,7 @@ class CalendarsPage(Controller):
         form = CalendarForm.from_data(data)
         if console.db.scalar(select(Calendar.id).where(Calendar.name == form.name)):
             raise refusal(f"{PATH}.name", N_("a calendar with this name exists already"))
-        return _save(console, form)
+        return _save(console, None, form, data)
 
     @get("/{calendar_id:int}", sync_to_thread=True, name="admin_calendar")
     def show(self, console: CurrentConsole, calendar_id: int) -> Template:
@@ -300,7 +322,7 @@ class CalendarsPage(Controller):
         self, console: CurrentConsole, calendar_id: int, data: FormDict
     ) -> Template | Redirect:
         cal = _calendar(console, calendar_id)
-        return _save(console, CalendarForm.from_data(data, cal.name))
+        return _save(console, cal, CalendarForm.from_data(data, cal.name), data)
 
 
 handlers = [CalendarsPage]
