@@ -91,9 +91,7 @@ def fragment(form: Mapping[str, str], *, new: bool) -> dict[str, Any]:
     entry["name"] = form["name"] or None
     entry["role"] = form["role"]
     entry["language"] = form["language"] or "pl"
-    base = form["role"]
-    if base == "subcontractor" or form.get("subcontractor"):
-        entry["subcontractor"] = form.get("subcontractor") or None
+    entry["subcontractor"] = form.get("subcontractor") or None
     entry["active"] = True if new else bool(form.get("active"))
     return {"users": [entry]}
 
