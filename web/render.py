@@ -61,6 +61,15 @@ class Named:
 
 
 @dataclass(frozen=True)
+class RoleView:
+    """A custom role as ``core.access.permissions.can`` reads it."""
+
+    name: str
+    grant: tuple[str, ...]
+    deny: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UserView:
     """What the layout (``base.html``) and the language choice read of a user, as plain values:
     the error page renders after the request's session is closed, where the ORM user may be
@@ -75,6 +84,7 @@ class UserView:
     display: str
     client: Named | None
     subcontractor: Named | None
+    custom_role: RoleView | None = None
 
     @classmethod
     def of(cls, user: User) -> UserView:
@@ -88,6 +98,13 @@ class UserView:
             display=user.display,
             client=Named(user.client.name) if user.client else None,
             subcontractor=Named(user.subcontractor.name) if user.subcontractor else None,
+            custom_role=RoleView(
+                user.custom_role.name,
+                tuple(user.custom_role.grant or ()),
+                tuple(user.custom_role.deny or ()),
+            )
+            if user.custom_role
+            else None,
         )
 
 

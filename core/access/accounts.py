@@ -22,7 +22,7 @@ from core.access import two_step as totp
 from core.access.models import ApiToken, LoginChallenge, RecoveryCode, UserTwoStep, WebSession
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.directory.models import ROLE_ALIASES, ROLES, Client, Subcontractor, User
+from core.directory.models import ROLE_ALIASES, ROLES, Client, Role, Subcontractor, User
 from core.errors import N_, InputError
 
 _hasher = PasswordHasher()
@@ -95,9 +95,12 @@ def upsert_user(
     language: str | None = None,
     manager: bool | None = None,
 ) -> User:
-    """Create the user or update the given fields of an existing one (matched by e-mail)."""
+    """Create the user or update the given fields of an existing one (matched by e-mail).
+    ``role`` may name a custom role (``roles:`` in the configuration): the user gets its base
+    as ``role`` and it as ``custom_role``."""
     email = normalize_email(email)
-    role = normalize_role(role)
+    custom = session.scalar(select(Role).where(Role.name == (role or "").strip()))
+    role = custom.base if custom is not None else normalize_role(role)
     client_obj = None
     if client:
         client_obj = session.scalar(select(Client).where(Client.name == client))
@@ -117,6 +120,7 @@ def upsert_user(
         user = User(email=email, role=role, language=language or "pl", manager=bool(manager))
         session.add(user)
     user.role = role
+    user.custom_role = custom
     if name is not None:
         user.name = name
     if password is not None:

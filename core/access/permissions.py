@@ -8,8 +8,8 @@ notifications. The rules:
 role           sees                                            may
 =============  ==============================================  ===============================
 admin          every ticket                                    everything
-coordinator    every ticket                                    everything but instance config
-                                                               and the outbox
+coordinator    every ticket                                    everything but instance config,
+                                                               the outbox and personal data
 technician     tickets assigned to them                        comment, note, status, log work,
                                                                custom fields and the ticket type
 subcontractor  tickets handed to their company                 comment, note, log work, the
@@ -19,6 +19,11 @@ client         tickets they requested or are copied on (while  public comments, 
                ``manager`` contact sees all of their client's  requester and a manager copy
                tickets                                         contacts (``cc``)
 =============  ==============================================  ===============================
+
+Custom roles (``roles:`` in YAML, ``core.directory.models.Role``): a base role plus public
+actions granted and denied (:data:`PUBLIC_ACTIONS`, :data:`ROLE_ACTIONS`); a user with one has
+the base as ``role``, so the tickets they see are the base role's, and :func:`can` answers
+with the base's actions plus the grants minus the denies.
 
 Copied contacts (``core.tickets.contacts``): staff who may see a ticket (admins, coordinators,
 its technician) and its requester or a manager of its client add and remove them; a copied
@@ -40,7 +45,8 @@ only, in every door. Decisions recorded in docs/decisions.md ("Leaks and wrong d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
@@ -54,6 +60,9 @@ from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 
 # "fields": custom fields and the ticket type; "edit": the contract (sorting out of triage).
 # "cc": add or remove copied contacts (clients: only the requester or a manager, see can()).
+# "hand_over": hand a ticket to a subcontractor (or take it back from one).
+# "reports": the SLA and work-time reports. "people": personal data (GDPR export, erasure,
+# the people pages and the audit log).
 # "outbox": see every outgoing mail (every recipient's address) and send failed mail again.
 # "configure": the admin console and `pulpit config apply` (contracts, users, roles, ...).
 ACTIONS = (
@@ -67,17 +76,91 @@ ACTIONS = (
     "edit",
     "bulk",
     "cc",
+    "hand_over",
+    "reports",
     "outbox",
+    "people",
     "configure",
 )
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
-    "coordinator": frozenset(ACTIONS) - {"outbox", "configure"},
+    "coordinator": frozenset(ACTIONS) - {"outbox", "configure", "people"},
     "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields", "cc"}),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
     "client": frozenset({"view", "comment", "status", "cc"}),
 }
+
+#: The actions a custom role names (``roles:`` in YAML, the console's permission matrix), in
+#: the matrix's order, with the internal action each stands for. ``edit`` (sorting a ticket out
+#: of triage) is not among them: it goes with the base role.
+PUBLIC_ACTIONS: dict[str, str] = {
+    "see": "view",
+    "comment": "comment",
+    "note": "note",
+    "status": "status",
+    "assign": "assign",
+    "bulk_status": "bulk",
+    "hand_over": "hand_over",
+    "work_log": "worklog",
+    "fields": "fields",
+    "cc": "cc",
+    "reports": "reports",
+    "configure": "configure",
+    "outbox": "outbox",
+    "people": "people",
+}
+
+#: Actions only staff may hold: a custom role on the client or subcontractor base cannot be
+#: granted them (``core.configuration.checks``).
+STAFF_ONLY_ACTIONS = frozenset(
+    {"assign", "bulk_status", "hand_over", "reports", "configure", "outbox", "people"}
+)
+
+#: Which tickets a role sees is its base role's; ``see`` is therefore neither granted nor
+#: denied by a custom role.
+SCOPE_ACTIONS = frozenset({"see"})
+
+
+@dataclass(frozen=True)
+class RoleAction:
+    """One row of the permission matrix: the public name, the internal action, and whether
+    each base role has it by default."""
+
+    name: str
+    action: str
+    defaults: dict[str, bool]
+
+
+#: The permission matrix of the base roles, one row per public action (the roles screen
+#: draws its matrix from it).
+ROLE_ACTIONS: tuple[RoleAction, ...] = tuple(
+    RoleAction(name, action, {role: action in allowed for role, allowed in _ALLOWED.items()})
+    for name, action in PUBLIC_ACTIONS.items()
+)
+
+
+def role_allowed(base: str, grant: Iterable[str] = (), deny: Iterable[str] = ()) -> frozenset[str]:
+    """The internal actions of a role: its base's, plus the public actions granted, minus
+    those denied (unknown names are ignored: the configuration checks refuse them)."""
+    allowed = set(_ALLOWED.get(base, frozenset()))
+    allowed |= {PUBLIC_ACTIONS[a] for a in grant if a in PUBLIC_ACTIONS}
+    allowed -= {PUBLIC_ACTIONS[a] for a in deny if a in PUBLIC_ACTIONS}
+    return frozenset(allowed)
+
+
+def _allowed(user: User) -> frozenset[str]:
+    custom = getattr(user, "custom_role", None)  # the layout passes a plain view of the user
+    if custom is None:
+        return _ALLOWED.get(user.role, frozenset())
+    # The user's ``role`` is the custom role's base (kept in step by the configuration).
+    return role_allowed(user.role, custom.grant or (), custom.deny or ())
+
+
+def allowed_actions(user: User) -> list[str]:
+    """The public actions this user holds, in the matrix's order (see :data:`ROLE_ACTIONS`)."""
+    allowed = _allowed(user)
+    return [name for name, action in PUBLIC_ACTIONS.items() if action in allowed]
 
 
 def ticket_scope(user: User, *, now: datetime | None = None) -> ColumnElement[bool]:
@@ -176,10 +259,13 @@ def is_copied(user: User, ticket: Ticket) -> bool:
 
 
 def can(user: User, action: str, ticket: Ticket | None = None) -> bool:
-    """May this user do ``action`` (one of ACTIONS) on this ticket (or in general)?"""
+    """May this user do ``action`` (one of ACTIONS) on this ticket (or in general)?
+
+    A user's actions are their role's, or with a custom role (``User.custom_role``) its
+    base's plus its grants minus its denies; the tickets they see stay the base role's."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    if action not in _ALLOWED.get(user.role, frozenset()):
+    if action not in _allowed(user):
         return False
     if action == "cc" and user.role == "client" and ticket is not None:
         # The requester and a manager of the ticket's client, not a copied contact.

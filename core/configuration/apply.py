@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from core.access.accounts import hash_password, normalize_email, normalize_role
 from core.audit import AuditEntry
 from core.clock import utcnow
+from core.configuration import audit as config_audit
 from core.configuration.checks import (
     effective_calendar,
     load_known,
@@ -61,7 +62,9 @@ from core.configuration.schema import (
     CONTRACT_KEYS,
     FIELD_KEYS,
     PERSON_KEYS,
+    ROLE_KEYS,
     STATUS_KEYS,
+    TEXT_LANGUAGES,
     TICKET_TYPE_KEYS,
     ConfigDocument,
     ContactSpec,
@@ -75,7 +78,7 @@ from core.configuration.schema import (
 from core.configuration.seed import seed_tickets
 from core.configuration.validate import validate_config
 from core.contracts.models import Contract, CustomField, Status, TicketType
-from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
+from core.directory.models import Client, ClientDomain, Product, Role, Subcontractor, User
 from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla.calendar import BusinessCalendar
@@ -111,6 +114,8 @@ def apply_config_text(
     now = now or utcnow()
     doc, lines = validate_config(text, source=source, known=load_known(session), now=now)
     result = ApplyResult(source=source)
+    keys = config_audit.touched(session, doc)
+    before = config_audit.snapshot(session, keys)
     _Applier(session, result).apply(doc)
     if result.changed_calendars or result.changed_contracts:
         # Targets or working hours changed: open tickets under them get new deadlines,
@@ -123,6 +128,11 @@ def apply_config_text(
         )
     seed_tickets(session, doc, lines, result, now)
     if result.changed:
+        # Read back as stored (collections in their stored order), for the per-object history.
+        session.flush()
+        session.expire_all()
+        after = config_audit.snapshot(session, keys)
+        config_audit.record(session, before, after, actor=actor, source=source, at=now)
         session.add(AuditEntry(action="config.apply", actor=actor, at=now, data=result.summary()))
         session.flush()
     return result
@@ -213,6 +223,7 @@ class _Applier:
         self._apply_fields(None, doc.custom_fields)
         self._apply_mailboxes(doc)
         self._apply_subcontractors(doc)
+        self._apply_roles(doc)
         for user in doc.users:
             refs: dict[str, Any] = {}
             if user.states("client"):
@@ -221,10 +232,36 @@ class _Applier:
                 refs["subcontractor"] = (
                     self.subcontractors[user.subcontractor] if user.subcontractor else None
                 )
-            role = normalize_role(user.role) if user.role else None
+            role: str | None = None
+            if user.role:
+                custom = self.roles.get(user.role.strip())
+                role = custom.base if custom is not None else normalize_role(user.role)
+                refs["custom_role"] = custom
             self._person("users", user, role, refs)
         self._apply_contract_coordinators(doc)
         self.session.flush()  # ids and foreign keys, for the ticket services that follow
+
+    def _apply_roles(self, doc: ConfigDocument) -> None:
+        self.roles = roles = self._all(Role, "name")
+        for spec in doc.roles:
+            name = spec.name.strip()
+            labels = {"labels": _labels(spec.label)} if spec.states("label") else {}
+            values = {
+                key: (value.strip().lower() if key == "base" else list(value))
+                for key, value in spec.stated(*ROLE_KEYS).items()
+            }
+            before = roles[name].base if name in roles else None
+            row, _ = self._upsert(
+                "roles", roles, name, Role,
+                {"name": name, "grant": [], "deny": [], "labels": {}, **values, **labels},
+                {**values, **labels},
+            )  # fmt: skip
+            if before is not None and row.base != before:
+                # The users of the role take its new base: every rule of the base roles holds.
+                self.session.flush()
+                holders = self.session.scalars(select(User).where(User.custom_role_id == row.id))
+                for user in holders:
+                    _set(user, role=row.base)
 
     def _apply_contract_coordinators(self, doc: ConfigDocument) -> None:
         self.session.flush()
@@ -542,6 +579,15 @@ def _field_columns(spec: CustomFieldSpec, values: dict[str, Any]) -> dict[str, A
         else:
             out[key] = value
     return out
+
+
+def _labels(value: str | dict[str, str] | None) -> dict[str, str]:
+    """A role's ``label``: one text stands for every language."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {language: value for language in TEXT_LANGUAGES}
+    return dict(value)
 
 
 def _domain(value: str) -> str:

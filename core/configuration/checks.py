@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access.accounts import normalize_email, normalize_role
+from core.access.permissions import PUBLIC_ACTIONS, SCOPE_ACTIONS, STAFF_ONLY_ACTIONS
 from core.configuration.errors import Loc, Problem, sentence
 from core.configuration.loader import Lines
 from core.configuration.schema import (
@@ -29,7 +30,16 @@ from core.configuration.schema import (
     StatusSpec,
 )
 from core.contracts.models import Contract, CustomField, Status
-from core.directory.models import STAFF_ROLES, Client, Product, Subcontractor, User
+from core.directory.models import (
+    ROLE_ALIASES,
+    ROLES,
+    STAFF_ROLES,
+    Client,
+    Product,
+    Role,
+    Subcontractor,
+    User,
+)
 from core.errors import InputError
 from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
@@ -83,6 +93,7 @@ class Known:
     custom_fields: dict[str | None, set[str]] = field(default_factory=dict)
     field_definitions: dict[tuple[str | None, str], KnownField] = field(default_factory=dict)
     mailbox_imap: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # custom role name -> base role
 
     def statuses_for(self, code: str | None) -> set[str]:
         """The status names a ticket may take, as ``core.tickets.services.statuses_for`` will decide."""
@@ -173,6 +184,8 @@ def load_known(session: Session) -> Known:
         )
     for box in session.scalars(select(Mailbox)):
         known.mailbox_imap[box.address] = dict(box.imap) if box.imap else None
+    for role in session.scalars(select(Role)):
+        known.roles[role.name] = role.base
     return known
 
 
@@ -197,6 +210,7 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     known.default_statuses |= set(merged)
     _check_mailboxes(check, doc, known)
     _check_subcontractors(check, doc, known)
+    _check_roles(check, doc, known)
     _check_users(check, doc, known)
     _check_contract_coordinators(check, doc, known)
     _check_stored_dependents(check, known)
@@ -771,11 +785,7 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
             emails.append((loc + ("email",), email))
         role: str | None = known.users.get(email or "")
         if user.role is not None:
-            try:
-                role = normalize_role(user.role)
-            except InputError as exc:
-                check.add(loc + ("role",), sentence(exc))
-                role = None
+            role = user_role(check, loc + ("role",), user.role, known)
         elif not required(check, loc, user, "role", exists=role is not None, what="user"):
             role = None
         if user.client is not None:
@@ -800,3 +810,68 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
 
 def is_staff(known: Known, email: str) -> bool:
     return known.users.get(email) in STAFF_ROLES
+
+
+def user_role(check: Checker, loc: Loc, value: str, known: Known) -> str | None:
+    """The base role a user's ``role:`` stands for: a built-in role, or a custom role's base."""
+    if value.strip() in known.roles:
+        return known.roles[value.strip()]
+    try:
+        return normalize_role(value)
+    except InputError:
+        custom = f", or a custom role: {', '.join(sorted(known.roles))}" if known.roles else ""
+        check.add(loc, f"unknown role {value!r}; use one of: {', '.join(ROLES)}{custom}")
+        return None
+
+
+def _check_roles(check: Checker, doc: ConfigDocument, known: Known) -> None:
+    check.unique(((("roles", i, "name"), r.name.strip()) for i, r in enumerate(doc.roles)), "role")
+    builtin = set(ROLES) | set(ROLE_ALIASES)
+    actions = ", ".join(PUBLIC_ACTIONS)
+    for i, spec in enumerate(doc.roles):
+        loc: Loc = ("roles", i)
+        name = spec.name.strip()
+        if not name:
+            check.add(loc + ("name",), "a role needs a name")
+            continue
+        if name.casefold() in builtin:
+            check.add(
+                loc + ("name",),
+                f"{name!r} is a built-in role; name the custom role otherwise "
+                "(for example senior-technician)",
+            )
+            continue
+        stored = known.roles.get(name)
+        base = stored
+        if required(check, loc, spec, "base", exists=stored is not None, what="role"):
+            if spec.base is not None:
+                base = spec.base.strip().lower()
+                if base not in ROLES:
+                    check.add(
+                        loc + ("base",),
+                        f"unknown base role {spec.base!r}; use one of: {', '.join(ROLES)}",
+                    )
+                    base = None
+        lists = {"grant": spec.grant or [], "deny": spec.deny or []}
+        for key, names in lists.items():
+            for j, action in enumerate(names):
+                where = loc + (key, j)
+                if action not in PUBLIC_ACTIONS:
+                    check.add(where, f"unknown action {action!r}; known actions: {actions}")
+                elif action in SCOPE_ACTIONS:
+                    check.add(
+                        where,
+                        f"{action!r} cannot be {'granted' if key == 'grant' else 'denied'}: "
+                        "which tickets a role sees is its "
+                        "base role's",
+                    )
+                elif (
+                    key == "grant"
+                    and base in ("client", "subcontractor")
+                    and (action in STAFF_ONLY_ACTIONS)
+                ):
+                    check.add(where, f"{action!r} is for staff; a {base} role cannot be granted it")
+                elif key == "grant" and action in lists["deny"]:
+                    check.add(where, f"{action!r} is both granted and denied")
+        if base is not None:
+            known.roles[name] = base

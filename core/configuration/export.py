@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.contracts.models import Contract, CustomField, Status
-from core.directory.models import Client, Product, Subcontractor, User
+from core.directory.models import Client, Product, Role, Subcontractor, User
 from core.mail.models import Mailbox
 from core.sla.calendar import format_duration
 from core.sla.models import Calendar
@@ -63,6 +63,7 @@ def export_config(session: Session) -> str:
             {"name": s.name, "contracts": sorted(c.code for c in s.contracts)}
             for s in session.scalars(select(Subcontractor).order_by(Subcontractor.name))
         ],
+        "roles": [_role(r) for r in session.scalars(select(Role).order_by(Role.name))],
         "users": [
             _user(u)
             for u in session.scalars(select(User).order_by(User.email))
@@ -87,7 +88,7 @@ def _calendar(cal: Calendar) -> dict[str, Any]:
 
 
 def _is_contact(user: User) -> bool:
-    return user.role == "client" and user.client_id is not None
+    return user.role == "client" and user.client_id is not None and user.custom_role_id is None
 
 
 def _client(session: Session, client: Client) -> dict[str, Any]:
@@ -97,7 +98,9 @@ def _client(session: Session, client: Client) -> dict[str, Any]:
     if client.domains:
         out["domains"] = [d.domain for d in client.domains]
     contacts = session.scalars(
-        select(User).where(User.client_id == client.id, User.role == "client").order_by(User.email)
+        select(User)
+        .where(User.client_id == client.id, User.role == "client", User.custom_role_id.is_(None))
+        .order_by(User.email)
     )
     out["contacts"] = [_person(u, {"email": u.email}) for u in contacts]
     if not out["contacts"]:
@@ -118,12 +121,26 @@ def _person(user: User, out: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user(user: User) -> dict[str, Any]:
-    out: dict[str, Any] = {"email": user.email, "role": user.role}
+    role = user.custom_role.name if user.custom_role is not None else user.role
+    out: dict[str, Any] = {"email": user.email, "role": role}
     if user.client is not None:
         out["client"] = user.client.name
     if user.subcontractor is not None:
         out["subcontractor"] = user.subcontractor.name
     return _person(user, out)
+
+
+def _role(role: Role) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": role.name, "base": role.base}
+    if role.grant:
+        out["grant"] = list(role.grant)
+    if role.deny:
+        out["deny"] = list(role.deny)
+    labels = dict(role.labels or {})
+    if labels:
+        texts = set(labels.values())
+        out["label"] = texts.pop() if len(texts) == 1 and len(labels) > 1 else labels
+    return out
 
 
 def _contract(session: Session, contract: Contract) -> dict[str, Any]:

@@ -18,6 +18,7 @@ SECTIONS = (
     "custom fields",
     "mailboxes",
     "subcontractors",
+    "roles",
     "users",
     "tickets",
 )

@@ -339,7 +339,8 @@ class SubcontractorSpec(Section):
 
 class UserSpec(Section):
     email: str
-    role: str | None = None  # required for a new user (checks)
+    # A built-in role or a custom role's name (``roles:``); required for a new user (checks).
+    role: str | None = None
     name: str | None = None
     password: str | None = None
     client: str | None = None
@@ -347,6 +348,26 @@ class UserSpec(Section):
     language: str | None = "pl"
     manager: bool | None = False
     active: bool | None = True
+
+
+class RoleSpec(Section):
+    """A custom role: a base role plus public actions (``core.access.permissions.PUBLIC_ACTIONS``)
+    granted and denied. ``grant`` and ``deny`` are the role's setting: replaced when stated."""
+
+    name: str
+    base: str | None = None  # required for a new role (checks)
+    grant: list[str] | None = []
+    deny: list[str] | None = []
+    # One text, or one per language: {pl: ..., en: ...}; none: the name is shown.
+    label: str | dict[str, str] | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return _per_language(value)
+
+
+ROLE_KEYS = ("base", "grant", "deny")
 
 
 _ACTIONS = ("comment", "status", "assign", "worklog")
@@ -415,6 +436,7 @@ class ConfigDocument(Section):
     custom_fields: list[CustomFieldSpec] = []
     mailboxes: list[MailboxSpec] = []
     subcontractors: list[SubcontractorSpec] = []
+    roles: list[RoleSpec] = []
     users: list[UserSpec] = []
     tickets: list[TicketSpec] = []
 

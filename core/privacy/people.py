@@ -17,8 +17,8 @@ from core.tickets.models import Ticket, ticket_contacts
 
 def check_access(user: User) -> None:
     """Exports, erasures, the people pages and the audit log are for administrators (the
-    ``outbox`` action of ``core.access.permissions``: every recipient's address is theirs)."""
-    if not can(user, "outbox"):
+    ``people`` action of ``core.access.permissions``)."""
+    if not can(user, "people"):
         raise Forbidden(N_("personal data and the audit log are for administrators"))
 
 

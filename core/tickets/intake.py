@@ -81,7 +81,7 @@ def _check_may_set(actor: User, request: TicketRequest) -> None:
     assignee = (request.assignee or "").strip().lower()
     if assignee and assignee != actor.email and not can(actor, "assign"):
         raise Forbidden(N_("you may not assign tickets, so you cannot open one for someone else"))
-    if request.subcontractor and not can(actor, "assign"):
+    if request.subcontractor and not can(actor, "hand_over"):
         raise Forbidden(N_("you may not hand tickets to a subcontractor"))
 
 

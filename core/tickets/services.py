@@ -562,6 +562,12 @@ def assign(
     )
     # Asked only when the hand-off changes: a ticket already with one (confirmed then) keeps
     # it while its assignee changes.
+    if (subcontractor.id if subcontractor else None) != ticket.subcontractor_id and not can(
+        actor, "hand_over", ticket
+    ):
+        raise Forbidden(
+            N_("you may not hand ticket #%(number)s to a subcontractor"), number=ticket.number
+        )
     if outside and not allow_outside_contract and subcontractor is not None:
         if subcontractor.id != ticket.subcontractor_id:
             check_serves(ticket, subcontractor)
