@@ -17,7 +17,7 @@
         (+m[3] * 60 + +m[4]) <= (+m[1] * 60 + +m[2]);
     }
     if (bad) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
-    var scope = input.closest("fieldset, .field, td") || input.parentNode;
+    var scope = input.closest("tr, fieldset, .field") || input.parentNode;
     var message = scope.querySelector('[data-check-message="' + kind + '"]');
     if (message) {
       var anyBad = scope.querySelector('[data-check="' + kind + '"][aria-invalid="true"]');
@@ -47,6 +47,29 @@
       if (row) { row.remove(); }
       var focus = next && next.querySelector("input");
       (focus || document.querySelector("[data-add-interval]") || document.body).focus();
+      return;
+    }
+    var kind = button.getAttribute("data-add-row");
+    if (kind) {
+      // A new blank row like the last one, its fields renamed to the next index (tt3.name).
+      var body = document.querySelector('[data-rows="' + kind + '"]');
+      var count = document.querySelector('[data-count="' + kind + '"]');
+      if (!body || !count || !body.lastElementChild) { return; }
+      var index = parseInt(count.value, 10);
+      var copy = body.lastElementChild.cloneNode(true);
+      var pattern = new RegExp("^" + kind + "\\d+\\.");
+      copy.querySelectorAll("[name]").forEach(function (field) {
+        field.name = field.name.replace(pattern, kind + index + ".");
+        if (field.type === "radio") { field.value = String(index); field.checked = false; }
+        else if (field.type === "checkbox") { field.checked = field.defaultChecked; }
+        else if (field.tagName !== "SELECT") { field.value = ""; field.removeAttribute("readonly"); }
+        field.removeAttribute("aria-invalid");
+      });
+      copy.querySelectorAll('[data-testid="problem"]').forEach(function (p) { p.remove(); });
+      body.appendChild(copy);
+      count.value = String(index + 1);
+      var first = copy.querySelector("input:not([type=radio]), select");
+      if (first) { first.focus(); }
       return;
     }
     var day = button.getAttribute("data-add-interval");
