@@ -1,7 +1,7 @@
 // Admin console (issue 13), custom fields: of the dependency tables (one per possible parent
 // field, each with "options per parent value" and "only when the parent is one of"), show only
 // the chosen parent's and the chosen rule's. Without this script they all show; the server
-// reads only the chosen ones.
+// reads only the chosen ones. Options and number limits show only for the types that take them.
 (function () {
   "use strict";
   function update(form) {
@@ -14,6 +14,13 @@
       block.querySelectorAll("[data-rule]").forEach(function (part) {
         part.hidden = part.getAttribute("data-rule") !== ruleValue;
       });
+    });
+    // Options only for a choice, limits only for a number (the server refuses the rest).
+    var type = form.querySelector("#cf-type");
+    form.querySelectorAll("[data-types]").forEach(function (el) {
+      var wanted = el.getAttribute("data-types").split(" ");
+      var input = el.querySelector("input, textarea");
+      el.hidden = type && wanted.indexOf(type.value) < 0 && !(input && input.value.trim());
     });
     var rules = form.querySelector(".dep-rules");
     if (rules) { rules.hidden = parent.value === ""; }
