@@ -211,9 +211,6 @@ def create_contract(page: Page, desk: dict[str, Any]) -> None:
         "2h"
     )
     assert page.get_by_test_id("status-row").count() == 5  # four and a blank one
-    shot(page, desk, "contracts")
-    page.goto(desk["base_url"] + "/admin/contracts")
-    shot(page, desk, "contracts-list")
 
 
 def create_mailbox(page: Page, desk: dict[str, Any]) -> None:
@@ -244,6 +241,12 @@ def test_an_admin_configures_a_contract_and_a_mail_gets_its_deadline(
     create_client(page, desk)
     create_contract(page, desk)
     create_mailbox(page, desk)
+    # The contract lists its mailbox now (read-only, a link to the mailbox's screen).
+    page.goto(desk["base_url"] + "/admin/contracts")
+    shot(page, desk, "contracts-list")
+    page.get_by_role("link", name="GAMMA-1").click()
+    expect(page.get_by_test_id("mailboxes")).to_contain_text("gamma@support.example")
+    shot(page, desk, "contracts")
 
     send(desk["port"])
     ticket = ticket_for(desk, "<g1@gamma.example>")

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import holidays as holidays_lib
-from babel.dates import format_datetime
+from babel.dates import format_datetime, get_day_names
 from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
@@ -26,7 +26,7 @@ from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import Contract
 from core.errors import N_, InputError, NotFound
 from core.sla.calendar import BusinessCalendar, parse_duration
-from core.sla.clocks import business_calendar, calendar_definition
+from core.sla.clocks import business_calendar
 from core.sla.models import Calendar
 from web.console.admin.common import (
     admin_console,
@@ -127,6 +127,24 @@ class CalendarForm:
             "extra_holidays": [d for d in extra if d],
             "day_length": self.day_length or None,
         }
+
+
+def hours_summary(hours: Any, lang: str) -> list[tuple[str, str]]:
+    """A calendar's week in short: consecutive days with the same intervals together
+    (``[("pon.–pt.", "08:00-12:00, 12:30-16:00")]``); ``24/7`` as it is."""
+    if isinstance(hours, str):
+        return [("", hours)]
+    names = get_day_names("abbreviated", locale="pl_PL" if lang == "pl" else "en_GB")
+    groups: list[list[Any]] = []
+    for index, day in enumerate(DAYS):
+        text = ", ".join(hours.get(day) or [])
+        if groups and groups[-1][2] == text and groups[-1][1] == index - 1:
+            groups[-1][1] = index
+        else:
+            groups.append([index, index, text])
+    return [
+        (names[a] if a == b else f"{names[a]}–{names[b]}", text) for a, b, text in groups if text
+    ]
 
 
 def next_friday(now: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
@@ -296,8 +314,7 @@ class CalendarsPage(Controller):
             q=q.strip(),
             calendars=calendars,
             in_use=_in_use(console),
-            definitions={c.id: calendar_definition(c) for c in calendars},
-            days=DAYS,
+            summaries={c.id: hours_summary(c.hours, console.tr.lang) for c in calendars},
         )
 
     @get("/new", sync_to_thread=True, name="admin_calendar_new")
