@@ -185,7 +185,10 @@ def test_an_invited_contact_sets_a_password_and_sees_only_their_tickets(
     assert r.status_code == 303
     with instance.factory() as s:
         mail = s.scalars(
-            select(OutboundMail).where(OutboundMail.to_addr == "zofia@acme.example")
+            select(OutboundMail).where(
+                OutboundMail.to_addr == "zofia@acme.example",
+                OutboundMail.template == "invitation",
+            )
         ).one()
         link = mail.context["url"]
     path = "/password/reset/" + link.rsplit("/password/reset/", 1)[1]

@@ -122,6 +122,15 @@ CONTEXTS["password_reset"] = {
     "url": "https://desk.example/password/reset/7.1795000000.abcdef",
     "minutes": 30,
 }
+# web.console.admin.clients.send_invitation (issue 13): a contact invited to the portal.
+CONTEXTS["invitation"] = {
+    "recipient": "Zofia Nowak",
+    "account": "zofia@acme.example",
+    "client": "Acme",
+    "url": "https://desk.example/password/reset/9.1795000000.abcdef",
+    "until": "2026-12-04T10:00:00+00:00",
+    "timezone": "Europe/Warsaw",
+}
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 

@@ -20,11 +20,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy import func, or_, select
 
 from core.access.accounts import get_user_by_email, password_reset_token
+from core.audit import AuditEntry
+from core.clock import utcnow
 from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import Contract
 from core.directory.models import Client, ClientDomain, User
 from core.errors import N_, InputError, NotFound
-from core.notify.login_alerts import mail_password_reset
+from core.mail.outbox import DEFAULT_TIMEZONE, queue_mail
+from core.notify.notifications import config_of
 from web.console.admin.common import admin_console, history, problems, save
 from web.console.common import form_str
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
@@ -277,16 +280,36 @@ def _missing_name() -> ConfigError:
 
 
 def send_invitation(console: Console, contact: User) -> None:
-    """Mail ``contact`` a link to set their password (the reset link, valid a week)."""
+    """Mail ``contact`` the ``invitation`` (templates/mail/invitation): a link to set their
+    password, which is the password-reset link valid for :data:`INVITATION_TTL`."""
     settings = console.request.app.state.settings
-    token = password_reset_token(settings.secret_key, contact, ttl=INVITATION_TTL)
-    mail_password_reset(
+    now = utcnow()
+    token = password_reset_token(settings.secret_key, contact, now=now, ttl=INVITATION_TTL)
+    config = config_of(console.db)
+    mail_domain = config.mail_domain if config is not None else settings.mail_domain
+    queue_mail(
         console.db,
-        user=contact,
-        link=f"{settings.public_url.rstrip('/')}/password/reset/{token}",
-        minutes=int(INVITATION_TTL.total_seconds() // 60),
-        ip=None,
-        user_agent=None,
+        template="invitation",
+        to=contact.email,
+        context={
+            "recipient": contact.display,
+            "account": contact.email,
+            "client": contact.client.name if contact.client is not None else "",
+            "url": f"{settings.public_url.rstrip('/')}/password/reset/{token}",
+            "until": (now + INVITATION_TTL).isoformat(),
+            "timezone": DEFAULT_TIMEZONE,
+        },
+        mail_domain=mail_domain,
+        language=contact.language,
+        auto_submitted="auto-generated",
+        now=now,
+    )
+    console.db.add(
+        AuditEntry(
+            actor=console.user.email,
+            action="contact.invite",
+            data={"contact": contact.email},
+        )
     )
 
 
