@@ -184,7 +184,12 @@ def test_test_connection_to_a_closed_port_says_so(
     }
     r = client.post("/admin/mailboxes/support@support.example/test", data=form)
     assert r.status_code == 200 and 'data-ok="no"' in r.text
-    assert "Brak połączenia z 127.0.0.1" in r.text
+    assert "odrzuca połączenia: na tym porcie nic nie nasłuchuje" in r.text
+    r = client.post(
+        "/admin/mailboxes/support@support.example/test",
+        data={**form, "host": "no-such-host.invalid"},
+    )
+    assert r.status_code == 200 and "Nieznany serwer no-such-host.invalid" in r.text
     monkeypatch.delenv(ENV)
     r = client.post("/admin/mailboxes/support@support.example/test", data=form)
     assert r.status_code == 200 and f"Zmienna {ENV} nie jest ustawiona" in r.text

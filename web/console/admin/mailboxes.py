@@ -12,6 +12,7 @@ apply`` (``web.console.admin.common.save``).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -147,6 +148,30 @@ def try_connection(data: Mapping[str, Any], address: str) -> tuple[bool, str, di
         return False, N_("The variable %(name)s is not set on this server."), {"name": env}
     try:
         client = IMAPClient(host, port=port, ssl=tls, timeout=TEST_TIMEOUT_SECONDS)
+    except ConnectionRefusedError as exc:
+        return (
+            False,
+            N_("%(where)s refuses connections: nothing listens on that port."),
+            _why(host, port, exc),
+        )
+    except socket.gaierror as exc:
+        return (
+            False,
+            N_("The host %(host)s is unknown: %(error)s"),
+            {
+                "host": host,
+                "error": _text(exc),
+            },
+        )
+    except TimeoutError as exc:
+        return (
+            False,
+            N_("No answer from %(where)s within %(seconds)s seconds."),
+            {
+                **_why(host, port, exc),
+                "seconds": int(TEST_TIMEOUT_SECONDS),
+            },
+        )
     except (OSError, IMAPClientError) as exc:
         return False, N_("No connection to %(where)s: %(error)s"), _why(host, port, exc)
     except Exception as exc:  # a bad host name, a TLS oddity: in words, never a 500
