@@ -115,6 +115,9 @@ def test_a_custom_role_granting_assign_shows_and_allows_the_assignment(
     expect(admin.get_by_test_id("flash")).to_have_text("Zapisano.")
     expect(admin.get_by_test_id(f"allow-{ROLE}-assign")).to_be_checked()
     shot(admin, live_server, "roles")
+    admin.get_by_test_id(f"role-column-{ROLE}").get_by_role("link").click()
+    expect(admin.get_by_test_id("differs-assign")).to_be_visible()
+    shot(admin, live_server, "role")
 
     # ... and gives it to the technician.
     admin.goto(live_server.url("/admin/users"))

@@ -294,3 +294,47 @@ def test_only_administrators_open_the_roles_screen(instance: SeededApp, role: st
     assert client.get("/admin/roles").status_code == 403
     r = client.post("/admin/roles/new", data={"csrf_token": csrf, "name": "x", "base": "admin"})
     assert r.status_code == 403
+
+
+def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
+    instance: SeededApp,
+) -> None:
+    client, csrf = login(instance)
+    form = {"csrf_token": csrf, "name": "reporter", "base": "coordinator", "label_en": "Reporter"}
+    assert client.post("/admin/roles/new", data=form, follow_redirects=False).status_code == 303
+    page = client.get("/admin/roles/reporter", cookies={"lang": "en"})
+    assert page.status_code == 200
+    assert "Nobody holds this role." in page.text
+    # Ticks from the role's own page: assign taken away from the coordinator's defaults.
+    allow = ["comment", "note", "status", "bulk_status", "hand_over", "work_log", "fields"]
+    allow += ["cc", "reports"]
+    r = client.post(
+        "/admin/roles/reporter",
+        data={"csrf_token": csrf, "allow": allow, "back": "role"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"].startswith("/admin/roles/reporter")
+    page = client.get("/admin/roles/reporter", cookies={"lang": "en"})
+    assert 'data-testid="differs-assign"' in page.text
+    r = client.post(
+        "/admin/roles/reporter/label",
+        data={"csrf_token": csrf, "label_pl": "Raportujący", "label_en": "Reporter"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with instance.factory() as s:
+        doc = yaml.safe_load(export_config(s))
+    role = next(x for x in doc["roles"] if x["name"] == "reporter")
+    assert role["deny"] == ["assign"]
+    assert role["label"] == {"pl": "Raportujący", "en": "Reporter"}
+    # A held role is not deleted.
+    held = client.post("/admin/roles/senior-technician/delete", data={"csrf_token": csrf})
+    assert held.status_code == 409
+    assert "tech@support.example" in held.text
+    r = client.post(
+        "/admin/roles/reporter/delete", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    with instance.factory() as s:
+        doc = yaml.safe_load(export_config(s))
+    assert [x["name"] for x in doc["roles"]] == ["senior-technician"]

@@ -20,8 +20,9 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from core.access.permissions import ROLE_ACTIONS, SCOPE_ACTIONS, role_allowed
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError
-from core.directory.models import ROLES, Role
+from core.directory.models import ROLES, Role, User
 from core.errors import N_, InputError, NotFound
 from web.console.admin.common import admin_console, history, problems, save
 from web.console.common import form_list, form_str
@@ -121,12 +122,60 @@ def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -
 def _refused_matrix(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
     found = problems(exc) if isinstance(exc, ConfigError) else {}
     sentence = "; ".join(found.values()) if found else console.refusal(exc)
+    if form_str(kwargs["data"], "back") == "role":
+        role = _role(console, kwargs["name"])
+        return _detail(console, role, status_code=exc.status_code, error=sentence)
     return _page(
         console,
         status_code=exc.status_code,
         error=sentence,
         editing=kwargs["name"],
         checked=set(form_list(kwargs["data"], "allow")),
+    )
+
+
+def _detail(
+    console: Console,
+    role: Role,
+    *,
+    status_code: int = 200,
+    labels: Mapping[str, str] | None = None,
+    found: Mapping[str, str] | None = None,
+    error: str | None = None,
+) -> Template:
+    holders = list(
+        console.db.scalars(select(User).where(User.custom_role_id == role.id).order_by(User.email))
+    )
+    return console.render(
+        "admin/roles_detail.html",
+        status_code=status_code,
+        role=role,
+        rows=ROLE_ACTIONS,
+        scope_actions=SCOPE_ACTIONS,
+        on=allowed(role),
+        holders=holders,
+        labels=labels
+        or {
+            "label_pl": (role.labels or {}).get("pl", ""),
+            "label_en": (role.labels or {}).get("en", ""),
+        },
+        problems=dict(found or {}),
+        error=error,
+        entries=history(console.db, "role", role.name),
+    )
+
+
+def _refused_detail(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    role = _role(console, kwargs["name"])
+    data = kwargs.get("data") or {}
+    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    return _detail(
+        console,
+        role,
+        status_code=exc.status_code,
+        labels={k: form_str(data, k) for k in ("label_pl", "label_en")} if data else None,
+        found=found,
+        error=console.refusal(exc) if not found else None,
     )
 
 
@@ -158,6 +207,22 @@ class RolesPage(Controller):
             f"/admin/roles#role-{form['name']}", console.gettext("The role is added.")
         )
 
+    @get("/{name:str}", sync_to_thread=True, name="admin_role")
+    def show(self, console: CurrentConsole, name: str) -> Template:
+        return _detail(console, _role(console, name))
+
+    @form_post("/{name:str}/label", refused=_refused_detail)
+    def relabel(self, console: CurrentConsole, name: str, data: FormDict) -> Redirect:
+        role = _role(console, name)
+        save(console, {"roles": [{"name": role.name, "label": _label(_new_form(data))}]})
+        return console.redirect(f"/admin/roles/{role.name}", console.gettext("Saved."))
+
+    @form_post("/{name:str}/delete", refused=_refused_detail)
+    def delete(self, console: CurrentConsole, name: str) -> Redirect:
+        role = _role(console, name)
+        delete_object(console.db, "role", role.name, console.user)
+        return console.redirect("/admin/roles", console.gettext("The role is deleted."))
+
     @form_post("/{name:str}", refused=_refused_matrix)
     def update(self, console: CurrentConsole, name: str, data: FormDict) -> Redirect:
         role = _role(console, name)
@@ -168,7 +233,8 @@ class RolesPage(Controller):
         if "label_pl" in data or "label_en" in data:
             entry["label"] = _label(form)
         save(console, {"roles": [entry]})
-        return console.redirect(f"/admin/roles#role-{role.name}", console.gettext("Saved."))
+        back = "/admin/roles/" + role.name if form_str(data, "back") == "role" else "/admin/roles"
+        return console.redirect(f"{back}#role-{role.name}", console.gettext("Saved."))
 
 
 handlers = [RolesPage]
