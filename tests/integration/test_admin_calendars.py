@@ -155,3 +155,34 @@ def test_the_list_searches_by_name(instance: SeededApp) -> None:
             'data-testid="calendars"'
         )[1]
     )
+
+
+def test_the_preview_of_what_is_typed_saves_nothing(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    data = office_form(csrf, name="Próba", action="preview", hours_fri=["08:00-16:00"])
+    r = client.post("/admin/calendars/new", data=data)
+    assert r.status_code == 200
+    assert 'data-testid="typed"' in r.text
+    samples = re.findall(r'data-testid="sample">([^<]+)<', r.text)
+    # Friday 15:00-16:00 is one hour, the next working morning 08:00-11:00 the other three.
+    assert samples[0].startswith("Cel 4h otwarty piątek")
+    hours = {day: data[f"hours_{day}"] for day in ("mon", "tue", "wed", "thu", "fri")}
+    engine = BusinessCalendar.from_config(
+        {
+            "timezone": "Europe/Warsaw",
+            "hours": hours,
+            "holidays": "PL",
+            "extra_holidays": ["2026-12-31", "2027-01-02"],
+        }
+    )
+    zone = ZoneInfo("Europe/Warsaw")
+    due = engine.add(next_friday(datetime.now(UTC), zone), parse_duration("4h")).astimezone(zone)
+    assert due.strftime("%H:%M") == "11:00"
+    assert samples[0].split("mija")[1].strip().endswith(f"{due.year}, 11:00.")
+    assert 'value="Próba"' in r.text
+    with instance.factory() as s:
+        assert s.scalar(select(Calendar).where(Calendar.name == "Próba")) is None
+    # A typed mistake is refused under its field, as a save would be.
+    data["hours_mon"] = ["16:00-08:00"]
+    r = client.post("/admin/calendars/new", data=data)
+    assert r.status_code == 400 and "does not end after it starts" in problems_on(r.text)["hours"]

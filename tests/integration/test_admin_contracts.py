@@ -194,6 +194,10 @@ def test_a_new_contract_is_saved_and_exported(instance: SeededApp) -> None:
     # A status list without a closed status is refused as a whole, under the statuses.
     r = client.post("/admin/contracts/new", data=new_contract_form(client, csrf))
     assert r.status_code == 400
+    assert problems_on(r.text) == {
+        "statuses": "the statuses need at least one of category new and one of category closed"
+        " (missing: closed)"
+    }
     assert 'value="BETA-NEW"' in r.text and 'value="Sprawdzić zasilanie' not in r.text
     assert "Sprawdzić zasilanie\nRestart" in r.text  # the checklist typed is kept
     with instance.factory() as s:

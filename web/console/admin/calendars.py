@@ -222,6 +222,7 @@ def detail_page(
     found: dict[str, str] | None = None,
     error: str | None = None,
     deadlines: int | None = None,
+    typed: BusinessCalendar | None = None,
 ) -> Template:
     found = {path: console.gettext(text) for path, text in (found or {}).items()}
     fields = {
@@ -234,8 +235,9 @@ def detail_page(
             if path.startswith(f"{PATH}.{key}"):
                 fields.setdefault(key, found.pop(path))
     shown: dict[str, Any] | None = None
-    if cal is not None:
-        shown = preview(business_calendar(cal), console.tr.lang, utcnow())
+    if typed is not None or cal is not None:
+        engine = typed if typed is not None else business_calendar(cal)
+        shown = preview(engine, console.tr.lang, utcnow())
     contracts = (
         list(
             console.db.scalars(
@@ -259,6 +261,7 @@ def detail_page(
         error=error,
         deadlines=deadlines,
         preview=shown,
+        typed=typed is not None,
         contracts=contracts,
         entries=history(console.db, "calendar", cal.name) if cal is not None else [],
     )
@@ -282,6 +285,14 @@ def _save(
     if not form.name:
         raise refusal(f"{PATH}.name", N_("a calendar needs a name"))
     change = {"calendars": [form.entry()]}
+    if data.get("action") == "preview":
+        # Checked like a save (problems under their fields), then shown, nothing saved.
+        effect = what_it_would_do(console, change)
+        entry = {k: v for k, v in form.entry().items() if k != "name" and v is not None}
+        engine = BusinessCalendar.from_config({"timezone": "Europe/Warsaw", **entry})
+        return detail_page(
+            console, cal, form, deadlines=effect.recomputed_tickets or None, typed=engine
+        )
     if cal is not None and data.get("action") != "confirm":
         effect = what_it_would_do(console, change)
         if effect.recomputed_tickets:

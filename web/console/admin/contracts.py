@@ -55,6 +55,9 @@ TOP_KEYS = (
     "warning_threshold",
     "coordinators",
     "required_fields",
+    "ticket_types",
+    "statuses",
+    "custom_fields",
 )
 # A problem deeper in a row (checklist.items[2]) is shown under the row's field.
 ROW_KEYS = {"subject_keywords": "keywords", "checklist": "checklist"}
