@@ -198,7 +198,10 @@ def test_a_password_reset_link_is_mailed_and_audited(instance: SeededApp) -> Non
         assert mail is not None
         assert "/password/reset/" in mail.context["url"]
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "password.reset.link"))
-        assert entry is not None and entry.object_key == email
+        assert entry is not None and entry.data["user"] == email
+    shown = client.get(f"/admin/users/{uid}", cookies={"lang": "en"})
+    events = shown.text.split('data-testid="account-events"')[1]
+    assert "password-reset link mailed" in events
     # The link works.
     token = mail.context["url"].rsplit("/", 1)[-1]
     assert client.get(f"/password/reset/{token}").status_code == 200

@@ -96,6 +96,21 @@ def fragment(form: Mapping[str, str], *, new: bool) -> dict[str, Any]:
     return {"users": [entry]}
 
 
+#: The audited account actions the user's page lists (their ``data["user"]`` names the user).
+ACCOUNT_ACTIONS = ("password.reset.link", "totp.reset")
+
+
+def account_events(console: Console, user: User, limit: int = 5) -> list[AuditEntry]:
+    """The latest resets an administrator made for this user, newest first."""
+    recent = console.db.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action.in_(ACCOUNT_ACTIONS))
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(500)
+    )
+    return [e for e in recent if (e.data or {}).get("user") == user.email][:limit]
+
+
 def _page(
     console: Console,
     user: User | None,
@@ -119,6 +134,7 @@ def _page(
         user_languages=LANGUAGES,
         subcontractors=subcontractors,
         entries=history(console.db, "user", user.email) if user is not None else [],
+        account_events=account_events(console, user) if user is not None else [],
     )
 
 
@@ -251,8 +267,6 @@ class UsersPage(Controller):
                 actor=console.user.email,
                 action="password.reset.link",
                 data={"user": user.email},
-                object_type="user",
-                object_key=user.email,
             )
         )
         return console.redirect(
