@@ -288,3 +288,24 @@ def test_an_admin_configures_a_contract_and_a_mail_gets_its_deadline(
     assert datetime.fromisoformat(ticket["sla"]["resolution_due"]) == engine.add(
         created, timedelta(hours=8)
     )
+
+    # A tighter target moves that ticket's deadline: the first press of Save says so and
+    # saves nothing; Save and recompute applies it, and the ticket's deadline follows.
+    page.goto(desk["base_url"] + "/admin/contracts")
+    page.get_by_role("link", name="GAMMA-1").click()
+    page.get_by_test_id("types").locator('[name="tt0.reaction"]').fill("1h")
+    page.get_by_test_id("save").click()
+    warning = page.get_by_test_id("deadlines")
+    expect(warning).to_contain_text("Otwarte zgłoszenia, które dostaną nowe terminy: 1")
+    page.screenshot(path=str(SHOTS / "admin-contracts-deadlines-pl.png"), full_page=False)
+    number = ticket["number"]
+    api = desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
+    assert api["sla"]["reaction_due"] == ticket["sla"]["reaction_due"]  # not yet
+    expect(page.get_by_test_id("confirm")).to_be_focused()
+    page.keyboard.press("Enter")
+    saved(page, "/admin/contracts")
+    expect(page.locator(".flash").first).to_contain_text("Otwarte zgłoszenia z nowymi terminami: 1")
+    api = desk["api"].get(f"/api/v1/tickets/{number}", headers=desk["headers"]).json()
+    assert datetime.fromisoformat(api["sla"]["reaction_due"]) == engine.add(
+        created, timedelta(hours=1)
+    )
