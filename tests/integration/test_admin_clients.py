@@ -287,3 +287,24 @@ def test_non_admins_get_403_on_subcontractors(instance: SeededApp, role: str) ->
     r = client.post("/admin/subcontractors/FixIt", data={"csrf_token": csrf})
     assert r.status_code == 403
     assert sub_spec(instance, "FixIt")["contracts"] == ["ACME-KEY"]
+
+
+def test_delete_only_what_nothing_refers_to(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    r = client.post("/admin/clients/Acme/delete", data={"csrf_token": csrf})
+    assert r.status_code == 409 and "ACME-KEY" in r.text  # its contract named
+    assert 'value="Acme"' in r.text  # the page as stored
+    client.post("/admin/clients/new", data={"csrf_token": csrf, "name": "Omega"})
+    r = client.post(
+        "/admin/clients/Omega/delete", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/admin/clients"
+    assert all(c["name"] != "Omega" for c in exported(instance)["clients"])
+    r = client.post("/admin/subcontractors/FixIt/delete", data={"csrf_token": csrf})
+    assert r.status_code == 409 and "filip@fixit.example" in r.text
+    client.post("/admin/subcontractors/new", data={"csrf_token": csrf, "name": "Gone"})
+    r = client.post(
+        "/admin/subcontractors/Gone/delete", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert all(s["name"] != "Gone" for s in exported(instance)["subcontractors"])

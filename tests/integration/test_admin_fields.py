@@ -202,3 +202,16 @@ def test_non_admins_get_403(instance: SeededApp, role: str) -> None:
     assert r.status_code == 403
     with instance.factory() as s:
         assert "sneaky" not in export_config(s)
+
+
+def test_delete_only_a_field_nothing_refers_to(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    r = client.post("/admin/fields/location/delete", data={"csrf_token": csrf})
+    assert r.status_code == 409 and "room" in r.text  # followed by room (depends_on)
+    client.post("/admin/fields/new", data={"csrf_token": csrf, "name": "scratch"})
+    r = client.post(
+        "/admin/fields/scratch/delete", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    with instance.factory() as s:
+        assert "scratch" not in export_config(s)

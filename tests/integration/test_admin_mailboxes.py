@@ -210,3 +210,18 @@ def test_non_admins_get_403(instance: SeededApp, role: str) -> None:
     )
     assert r.status_code == 403
     assert "contract" not in mailboxes(instance)["support@support.example"]
+
+
+def test_delete_a_mailbox(instance: SeededApp) -> None:
+    client, csrf = admin(instance)
+    client.post(
+        "/admin/mailboxes/new", data={"csrf_token": csrf, "address": "gone@support.example"}
+    )
+    assert "gone@support.example" in mailboxes(instance)
+    r = client.post(
+        "/admin/mailboxes/gone@support.example/delete",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/admin/mailboxes"
+    assert "gone@support.example" not in mailboxes(instance)

@@ -22,6 +22,7 @@ from sqlalchemy import func, or_, select
 from core.access.accounts import get_user_by_email, password_reset_token
 from core.audit import AuditEntry
 from core.clock import utcnow
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import Contract
 from core.directory.models import Client, ClientDomain, User
@@ -193,6 +194,17 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     )
 
 
+def _delete_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """A deletion refused (something refers to the object): the page as stored, saying why."""
+    name = kwargs["name"]
+    return client_page(
+        console,
+        _client(console, name),
+        found={"": console.refusal(exc)},
+        status_code=exc.status_code,
+    )
+
+
 def _path(name: str) -> str:
     return "/admin/clients/" + quote(name, safe="")
 
@@ -247,6 +259,14 @@ class ClientsAdmin(Controller):
             raise InputError(N_("a client named %(name)s exists already"), name=name)
         save(console, client_fragment(data, None)[0])
         return console.redirect(_path(name), console.gettext("Client created."))
+
+    @form_post("/{name:str}/delete", refused=_delete_refused)
+    def delete(self, console: CurrentConsole, name: str, data: FormDict) -> Template | Redirect:
+        """Only what nothing refers to (``core.configuration.delete``); otherwise a 409 saying
+        what refers to it."""
+        found = _client(console, name)
+        delete_object(console.db, "client", found.name, console.user)
+        return console.redirect("/admin/clients", console.gettext("Client deleted."))
 
     @get("/{name:str}", sync_to_thread=True, name="admin_client")
     def show(self, console: CurrentConsole, name: str) -> Template:

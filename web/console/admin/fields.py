@@ -20,6 +20,7 @@ from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import func, or_, select
 
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import CustomField
 from core.errors import N_, InputError, NotFound
@@ -260,6 +261,17 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     return field_page(console, cf, form=kwargs["data"], found=found, status_code=exc.status_code)
 
 
+def _delete_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """A deletion refused (something refers to the object): the page as stored, saying why."""
+    name = kwargs["name"]
+    return field_page(
+        console,
+        _field(console, name),
+        found={"": console.refusal(exc)},
+        status_code=exc.status_code,
+    )
+
+
 def _path(name: str) -> str:
     return "/admin/fields/" + quote(name, safe="")
 
@@ -303,6 +315,14 @@ class FieldsAdmin(Controller):
             raise ConfigError([Problem(0, "console", where, f"{name!r} exists already")])
         save(console, field_fragment(data, None))
         return console.redirect(_path(name), console.gettext("Custom field created."))
+
+    @form_post("/{name:str}/delete", refused=_delete_refused)
+    def delete(self, console: CurrentConsole, name: str, data: FormDict) -> Template | Redirect:
+        """Only what nothing refers to (``core.configuration.delete``); otherwise a 409 saying
+        what refers to it."""
+        found = _field(console, name)
+        delete_object(console.db, "custom_field", found.name, console.user)
+        return console.redirect("/admin/fields", console.gettext("Custom field deleted."))
 
     @get("/{name:str}", sync_to_thread=True, name="admin_field")
     def show(self, console: CurrentConsole, name: str) -> Template:

@@ -23,6 +23,7 @@ from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 from sqlalchemy import func, or_, select
 
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import Contract
 from core.errors import N_, InputError, NotFound
@@ -232,6 +233,17 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     return mailbox_page(console, box, form=kwargs["data"], found=found, status_code=exc.status_code)
 
 
+def _delete_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """A deletion refused (something refers to the object): the page as stored, saying why."""
+    address = kwargs["address"]
+    return mailbox_page(
+        console,
+        _mailbox(console, address),
+        found={"": console.refusal(exc)},
+        status_code=exc.status_code,
+    )
+
+
 def _path(address: str) -> str:
     return "/admin/mailboxes/" + quote(address, safe="@")
 
@@ -271,6 +283,14 @@ class MailboxesAdmin(Controller):
     def test_new(self, console: CurrentConsole, data: FormDict) -> Template:
         """ "Test connection" on the form of a new mailbox."""
         return self._test(console, None, data)
+
+    @form_post("/{address:str}/delete", refused=_delete_refused)
+    def delete(self, console: CurrentConsole, address: str, data: FormDict) -> Template | Redirect:
+        """Only what nothing refers to (``core.configuration.delete``); otherwise a 409 saying
+        what refers to it."""
+        found = _mailbox(console, address)
+        delete_object(console.db, "mailbox", found.address, console.user)
+        return console.redirect("/admin/mailboxes", console.gettext("Mailbox deleted."))
 
     @get("/{address:str}", sync_to_thread=True, name="admin_mailbox")
     def show(self, console: CurrentConsole, address: str) -> Template:

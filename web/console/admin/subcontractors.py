@@ -16,6 +16,7 @@ from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError, Problem
 from core.contracts.models import Contract
 from core.directory.models import Subcontractor, User
@@ -92,6 +93,17 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     )
 
 
+def _delete_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """A deletion refused (something refers to the object): the page as stored, saying why."""
+    name = kwargs["name"]
+    return subcontractor_page(
+        console,
+        _subcontractor(console, name),
+        found={"": console.refusal(exc)},
+        status_code=exc.status_code,
+    )
+
+
 def _path(name: str) -> str:
     return "/admin/subcontractors/" + quote(name, safe="")
 
@@ -133,6 +145,14 @@ class SubcontractorsAdmin(Controller):
             )
         save(console, subcontractor_fragment(data, None))
         return console.redirect(_path(name), console.gettext("Subcontractor created."))
+
+    @form_post("/{name:str}/delete", refused=_delete_refused)
+    def delete(self, console: CurrentConsole, name: str, data: FormDict) -> Template | Redirect:
+        """Only what nothing refers to (``core.configuration.delete``); otherwise a 409 saying
+        what refers to it."""
+        found = _subcontractor(console, name)
+        delete_object(console.db, "subcontractor", found.name, console.user)
+        return console.redirect("/admin/subcontractors", console.gettext("Subcontractor deleted."))
 
     @get("/{name:str}", sync_to_thread=True, name="admin_subcontractor")
     def show(self, console: CurrentConsole, name: str) -> Template:
