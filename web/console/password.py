@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
+from sqlalchemy.orm import Session
 
 from core.access import throttle
 from core.access.accounts import (
@@ -29,6 +30,7 @@ from core.access.accounts import (
 )
 from core.audit import AuditEntry
 from core.clock import utcnow
+from core.directory.models import User
 from core.errors import InputError
 from core.notify.login_alerts import mail_password_reset
 from web.console.auth import retry_sentence
@@ -43,6 +45,21 @@ def _page(
 ) -> Template:
     return render(
         request, template, user=None, web_session=None, status_code=status_code, **context
+    )
+
+
+def mail_reset_link(request: Request[Any, Any, Any], db: Session, user: User) -> None:
+    """Queue the ``password_reset`` mail with a new link to this active user's own address
+    (the forgotten-password form, and an administrator's "Send a password-reset link")."""
+    settings = request.app.state.settings
+    token = password_reset_token(settings.secret_key, user)
+    mail_password_reset(
+        db,
+        user=user,
+        link=f"{settings.public_url.rstrip('/')}/password/reset/{token}",
+        minutes=int(RESET_TTL.total_seconds() // 60),
+        ip=request_ip(request),
+        user_agent=request.headers.get("user-agent"),
     )
 
 
@@ -74,16 +91,7 @@ def forgot_submit(request: Request[Any, Any, Any], db: DB, data: FormDict) -> Te
     db.add(AuditEntry(actor=email or None, action="password.reset.request", data={"ip": ip}))
     user = get_user_by_email(db, email) if "@" in email else None
     if user is not None and user.active:
-        settings = request.app.state.settings
-        token = password_reset_token(settings.secret_key, user)
-        mail_password_reset(
-            db,
-            user=user,
-            link=f"{settings.public_url.rstrip('/')}/password/reset/{token}",
-            minutes=int(RESET_TTL.total_seconds() // 60),
-            ip=ip,
-            user_agent=request.headers.get("user-agent"),
-        )
+        mail_reset_link(request, db, user)
     db.commit()
     return _page(request, "password_forgot.html", email=email, sent=True, error=None)
 

@@ -18,16 +18,15 @@ from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import func, or_, select
 
-from core.access.accounts import RESET_TTL, password_reset_token, reset_totp
+from core.access.accounts import reset_totp
 from core.audit import AuditEntry
 from core.configuration.errors import ConfigError
 from core.directory.models import Role, Subcontractor, User
 from core.errors import N_, InputError, NotFound
-from core.notify.login_alerts import mail_password_reset
 from web.console.admin.common import admin_console, history, problems, save
 from web.console.common import form_str
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
-from web.deps import request_ip
+from web.console.password import mail_reset_link
 
 #: The roles of the users this screen lists and creates (client contacts: the Clients screen).
 USER_ROLES = ("admin", "coordinator", "technician", "subcontractor")
@@ -251,17 +250,7 @@ class UsersPage(Controller):
         user = _user(console, user_id)
         if not user.active:
             raise InputError(N_("this account is not active: activate it first"))
-        request = console.request
-        settings = request.app.state.settings
-        token = password_reset_token(settings.secret_key, user)
-        mail_password_reset(
-            console.db,
-            user=user,
-            link=f"{settings.public_url.rstrip('/')}/password/reset/{token}",
-            minutes=int(RESET_TTL.total_seconds() // 60),
-            ip=request_ip(request),
-            user_agent=request.headers.get("user-agent"),
-        )
+        mail_reset_link(console.request, console.db, user)
         console.db.add(
             AuditEntry(
                 actor=console.user.email,
