@@ -341,3 +341,54 @@ def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
     with instance.factory() as s:
         doc = yaml.safe_load(export_config(s))
     assert [x["name"] for x in doc["roles"]] == ["senior-technician"]
+
+
+# --- Controls shown only when allowed -----------------------------------------------------------
+
+
+def test_controls_follow_a_custom_roles_grants_and_denies(instance: SeededApp) -> None:
+    admin, csrf = login(instance)
+    roles = [
+        {"name": "dispatcher", "base": "coordinator"},
+        {"name": "mail-clerk", "base": "technician"},
+    ]
+    for role in roles:
+        r = admin.post("/admin/roles/new", data={"csrf_token": csrf, **role})
+        assert r.status_code in (200, 303)
+    coordinator_defaults = ["comment", "note", "status", "assign", "bulk_status", "work_log"]
+    coordinator_defaults += ["fields", "cc", "reports"]  # hand_over taken away
+    admin.post("/admin/roles/dispatcher", data={"csrf_token": csrf, "allow": coordinator_defaults})
+    clerk = ["comment", "note", "status", "work_log", "fields", "cc", "bulk_status", "outbox"]
+    admin.post("/admin/roles/mail-clerk", data={"csrf_token": csrf, "allow": clerk})
+    names = {"coordinator": "Ola Koordynator", "technician2": "Kasia Serwis"}
+    given = {"coordinator": "dispatcher", "technician2": "mail-clerk"}
+    for key, role in given.items():
+        uid = user_id(instance, instance.users[key])
+        form = {"csrf_token": csrf, "name": names[key], "role": role, "language": "pl"}
+        form["active"] = "1"
+        assert admin.post(f"/admin/users/{uid}", data=form).status_code == 200
+    number = instance.numbers["key_subcontractor"]  # technician2's, handed to FixIt
+
+    coordinator, _ = login(instance, "coordinator")
+    page = coordinator.get(f"/tickets/{number}").text
+    assert 'data-testid="assign-form"' in page
+    assert 'data-testid="handoff-form"' not in page
+
+    technician, _ = login(instance, "technician2")
+    page = technician.get(f"/tickets/{number}").text
+    assert 'data-testid="assign-form"' not in page
+    listing = technician.get("/tickets").text
+    assert "data-check-all" in listing  # the bulk bar: granted bulk_status
+    assert 'href="/outbox"' in listing and 'href="/people"' not in listing
+    assert technician.get("/outbox").status_code == 200
+
+    plain, _ = login(instance, "technician")
+    listing = plain.get("/tickets").text
+    assert "data-check-all" not in listing and 'href="/outbox"' not in listing
+    # Back to the built-in roles.
+    for key, role in (("coordinator", "coordinator"), ("technician2", "technician")):
+        uid = user_id(instance, instance.users[key])
+        form = {"csrf_token": csrf, "name": names[key], "role": role, "language": "pl"}
+        form["active"] = "1"
+        admin.post(f"/admin/users/{uid}", data=form)
+        assert exported_user(instance, instance.users[key])["role"] == role
