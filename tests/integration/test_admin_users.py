@@ -392,3 +392,14 @@ def test_controls_follow_a_custom_roles_grants_and_denies(instance: SeededApp) -
         form["active"] = "1"
         admin.post(f"/admin/users/{uid}", data=form)
         assert exported_user(instance, instance.users[key])["role"] == role
+
+
+def test_the_top_bar_names_a_custom_role_by_its_label(instance: SeededApp) -> None:
+    client, _ = login(instance, "technician")  # senior-technician since the roles test
+    page = client.get("/tickets", cookies={"lang": "en"})
+    whoami = page.text.split('data-testid="whoami"')[1].split("</span>\n    </span>")[0]
+    assert "Senior technician" in whoami
+    # The error page's user is a plain snapshot without the labels: the role's name.
+    refused = client.get("/admin/users", cookies={"lang": "en"})
+    assert refused.status_code == 403
+    assert "senior-technician" in refused.text.split('data-testid="whoami"')[1]
