@@ -184,7 +184,6 @@ class UsersPage(Controller):
             q=q.strip(),
             people=users[:SEARCH_LIMIT],
             more=len(users) > SEARCH_LIMIT,
-            role_of=role_of,
         )
 
     @get("/new", sync_to_thread=True, name="admin_user_new")
