@@ -46,10 +46,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import core.configuration.audit as config_audit
 from core.access.accounts import hash_password, normalize_email, normalize_role
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.configuration import audit as config_audit
 from core.configuration.checks import (
     effective_calendar,
     load_known,

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import core.configuration.export as export
 from core.access.accounts import normalize_email
 from core.audit import AuditEntry
-from core.configuration import export
 from core.configuration.schema import ConfigDocument
 from core.contracts.models import Contract, Status
 from core.directory.models import Client, Product, Role, Subcontractor, User

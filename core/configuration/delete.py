@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+import core.configuration.audit as config_audit
+import core.configuration.export as export
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.configuration import audit as config_audit
-from core.configuration import export
 from core.configuration.edit import check_configure
 from core.contracts.models import Contract, CustomField, Status, contract_products
 from core.directory.models import Client, Product, Role, Subcontractor, User
