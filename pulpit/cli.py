@@ -551,7 +551,7 @@ def _add_user(commands: Commands, common: _Parser) -> None:
         "--role",
         required=True,
         metavar="R",
-        help="admin, coordinator, technician, client or subcontractor",
+        help="admin, coordinator, technician, client or subcontractor, or a custom role (roles:)",
     )
     add.add_argument("--name", metavar="N")
     add.add_argument("--password", metavar="P")

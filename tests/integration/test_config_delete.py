@@ -221,3 +221,19 @@ def test_custom_fields_with_values_dependents_or_requirements_stay(
 def test_only_who_may_configure_deletes(session: Session, world: World) -> None:
     with pytest.raises(Forbidden):
         delete_object(session, "product", "Printer X200", world.users["coordinator"])
+
+
+def test_a_contracts_own_field_goes_to_the_contracts_history(
+    session: Session, world: World
+) -> None:
+    apply_config_text(
+        session,
+        "contracts:\n  - code: BETA-247\n    custom_fields: [{name: meter, type: number}]\n",
+    )
+    session.flush()
+    delete_object(session, "custom_field", "BETA-247/meter", admin(world))
+    session.flush()
+    assert session.scalar(select(CustomField).where(CustomField.name == "meter")) is None
+    entry = last_entry(session, "contract", "BETA-247")
+    assert entry.action == "config.delete" and entry.data["what"] == "custom_field"
+    assert entry.data["changes"]["custom_fields.meter.type"] == ["number", None]
