@@ -29,7 +29,7 @@ from core.clock import utcnow
 from core.configuration.edit import check_configure
 from core.contracts.models import Contract, CustomField, Status, contract_products
 from core.directory.models import Client, Product, Role, Subcontractor, User
-from core.errors import Conflict, InputError, NotFound
+from core.errors import N_, Conflict, InputError, NotFound
 from core.mail.models import ImapFolderState, Mailbox
 from core.sla.models import Calendar
 from core.tickets.models import Ticket
@@ -55,10 +55,6 @@ def _count(session: Session, *where: Any) -> int:
     return int(session.scalar(select(func.count(Ticket.id)).where(*where)) or 0)
 
 
-def _tickets(n: int) -> str:
-    return f"{n} ticket{'s' if n != 1 else ''}"
-
-
 def _names(values: list[str], limit: int = 5) -> str:
     shown = ", ".join(values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
@@ -80,7 +76,9 @@ def delete_object(
     check_configure(actor)
     if object_type not in OBJECT_TYPES:
         raise InputError(
-            f"unknown kind of object {object_type!r}; use one of: {', '.join(OBJECT_TYPES)}"
+            N_("unknown kind of object %(kind)s; use one of: %(kinds)s"),
+            kind=object_type,
+            kinds=", ".join(OBJECT_TYPES),
         )
     if object_type in _PARTS and contract is None and "/" in key:
         code, _, name = key.partition("/")
@@ -134,50 +132,65 @@ def delete_object(
 def _contract(session: Session, code: str) -> Contract:
     found = session.scalar(select(Contract).where(Contract.code == code))
     if found is None:
-        raise NotFound(f"there is no contract {code!r}")
+        raise NotFound(N_("there is no contract %(name)s"), name=code)
     return found
 
 
-def _one(session: Session, model: Any, column: Any, key: str, what: str) -> Any:
+def _one(session: Session, model: Any, column: Any, key: str, missing: str) -> Any:
     found = session.scalar(select(model).where(column == key))
     if found is None:
-        raise NotFound(f"there is no {what} {key!r}")
+        raise NotFound(missing, name=key)
     return found
+
+
+def _refuse(one: str, many: str, n: int, **params: Any) -> Conflict:
+    """A refusal whose sentence counts ``n`` things (``one`` for a single one)."""
+    return Conflict(one if n == 1 else many, n=n, **params)
 
 
 def _delete_calendar(session: Session, name: str) -> dict[str, Any]:
-    cal = _one(session, Calendar, Calendar.name, name, "calendar")
+    cal = _one(session, Calendar, Calendar.name, name, N_("there is no calendar %(name)s"))
     users = list(session.scalars(select(Contract.code).where(Contract.calendar_id == cal.id)))
     if users:
-        raise Conflict(
-            f"calendar {name} is the calendar of {len(users)} contract"
-            f"{'s' if len(users) != 1 else ''} ({_names(sorted(users))}): give them another "
-            "calendar first"
-        )
+        raise _refuse(
+            N_("calendar %(name)s is the calendar of contract %(list)s: give it another calendar "
+               "first"),
+            N_("calendar %(name)s is the calendar of %(n)s contracts (%(list)s): give them "
+               "another calendar first"),
+            len(users), name=name, list=_names(sorted(users)),
+        )  # fmt: skip
     before = export._calendar(cal)
     session.delete(cal)
     return before
 
 
 def _delete_client(session: Session, name: str) -> dict[str, Any]:
-    client = _one(session, Client, Client.name, name, "client")
+    client = _one(session, Client, Client.name, name, N_("there is no client %(name)s"))
     contracts = sorted(c.code for c in client.contracts)
     if contracts:
-        raise Conflict(
-            f"client {name} has {len(contracts)} contract{'s' if len(contracts) != 1 else ''} "
-            f"({_names(contracts)}): end them with an end date (valid_to) instead; the client "
-            "stays with their history"
-        )
+        raise _refuse(
+            N_("client %(name)s has a contract (%(list)s): end it with an end date (valid_to) "
+               "instead; the client stays with its history"),
+            N_("client %(name)s has %(n)s contracts (%(list)s): end them with an end date "
+               "(valid_to) instead; the client stays with its history"),
+            len(contracts), name=name, list=_names(contracts),
+        )  # fmt: skip
     n = _count(session, Ticket.client_id == client.id)
     if n:
-        raise Conflict(f"client {name} has {_tickets(n)}: keep it, its tickets refer to it")
+        raise _refuse(
+            N_("client %(name)s has a ticket: keep it, the ticket refers to it"),
+            N_("client %(name)s has %(n)s tickets: keep it, its tickets refer to it"),
+            n, name=name,
+        )  # fmt: skip
     people = list(session.scalars(select(User.email).where(User.client_id == client.id)))
     if people:
-        raise Conflict(
-            f"client {name} has {len(people)} contact{'s' if len(people) != 1 else ''} "
-            f"({_names(sorted(people))}), and people are never deleted: deactivate them "
-            "(active: false) and keep the client"
-        )
+        raise _refuse(
+            N_("client %(name)s has a contact (%(list)s), and people are never deleted: "
+               "deactivate them (active: false) and keep the client"),
+            N_("client %(name)s has %(n)s contacts (%(list)s), and people are never deleted: "
+               "deactivate them (active: false) and keep the client"),
+            len(people), name=name, list=_names(sorted(people)),
+        )  # fmt: skip
     before = export._client(session, client)
     session.delete(client)
     return before
@@ -187,19 +200,23 @@ def _delete_contract(session: Session, code: str) -> dict[str, Any]:
     contract = _contract(session, code)
     n = _count(session, Ticket.contract_id == contract.id)
     if n:
-        raise Conflict(
-            f"contract {code} has {_tickets(n)}: end it with an end date (valid_to) instead; "
-            "a contract past its validity receives no tickets and keeps its history"
-        )
+        raise _refuse(
+            N_("contract %(name)s has a ticket: end it with an end date (valid_to) instead; a "
+               "contract past its validity receives no tickets and keeps its history"),
+            N_("contract %(name)s has %(n)s tickets: end it with an end date (valid_to) "
+               "instead; a contract past its validity receives no tickets and keeps its "
+               "history"),
+            n, name=code,
+        )  # fmt: skip
     boxes = sorted(
         session.scalars(select(Mailbox.address).where(Mailbox.contract_id == contract.id))
     )
     if boxes:
         raise Conflict(
-            f"contract {code} receives mail at {_names(boxes)}: take the mailbox"
-            f"{'es' if len(boxes) != 1 else ''} off it (or delete them) first, so mail to "
-            "them does not silently land in triage"
-        )
+            N_("contract %(name)s receives mail at %(list)s: take the mailboxes off it (or "
+               "delete them) first, so their mail does not silently land in triage"),
+            name=code, list=_names(boxes),
+        )  # fmt: skip
     before = export._contract(session, contract)
     for sub in session.scalars(select(Subcontractor)):
         if contract in sub.contracts:
@@ -209,7 +226,10 @@ def _delete_contract(session: Session, code: str) -> dict[str, Any]:
 
 
 def _delete_mailbox(session: Session, address: str) -> dict[str, Any]:
-    box = _one(session, Mailbox, Mailbox.address, address.strip().lower(), "mailbox")
+    box = _one(
+        session, Mailbox, Mailbox.address, address.strip().lower(),
+        N_("there is no mailbox %(name)s"),
+    )  # fmt: skip
     before = export._mailbox(box)
     before["contract"] = box.contract.code if box.contract else None
     session.execute(delete(ImapFolderState).where(ImapFolderState.mailbox == box.address))
@@ -220,10 +240,14 @@ def _delete_mailbox(session: Session, address: str) -> dict[str, Any]:
 
 
 def _delete_product(session: Session, name: str) -> dict[str, Any]:
-    product = _one(session, Product, Product.name, name, "product")
+    product = _one(session, Product, Product.name, name, N_("there is no product %(name)s"))
     n = _count(session, Ticket.product_id == product.id)
     if n:
-        raise Conflict(f"product {name} is named on {_tickets(n)}: keep it")
+        raise _refuse(
+            N_("product %(name)s is named on a ticket: keep it"),
+            N_("product %(name)s is named on %(n)s tickets: keep it"),
+            n, name=name,
+        )  # fmt: skip
     codes = sorted(
         session.scalars(
             select(Contract.code)
@@ -233,41 +257,52 @@ def _delete_product(session: Session, name: str) -> dict[str, Any]:
     )
     if codes:
         raise Conflict(
-            f"product {name} is on contract{'s' if len(codes) != 1 else ''} {_names(codes)}: "
-            "take it off them first (remove: {products: [...]})"
-        )
+            N_("product %(name)s is on contract %(list)s: take it off first "
+               "(remove: {products: [...]})"),
+            name=name, list=_names(codes),
+        )  # fmt: skip
     session.delete(product)
     return {"name": name}
 
 
 def _delete_role(session: Session, name: str) -> dict[str, Any]:
-    role = _one(session, Role, Role.name, name, "role")
+    role = _one(session, Role, Role.name, name, N_("there is no role %(name)s"))
     holders = sorted(session.scalars(select(User.email).where(User.custom_role_id == role.id)))
     if holders:
-        raise Conflict(
-            f"role {name} is held by {len(holders)} user{'s' if len(holders) != 1 else ''} "
-            f"({_names(holders)}): give them another role first"
-        )
+        raise _refuse(
+            N_("role %(name)s is held by 1 user (%(list)s): give them another role first"),
+            N_("role %(name)s is held by %(n)s users (%(list)s): give them another role first"),
+            len(holders), name=name, list=_names(holders),
+        )  # fmt: skip
     before = export._role(role)
     session.delete(role)
     return before
 
 
 def _delete_subcontractor(session: Session, name: str) -> dict[str, Any]:
-    sub = _one(session, Subcontractor, Subcontractor.name, name, "subcontractor")
+    sub = _one(
+        session, Subcontractor, Subcontractor.name, name,
+        N_("there is no subcontractor %(name)s"),
+    )  # fmt: skip
     n = _count(session, Ticket.subcontractor_id == sub.id)
     if n:
-        raise Conflict(
-            f"subcontractor {name} has been handed {_tickets(n)}: take it off its contracts "
-            "instead (remove: {contracts: [...]}); it keeps its history"
-        )
+        raise _refuse(
+            N_("subcontractor %(name)s has been handed a ticket: take it off its contracts "
+               "instead (remove: {contracts: [...]}); it keeps its history"),
+            N_("subcontractor %(name)s has been handed %(n)s tickets: take it off its "
+               "contracts instead (remove: {contracts: [...]}); it keeps its history"),
+            n, name=name,
+        )  # fmt: skip
     people = sorted(session.scalars(select(User.email).where(User.subcontractor_id == sub.id)))
     if people:
-        raise Conflict(
-            f"subcontractor {name} has {len(people)} user{'s' if len(people) != 1 else ''} "
-            f"({_names(people)}), and people are never deleted: deactivate them "
-            "(active: false) and take the company off its contracts"
-        )
+        raise _refuse(
+            N_("subcontractor %(name)s has 1 user (%(list)s), and people are never deleted: "
+               "deactivate them (active: false) and take the company off its contracts"),
+            N_("subcontractor %(name)s has %(n)s users (%(list)s), and people are never "
+               "deleted: deactivate them (active: false) and take the company off its "
+               "contracts"),
+            len(people), name=name, list=_names(people),
+        )  # fmt: skip
     before = {"name": sub.name, "contracts": sorted(c.code for c in sub.contracts)}
     session.delete(sub)
     return before
@@ -275,9 +310,10 @@ def _delete_subcontractor(session: Session, name: str) -> dict[str, Any]:
 
 def _delete_user(session: Session, email: str) -> dict[str, Any]:
     raise Conflict(
-        f"{email} is a person, and people are never deleted (their history names them): "
-        "deactivate them instead (active: false)"
-    )
+        N_("%(name)s is a person, and people are never deleted (their history names them): "
+           "deactivate them instead (active: false)"),
+        name=email,
+    )  # fmt: skip
 
 
 def _delete_top_part(kind: str) -> Any:
@@ -291,19 +327,24 @@ def _delete_part(
     session: Session, kind: str, name: str, contract: Contract | None
 ) -> dict[str, Any]:
     """A status, ticket type or custom field of ``contract`` (None: of the instance)."""
-    where = f"contract {contract.code}'s" if contract is not None else "the"
+    code = contract.code if contract is not None else ""
     if kind == "ticket_type":
         if contract is None:
-            raise InputError("a ticket type belongs to a contract: name it (contract=CODE)")
+            raise InputError(N_("a ticket type belongs to a contract: name the contract"))
         tt = next((t for t in contract.ticket_types if t.name.casefold() == name.casefold()), None)
         if tt is None:
-            raise NotFound(f"there is no ticket type {name!r} on contract {contract.code}")
+            raise NotFound(
+                N_("there is no ticket type %(name)s on contract %(code)s"), name=name, code=code
+            )
         n = _count(session, Ticket.ticket_type_id == tt.id)
         if n:
-            raise Conflict(
-                f"ticket type {tt.name} of contract {contract.code} is the type of "
-                f"{_tickets(n)}: keep it (take its keywords away so new mail does not pick it)"
-            )
+            raise _refuse(
+                N_("ticket type %(name)s of contract %(code)s is the type of a ticket: keep it "
+                   "(take its keywords away so new mail does not pick it)"),
+                N_("ticket type %(name)s of contract %(code)s is the type of %(n)s tickets: "
+                   "keep it (take its keywords away so new mail does not pick it)"),
+                n, name=tt.name, code=code,
+            )  # fmt: skip
         before = export._ticket_type(tt)
         contract.ticket_types.remove(tt)
         session.delete(tt)
@@ -313,19 +354,29 @@ def _delete_part(
         rows = list(session.scalars(select(Status).where(scope)))
         status = next((s for s in rows if s.name.casefold() == name.casefold()), None)
         if status is None:
-            raise NotFound(f"there is no status {name!r} among {where} statuses")
+            raise NotFound(
+                N_("there is no status %(name)s on contract %(code)s")
+                if contract is not None
+                else N_("there is no status %(name)s among the default statuses"),
+                name=name,
+                code=code,
+            )
         n = _count(session, Ticket.status_id == status.id)
         if n:
-            raise Conflict(
-                f"status {status.name} is the status of {_tickets(n)}: move them to another "
-                "status first, or keep it"
-            )
+            raise _refuse(
+                N_("status %(name)s is the status of a ticket: move it to another status "
+                   "first, or keep the status"),
+                N_("status %(name)s is the status of %(n)s tickets: move them to another "
+                   "status first, or keep it"),
+                n, name=status.name,
+            )  # fmt: skip
         others = {s.category for s in rows if s is not status}
         if status.category in ("new", "closed") and status.category not in others:
             raise Conflict(
-                f"status {status.name} is the only one of category {status.category}, and "
-                "every status list needs one: add another first"
-            )
+                N_("status %(name)s is the only one of category %(category)s, and every "
+                   "status list needs one: add another first"),
+                name=status.name, category=status.category,
+            )  # fmt: skip
         before = export._status(status)
         if contract is not None:
             contract.statuses.remove(status)
@@ -336,16 +387,26 @@ def _delete_part(
     )
     field = session.scalar(select(CustomField).where(scope, CustomField.name == name))
     if field is None:
-        raise NotFound(f"there is no custom field {name!r} among {where} custom fields")
+        raise NotFound(
+            N_("there is no custom field %(name)s on contract %(code)s")
+            if contract is not None
+            else N_("there is no custom field %(name)s among every ticket's fields"),
+            name=name,
+            code=code,
+        )
     ticket_scope: list[Any] = [Ticket.custom_fields[name].as_string().is_not(None)]
     if contract is not None:
         ticket_scope.append(Ticket.contract_id == contract.id)
     n = _count(session, *ticket_scope)
     if n:
-        raise Conflict(
-            f"custom field {name} has a value on {_tickets(n)}: keep it (hide it from clients, "
-            "or take it off the form with edit: [] if it should no longer be filled)"
-        )
+        raise _refuse(
+            N_("custom field %(name)s has a value on a ticket: keep it (hide it from clients, "
+               "or let nobody edit it with edit: [] if it should no longer be filled)"),
+            N_("custom field %(name)s has a value on %(n)s tickets: keep it (hide it from "
+               "clients, or let nobody edit it with edit: [] if it should no longer be "
+               "filled)"),
+            n, name=name,
+        )  # fmt: skip
     dependents = sorted(
         f.name
         for f in session.scalars(select(CustomField).where(CustomField.id != field.id))
@@ -354,9 +415,10 @@ def _delete_part(
     )
     if dependents:
         raise Conflict(
-            f"custom field {name} is followed by {_names(dependents)} (depends_on): take "
-            "that dependency away first"
-        )
+            N_("custom field %(name)s is followed by %(list)s (depends_on): take that "
+               "dependency away first"),
+            name=name, list=_names(dependents),
+        )  # fmt: skip
     requiring = sorted(
         c.code
         for c in session.scalars(select(Contract))
@@ -364,9 +426,10 @@ def _delete_part(
     )
     if requiring:
         raise Conflict(
-            f"custom field {name} is required on contract{'s' if len(requiring) != 1 else ''} "
-            f"{_names(requiring)} (required_fields): take it out there first"
-        )
+            N_("custom field %(name)s is required on contract %(list)s (required_fields): "
+               "take it out there first"),
+            name=name, list=_names(requiring),
+        )  # fmt: skip
     before = next(
         (item for item in export._fields(session, contract) if item["name"] == name),
         {"name": name},

@@ -112,10 +112,10 @@ def test_users_are_never_deleted(session: Session, world: World) -> None:
 
 
 def test_calendar_client_product_subcontractor_in_use(session: Session, world: World) -> None:
-    assert "calendar business is the calendar of 1 contract (ACME-2026)" in conflict(
+    assert "calendar business is the calendar of contract ACME-2026: give it another" in conflict(
         session, world, "calendar", "business"
     )
-    assert "client Acme has 1 contract (ACME-2026): end them" in conflict(
+    assert "client Acme has a contract (ACME-2026): end it with an end date" in conflict(
         session, world, "client", "Acme"
     )
     assert "product Printer X200 is on contract ACME-2026" in conflict(
@@ -164,10 +164,10 @@ def test_a_role_held_by_users_stays(session: Session, world: World) -> None:
 
 def test_a_contracts_status_ticket_type_and_field(session: Session, world: World) -> None:
     open_ticket(session, world)  # New, failure
-    assert "status New is the status of 1 ticket" in conflict(
+    assert "status New is the status of a ticket: move it" in conflict(
         session, world, "status", "New", contract="ACME-2026"
     )
-    assert "ticket type failure of contract ACME-2026 is the type of 1 ticket" in conflict(
+    assert "ticket type failure of contract ACME-2026 is the type of a ticket" in conflict(
         session, world, "ticket_type", "ACME-2026/failure"
     )
     assert "the only one of category closed" in conflict(
@@ -206,7 +206,7 @@ def test_custom_fields_with_values_dependents_or_requirements_stay(
         session, world, "custom_field", "location"
     )
     open_ticket(session, world, custom_fields={"location": "A", "room": "12"})
-    assert "custom field room has a value on 1 ticket" in conflict(
+    assert "custom field room has a value on a ticket: keep it" in conflict(
         session, world, "custom_field", "room"
     )
     assert "required on contract BETA-247 (required_fields)" in conflict(
@@ -237,3 +237,17 @@ def test_a_contracts_own_field_goes_to_the_contracts_history(
     entry = last_entry(session, "contract", "BETA-247")
     assert entry.action == "config.delete" and entry.data["what"] == "custom_field"
     assert entry.data["changes"]["custom_fields.meter.type"] == ["number", None]
+
+
+def test_a_refusal_reads_in_polish_in_the_console(session: Session, world: World) -> None:
+    from core.errors import localized
+    from core.i18n import compiled_catalogue
+    from web.i18n import LOCALE_DIR
+
+    open_ticket(session, world)
+    with pytest.raises(Conflict) as caught:
+        delete_object(session, "contract", "ACME-2026", admin(world))
+    polish = compiled_catalogue(LOCALE_DIR / "pl" / "LC_MESSAGES" / "messages.po", "pl")
+    assert localized(caught.value, polish.gettext).startswith(
+        "umowa ACME-2026 ma zgłoszenie: zamiast usuwać, zakończ ją datą końca (valid_to)"
+    )
