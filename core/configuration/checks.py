@@ -94,6 +94,7 @@ class Known:
     field_definitions: dict[tuple[str | None, str], KnownField] = field(default_factory=dict)
     mailbox_imap: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)  # custom role name -> base role
+    role_grants: dict[str, list[str]] = field(default_factory=dict)  # stored grants
 
     def statuses_for(self, code: str | None) -> set[str]:
         """The status names a ticket may take, as ``core.tickets.services.statuses_for`` will decide."""
@@ -186,6 +187,7 @@ def load_known(session: Session) -> Known:
         known.mailbox_imap[box.address] = dict(box.imap) if box.imap else None
     for role in session.scalars(select(Role)):
         known.roles[role.name] = role.base
+        known.role_grants[role.name] = list(role.grant or [])
     return known
 
 
@@ -852,10 +854,13 @@ def _check_roles(check: Checker, doc: ConfigDocument, known: Known) -> None:
                         f"unknown base role {spec.base!r}; use one of: {', '.join(ROLES)}",
                     )
                     base = None
-        lists = {"grant": spec.grant or [], "deny": spec.deny or []}
+        # Checked as they will be: a grant left out keeps the stored one (under a new base too).
+        grants = spec.grant if spec.states("grant") else known.role_grants.get(name, [])
+        lists = {"grant": grants or [], "deny": spec.deny or []}
         for key, names in lists.items():
             for j, action in enumerate(names):
-                where = loc + (key, j)
+                # A stored grant is reported on the new base that refuses it.
+                where = loc + (key, j) if spec.states(key) else loc + ("base",)
                 if action not in PUBLIC_ACTIONS:
                     check.add(where, f"unknown action {action!r}; known actions: {actions}")
                 elif action in SCOPE_ACTIONS:

@@ -314,3 +314,10 @@ def test_a_shape_mistake_in_a_role_names_the_allowed_keys(session: Session) -> N
     assert found and found[0].startswith(
         "2: roles[0].grants: unknown key 'grants'; allowed keys: name"
     )
+
+
+def test_a_new_base_is_checked_against_the_stored_grants(session: Session, world: World) -> None:
+    apply_config_text(session, "roles:\n  - {name: lead, base: technician, grant: [assign]}\n")
+    session.flush()
+    found = _problems(session, "roles:\n  - {name: lead, base: client}\n")
+    assert found == ["2: roles[0].base: 'assign' is for staff; a client role cannot be granted it"]
