@@ -549,7 +549,12 @@ def assign(
     confirmed it); the event's ``outside_contract`` records which it was."""
     from core.tickets.handoff import check_serves
 
-    if not can(actor, "assign", ticket):
+    # Changing the assignee needs "assign", changing the subcontractor "hand_over" (a custom
+    # role may have one without the other); saving nothing new needs either.
+    moves_assignee = (assignee.id if assignee else None) != ticket.assignee_id
+    moves_work = (subcontractor.id if subcontractor else None) != ticket.subcontractor_id
+    may_assign, may_hand = can(actor, "assign", ticket), can(actor, "hand_over", ticket)
+    if (moves_assignee or not (moves_work or may_hand)) and not may_assign:
         raise Forbidden(N_("you may not assign ticket #%(number)s"), number=ticket.number)
     if assignee is not None and not assignee.is_staff:
         raise InputError(
@@ -562,9 +567,7 @@ def assign(
     )
     # Asked only when the hand-off changes: a ticket already with one (confirmed then) keeps
     # it while its assignee changes.
-    if (subcontractor.id if subcontractor else None) != ticket.subcontractor_id and not can(
-        actor, "hand_over", ticket
-    ):
+    if moves_work and not may_hand:
         raise Forbidden(
             N_("you may not hand ticket #%(number)s to a subcontractor"), number=ticket.number
         )

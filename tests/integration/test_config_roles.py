@@ -189,6 +189,29 @@ def test_handing_over_to_a_subcontractor_needs_hand_over(session: Session, world
         )
 
 
+def test_hand_over_without_assign_hands_over_but_does_not_assign(
+    client: TestClient[Any], session: Session, world: World
+) -> None:
+    """A role with hand_over and without assign moves the work to a subcontractor (console
+    and API alike) but cannot change who it is assigned to."""
+    apply_config_text(
+        session,
+        "roles:\n  - {name: dispatcher, base: coordinator, deny: [assign]}\n"
+        "users:\n  - {email: coord@support.example, role: dispatcher}\n",
+    )
+    session.flush()
+    coord = world.users["coordinator"]
+    session.refresh(coord)
+    number = _ticket_of(session, world, "technician")
+    headers = auth(session, coord)
+    r = client.post(f"/api/v1/tickets/{number}/assign", json={"subcontractor": "FixIt"}, headers=headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["subcontractor"] == "FixIt"
+    assert r.json()["assignee"] == "tech@support.example"
+    r = client.post(f"/api/v1/tickets/{number}/assign", json={"assignee": "tech2@support.example"}, headers=headers)  # fmt: skip
+    assert r.status_code == 403
+
+
 def test_people_and_outbox_follow_the_action_not_the_role(session: Session, world: World) -> None:
     apply_config_text(
         session,

@@ -271,7 +271,7 @@ def assign_ticket(
             f"unknown field(s): {', '.join(sorted(unknown))}; use assignee, subcontractor"
         )
     ticket = svc.get_ticket(db, number, user)
-    if not can(user, "assign", ticket):
+    if not (can(user, "assign", ticket) or can(user, "hand_over", ticket)):
         raise Forbidden(f"you may not assign ticket #{number}")
     assignee = ticket.assignee
     if "assignee" in data:
@@ -306,7 +306,7 @@ def subcontractor_suggestions(
     in English. ``all=true`` lists those not serving the contract after them. A ticket
     without a contract: everyone (nobody serves it, anyone may take it)."""
     ticket = svc.get_ticket(db, number, user)
-    if not can(user, "assign", ticket):
+    if not (can(user, "assign", ticket) or can(user, "hand_over", ticket)):
         raise Forbidden(f"you may not assign ticket #{number}")
     everyone = bool(_flag(include_all, "all")) or ticket.contract_id is None
     return [

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from core.access.permissions import ACTIONS, can, can_view, settable_statuses, status_visible
+from core.access.permissions import can, can_view, settable_statuses, status_visible
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import STAFF_ROLES, User
@@ -102,7 +102,7 @@ def detail_context(
 
     can_assign = can(user, "assign", ticket)
     # Handing over to a subcontractor is its own action where core has it (custom roles).
-    can_hand_over = can(user, "hand_over" if "hand_over" in ACTIONS else "assign", ticket)
+    can_hand_over = can(user, "hand_over", ticket)
     staff: list[User] = []
     subcontractors: list[Suggestion] = []
     if can_assign:
