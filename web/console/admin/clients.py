@@ -187,7 +187,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     data = kwargs["data"]
     name = kwargs.get("name")
     client = console.db.scalar(select(Client).where(Client.name == name)) if name else None
-    found = problems(exc) if isinstance(exc, ConfigError) else {"": console.refusal(exc)}
+    found = problems(exc, console)
     row_of = client_fragment(data, client)[1]
     return client_page(
         console, client, form=data, found=found, row_of=row_of, status_code=exc.status_code

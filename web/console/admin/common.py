@@ -20,6 +20,7 @@ from core.audit import AuditEntry
 from core.configuration.edit import apply_fragment, check_configure, preview
 from core.configuration.errors import ConfigError
 from core.configuration.result import ApplyResult
+from core.errors import InputError
 from web.console.forms import Console, guarded
 
 #: The ``console`` dependency of every admin page: administrators (``configure``) only.
@@ -38,8 +39,12 @@ def what_it_would_do(console: Console, fragment: dict[str, Any]) -> ApplyResult:
     return preview(console.db, fragment, actor=console.user)
 
 
-def problems(exc: ConfigError) -> dict[str, str]:
-    """Each problem's sentence by its key path (the first one per path)."""
+def problems(exc: InputError, console: Console | None = None) -> dict[str, str]:
+    """Each problem's sentence by its key path (the first one per path), for a refused
+    ``ConfigError``; any other refusal under the path "" in the user's language (with
+    ``console``; without it, none)."""
+    if not isinstance(exc, ConfigError):
+        return {"": console.refusal(exc)} if console is not None else {}
     found: dict[str, str] = {}
     for problem in exc.problems:
         found.setdefault(problem.path, problem.message)

@@ -257,7 +257,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
         if name
         else None
     )
-    found = problems(exc) if isinstance(exc, ConfigError) else {"": console.refusal(exc)}
+    found = problems(exc, console)
     return field_page(console, cf, form=kwargs["data"], found=found, status_code=exc.status_code)
 
 

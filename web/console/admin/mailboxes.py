@@ -229,7 +229,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
         if address
         else None
     )
-    found = problems(exc) if isinstance(exc, ConfigError) else {"": console.refusal(exc)}
+    found = problems(exc, console)
     return mailbox_page(console, box, form=kwargs["data"], found=found, status_code=exc.status_code)
 
 

@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from core.access.permissions import ROLE_ACTIONS, SCOPE_ACTIONS, role_allowed
 from core.configuration.delete import delete_object
-from core.configuration.errors import ConfigError
 from core.directory.models import ROLES, Role, User
 from core.errors import N_, InputError, NotFound
 from web.console.admin.common import admin_console, history, problems, save
@@ -109,7 +108,7 @@ def _label(form: Mapping[str, str]) -> dict[str, str] | None:
 
 
 def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    found = problems(exc)
     return _page(
         console,
         status_code=exc.status_code,
@@ -120,7 +119,7 @@ def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -
 
 
 def _refused_matrix(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    found = problems(exc)
     sentence = "; ".join(found.values()) if found else console.refusal(exc)
     if form_str(kwargs["data"], "back") == "role":
         role = _role(console, kwargs["name"])
@@ -168,7 +167,7 @@ def _detail(
 def _refused_detail(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
     role = _role(console, kwargs["name"])
     data = kwargs.get("data") or {}
-    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    found = problems(exc)
     return _detail(
         console,
         role,

@@ -87,7 +87,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     sub = (
         console.db.scalar(select(Subcontractor).where(Subcontractor.name == name)) if name else None
     )
-    found = problems(exc) if isinstance(exc, ConfigError) else {"": console.refusal(exc)}
+    found = problems(exc, console)
     return subcontractor_page(
         console, sub, form=kwargs["data"], found=found, status_code=exc.status_code
     )

@@ -20,7 +20,6 @@ from sqlalchemy import func, or_, select
 
 from core.access.accounts import reset_totp
 from core.audit import AuditEntry
-from core.configuration.errors import ConfigError
 from core.directory.models import Role, Subcontractor, User
 from core.errors import N_, InputError, NotFound
 from web.console.admin.common import admin_console, history, problems, save
@@ -138,7 +137,7 @@ def _page(
 
 
 def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    found = problems(exc)
     return _page(
         console,
         None,
@@ -151,7 +150,7 @@ def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -
 
 def _refused_edit(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
     user = _user(console, kwargs["user_id"])
-    found = problems(exc) if isinstance(exc, ConfigError) else {}
+    found = problems(exc)
     form = {**_form(kwargs["data"]), "email": user.email}
     return _page(
         console,
