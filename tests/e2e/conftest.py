@@ -354,6 +354,15 @@ def build_seeded_app(data_dir: Path) -> SeededApp:
     return SeededApp(app, settings, factory, dict(world.numbers), users)
 
 
+def in_english(client: Any, url: str, **kwargs: Any) -> Any:
+    """A page in English (the lang cookie for this one request)."""
+    client.cookies.set("lang", "en")
+    try:
+        return client.get(url, **kwargs)
+    finally:
+        client.cookies.delete("lang")
+
+
 def console_client(app: Any, email: str, password: str = PASSWORD) -> tuple[Any, str]:
     """A Litestar TestClient logged in through ``POST /login``, and its CSRF token.
 

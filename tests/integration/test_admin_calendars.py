@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.models import Calendar
-from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
+from tests.e2e.conftest import SeededApp, build_seeded_app, console_client, in_english
 from tests.integration.test_admin_contracts import (
     exported,
     form_values,
@@ -104,7 +104,7 @@ def test_a_calendar_with_a_lunch_break_is_saved_previewed_and_exported(
         assert four.strftime("%H:%M") == "11:00"
     days_off = re.search(r'data-testid="days-off">(.*?)</ul>', page, re.S)
     assert days_off and "2026-12-31" in days_off[1]
-    english = client.get(r.headers["location"], cookies={"lang": "en"}).text
+    english = in_english(client, r.headers["location"]).text
     assert "target opened Friday" in english
 
 

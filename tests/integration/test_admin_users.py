@@ -16,7 +16,7 @@ from core.audit import AuditEntry
 from core.configuration.export import export_config
 from core.directory.models import User
 from core.mail.models import OutboundMail
-from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
+from tests.e2e.conftest import SeededApp, build_seeded_app, console_client, in_english
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,12 @@ def exported_user(instance: SeededApp, email: str) -> dict[str, Any]:
 
 def test_the_list_shows_staff_and_subcontractor_users_and_searches(instance: SeededApp) -> None:
     client, _ = login(instance)
-    page = client.get("/admin/users", cookies={"lang": "en"})
+    page = in_english(client, "/admin/users")
     assert page.status_code == 200
     assert instance.users["technician"] in page.text
     assert instance.users["subcontractor"] in page.text
     assert instance.users["client"] not in page.text  # contacts live with their client
-    found = client.get("/admin/users", params={"q": "kasia"}, cookies={"lang": "en"})
+    found = in_english(client, "/admin/users", params={"q": "kasia"})
     assert instance.users["technician2"] in found.text
     assert instance.users["technician"] + "<" not in found.text
     by_mail = client.get("/admin/users", params={"q": "fixit"})
@@ -135,7 +135,7 @@ def test_a_role_change_and_a_deactivation_are_saved_and_exported(instance: Seede
         user = get_user_by_email(s, email)
         assert user is not None and user.active is False
     assert exported_user(instance, email)["active"] is False
-    shown = client.get(f"/admin/users/{uid}", cookies={"lang": "en"})
+    shown = in_english(client, f"/admin/users/{uid}")
     assert "Inactive account" in shown.text
     assert 'data-testid="user-activate"' in shown.text
     # Back, with the role it had.
@@ -165,7 +165,7 @@ def test_reset_two_step_removes_the_factor_and_is_audited(instance: SeededApp) -
         s.commit()
     client, csrf = login(instance)
     uid = user_id(instance, email)
-    listed = client.get("/admin/users", params={"q": email}, cookies={"lang": "en"})
+    listed = in_english(client, "/admin/users", params={"q": email})
     assert re.search(r'data-testid="user-two-step">on<', listed.text)
     page = client.get(f"/admin/users/{uid}")
     assert 'data-testid="user-reset-two-step"' in page.text
@@ -199,7 +199,7 @@ def test_a_password_reset_link_is_mailed_and_audited(instance: SeededApp) -> Non
         assert "/password/reset/" in mail.context["url"]
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "password.reset.link"))
         assert entry is not None and entry.data["user"] == email
-    shown = client.get(f"/admin/users/{uid}", cookies={"lang": "en"})
+    shown = in_english(client, f"/admin/users/{uid}")
     events = shown.text.split('data-testid="account-events"')[1]
     assert "password-reset link mailed" in events
     # The link works.
@@ -226,7 +226,7 @@ def test_a_custom_role_is_added_edited_in_the_matrix_and_given_to_a_user(
     instance: SeededApp,
 ) -> None:
     client, csrf = login(instance)
-    page = client.get("/admin/roles", cookies={"lang": "en"})
+    page = in_english(client, "/admin/roles")
     assert page.status_code == 200
     assert 'data-testid="action-assign"' in page.text
     form = {
@@ -244,7 +244,7 @@ def test_a_custom_role_is_added_edited_in_the_matrix_and_given_to_a_user(
     assert role["base"] == "technician"
     assert not role.get("grant") and not role.get("deny")
     # The column: the technician's defaults ticked; tick assign and reports, untick cc.
-    page = client.get("/admin/roles", cookies={"lang": "en"})
+    page = in_english(client, "/admin/roles")
     assert re.search(r'value="comment" form="role-form-senior-technician" checked', page.text)
     assert not re.search(r'value="assign" form="role-form-senior-technician" checked', page.text)
     allow = ["comment", "note", "status", "work_log", "fields", "assign", "reports"]
@@ -277,7 +277,7 @@ def test_a_custom_role_is_added_edited_in_the_matrix_and_given_to_a_user(
     )
     assert r.status_code == 303, r.text
     assert exported_user(instance, email)["role"] == "senior-technician"
-    listed = client.get("/admin/users", params={"q": email}, cookies={"lang": "en"})
+    listed = in_english(client, "/admin/users", params={"q": email})
     assert "Senior technician" in listed.text
     shown = client.get(f"/admin/users/{uid}")
     assert '<option value="senior-technician" selected>' in shown.text
@@ -305,7 +305,7 @@ def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
     client, csrf = login(instance)
     form = {"csrf_token": csrf, "name": "reporter", "base": "coordinator", "label_en": "Reporter"}
     assert client.post("/admin/roles/new", data=form, follow_redirects=False).status_code == 303
-    page = client.get("/admin/roles/reporter", cookies={"lang": "en"})
+    page = in_english(client, "/admin/roles/reporter")
     assert page.status_code == 200
     assert "Nobody holds this role." in page.text
     # Ticks from the role's own page: assign taken away from the coordinator's defaults.
@@ -317,7 +317,7 @@ def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
         follow_redirects=False,
     )
     assert r.headers["location"].startswith("/admin/roles/reporter")
-    page = client.get("/admin/roles/reporter", cookies={"lang": "en"})
+    page = in_english(client, "/admin/roles/reporter")
     assert 'data-testid="differs-assign"' in page.text
     r = client.post(
         "/admin/roles/reporter/label",
@@ -396,10 +396,10 @@ def test_controls_follow_a_custom_roles_grants_and_denies(instance: SeededApp) -
 
 def test_the_top_bar_names_a_custom_role_by_its_label(instance: SeededApp) -> None:
     client, _ = login(instance, "technician")  # senior-technician since the roles test
-    page = client.get("/tickets", cookies={"lang": "en"})
+    page = in_english(client, "/tickets")
     whoami = page.text.split('data-testid="whoami"')[1].split("</span>\n    </span>")[0]
     assert "Senior technician" in whoami
     # The error page's user is a plain snapshot without the labels: the role's name.
-    refused = client.get("/admin/users", cookies={"lang": "en"})
+    refused = in_english(client, "/admin/users")
     assert refused.status_code == 403
     assert "senior-technician" in refused.text.split('data-testid="whoami"')[1]
