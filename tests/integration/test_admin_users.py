@@ -330,6 +330,17 @@ def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
     role = next(x for x in doc["roles"] if x["name"] == "reporter")
     assert role["deny"] == ["assign"]
     assert role["label"] == {"pl": "Raportujący", "en": "Reporter"}
+    # A new base from the same form: the denial stays.
+    r = client.post(
+        "/admin/roles/reporter/label",
+        data={"csrf_token": csrf, "label_en": "Reporter", "base": "admin"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    with instance.factory() as s:
+        doc = yaml.safe_load(export_config(s))
+    role = next(x for x in doc["roles"] if x["name"] == "reporter")
+    assert (role["base"], role["deny"]) == ("admin", ["assign"])
     # A held role is not deleted.
     held = client.post("/admin/roles/senior-technician/delete", data={"csrf_token": csrf})
     assert held.status_code == 409

@@ -153,6 +153,7 @@ def _detail(
         scope_actions=SCOPE_ACTIONS,
         on=allowed(role),
         holders=holders,
+        bases=BASES,
         labels=labels
         or {
             "label_pl": (role.labels or {}).get("pl", ""),
@@ -172,7 +173,7 @@ def _refused_detail(console: Console, exc: InputError, kwargs: Mapping[str, Any]
         console,
         role,
         status_code=exc.status_code,
-        labels={k: form_str(data, k) for k in ("label_pl", "label_en")} if data else None,
+        labels={k: form_str(data, k) for k in ("label_pl", "label_en", "base")} if data else None,
         found=found,
         error=console.refusal(exc) if not found else None,
     )
@@ -210,10 +211,15 @@ class RolesPage(Controller):
     def show(self, console: CurrentConsole, name: str) -> Template:
         return _detail(console, _role(console, name))
 
+    # The role's base and labels (the matrix is its own form).
     @form_post("/{name:str}/label", refused=_refused_detail)
     def relabel(self, console: CurrentConsole, name: str, data: FormDict) -> Redirect:
         role = _role(console, name)
-        save(console, {"roles": [{"name": role.name, "label": _label(_new_form(data))}]})
+        form = _new_form(data)
+        entry: dict[str, Any] = {"name": role.name, "label": _label(form)}
+        if form["base"] and form["base"] != role.base:
+            entry["base"] = form["base"]  # its users' role follows (core.configuration.apply)
+        save(console, {"roles": [entry]})
         return console.redirect(f"/admin/roles/{role.name}", console.gettext("Saved."))
 
     @form_post("/{name:str}/delete", refused=_refused_detail)
