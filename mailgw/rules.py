@@ -135,8 +135,12 @@ def _strip_plus(address: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}"
 
 
-def mailbox_contracts(session: Session, row: InboundMessage, mail: ParsedMail) -> list[Contract]:
-    """Contracts of our mailboxes among the envelope recipients, then To and Cc."""
+def mailbox_contracts(
+    session: Session, row: InboundMessage, mail: ParsedMail, today: date
+) -> list[Contract]:
+    """Contracts of our mailboxes among the envelope recipients, then To and Cc, that are in
+    force ``today``: a contract past its end date (or not begun) receives no new tickets, and
+    its mailbox's mail is routed as if sent to a general address."""
     addresses = [_strip_plus(a) for a in [*row.envelope_to, *mail.to, *mail.cc] if "@" in a]
     if not addresses:
         return []
@@ -144,8 +148,9 @@ def mailbox_contracts(session: Session, row: InboundMessage, mail: ParsedMail) -
     found: list[Contract] = []
     for address in addresses:
         box = boxes.get(address)
-        if box is not None and box.contract is not None and box.contract not in found:
-            found.append(box.contract)
+        contract = box.contract if box is not None else None
+        if contract is not None and contract.is_active(today) and contract not in found:
+            found.append(contract)
     return found
 
 
@@ -161,7 +166,7 @@ def route(
 
     ``sender`` is the From address's user when the caller has it already (one query less).
     """
-    boxes = mailbox_contracts(session, row, mail)
+    boxes = mailbox_contracts(session, row, mail, today)
     client: Client | None = None
     if sender is not None:
         user: User | None = sender

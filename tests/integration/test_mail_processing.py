@@ -53,6 +53,17 @@ def test_new_ticket_routed_by_contract_mailbox(
     assert "mailbox of ACME-2026" in decision(row, "route")["why"]
 
 
+def test_an_ended_contract_s_mailbox_opens_no_ticket_under_it(
+    session: Session, world: World, blobs: BlobStore
+) -> None:
+    """A contract past its end date receives no new tickets: its mailbox's mail is routed as
+    if sent to a general address (here: the sender is nobody's, so triage)."""
+    world.acme_contract.valid_to = NOW.date() - timedelta(days=1)
+    session.flush()
+    row = deliver(session, blobs, build(frm="someone@nowhere.example", to="acme@support.example"))
+    assert ticket_of(session, row).contract is None
+
+
 def test_plus_address_of_a_mailbox_routes_too(
     session: Session, world: World, blobs: BlobStore
 ) -> None:
