@@ -278,7 +278,12 @@ def test_ending_unticking_and_required_fields(instance: SeededApp) -> None:
     client, csrf = admin(instance)
     number = contract_id(instance, "BETA-STD")
     page = client.get(f"/admin/contracts/{number}").text
-    assert "delete" not in page.lower() and "usuń umowę" not in page.lower()
+    # No way to delete the contract itself (it has tickets: it is ended instead).
+    assert "Delete the contract" not in page and "usuń umowę" not in page.lower()
+    # Its types' rows have their own Delete, in a form of its own: the contract form's
+    # default button (Enter in a field) stays Save.
+    assert 'form="contract-delete" name="delete" value="ticket_type:' in page
+    assert 'id="contract-delete"' in page
     data = form_values(page, "contract-form")
     assert data["products"] == "Router R5" and data["req.location"] == "open"
     # Confirmed at once: saving the contract recomputes its open tickets, whose seeded
@@ -299,3 +304,37 @@ def test_ending_unticking_and_required_fields(instance: SeededApp) -> None:
         assert contract is not None and contract.valid_to == date(2026, 6, 30)
     listed = client.get("/admin/contracts", params={"q": "BETA-STD"}).text
     assert "2026-06-30" in listed
+
+
+def test_a_type_or_status_nothing_uses_is_deleted_and_a_used_one_is_refused(
+    instance: SeededApp,
+) -> None:
+    client, csrf = admin(instance)
+    number = contract_id(instance, "BETA-STD")
+    page = client.get(f"/admin/contracts/{number}").text
+    data = form_values(page, "contract-form")
+    # A spare type, used by no ticket, added through the form first.
+    spare = {**data, "csrf_token": csrf, "action": "confirm"}
+    spare.update({"tt1.name": "spare", "tt1.reaction": "1h", "tt1.resolution": "4h"})
+    r = client.post(f"/admin/contracts/{number}", data=spare, follow_redirects=False)
+    assert r.status_code == 303, problems_on(r.text)
+    assert "spare" in [t["name"] for t in exported_contract(instance, "BETA-STD")["ticket_types"]]
+    data = form_values(client.get(f"/admin/contracts/{number}").text, "contract-form")
+    used = client.post(
+        f"/admin/contracts/{number}/delete",
+        data={**data, "csrf_token": csrf, "delete": "ticket_type:request"},
+    )
+    assert used.status_code == 409
+    assert "valid_to" in used.text or "ticket" in used.text
+    gone = client.post(
+        f"/admin/contracts/{number}/delete",
+        data={**data, "csrf_token": csrf, "delete": "ticket_type:spare"},
+        follow_redirects=False,
+    )
+    assert gone.status_code == 303, gone.text[:300]
+    names = [t["name"] for t in exported_contract(instance, "BETA-STD")["ticket_types"]]
+    assert names == ["request"]
+    bad = client.post(
+        f"/admin/contracts/{number}/delete", data={"csrf_token": csrf, "delete": "contract:x"}
+    )
+    assert bad.status_code == 400

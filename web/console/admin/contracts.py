@@ -24,6 +24,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError
 from core.contracts.models import Client, Contract, CustomField, Product
 from core.directory.models import Subcontractor, User
@@ -422,6 +423,18 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     )
 
 
+def _delete_refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
+    """A type or status something uses: the contract as stored, saying why not (409)."""
+    contract = _contract(console, kwargs["contract_id"])
+    return detail_page(
+        console,
+        contract,
+        form_from_contract(contract),
+        status_code=exc.status_code,
+        error=console.refusal(exc),
+    )
+
+
 def _save(console: Console, contract: Contract | None, data: Mapping[str, Any]) -> Any:
     form = form_from_data(data, contract)
     if not form["code"]:
@@ -494,6 +507,17 @@ class ContractsPage(Controller):
         self, console: CurrentConsole, contract_id: int, data: FormDict
     ) -> Template | Redirect:
         return _save(console, _contract(console, contract_id), data)  # type: ignore[no-any-return]
+
+    # A row's Delete button (of the page's separate delete form) posts ``delete`` naming the
+    # part: ``ticket_type:NAME`` or ``status:NAME``; what tickets use is refused (409).
+    @form_post("/{contract_id:int}/delete", refused=_delete_refused)
+    def delete_part(self, console: CurrentConsole, contract_id: int, data: FormDict) -> Redirect:
+        contract = _contract(console, contract_id)
+        kind, _, name = _text(data, "delete").partition(":")
+        if kind not in ("ticket_type", "status") or not name:
+            raise InputError(N_("choose what to delete"))
+        delete_object(console.db, kind, f"{contract.code}/{name}", console.user)
+        return console.redirect(f"/admin/contracts/{contract.id}", console.gettext("Deleted."))
 
 
 handlers = [ContractsPage]
