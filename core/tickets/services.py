@@ -235,17 +235,21 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
     # Checked for a person opening it (the console, the portal, the API); not for mail.
     checked = new.checked and source != "email" and author is not None
     lang = (author or requester).language or "en"
-    defs = fields.definitions(session, contract)
-    values = fields.update(
-        defs,
-        {},
-        new.custom_fields,
-        actor=author if checked else None,
-        contract=contract,
-        opening=True,
-        lang=lang,
-    ).values
-    missing = fields.missing_fields(defs, contract, values, "open") if checked else []
+    values: dict[str, Any] = {}
+    missing: list[CustomField] = []
+    if checked or new.custom_fields:
+        # Mail fills no field and asks for none: no query for the definitions on that path.
+        defs = fields.definitions(session, contract)
+        values = fields.update(
+            defs,
+            {},
+            new.custom_fields,
+            actor=author if checked else None,
+            contract=contract,
+            opening=True,
+            lang=lang,
+        ).values
+        missing = fields.missing_fields(defs, contract, values, "open") if checked else []
     if missing:
         raise InputError(
             N_("fill in %(fields)s to open this ticket"), fields=_field_words(missing, lang)

@@ -33,6 +33,7 @@ from web.console.admin.common import (
     history,
     problems,
     save,
+    saved_message,
     what_it_would_do,
 )
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
@@ -301,12 +302,7 @@ def _save(
     console.db.flush()
     saved = console.db.scalar(select(Calendar).where(Calendar.name == form.name))
     assert saved is not None
-    message = console.gettext("Saved.") if result.changed else console.gettext("Nothing changed.")
-    if result.recomputed_tickets:
-        message += " " + console.gettext("Open tickets with new deadlines: %(num)d.") % {
-            "num": result.recomputed_tickets
-        }
-    return console.redirect(f"/admin/calendars/{saved.id}", message)
+    return console.redirect(f"/admin/calendars/{saved.id}", saved_message(console, result))
 
 
 class CalendarsPage(Controller):

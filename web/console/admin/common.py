@@ -33,6 +33,17 @@ def save(console: Console, fragment: dict[str, Any]) -> ApplyResult:
     return apply_fragment(console.db, fragment, actor=console.user)
 
 
+def saved_message(console: Console, result: ApplyResult) -> str:
+    """What a save says: whether anything changed, and how many open tickets got new
+    deadlines."""
+    message = console.gettext("Saved.") if result.changed else console.gettext("Nothing changed.")
+    if result.recomputed_tickets:
+        message += " " + console.gettext("Open tickets with new deadlines: %(num)d.") % {
+            "num": result.recomputed_tickets
+        }
+    return message
+
+
 def what_it_would_do(console: Console, fragment: dict[str, Any]) -> ApplyResult:
     """The change's effect before saving (``ApplyResult.deadlines``: "14 open tickets get new
     deadlines")."""

@@ -31,7 +31,14 @@ from core.directory.models import Subcontractor, User
 from core.errors import N_, InputError, NotFound
 from core.sla.models import Calendar
 from web.console.admin.calendars import refusal
-from web.console.admin.common import admin_console, history, problems, save, what_it_would_do
+from web.console.admin.common import (
+    admin_console,
+    history,
+    problems,
+    save,
+    saved_message,
+    what_it_would_do,
+)
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
 
 PATH = "contracts[0]"
@@ -454,12 +461,7 @@ def _save(console: Console, contract: Contract | None, data: Mapping[str, Any]) 
     console.db.flush()
     saved = console.db.scalar(select(Contract).where(Contract.code == form["code"]))
     assert saved is not None
-    message = console.gettext("Saved.") if result.changed else console.gettext("Nothing changed.")
-    if result.recomputed_tickets:
-        message += " " + console.gettext("Open tickets with new deadlines: %(num)d.") % {
-            "num": result.recomputed_tickets
-        }
-    return console.redirect(f"/admin/contracts/{saved.id}", message)
+    return console.redirect(f"/admin/contracts/{saved.id}", saved_message(console, result))
 
 
 class ContractsPage(Controller):
