@@ -56,8 +56,17 @@ def cmd_config_apply(args: argparse.Namespace, settings: Settings) -> int:
     path = _input_file(args.file)
     from core.configuration import apply_config_file
 
-    with database(settings) as session_factory, unit_of_work(session_factory) as session:
-        result = apply_config_file(session, path, actor="cli")
+    with database(settings) as session_factory:
+        with unit_of_work(session_factory) as session:
+            result = apply_config_file(session, path, actor="cli")
+        if result.rescheduled:
+            # After the commit, as a console save's sla.recompute job does, but here and now:
+            # the command returns with the deadlines right and says how many moved.
+            from workers.actors import recompute_deadlines
+
+            result.recomputed_tickets = recompute_deadlines(
+                session_factory, settings, result.rescheduled
+            )
     print(result)
     if result.deadlines:
         print(result.deadlines)  # e.g. "14 open tickets get new deadlines"

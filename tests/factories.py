@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from core.access.accounts import upsert_user
+from core.configuration.result import ApplyResult
 from core.contracts.models import Contract, Status, TicketType
 from core.directory.models import Client, ClientDomain, Product, Subcontractor, User
 from core.sla.models import Calendar
@@ -111,3 +112,16 @@ def build_world(session: Session, *, passwords: bool = False) -> World:
 def at(text: str) -> datetime:
     """An aware UTC datetime from 'YYYY-MM-DD HH:MM' (UTC)."""
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+
+
+def recompute_after(session: Session, result: ApplyResult, now: datetime) -> int:
+    """What the ``sla.recompute`` job does after a configuration change commits, run here in
+    the test's transaction: recheck the tickets the change handed over; how many moved."""
+    from core.sla.watch import recheck_ticket
+
+    moved = sum(
+        recheck_ticket(session, ticket_id, now, mail_domain="desk.example", public_url="")
+        for ticket_id in result.rescheduled
+    )
+    result.recomputed_tickets = moved
+    return moved

@@ -343,7 +343,37 @@ def register_actors(
 
     # No Dramatiq retries either: the ticket's lease runs out and the scheduler claims it again.
     declare(sla_check, "sla.check_ticket", SLA_QUEUE, max_retries=0)
+
+    def sla_recompute(ticket_ids: list[int]) -> None:
+        recompute_deadlines(session_factory, settings, ticket_ids, clock=clock)
+
+    # Sent after a configuration change commits; the same lease covers a lost job.
+    declare(sla_recompute, "sla.recompute", SLA_QUEUE, max_retries=0)
     return actors
+
+
+def recompute_deadlines(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    ticket_ids: list[int],
+    *,
+    clock: Clock = utcnow,
+) -> int:
+    """Recompute these tickets' deadlines after a configuration change, each in its own
+    transaction, telling any warning or breach that this makes due; returns how many got new
+    deadlines. ``pulpit config apply`` calls it after its commit, the ``sla.recompute`` job
+    after a console save."""
+    from core.mail.outbox import derive_mail_domain
+    from core.sla.watch import recheck_ticket
+
+    mail_domain = derive_mail_domain(settings.mail_domain, settings.public_url)
+    moved = 0
+    for ticket_id in ticket_ids:
+        with unit_of_work(session_factory) as session:
+            moved += recheck_ticket(
+                session, ticket_id, clock(), mail_domain=mail_domain, public_url=settings.public_url
+            )
+    return moved
 
 
 def check_sla(

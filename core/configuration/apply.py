@@ -81,6 +81,7 @@ from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Client, ClientDomain, Product, Role, Subcontractor, User
 from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
+from core.sla import watch as sla_watch
 from core.sla.calendar import BusinessCalendar
 from core.sla.models import Calendar
 
@@ -118,9 +119,10 @@ def apply_config_text(
     before = config_audit.snapshot(session, keys)
     _Applier(session, result).apply(doc)
     if result.changed_calendars or result.changed_contracts:
-        # Targets or working hours changed: open tickets under them get new deadlines,
-        # derived from their history as always (docs/sla.md, rule 8).
-        result.recomputed_tickets = sla_clock.recompute_open(
+        # Targets or working hours may have changed: the open tickets under them are
+        # recomputed from their history (docs/sla.md, rule 8) by the SLA worker once this
+        # commits, so the change's own transaction stays short.
+        result.rescheduled = sla_watch.reschedule(
             session,
             contract_codes=result.changed_contracts,
             calendar_names=result.changed_calendars,

@@ -2,12 +2,13 @@
 
 A screen's change is the YAML fragment that says the same thing (``{"contracts": [{"code":
 "ACME-2026", "key": true}]}``), applied exactly as ``pulpit config apply`` applies a file:
-the same validation (every problem with its key path), the same upserts, the same audit and
-the same "N open tickets get new deadlines". So a screen edit and the equivalent YAML are one
+the same validation (every problem with its key path), the same upserts, the same audit, and
+the same hand-over of the open tickets under a changed contract or calendar to the SLA worker,
+which recomputes them after the commit. So a screen edit and the equivalent YAML are one
 change, and ``pulpit config export`` shows it afterwards.
 
-:func:`preview` applies the fragment inside a savepoint and rolls it back: what a screen says
-before saving ("14 open tickets get new deadlines").
+:func:`preview` applies the fragment inside a savepoint, recomputes there, and rolls it all
+back: what a screen says before saving ("14 open tickets get new deadlines").
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import yaml
 from sqlalchemy.orm import Session
 
 from core.access.permissions import can
+from core.clock import utcnow
 from core.configuration.apply import apply_config_text
 from core.configuration.result import ApplyResult
 from core.directory.models import User
 from core.errors import N_, Forbidden
+from core.sla import clocks as sla_clock
 
 SOURCE = "console"
 
@@ -56,11 +59,21 @@ def preview(
     """What applying the fragment would do (counts, tickets getting new deadlines), without
     doing it: applied in a savepoint that is rolled back."""
     check_configure(actor)
+    now = now or utcnow()
     savepoint = session.begin_nested()
     try:
-        return apply_config_text(
+        result = apply_config_text(
             session, fragment_text(fragment), source=SOURCE, actor=actor.email, now=now
         )
+        # The change itself leaves the recompute to the SLA worker; to say how many open
+        # tickets get new deadlines, the preview recomputes them here, rolled back with it.
+        result.recomputed_tickets = sla_clock.recompute_open(
+            session,
+            contract_codes=result.changed_contracts,
+            calendar_names=result.changed_calendars,
+            now=now,
+        )
+        return result
     finally:
         savepoint.rollback()
         session.expire_all()

@@ -49,14 +49,18 @@ class ApplyResult:
     contract counts as changed when its own fields or its ticket types, statuses or custom
     fields changed), so the SLA code can recompute the open tickets under them. Tickets under
     a changed calendar are reached through ``changed_calendars``: a calendar edit does not
-    list every contract that uses it. ``recomputed_tickets`` counts the open tickets whose
-    deadlines moved (``deadlines`` says it in words).
+    list every contract that uses it. ``rescheduled`` are the open tickets under them, handed
+    to the SLA worker to be recomputed after the commit. ``recomputed_tickets`` counts those
+    whose deadlines moved (``deadlines`` says it in words), once someone has counted: the
+    preview, which recomputes inside its rolled-back savepoint, or ``pulpit config apply``,
+    which recomputes after its commit.
     """
 
     source: str = "<string>"
     counts: dict[str, SectionCounts] = field(default_factory=dict)
     changed_calendars: set[str] = field(default_factory=set)
     changed_contracts: set[str] = field(default_factory=set)
+    rescheduled: list[int] = field(default_factory=list)
     recomputed_tickets: int = 0
 
     def record(self, section: str, outcome: Outcome) -> None:
@@ -90,5 +94,5 @@ class ApplyResult:
             },
             "changed_calendars": sorted(self.changed_calendars),
             "changed_contracts": sorted(self.changed_contracts),
-            "recomputed_tickets": self.recomputed_tickets,
+            "rescheduled_tickets": len(self.rescheduled),
         }

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.contracts.models import Contract
@@ -234,6 +234,21 @@ def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) ->
     return min(upcoming) if upcoming else None
 
 
+def open_tickets_under(
+    *, contract_codes: Iterable[str] = (), calendar_names: Iterable[str] = ()
+) -> Select[int]:
+    """The ids of the open tickets under these contracts or calendars."""
+    return (
+        select(Ticket.id)
+        .join(Contract, Ticket.contract_id == Contract.id)
+        .outerjoin(Calendar, Contract.calendar_id == Calendar.id)
+        .where(
+            Ticket.status_category != "closed",
+            or_(Contract.code.in_(list(contract_codes)), Calendar.name.in_(list(calendar_names))),
+        )
+    )
+
+
 def recompute_open(
     session: Session,
     *,
@@ -241,31 +256,31 @@ def recompute_open(
     calendar_names: Iterable[str] = (),
     now: datetime,
 ) -> int:
-    """Recompute the open tickets under these contracts or calendars; returns how many got
-    new deadlines (a change that moves no deadline, such as a contract's name, counts none)."""
+    """Recompute the open tickets under these contracts or calendars in this transaction;
+    returns how many got new deadlines (a change that moves no deadline, such as a contract's
+    name, counts none). A configuration change uses it only in its rolled-back preview: the
+    change itself hands the tickets to the SLA worker (``core.sla.watch.reschedule``)."""
     codes, names = list(contract_codes), list(calendar_names)
     if not codes and not names:
         return 0
-    stmt = (
-        select(Ticket)
-        .join(Contract, Ticket.contract_id == Contract.id)
-        .outerjoin(Calendar, Contract.calendar_id == Calendar.id)
-        .where(
-            Ticket.status_category != "closed",
-            or_(Contract.code.in_(codes), Calendar.name.in_(names)),
-        )
-        .options(selectinload(Ticket.events))
-    )
+    ids = open_tickets_under(contract_codes=codes, calendar_names=names)
+    stmt = select(Ticket).where(Ticket.id.in_(ids)).options(selectinload(Ticket.events))
     count = 0
     for ticket in session.scalars(stmt):
-        before = _deadlines(ticket)
-        recompute(ticket, now)
-        count += _deadlines(ticket) != before
+        count += recompute_moved(ticket, now)
     session.flush()
     return count
 
 
-def _deadlines(ticket: Ticket) -> tuple[datetime | None, ...]:
+def recompute_moved(ticket: Ticket, now: datetime) -> bool:
+    """Recompute the ticket; whether any of its deadlines (or breaches) moved."""
+    before = deadlines(ticket)
+    recompute(ticket, now)
+    return deadlines(ticket) != before
+
+
+def deadlines(ticket: Ticket) -> tuple[datetime | None, ...]:
+    """What a recompute may move: the two deadlines and when they were breached."""
     return (
         ticket.reaction_due,
         ticket.resolution_due,

@@ -14,12 +14,14 @@ doubles a notification.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.db import enqueue
 from core.directory.models import User
 from core.mail.outbox import queue_mail, sla_context
 from core.notify.notifications import signed_reply_to
@@ -31,7 +33,11 @@ from core.tickets.models import Ticket, TicketEvent
 log = logging.getLogger(__name__)
 
 CHECK_ACTOR = "sla.check_ticket"
+RECOMPUTE_ACTOR = "sla.recompute"
 LEASE = timedelta(minutes=2)
+# Tickets per sla.recompute job: each is recomputed in its own short transaction, and a
+# large contract's tickets spread over the workers.
+RECOMPUTE_BATCH = 100
 
 
 def claim_due(
@@ -54,6 +60,56 @@ def claim_due(
             .values(sla_next_check=now + lease)
         )
     return ids
+
+
+def reschedule(
+    session: Session,
+    *,
+    contract_codes: Iterable[str] = (),
+    calendar_names: Iterable[str] = (),
+    now: datetime,
+) -> list[int]:
+    """Hand the open tickets under these contracts or calendars to the SLA worker, to be
+    recomputed after this transaction commits; returns their ids.
+
+    A configuration change calls it instead of recomputing in its own transaction, which
+    stays short however many tickets a contract has. The tickets are claimed as
+    :func:`claim_due` claims them (``sla_next_check`` pushed by the lease) and sent as
+    ``sla.recompute`` jobs once the change commits (nothing is sent if it rolls back). A job
+    the broker loses costs a lease: the scheduler's scan claims the tickets again and its
+    ``sla.check_ticket`` recomputes them the same way.
+    """
+    codes, names = list(contract_codes), list(calendar_names)
+    if not codes and not names:
+        return []
+    ids = list(
+        session.scalars(
+            sla_clock.open_tickets_under(contract_codes=codes, calendar_names=names).order_by(
+                Ticket.id
+            )
+        )
+    )
+    for start in range(0, len(ids), RECOMPUTE_BATCH):
+        batch = ids[start : start + RECOMPUTE_BATCH]
+        session.execute(
+            update(Ticket).where(Ticket.id.in_(batch)).values(sla_next_check=now + LEASE)
+        )
+        enqueue(session, RECOMPUTE_ACTOR, ticket_ids=batch)
+    return ids
+
+
+def recheck_ticket(
+    session: Session, ticket_id: int, now: datetime, *, mail_domain: str, public_url: str
+) -> bool:
+    """:func:`check_ticket` after a configuration change: recompute the ticket's deadlines
+    from its history under the configuration as it now is, recording and telling any warning
+    or breach that this makes due; whether its deadlines moved."""
+    ticket = session.get(Ticket, ticket_id, with_for_update=True)
+    if ticket is None:
+        return False
+    before = sla_clock.deadlines(ticket)
+    check_ticket(session, ticket_id, now, mail_domain=mail_domain, public_url=public_url)
+    return sla_clock.deadlines(ticket) != before
 
 
 def _noticed(ticket: Ticket) -> set[tuple[Any, Any, Any]]:

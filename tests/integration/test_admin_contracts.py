@@ -18,7 +18,10 @@ from sqlalchemy import select
 from core.configuration.apply import apply_config_text
 from core.configuration.export import export_config
 from core.contracts.models import Contract
+from core.db import set_dispatcher
+from core.tickets.models import Ticket
 from tests.e2e.conftest import SeededApp, build_seeded_app, console_client
+from workers.actors import recompute_deadlines
 
 
 @pytest.fixture(scope="module")
@@ -262,11 +265,36 @@ def test_a_change_moving_deadlines_is_announced_before_saving(instance: SeededAp
     with instance.factory() as s:  # nothing saved yet
         contract = s.get(Contract, number)
         assert contract is not None and contract.ticket_types[0].reaction == "30m"
-    data["action"] = "confirm"
-    r = client.post(f"/admin/contracts/{number}", data=data, follow_redirects=False)
+        open_ids = sorted(
+            s.scalars(
+                select(Ticket.id).where(
+                    Ticket.contract_id == number, Ticket.status_category != "closed"
+                )
+            )
+        )
+        before = {t.id: t.reaction_due for t in s.scalars(select(Ticket))}
+    # Save and recompute posts the form as the warning shows it (with the announced number).
+    data = {**form_values(r.text, "contract-form"), "csrf_token": csrf, "action": "confirm"}
+    sent: list[tuple[str, dict[str, Any]]] = []
+    set_dispatcher(lambda actor, kwargs: sent.append((actor, kwargs)))
+    try:
+        r = client.post(f"/admin/contracts/{number}", data=data, follow_redirects=False)
+    finally:
+        set_dispatcher(None)
     assert r.status_code == 303
     assert "Otwarte zgłoszenia z nowymi terminami" in client.get(r.headers["location"]).text
     assert exported_contract(instance, "ACME-KEY")["ticket_types"][0]["reaction"] == "1h"
+    # The save only handed the contract's open tickets to the SLA worker, after its commit:
+    # their deadlines are still the old ones until the sla.recompute job runs.
+    assert [actor for actor, _ in sent] == ["sla.recompute"]
+    assert sent[0][1]["ticket_ids"] == open_ids
+    with instance.factory() as s:
+        assert {t.id: t.reaction_due for t in s.scalars(select(Ticket))} == before
+    moved = recompute_deadlines(instance.factory, instance.settings, open_ids)
+    assert moved > 0
+    with instance.factory() as s:
+        after = {t.id: t.reaction_due for t in s.scalars(select(Ticket))}
+    assert {i for i in after if after[i] != before[i]} <= set(open_ids)
     # A change that moves no deadline is saved at once.
     data.update({"action": "check", "name": "Acme: drukarki"})
     r = client.post(f"/admin/contracts/{number}", data=data, follow_redirects=False)

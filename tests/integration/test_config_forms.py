@@ -19,6 +19,7 @@ from core.configuration import ConfigError, apply_config_text, export_config
 from core.configuration.checks import Known
 from core.configuration.validate import validate_config
 from core.contracts.models import Contract, CustomField, TicketType
+from tests.factories import recompute_after
 
 NOW = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 
@@ -154,7 +155,7 @@ def test_every_form_key_is_stored(forms: Session) -> None:
 
 def test_applying_the_forms_twice_changes_nothing(forms: Session) -> None:
     again = apply_config_text(forms, FORMS, now=NOW)
-    assert str(again) == "nothing changed" and again.recomputed_tickets == 0
+    assert str(again) == "nothing changed" and not again.rescheduled
     assert not forms.dirty and not forms.new
 
 
@@ -251,10 +252,11 @@ def test_forms_move_no_deadline_but_sla_targets_still_do(forms: Session) -> None
           - {name: failure, checklist: {items: [Zdjęcie usterki]}}
     """
     result = apply(session, text)
-    assert result.changed and result.recomputed_tickets == 0 and result.deadlines == ""
+    assert result.changed and recompute_after(session, result, NOW) == 0
+    assert result.deadlines == ""
     sla = "contracts:\n  - code: ACME\n    ticket_types: [{name: failure, reaction: 3h}]\n"
     result = apply(session, sla)
-    assert result.recomputed_tickets == 1
+    assert recompute_after(session, result, NOW) == 1
     assert result.deadlines == "1 open ticket gets new deadlines"
 
 

@@ -29,6 +29,7 @@ from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla.models import Calendar
 from core.tickets.models import Ticket
+from tests.factories import recompute_after
 from tests.mail_builders import build, deliver, ticket_of
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo.yaml"
@@ -291,7 +292,7 @@ def test_each_key_alone_changes_that_key_and_nothing_else(demo: Session) -> None
     for case, path in cases():
         tried += 1
         result = apply_config_text(session, with_value(case, case.value), now=NOW)
-        if str(result) != "nothing changed" or result.recomputed_tickets:
+        if str(result) != "nothing changed" or result.rescheduled:
             failures.append(f"{case} restated: {result}")
         if moved(before, snapshot(session)):
             failures.append(f"{case} restated moved {sorted(moved(before, snapshot(session)))}")
@@ -339,7 +340,7 @@ def test_a_partial_contract_keeps_its_name_calendar_products_and_mailbox(demo: S
     """
     result = apply_config_text(session, textwrap.dedent(text), now=NOW)
     assert str(result) == "contracts: 1 unchanged; custom fields: 1 created"
-    assert result.recomputed_tickets == 0
+    assert recompute_after(session, result, NOW) == 0
     diff = moved(before, snapshot(session))
     assert diff == {
         ("contracts", "BILANS-2026", "custom_fields", "cost_center", attr)
@@ -386,7 +387,7 @@ def test_null_resets_a_key_to_its_default(demo: Session) -> None:
     assert contract is not None and contract.calendar is None  # 24/7
     business = session.scalar(select(Calendar).where(Calendar.name == "business"))
     assert business is not None and business.holidays is None
-    assert result.recomputed_tickets > 0
+    assert recompute_after(session, result, NOW) > 0
     assert result.deadlines.endswith("get new deadlines")
     assert str(apply_config_text(session, text, now=NOW)) == "nothing changed"
 

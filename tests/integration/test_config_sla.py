@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from core.configuration import apply_config_text, export_config
 from core.directory.services import contract_by_code, find_or_create_contact
 from core.tickets import services as svc
-from tests.factories import at
+from tests.factories import at, recompute_after
 
 BASE = """
 calendars:
@@ -71,9 +71,16 @@ def test_a_changed_target_recomputes_open_tickets(session: Session) -> None:
     )
     assert ticket.reaction_due == at("2026-11-23 10:00")
     result = apply_config_text(session, BASE.replace("REACTION", "4h"), now=at("2026-11-23 08:30"))
-    assert result.recomputed_tickets == 1
+    # The change only hands the ticket over: the SLA worker recomputes it after the commit.
+    assert result.rescheduled == [ticket.id]
+    assert ticket.reaction_due == at("2026-11-23 10:00")
+    assert ticket.sla_next_check == at("2026-11-23 08:32")  # claimed for a lease
+    jobs = session.info["pending_jobs"]
+    assert ("sla.recompute", {"ticket_ids": [ticket.id]}) in jobs
+    assert recompute_after(session, result, at("2026-11-23 08:30")) == 1
     assert result.deadlines == "1 open ticket gets new deadlines"  # printed by the CLI
     assert ticket.reaction_due == at("2026-11-23 12:00")
+    assert ticket.sla_next_check is not None and ticket.sla_next_check > at("2026-11-23 08:32")
 
 
 def test_a_change_that_moves_no_deadline_reports_none(session: Session) -> None:
@@ -91,7 +98,8 @@ def test_a_change_that_moves_no_deadline_reports_none(session: Session) -> None:
     renamed = "contracts:\n  - {code: ACME, name: Acme support}\n"
     result = apply_config_text(session, renamed, now=at("2026-11-23 08:30"))
     assert str(result) == "contracts: 1 updated"
-    assert result.recomputed_tickets == 0 and result.deadlines == ""
+    assert recompute_after(session, result, at("2026-11-23 08:30")) == 0
+    assert result.deadlines == ""
 
 
 def test_a_changed_calendar_recomputes_open_tickets(session: Session) -> None:
@@ -107,5 +115,6 @@ def test_a_changed_calendar_recomputes_open_tickets(session: Session) -> None:
         ),
     )
     later = BASE.replace("REACTION", "2h").replace('mon: ["08:00-16:00"]', 'mon: ["10:00-16:00"]')
-    apply_config_text(session, later, now=at("2026-11-23 08:30"))
+    result = apply_config_text(session, later, now=at("2026-11-23 08:30"))
+    recompute_after(session, result, at("2026-11-23 08:30"))
     assert ticket.reaction_due == at("2026-11-23 11:00")  # opens 10:00 Warsaw, +2h

@@ -302,7 +302,7 @@ def _save(
     console.db.flush()
     saved = console.db.scalar(select(Calendar).where(Calendar.name == form.name))
     assert saved is not None
-    return console.redirect(f"/admin/calendars/{saved.id}", saved_message(console, result))
+    return console.redirect(f"/admin/calendars/{saved.id}", saved_message(console, result, data))
 
 
 class CalendarsPage(Controller):

@@ -10,6 +10,7 @@ sentence under its field and keeps what was typed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from litestar.di import Provide
@@ -33,13 +34,17 @@ def save(console: Console, fragment: dict[str, Any]) -> ApplyResult:
     return apply_fragment(console.db, fragment, actor=console.user)
 
 
-def saved_message(console: Console, result: ApplyResult) -> str:
-    """What a save says: whether anything changed, and how many open tickets got new
-    deadlines."""
+def saved_message(
+    console: Console, result: ApplyResult, data: Mapping[str, Any] | None = None
+) -> str:
+    """What a save says: whether anything changed, and how many open tickets get new
+    deadlines. The SLA worker recomputes them after the commit; the number is the one the
+    confirmation showed (its form sends it back as ``deadlines``)."""
     message = console.gettext("Saved.") if result.changed else console.gettext("Nothing changed.")
-    if result.recomputed_tickets:
+    announced = str((data or {}).get("deadlines", ""))
+    if result.rescheduled and announced.isdigit() and int(announced):
         message += " " + console.gettext("Open tickets with new deadlines: %(num)d.") % {
-            "num": result.recomputed_tickets
+            "num": int(announced)
         }
     return message
 

@@ -461,7 +461,7 @@ def _save(console: Console, contract: Contract | None, data: Mapping[str, Any]) 
     console.db.flush()
     saved = console.db.scalar(select(Contract).where(Contract.code == form["code"]))
     assert saved is not None
-    return console.redirect(f"/admin/contracts/{saved.id}", saved_message(console, result))
+    return console.redirect(f"/admin/contracts/{saved.id}", saved_message(console, result, data))
 
 
 class ContractsPage(Controller):
