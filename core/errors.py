@@ -12,13 +12,51 @@ fills in the same values (:func:`localized`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
 def N_(message: str) -> str:
     """Marks a sentence for the console's catalogue; it stays English here."""
     return message
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A value of a sentence that is itself translated with it: a word such as
+    ``Phrase(N_("client"))`` in "there is no %(what)s %(name)r", or a whole nested sentence
+    with its own values. ``str()`` is the English; :func:`localize` translates it in place."""
+
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return localize(self.template, self.params)
+
+
+def localize(
+    template: str, params: Mapping[str, Any], gettext: Callable[[str], str] | None = None
+) -> str:
+    """``template`` filled with ``params``, both in the language of ``gettext`` (English
+    without one): a :class:`Phrase` among the values is translated too."""
+    text = gettext(template) if gettext is not None else template
+    if not params:
+        return text
+    return text % {
+        k: localize(v.template, v.params, gettext) if isinstance(v, Phrase) else v
+        for k, v in params.items()
+    }
+
+
+class Invalid(ValueError):
+    """A value refused with a catalogued sentence where a ``ValueError`` is expected (pydantic
+    validators, parsers): template and values travel as :class:`InputError`'s do."""
+
+    def __init__(self, message: str, /, **params: Any) -> None:
+        self.template = message
+        self.params = params
+        super().__init__(localize(message, params))
 
 
 class PulpitError(Exception):
@@ -33,13 +71,12 @@ class InputError(PulpitError):
     def __init__(self, message: str = "", /, **params: Any) -> None:
         self.template = message
         self.params = params
-        super().__init__(message % params if params else message)
+        super().__init__(localize(message, params))
 
 
-def localized(exc: InputError, gettext: Callable[[str], str]) -> str:
+def localized(exc: InputError | Invalid, gettext: Callable[[str], str]) -> str:
     """The sentence of ``exc`` in the language of ``gettext`` (English when not catalogued)."""
-    text = gettext(exc.template) if exc.template else str(exc)
-    return text % exc.params if exc.params else text
+    return localize(exc.template, exc.params, gettext) if exc.template else str(exc)
 
 
 class NotFound(InputError):

@@ -79,6 +79,7 @@ from core.configuration.seed import seed_tickets
 from core.configuration.validate import validate_config
 from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Client, ClientDomain, Product, Role, Subcontractor, User
+from core.errors import N_
 from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla import watch as sla_watch
@@ -95,11 +96,13 @@ def apply_config_file(
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            [Problem(1, str(path), "", f"cannot read the file ({exc.strerror or exc})")]
-        ) from None
+        problem = Problem.of(
+            1, str(path), "", N_("cannot read the file (%(error)s)"), error=exc.strerror or str(exc)
+        )
+        raise ConfigError([problem]) from None
     except UnicodeDecodeError:
-        raise ConfigError([Problem(1, str(path), "", "the file is not UTF-8 text")]) from None
+        problem = Problem.of(1, str(path), "", N_("the file is not UTF-8 text"))
+        raise ConfigError([problem]) from None
     return apply_config_text(session, text, source=str(path), actor=actor, now=now)
 
 

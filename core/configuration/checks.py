@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.access.accounts import normalize_email, normalize_role
 from core.access.permissions import PUBLIC_ACTIONS, SCOPE_ACTIONS, STAFF_ONLY_ACTIONS
-from core.configuration.errors import Loc, Problem, sentence
+from core.configuration.errors import Loc, Problem
 from core.configuration.loader import Lines
 from core.configuration.schema import (
     CalendarSpec,
@@ -40,7 +40,7 @@ from core.directory.models import (
     Subcontractor,
     User,
 )
-from core.errors import InputError
+from core.errors import N_, InputError, Phrase
 from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla.calendar import BusinessCalendar, parse_duration
@@ -110,15 +110,29 @@ class Checker:
         # Where each custom field the file lists is written, by (contract code or None, name).
         self.field_locs: dict[tuple[str | None, str], Loc] = {}
 
-    def add(self, loc: Loc, message: str) -> None:
-        self.problems.append(self.lines.problem(loc, message))
+    def add(self, loc: Loc, message: str, /, **params: Any) -> None:
+        """A problem at ``loc``: ``message`` is a template marked with ``N_`` (so the console
+        can say it in the admin's language), filled with ``params``."""
+        self.problems.append(self.lines.problem(loc, message, **params))
+
+    def refused(self, loc: Loc, exc: BaseException) -> None:
+        """The problem an exception reports at ``loc`` (its template kept, when it has one)."""
+        self.problems.append(self.lines.refused(loc, exc))
 
     def unique(self, entries: Iterable[tuple[Loc, str]], what: str) -> None:
+        """Each key once; ``what`` names the kind of thing, a word marked with ``N_``
+        (``N_("client")``), translated with the sentence."""
         first: dict[str, Loc] = {}
         for loc, key in entries:
             if key in first:
                 line = self.lines.line_for(first[key])
-                self.add(loc, f"{what} {key!r} is listed twice (first on line {line})")
+                self.add(
+                    loc,
+                    N_("%(what)s %(key)r is listed twice (first on line %(line)s)"),
+                    what=Phrase(what),
+                    key=key,
+                    line=line,
+                )
             else:
                 first[key] = loc
 
@@ -126,19 +140,30 @@ class Checker:
         try:
             email = normalize_email(value)
         except InputError as exc:
-            self.add(loc, sentence(exc))
+            self.refused(loc, exc)
             return None
         if not _EMAIL.fullmatch(email):
-            self.add(loc, f"{value!r} is not an e-mail address")
+            self.add(loc, N_("%(email)r is not an e-mail address"), email=value)
             return None
         return email
 
     def reference(self, loc: Loc, value: str, known: Iterable[str], what: str) -> bool:
+        """``value`` names something known; ``what`` is a word marked with ``N_``."""
         names = sorted(known)
         if value in names:
             return True
-        listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "") if names else "none"
-        self.add(loc, f"there is no {what} {value!r} in this file or the database; known: {listed}")
+        listed: str | Phrase = (
+            ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            if names
+            else Phrase(N_("none"))
+        )
+        self.add(
+            loc,
+            N_("there is no %(what)s %(value)r in this file or the database; known: %(listed)s"),
+            what=Phrase(what),
+            value=value,
+            listed=listed,
+        )
         return False
 
 
@@ -202,7 +227,9 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     _check_calendars(check, doc, known)
     _check_clients(check, doc, known)
     known.products |= {p.name for p in doc.products}
-    check.unique(((("products", i, "name"), p.name) for i, p in enumerate(doc.products)), "product")
+    check.unique(
+        ((("products", i, "name"), p.name) for i, p in enumerate(doc.products)), N_("product")
+    )
     # The fields for every ticket first: a contract's fields may depend on them and its
     # required_fields may name them.
     _check_custom_fields(check, ("custom_fields",), doc.custom_fields, known, None)
@@ -219,13 +246,31 @@ def check_document(doc: ConfigDocument, lines: Lines, known: Known) -> Checker:
     return check
 
 
+# What ``required`` says, by the kind of object: whole sentences, as Polish declines the noun.
+_NOT_NULL = {
+    "calendar": N_("%(key)s cannot be null: every calendar has one"),
+    "contract": N_("%(key)s cannot be null: every contract has one"),
+    "status": N_("%(key)s cannot be null: every status has one"),
+    "user": N_("%(key)s cannot be null: every user has one"),
+    "role": N_("%(key)s cannot be null: every role has one"),
+}
+_MISSING = {
+    "calendar": N_("the key %(key)r is missing (a new calendar needs it)"),
+    "contract": N_("the key %(key)r is missing (a new contract needs it)"),
+    "status": N_("the key %(key)r is missing (a new status needs it)"),
+    "user": N_("the key %(key)r is missing (a new user needs it)"),
+    "role": N_("the key %(key)r is missing (a new role needs it)"),
+}
+
+
 def required(check: Checker, loc: Loc, spec: Section, key: str, *, exists: bool, what: str) -> bool:
-    """A key an object cannot do without: a new one needs it, and null never resets it."""
+    """A key an object cannot do without: a new one needs it, and null never resets it.
+    ``what`` is the kind of object: calendar, contract, status, user or role."""
     if spec.states(key) and getattr(spec, key) is None:
-        check.add(loc + (key,), f"{key} cannot be null: every {what} has one")
+        check.add(loc + (key,), _NOT_NULL[what], key=key)
         return False
     if not exists and not spec.states(key):
-        check.add(loc, f"the key {key!r} is missing (a new {what} needs it)")
+        check.add(loc, _MISSING[what], key=key)
         return False
     return True
 
@@ -244,7 +289,12 @@ def _values(
     removed = [normalize(v) for v in (getattr(removal, key) if removal is not None else [])]
     for j, value in enumerate(removed):
         if value in added:
-            check.add(loc + ("remove", key, j), f"{value!r} is both listed under {key} and removed")
+            check.add(
+                loc + ("remove", key, j),
+                N_("%(value)r is both listed under %(key)s and removed"),
+                value=value,
+                key=key,
+            )
     return added, removed
 
 
@@ -275,12 +325,16 @@ def _check_contract_coordinators(check: Checker, doc: ConfigDocument, known: Kno
             role = known.users.get(address)
             if role is None:
                 check.add(
-                    loc + ("coordinators", j), f"no user {address!r}; add it under users: first"
+                    loc + ("coordinators", j),
+                    N_("no user %(address)r; add it under users: first"),
+                    address=address,
                 )
             elif role not in ("coordinator", "admin"):
                 check.add(
                     loc + ("coordinators", j),
-                    f"{address} is a {role}; only coordinators and admins can be named",
+                    N_("%(address)s is a %(role)s; only coordinators and admins can be named"),
+                    address=address,
+                    role=role,
                 )
         if contract.remove is not None:
             for j, email in enumerate(contract.remove.coordinators):
@@ -312,7 +366,7 @@ def effective_calendar(spec: CalendarSpec, stored: dict[str, Any] | None) -> dic
 
 def _check_calendars(check: Checker, doc: ConfigDocument, known: Known) -> None:
     check.unique(
-        ((("calendars", i, "name"), c.name) for i, c in enumerate(doc.calendars)), "calendar"
+        ((("calendars", i, "name"), c.name) for i, c in enumerate(doc.calendars)), N_("calendar")
     )
     for i, spec in enumerate(doc.calendars):
         loc: Loc = ("calendars", i)
@@ -337,14 +391,16 @@ def _check_calendars(check: Checker, doc: ConfigDocument, known: Known) -> None:
             try:
                 built = BusinessCalendar.from_config(definition)
             except (ValueError, TypeError) as exc:
-                check.add(loc + (key,), sentence(exc))
+                check.refused(loc + (key,), exc)
                 built = None
                 break
         known.calendars[spec.name] = built
 
 
 def _check_clients(check: Checker, doc: ConfigDocument, known: Known) -> None:
-    check.unique(((("clients", i, "name"), c.name) for i, c in enumerate(doc.clients)), "client")
+    check.unique(
+        ((("clients", i, "name"), c.name) for i, c in enumerate(doc.clients)), N_("client")
+    )
     domains: list[tuple[Loc, str]] = []
     for i, client in enumerate(doc.clients):
         known.clients.add(client.name)
@@ -357,7 +413,8 @@ def _check_clients(check: Checker, doc: ConfigDocument, known: Known) -> None:
                 if not _DOMAIN.fullmatch(domain):
                     check.add(
                         loc + where + (j,),
-                        f"{domain!r} is not a mail domain (write it like acme.example)",
+                        N_("%(domain)r is not a mail domain (write it like acme.example)"),
+                        domain=domain,
                     )
                 if where == ("domains",):
                     domains.append((loc + where + (j,), domain))
@@ -369,28 +426,33 @@ def _check_clients(check: Checker, doc: ConfigDocument, known: Known) -> None:
                 continue
             role = known.users.get(email)
             if role not in (None, "client"):
-                check.add(cloc + ("email",), f"{email} is a {role} user, not a client contact")
+                check.add(
+                    cloc + ("email",),
+                    N_("%(email)s is a %(role)s user, not a client contact"),
+                    email=email,
+                    role=role,
+                )
             known.users[email] = "client"
             _check_password(check, cloc + ("password",), contact.password)
-    check.unique(domains, "domain")
+    check.unique(domains, N_("domain"))
 
 
 def _check_password(check: Checker, loc: Loc, password: str | None) -> None:
     # core.access.accounts.hash_password's rule, checked up front so it fails before any write.
     if password is not None and len(password) < 4:
-        check.add(loc, "a password must have at least 4 characters")
+        check.add(loc, N_("a password must have at least 4 characters"))
 
 
 def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
     check.unique(
-        ((("contracts", i, "code"), c.code) for i, c in enumerate(doc.contracts)), "contract"
+        ((("contracts", i, "code"), c.code) for i, c in enumerate(doc.contracts)), N_("contract")
     )
     mailboxes: list[tuple[Loc, str]] = []
     for i, contract in enumerate(doc.contracts):
         loc: Loc = ("contracts", i)
         stored = known.contracts.get(contract.code)
         if contract.client is not None:
-            check.reference(loc + ("client",), contract.client, known.clients, "client")
+            check.reference(loc + ("client",), contract.client, known.clients, N_("client"))
         required(check, loc, contract, "client", exists=stored is not None, what="contract")
         client = contract.client or (stored.client if stored else "")
         calendar_name = stored.calendar_name if stored else None
@@ -399,13 +461,13 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
         calendar: BusinessCalendar | None = sla_clock.business_calendar(None)
         if calendar_name is not None:
             if contract.calendar is None or check.reference(
-                loc + ("calendar",), calendar_name, known.calendars, "calendar"
+                loc + ("calendar",), calendar_name, known.calendars, N_("calendar")
             ):
                 calendar = known.calendars.get(calendar_name)
             else:
                 calendar = None
         for j, product in enumerate(contract.products or []):
-            check.reference(loc + ("products", j), product, known.products, "product")
+            check.reference(loc + ("products", j), product, known.products, N_("product"))
         _values(check, loc, contract, "products", contract.remove)
         valid_from = contract.valid_from if contract.states("valid_from") else None
         valid_to = contract.valid_to if contract.states("valid_to") else None
@@ -414,7 +476,8 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
             valid_to = valid_to if contract.states("valid_to") else stored.valid_to
         if valid_from and valid_to and valid_to < valid_from:
             check.add(
-                loc + ("valid_to",), "the contract ends before it starts (valid_to < valid_from)"
+                loc + ("valid_to",),
+                N_("the contract ends before it starts (valid_to < valid_from)"),
             )
         for j, address in enumerate(contract.mailboxes or []):
             email = check.email(loc + ("mailboxes", j), address)
@@ -449,7 +512,7 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
             status_categories=categories,
             required_fields=required_fields,
         )
-    check.unique(mailboxes, "mailbox")  # one address routes to one contract
+    check.unique(mailboxes, N_("mailbox"))  # one address routes to one contract
 
 
 def _check_ticket_types(
@@ -463,14 +526,15 @@ def _check_ticket_types(
     types = contract.ticket_types
     check.unique(
         (((*loc, "ticket_types", j, "name"), t.name.casefold()) for j, t in enumerate(types)),
-        "ticket type",
+        N_("ticket type"),
     )
     defaults = [j for j, t in enumerate(types) if t.value("default")]
     for j in defaults[1:]:
         first = types[defaults[0]].name
         check.add(
             (*loc, "ticket_types", j, "default"),
-            f"only one ticket type may be the default ({first!r} already is)",
+            N_("only one ticket type may be the default (%(first)r already is)"),
+            first=first,
         )
     targets = dict(stored.targets) if stored else {}
     for j, tt in enumerate(types):
@@ -490,7 +554,8 @@ def _check_ticket_types(
             except ValueError:
                 check.add(
                     (*loc, "ticket_types", j, key),
-                    f"{value!r} is not a duration (use 30m, 2h, 1d, 1w)",
+                    N_("%(value)r is not a duration (use 30m, 2h, 1d, 1w)"),
+                    value=value,
                 )
     return targets
 
@@ -500,7 +565,9 @@ def _check_statuses(
 ) -> dict[str, str]:
     """Checks a status list as it will be after merging into the stored one; returns the
     categories by casefolded name."""
-    check.unique((((*loc, j, "name"), s.name.casefold()) for j, s in enumerate(statuses)), "status")
+    check.unique(
+        (((*loc, j, "name"), s.name.casefold()) for j, s in enumerate(statuses)), N_("status")
+    )
     categories = dict(stored)
     for j, status in enumerate(statuses):
         key = status.name.casefold()
@@ -510,15 +577,18 @@ def _check_statuses(
         if status.resume_on_client_reply and categories.get(key) != "paused":
             check.add(
                 loc + (j, "resume_on_client_reply"),
-                "only a paused status can resume on a client's reply",
+                N_("only a paused status can resume on a client's reply"),
             )
     if statuses:
         missing = [c for c in ("new", "closed") if c not in categories.values()]
         if missing:
             check.add(
                 loc,
-                "the statuses need at least one of category new and one of category closed "
-                f"(missing: {', '.join(missing)})",
+                N_(
+                    "the statuses need at least one of category new and one of category closed "
+                    "(missing: %(missing)s)"
+                ),
+                missing=", ".join(missing),
             )
     return categories
 
@@ -545,13 +615,14 @@ def _check_required_fields(
     fields = known.custom_fields.get(None, set()) | known.custom_fields.get(contract.code, set())
     for name, moment in (contract.required_fields or {}).items():
         if moment is not None and name not in fields:
-            check.reference(loc + ("required_fields", name), name, fields, "custom field")
+            check.reference(loc + ("required_fields", name), name, fields, N_("custom field"))
     removed = contract.remove.required_fields if contract.remove is not None else []
     for j, name in enumerate(removed):
         if (contract.required_fields or {}).get(name) is not None:
             check.add(
                 loc + ("remove", "required_fields", j),
-                f"{name!r} is both listed under required_fields and removed",
+                N_("%(name)r is both listed under required_fields and removed"),
+                name=name,
             )
     return merged_required_fields(stored, contract)
 
@@ -563,15 +634,16 @@ def _check_checklist(check: Checker, loc: Loc, items: list[str]) -> None:
     if not items:
         check.add(
             loc + ("items",),
-            "a checklist needs at least one item (checklist: null removes the checklist)",
+            N_("a checklist needs at least one item (checklist: null removes the checklist)"),
         )
     for k, text in enumerate(items):
         if not text.strip():
-            check.add(loc + ("items", k), "a checklist item needs a text")
+            check.add(loc + ("items", k), N_("a checklist item needs a text"))
         elif len(text) > _CHECKLIST_ITEM_LENGTH:
             check.add(
                 loc + ("items", k),
-                f"a checklist item has at most {_CHECKLIST_ITEM_LENGTH} characters",
+                N_("a checklist item has at most %(length)s characters"),
+                length=_CHECKLIST_ITEM_LENGTH,
             )
 
 
@@ -581,33 +653,54 @@ _CHOICES = ("select", "multiselect")
 def _check_custom_fields(
     check: Checker, loc: Loc, fields: list[CustomFieldSpec], known: Known, code: str | None
 ) -> None:
-    check.unique((((*loc, j, "name"), f.name) for j, f in enumerate(fields)), "custom field")
+    check.unique((((*loc, j, "name"), f.name) for j, f in enumerate(fields)), N_("custom field"))
     for j, cf in enumerate(fields):
         stored = known.field_definitions.get((code, cf.name))
         kind = cf.value("type") if cf.states("type") else (stored.type if stored else "text")
         _values(check, loc + (j,), cf, "options", cf.remove)
         options = merged_list(stored.options if stored else [], cf, "options", cf.remove)
         if kind in _CHOICES and not options:
-            check.add((*loc, j, "options"), f"a {kind} field needs options to choose from")
+            check.add(
+                (*loc, j, "options"), N_("a %(kind)s field needs options to choose from"), kind=kind
+            )
         if kind not in _CHOICES and options:
-            hint = "" if cf.options else " (options: null drops the stored ones)"
-            check.add((*loc, j, "options"), f"options are for select fields, not {kind}{hint}")
+            message = (
+                N_("options are for select fields, not %(kind)s")
+                if cf.options
+                else N_(
+                    "options are for select fields, not %(kind)s "
+                    "(options: null drops the stored ones)"
+                )
+            )
+            check.add((*loc, j, "options"), message, kind=kind)
         bounds: dict[str, float | None] = {}
         for key, attr in (("min", "min_value"), ("max", "max_value")):
             value = getattr(cf, key) if cf.states(key) else getattr(stored, attr, None)
             bounds[key] = value
             if value is not None and kind != "number":
-                hint = "" if cf.states(key) else f" ({key}: null drops the stored one)"
-                check.add((*loc, j, key), f"{key} is for number fields, not {kind}{hint}")
+                message = (
+                    N_("%(key)s is for number fields, not %(kind)s")
+                    if cf.states(key)
+                    else N_(
+                        "%(key)s is for number fields, not %(kind)s "
+                        "(%(key)s: null drops the stored one)"
+                    )
+                )
+                check.add((*loc, j, key), message, key=key, kind=kind)
         low, high = bounds["min"], bounds["max"]
         if low is not None and high is not None and low > high:
             where = "max" if cf.states("max") else "min"
-            check.add((*loc, j, where), f"min ({low:g}) is greater than max ({high:g})")
+            check.add(
+                (*loc, j, where),
+                N_("min (%(low)g) is greater than max (%(high)g)"),
+                low=low,
+                high=high,
+            )
         for k, role in enumerate(cf.edit or []):
             try:
                 normalize_role(role)
             except InputError as exc:
-                check.add((*loc, j, "edit", k), sentence(exc))
+                check.refused((*loc, j, "edit", k), exc)
         depends_on = cf.depends_on.stored() if cf.depends_on is not None else None
         if not cf.states("depends_on") and stored is not None:
             depends_on = stored.depends_on
@@ -616,8 +709,8 @@ def _check_custom_fields(
     # Dependencies once every field of the list is known: a field may follow one listed later.
     for j, cf in enumerate(fields):
         check.field_locs[(code, cf.name)] = (*loc, j)
-        for at, message in _dependency_problems(known, code, cf.name):
-            check.add((*loc, j, "depends_on", *at), message)
+        for at, message, params in _dependency_problems(known, code, cf.name):
+            check.add((*loc, j, "depends_on", *at), message, **params)
 
 
 def _check_stored_dependents(check: Checker, known: Known) -> None:
@@ -630,9 +723,19 @@ def _check_stored_dependents(check: Checker, known: Known) -> None:
         if found is None or (found[0], definition.depends_on.get("field")) not in check.field_locs:
             continue
         parent_loc = check.field_locs[(found[0], str(definition.depends_on.get("field")))]
-        owner = f"contract {scope}'s field" if scope else "the field"
-        for _, message in _dependency_problems(known, scope, name):
-            check.add(parent_loc, f"{owner} {name!r} depends on this one: {message}")
+        owner = (
+            Phrase(N_("contract %(code)s's field"), {"code": scope})
+            if scope
+            else Phrase(N_("the field"))
+        )
+        for _, message, params in _dependency_problems(known, scope, name):
+            check.add(
+                parent_loc,
+                N_("%(owner)s %(name)r depends on this one: %(problem)s"),
+                owner=owner,
+                name=name,
+                problem=Phrase(message, params),
+            )
 
 
 def _parent(known: Known, scope: str | None, name: str) -> tuple[str | None, KnownField] | None:
@@ -644,28 +747,39 @@ def _parent(known: Known, scope: str | None, name: str) -> tuple[str | None, Kno
     return None
 
 
-def _dependency_problems(known: Known, scope: str | None, name: str) -> list[tuple[Loc, str]]:
+# A problem with a field's depends_on: the key path under depends_on, a template (``N_``) and
+# its values.
+_DependencyProblem = tuple[Loc, str, dict[str, Any]]
+
+
+def _dependency_problems(known: Known, scope: str | None, name: str) -> list[_DependencyProblem]:
     """What is wrong with the depends_on of field ``name`` of ``scope`` (None: global), as
-    (key path under depends_on, sentence)."""
+    (key path under depends_on, template, values)."""
     child = known.field_definitions[(scope, name)]
     if not child.depends_on:
         return []
     rule = child.depends_on
     parent_name = str(rule.get("field"))
     if parent_name == name:
-        return [(("field",), "a field cannot depend on itself")]
+        return [(("field",), N_("a field cannot depend on itself"), {})]
     found = _parent(known, scope, parent_name)
     if found is None:
         names = known.custom_fields.get(None, set())
         if scope is not None:
             names = names | known.custom_fields.get(scope, set())
         names = names - {name}
-        listed = ", ".join(sorted(names)) or "none"
-        where = "every ticket's" if scope is None else f"contract {scope}'s or every ticket's"
-        return [
-            (("field",), f"there is no field {parent_name!r} among {where} fields; known: {listed}")
-        ]
-    problems: list[tuple[Loc, str]] = []
+        listed: str | Phrase = ", ".join(sorted(names)) or Phrase(N_("none"))
+        if scope is None:
+            message = N_(
+                "there is no field %(parent)r among every ticket's fields; known: %(listed)s"
+            )
+        else:
+            message = N_(
+                "there is no field %(parent)r among contract %(code)s's or every ticket's "
+                "fields; known: %(listed)s"
+            )
+        return [(("field",), message, {"parent": parent_name, "code": scope, "listed": listed})]
+    problems: list[_DependencyProblem] = []
     path = [name, parent_name]
     at: tuple[str | None, str] = (found[0], parent_name)
     while True:
@@ -677,7 +791,13 @@ def _dependency_problems(known: Known, scope: str | None, name: str) -> list[tup
             break
         path.append(str(rule_at.get("field")))
         if (following[0], path[-1]) == (scope, name):
-            problems.append((("field",), f"the dependencies make a cycle: {' -> '.join(path)}"))
+            problems.append(
+                (
+                    ("field",),
+                    N_("the dependencies make a cycle: %(path)s"),
+                    {"path": " -> ".join(path)},
+                )
+            )
             break
         if len(path) > len(known.field_definitions) + 1:
             break  # a cycle that does not pass through this field: reported on its own fields
@@ -686,50 +806,83 @@ def _dependency_problems(known: Known, scope: str | None, name: str) -> list[tup
     if "options" in rule:
         if parent.type not in (*_CHOICES, "bool"):
             problems.append(
-                (("options",), f"options per value need a select or bool parent; "
-                 f"{parent_name!r} is a {parent.type} field (use when: to show or hide this one)")
-            )  # fmt: skip
+                (
+                    ("options",),
+                    N_(
+                        "options per value need a select or bool parent; %(parent)r is a "
+                        "%(type)s field (use when: to show or hide this one)"
+                    ),
+                    {"parent": parent_name, "type": parent.type},
+                )
+            )
             return problems
         # A bool parent's values, as YAML keys (strings) and core.tickets.fields read them.
         values = parent.options if parent.type in _CHOICES else ["true", "false"]
         if child.type not in _CHOICES:
             problems.append(
-                (("options",), f"options per value are for select fields, not {child.type}")
+                (
+                    ("options",),
+                    N_("options per value are for select fields, not %(type)s"),
+                    {"type": child.type},
+                )
             )
         for value, allowed in (rule.get("options") or {}).items():
             if value not in values:
-                what = "an option" if parent.type in _CHOICES else "a value"
+                message = (
+                    N_("%(value)r is not an option of %(parent)r (%(listed)s)")
+                    if parent.type in _CHOICES
+                    else N_("%(value)r is not a value of %(parent)r (%(listed)s)")
+                )
                 problems.append(
-                    (("options", value), f"{value!r} is not {what} of {parent_name!r} "
-                     f"({', '.join(values)})")
-                )  # fmt: skip
+                    (
+                        ("options", value),
+                        message,
+                        {"value": value, "parent": parent_name, "listed": ", ".join(values)},
+                    )
+                )
             if child.type not in _CHOICES:
                 continue
             for k, option in enumerate(allowed or []):
                 if option not in child.options:
                     problems.append(
-                        (("options", value, k), f"{option!r} is not an option of this field "
-                         f"({', '.join(child.options)})")
-                    )  # fmt: skip
+                        (
+                            ("options", value, k),
+                            N_("%(option)r is not an option of this field (%(listed)s)"),
+                            {"option": option, "listed": ", ".join(child.options)},
+                        )
+                    )
     else:
         for k, value in enumerate(rule.get("when") or []):
             if parent.type in _CHOICES:
                 if value not in parent.options:
                     problems.append(
-                        (("when", k), f"{value!r} is not an option of {parent_name!r} "
-                         f"({', '.join(parent.options)})")
-                    )  # fmt: skip
+                        (
+                            ("when", k),
+                            N_("%(value)r is not an option of %(parent)r (%(listed)s)"),
+                            {
+                                "value": value,
+                                "parent": parent_name,
+                                "listed": ", ".join(parent.options),
+                            },
+                        )
+                    )
             elif parent.type == "bool":
                 if not isinstance(value, bool):
                     problems.append(
-                        (("when", k), f"{parent_name!r} is a yes/no field: write true or false, "
-                         f"not {value!r}")
-                    )  # fmt: skip
+                        (
+                            ("when", k),
+                            N_("%(parent)r is a yes/no field: write true or false, not %(value)r"),
+                            {"parent": parent_name, "value": value},
+                        )
+                    )
             else:
                 problems.append(
-                    (("when", k), f"when needs a select or bool parent; {parent_name!r} is a "
-                     f"{parent.type} field")
-                )  # fmt: skip
+                    (
+                        ("when", k),
+                        N_("when needs a select or bool parent; %(parent)r is a %(type)s field"),
+                        {"parent": parent_name, "type": parent.type},
+                    )
+                )
                 break
     return problems
 
@@ -743,30 +896,31 @@ def _check_mailboxes(check: Checker, doc: ConfigDocument, known: Known) -> None:
         if email:
             addresses.append((loc + ("address",), email))
         if box.contract is not None:
-            check.reference(loc + ("contract",), box.contract, known.contracts, "contract")
+            check.reference(loc + ("contract",), box.contract, known.contracts, N_("contract"))
         other = listed.get(email or "")
         if box.states("contract") and other is not None and other != box.contract:
             check.add(
                 loc + ("contract",),
-                f"contract {other} lists this mailbox too; a mailbox belongs to one contract",
+                N_("contract %(other)s lists this mailbox too; a mailbox belongs to one contract"),
+                other=other,
             )
         if box.imap is not None:
             stored = known.mailbox_imap.get(email or "") or {}
             for key in ("host", "user"):
                 if getattr(box.imap, key) is None and (box.imap.states(key) or key not in stored):
-                    check.add(loc + ("imap",), f"the key {key!r} is missing")
-    check.unique(addresses, "mailbox")
+                    check.add(loc + ("imap",), N_("the key %(key)r is missing"), key=key)
+    check.unique(addresses, N_("mailbox"))
 
 
 def _check_subcontractors(check: Checker, doc: ConfigDocument, known: Known) -> None:
     check.unique(
         ((("subcontractors", i, "name"), s.name) for i, s in enumerate(doc.subcontractors)),
-        "subcontractor",
+        N_("subcontractor"),
     )
     for i, sub in enumerate(doc.subcontractors):
         loc: Loc = ("subcontractors", i)
         for j, code in enumerate(sub.contracts or []):
-            check.reference(loc + ("contracts", j), code, known.contracts, "contract")
+            check.reference(loc + ("contracts", j), code, known.contracts, N_("contract"))
         _values(check, loc, sub, "contracts", sub.remove)
         stored = known.subcontractors.get(sub.name, set())
         known.subcontractors[sub.name] = set(
@@ -791,10 +945,13 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
         elif not required(check, loc, user, "role", exists=role is not None, what="user"):
             role = None
         if user.client is not None:
-            check.reference(loc + ("client",), user.client, known.clients, "client")
+            check.reference(loc + ("client",), user.client, known.clients, N_("client"))
         if user.subcontractor is not None:
             check.reference(
-                loc + ("subcontractor",), user.subcontractor, known.subcontractors, "subcontractor"
+                loc + ("subcontractor",),
+                user.subcontractor,
+                known.subcontractors,
+                N_("subcontractor"),
             )
         company = (
             user.subcontractor
@@ -802,12 +959,12 @@ def _check_users(check: Checker, doc: ConfigDocument, known: Known) -> None:
             else known.user_subcontractor.get(email or "")
         )
         if role == "subcontractor" and not company:
-            check.add(loc, "a subcontractor user needs 'subcontractor:' (the company's name)")
+            check.add(loc, N_("a subcontractor user needs 'subcontractor:' (the company's name)"))
         _check_password(check, loc + ("password",), user.password)
         if email and role:
             known.users[email] = role
             known.user_subcontractor[email] = company
-    check.unique(emails, "e-mail")
+    check.unique(emails, N_("e-mail"))
 
 
 def is_staff(known: Known, email: str) -> bool:
@@ -821,26 +978,44 @@ def user_role(check: Checker, loc: Loc, value: str, known: Known) -> str | None:
     try:
         return normalize_role(value)
     except InputError:
-        custom = f", or a custom role: {', '.join(sorted(known.roles))}" if known.roles else ""
-        check.add(loc, f"unknown role {value!r}; use one of: {', '.join(ROLES)}{custom}")
+        if known.roles:
+            check.add(
+                loc,
+                N_("unknown role %(value)r; use one of: %(listed)s, or a custom role: %(custom)s"),
+                value=value,
+                listed=", ".join(ROLES),
+                custom=", ".join(sorted(known.roles)),
+            )
+        else:
+            check.add(
+                loc,
+                N_("unknown role %(value)r; use one of: %(listed)s"),
+                value=value,
+                listed=", ".join(ROLES),
+            )
         return None
 
 
 def _check_roles(check: Checker, doc: ConfigDocument, known: Known) -> None:
-    check.unique(((("roles", i, "name"), r.name.strip()) for i, r in enumerate(doc.roles)), "role")
+    check.unique(
+        ((("roles", i, "name"), r.name.strip()) for i, r in enumerate(doc.roles)), N_("role")
+    )
     builtin = set(ROLES) | set(ROLE_ALIASES)
     actions = ", ".join(PUBLIC_ACTIONS)
     for i, spec in enumerate(doc.roles):
         loc: Loc = ("roles", i)
         name = spec.name.strip()
         if not name:
-            check.add(loc + ("name",), "a role needs a name")
+            check.add(loc + ("name",), N_("a role needs a name"))
             continue
         if name.casefold() in builtin:
             check.add(
                 loc + ("name",),
-                f"{name!r} is a built-in role; name the custom role otherwise "
-                "(for example senior-technician)",
+                N_(
+                    "%(name)r is a built-in role; name the custom role otherwise "
+                    "(for example senior-technician)"
+                ),
+                name=name,
             )
             continue
         stored = known.roles.get(name)
@@ -851,7 +1026,9 @@ def _check_roles(check: Checker, doc: ConfigDocument, known: Known) -> None:
                 if base not in ROLES:
                     check.add(
                         loc + ("base",),
-                        f"unknown base role {spec.base!r}; use one of: {', '.join(ROLES)}",
+                        N_("unknown base role %(value)r; use one of: %(listed)s"),
+                        value=spec.base,
+                        listed=", ".join(ROLES),
                     )
                     base = None
         # Checked as they will be: a grant left out keeps the stored one (under a new base too).
@@ -862,21 +1039,37 @@ def _check_roles(check: Checker, doc: ConfigDocument, known: Known) -> None:
                 # A stored grant is reported on the new base that refuses it.
                 where = loc + (key, j) if spec.states(key) else loc + ("base",)
                 if action not in PUBLIC_ACTIONS:
-                    check.add(where, f"unknown action {action!r}; known actions: {actions}")
-                elif action in SCOPE_ACTIONS:
                     check.add(
                         where,
-                        f"{action!r} cannot be {'granted' if key == 'grant' else 'denied'}: "
-                        "which tickets a role sees is its "
-                        "base role's",
+                        N_("unknown action %(action)r; known actions: %(listed)s"),
+                        action=action,
+                        listed=actions,
                     )
+                elif action in SCOPE_ACTIONS:
+                    message = (
+                        N_(
+                            "%(action)r cannot be granted: "
+                            "which tickets a role sees is its base role's"
+                        )
+                        if key == "grant"
+                        else N_(
+                            "%(action)r cannot be denied: "
+                            "which tickets a role sees is its base role's"
+                        )
+                    )
+                    check.add(where, message, action=action)
                 elif (
                     key == "grant"
                     and base in ("client", "subcontractor")
                     and (action in STAFF_ONLY_ACTIONS)
                 ):
-                    check.add(where, f"{action!r} is for staff; a {base} role cannot be granted it")
+                    check.add(
+                        where,
+                        N_("%(action)r is for staff; a %(base)s role cannot be granted it"),
+                        action=action,
+                        base=base,
+                    )
                 elif key == "grant" and action in lists["deny"]:
-                    check.add(where, f"{action!r} is both granted and denied")
+                    check.add(where, N_("%(action)r is both granted and denied"), action=action)
         if base is not None:
             known.roles[name] = base

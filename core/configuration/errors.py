@@ -6,10 +6,11 @@ found is kept, so an operator fixes a file in one round instead of one error per
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from core.errors import InputError
+from core.errors import InputError, Invalid, localize
 
 Loc = tuple[str | int, ...]
 
@@ -25,30 +26,65 @@ def format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def sentence(exc: BaseException) -> str:
-    """An exception's message as the tail of a ``file:line: path: ...`` line.
+def tail(text: str) -> str:
+    """A sentence as the tail of a ``file:line: path: ...`` line.
 
     Other modules write whole sentences ("The duration '2x' is not understood."); after a
     colon they read better starting in lower case and without the full stop.
     """
-    text = str(exc).strip().rstrip(".")
+    text = text.strip().rstrip(".")
     if len(text) > 1 and text[0].isupper() and not text[1].isupper():
         text = text[0].lower() + text[1:]
     return text
 
 
+def sentence(exc: BaseException) -> str:
+    """An exception's message as the tail of a ``file:line: path: ...`` line."""
+    return tail(str(exc))
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with a configuration file."""
+    """One thing wrong with a configuration file.
+
+    ``message`` is the English sentence (the command line's). ``template`` and ``params``,
+    when set, are the same sentence as a catalogued template (``N_``) and its values, so the
+    admin console can say it in the admin's language (:meth:`localized`).
+    """
 
     line: int
     source: str
     path: str
     message: str
+    template: str = field(default="", compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The template is another module's whole sentence ("The duration ... is not understood."),
+    # shown as a tail (:func:`tail`) in every language.
+    whole: bool = field(default=False, compare=False)
+
+    @classmethod
+    def of(cls, line: int, source: str, path: str, template: str, /, **params: Any) -> Problem:
+        """A problem from a catalogued template and its values."""
+        return cls(line, source, path, localize(template, params), template, params)
+
+    def localized(self, gettext: Callable[[str], str]) -> str:
+        """The sentence in the language of ``gettext`` (English when not catalogued)."""
+        if not self.template:
+            return self.message
+        text = localize(self.template, self.params, gettext)
+        return tail(text) if self.whole else text
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+def template_of(exc: BaseException) -> tuple[str, Mapping[str, Any]]:
+    """The catalogued template and values an exception carries (``InputError``,
+    ``Invalid``), or ``("", {})`` for one that has none."""
+    if isinstance(exc, InputError | Invalid) and exc.template:
+        return exc.template, exc.params
+    return "", {}
 
 
 class ConfigError(InputError):

@@ -17,7 +17,15 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from core.configuration.errors import ConfigError, Loc, Problem, format_path
+from core.configuration.errors import (
+    ConfigError,
+    Loc,
+    Problem,
+    format_path,
+    sentence,
+    template_of,
+)
+from core.errors import N_, Phrase
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_DEPTH = 40
@@ -40,8 +48,16 @@ class Lines:
             loc = loc[:-1]
         return self.by_path.get((), 1)
 
-    def problem(self, loc: Loc, message: str) -> Problem:
-        return Problem(self.line_for(loc), self.source, format_path(loc), message)
+    def problem(self, loc: Loc, message: str, /, **params: Any) -> Problem:
+        """The problem at ``loc``: ``message`` is a catalogued template (``N_``) filled with
+        ``params``."""
+        return Problem.of(self.line_for(loc), self.source, format_path(loc), message, **params)
+
+    def refused(self, loc: Loc, exc: BaseException) -> Problem:
+        """The problem at ``loc`` that ``exc`` reports, keeping its template when it has one."""
+        template, params = template_of(exc)
+        line, path = self.line_for(loc), format_path(loc)
+        return Problem(line, self.source, path, sentence(exc), template, params, whole=True)
 
 
 def load_yaml(text: str, source: str) -> tuple[dict[str, Any], Lines]:
@@ -61,11 +77,26 @@ def load_yaml(text: str, source: str) -> tuple[dict[str, Any], Lines]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        what = f"this is not valid YAML: {exc.problem or exc.context or 'it cannot be read'}"
+        # PyYAML's own words (English) are kept as they are, inside a catalogued sentence.
+        said: str | Phrase = exc.problem or exc.context or Phrase(N_("it cannot be read"))
         if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
             # An unclosed bracket or quote is found at the end; say where it was opened.
-            what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
-        raise ConfigError([Problem(line, source, "", what)]) from None
+            problem = Problem.of(
+                line,
+                source,
+                "",
+                N_(
+                    "this is not valid YAML: %(problem)s (%(context)s that starts on line %(line)s)"
+                ),
+                problem=said,
+                context=exc.context,
+                line=exc.context_mark.line + 1,
+            )
+        else:
+            problem = Problem.of(
+                line, source, "", N_("this is not valid YAML: %(problem)s"), problem=said
+            )
+        raise ConfigError([problem]) from None
     finally:
         loader.dispose()
     if problems:
@@ -73,11 +104,11 @@ def load_yaml(text: str, source: str) -> tuple[dict[str, Any], Lines]:
     if not isinstance(data, dict):
         raise ConfigError(
             [
-                Problem(
+                Problem.of(
                     root.start_mark.line + 1,
                     source,
                     "",
-                    "the top level must be a mapping of sections (calendars:, clients:, ...)",
+                    N_("the top level must be a mapping of sections (calendars:, clients:, ...)"),
                 )
             ]
         )
@@ -91,7 +122,7 @@ def _build(
         return loader.construct_object(node, deep=True)
     if len(loc) > _MAX_DEPTH:
         # Only an alias that contains itself (``&a [*a]``) nests this deep.
-        raise ConfigError([lines.problem(loc, "this value refers to itself through an alias")])
+        raise ConfigError([lines.problem(loc, N_("this value refers to itself through an alias"))])
     if isinstance(node, SequenceNode):
         items = []
         for index, child in enumerate(node.value):
@@ -116,11 +147,12 @@ def _build_mapping(
         line = key_node.start_mark.line + 1
         if key in seen:
             problems.append(
-                Problem(
+                Problem.of(
                     line,
                     lines.source,
                     format_path(loc + (str(key),)),
-                    f"this key is written twice in one mapping (first on line {seen[key]})",
+                    N_("this key is written twice in one mapping (first on line %(first)s)"),
+                    first=seen[key],
                 )
             )
         else:
@@ -130,7 +162,7 @@ def _build_mapping(
     for key_node, value_node in node.value:
         if not isinstance(key_node, ScalarNode):
             problems.append(
-                lines.problem(loc, "a key must be a plain word, not a list or a mapping")
+                lines.problem(loc, N_("a key must be a plain word, not a list or a mapping"))
             )
             continue
         key = loader.construct_object(key_node)

@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.configuration.errors import Problem
+from core.configuration.errors import Problem, format_path, template_of
 from core.configuration.loader import Lines
+from core.errors import N_, Invalid, localize
 
 Category = Literal["new", "open", "paused", "closed"]
 FieldType = Literal["text", "textarea", "number", "date", "bool", "select", "multiselect"]
@@ -63,9 +64,11 @@ class Section(BaseModel):
 
 def _no_null_list(value: Any) -> Any:
     if value is None:
-        raise ValueError(
-            "a list of things tickets refer to cannot be emptied with null; apply never "
-            "deletes them (leave the key out to keep it as it is)"
+        raise Invalid(
+            N_(
+                "a list of things tickets refer to cannot be emptied with null; apply never "
+                "deletes them (leave the key out to keep it as it is)"
+            )
         )
     return value
 
@@ -90,8 +93,8 @@ class CalendarSpec(Section):
     @classmethod
     def _norway(cls, value: Any) -> Any:
         if value is False:  # YAML 1.1 reads a bare NO (Norway) as false
-            raise ValueError(
-                'write the country code in quotes ("NO"): YAML reads a bare NO as false'
+            raise Invalid(
+                N_('write the country code in quotes ("NO"): YAML reads a bare NO as false')
             )
         return value
 
@@ -193,21 +196,28 @@ def _per_language(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, dict):
-        raise ValueError(
-            f"write one text, or one per language ({{pl: ..., en: ...}}), not {value!r}"
+        raise Invalid(
+            N_("write one text, or one per language ({pl: ..., en: ...}), not %(value)r"),
+            value=value,
         )
     if not value:
-        raise ValueError("name at least one language (pl, en), or write one text")
+        raise Invalid(N_("name at least one language (pl, en), or write one text"))
     out: dict[str, str] = {}
     for language, text in value.items():
         if language not in TEXT_LANGUAGES:
-            raise ValueError(
-                f"unknown language {language!r}; write the text for {', '.join(TEXT_LANGUAGES)}"
+            raise Invalid(
+                N_("unknown language %(language)r; write the text for %(languages)s"),
+                language=language,
+                languages=", ".join(TEXT_LANGUAGES),
             )
         if isinstance(text, int | float) and not isinstance(text, bool):
             text = str(text)
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"the {language} text should be a non-empty text, not {text!r}")
+            raise Invalid(
+                N_("the %(language)s text should be a non-empty text, not %(text)r"),
+                language=language,
+                text=text,
+            )
         out[language] = text
     return out
 
@@ -223,11 +233,19 @@ class DependsOnSpec(Section):
     @model_validator(mode="after")
     def _one_rule(self) -> DependsOnSpec:
         given = [k for k in ("options", "when") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "depends_on needs exactly one of options (allowed options per parent value) "
-                "or when (the parent values that show the field)"
-                + (" (this one has both)" if len(given) == 2 else "")
+        if len(given) == 2:
+            raise Invalid(
+                N_(
+                    "depends_on needs exactly one of options (allowed options per parent value) "
+                    "or when (the parent values that show the field) (this one has both)"
+                )
+            )
+        if not given:
+            raise Invalid(
+                N_(
+                    "depends_on needs exactly one of options (allowed options per parent value) "
+                    "or when (the parent values that show the field)"
+                )
             )
         return self
 
@@ -389,17 +407,24 @@ class TimelineEntrySpec(Section):
     @model_validator(mode="after")
     def _one_action(self) -> TimelineEntrySpec:
         given = [a for a in _ACTIONS if a in self.model_fields_set]
-        if len(given) != 1:
-            raise ValueError(
-                "each timeline entry needs exactly one of comment, status, assign or worklog"
-                + (f" (this one has {', '.join(given)})" if given else "")
+        if len(given) > 1:
+            raise Invalid(
+                N_(
+                    "each timeline entry needs exactly one of comment, status, assign or "
+                    "worklog (this one has %(given)s)"
+                ),
+                given=", ".join(given),
+            )
+        if not given:
+            raise Invalid(
+                N_("each timeline entry needs exactly one of comment, status, assign or worklog")
             )
         if "public" in self.model_fields_set and given != ["comment"]:
-            raise ValueError("'public' goes with a comment")
+            raise Invalid(N_("'public' goes with a comment"))
         if "subcontractor" in self.model_fields_set and given != ["assign"]:
-            raise ValueError("'subcontractor' goes with assign (use assign: null to hand over)")
+            raise Invalid(N_("'subcontractor' goes with assign (use assign: null to hand over)"))
         if self.note is not None and given[0] not in ("status", "worklog"):
-            raise ValueError("'note' goes with a status change or a work log")
+            raise Invalid(N_("'note' goes with a status change or a work log"))
         return self
 
     @property
@@ -456,9 +481,18 @@ def parse_document(
         for error in exc.errors():
             loc = tuple(error["loc"])
             if error["type"] == "missing":
-                problems.append(lines.problem(loc[:-1], f"the key {loc[-1]!r} is missing"))
+                problems.append(
+                    lines.problem(loc[:-1], N_("the key %(key)r is missing"), key=loc[-1])
+                )
+                continue
+            explained = _explain(error, loc)
+            if isinstance(explained, str):
+                # Pydantic's own sentence: English in every language (no template).
+                line, path = lines.line_for(loc), format_path(loc)
+                problems.append(Problem(line, lines.source, path, explained))
             else:
-                problems.append(lines.problem(loc, _explain(error, loc)))
+                template, params = explained
+                problems.append(lines.problem(loc, template, **params))
         return None, problems
 
 
@@ -467,28 +501,75 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _explain(error: Any, loc: tuple[str | int, ...]) -> str:
+# Pydantic's "Input should be ..." sentences said in full, by error type: ``value`` is the
+# value refused (shortened), ``limit`` the bound a number broke.
+_SHOULD_BE = {
+    "string_type": N_("%(value)s should be a valid string"),
+    "bool_type": N_("%(value)s should be a valid boolean"),
+    "bool_parsing": N_("%(value)s should be a valid boolean, unable to interpret input"),
+    "int_type": N_("%(value)s should be a valid integer"),
+    "int_parsing": N_("%(value)s should be a valid integer, unable to parse string as an integer"),
+    "int_from_float": N_(
+        "%(value)s should be a valid integer, got a number with a fractional part"
+    ),
+    "float_type": N_("%(value)s should be a valid number"),
+    "float_parsing": N_("%(value)s should be a valid number, unable to parse string as a number"),
+    "greater_than": N_("%(value)s should be greater than %(limit)s"),
+    "greater_than_equal": N_("%(value)s should be greater than or equal to %(limit)s"),
+    "less_than": N_("%(value)s should be less than %(limit)s"),
+    "less_than_equal": N_("%(value)s should be less than or equal to %(limit)s"),
+}
+
+
+def _explain(error: Any, loc: tuple[str | int, ...]) -> tuple[str, dict[str, Any]] | str:
+    """Pydantic's error as a template and its values; pydantic's own English sentence (a
+    plain ``str``, no template) for a kind of error not said here."""
     kind, value, message = error["type"], error.get("input"), str(error["msg"])
     if kind == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(loc[:-1]))
-        hint = ""
+        template = N_("unknown key %(key)r; allowed keys: %(allowed)s")
         if loc[-1] == "password" and "password_env" in allowed:
-            hint = "; keep the password out of the file and name its variable in password_env"
+            template = N_(
+                "unknown key %(key)r; allowed keys: %(allowed)s; keep the password out of the "
+                "file and name its variable in password_env"
+            )
         if len(loc) > 1 and loc[-2] == "remove":
-            hint = "; apply never removes contacts, ticket types, statuses or custom fields"
-        return f"unknown key {loc[-1]!r}; allowed keys: {allowed}{hint}"
+            template = N_(
+                "unknown key %(key)r; allowed keys: %(allowed)s; apply never removes contacts, "
+                "ticket types, statuses or custom fields"
+            )
+        return template, {"key": loc[-1], "allowed": allowed}
     if kind == "literal_error":
-        return f"{_short(value)} is not allowed; use {error['ctx']['expected']}"
+        expected = str(error["ctx"]["expected"])
+        choices, either, last = expected.rpartition(" or ")
+        if either:
+            template = N_("%(value)s is not allowed; use %(choices)s or %(last)s")
+            return template, {"value": _short(value), "choices": choices, "last": last}
+        template = N_("%(value)s is not allowed; use %(expected)s")
+        return template, {"value": _short(value), "expected": expected}
     if kind == "value_error":
+        template, params = template_of(error.get("ctx", {}).get("error"))
+        if template:
+            return template, dict(params)
         return message.removeprefix("Value error, ")
     if kind in ("list_type", "tuple_type"):
-        return f"this should be a list ([a, b] or one '- item' per line), not {_short(value)}"
+        template = N_("this should be a list ([a, b] or one '- item' per line), not %(value)s")
+        return template, {"value": _short(value)}
     if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"this should be a mapping of keys and values, not {_short(value)}"
+        template = N_("this should be a mapping of keys and values, not %(value)s")
+        return template, {"value": _short(value)}
     if kind.startswith("date_"):
-        return f"{_short(value)} is not a date; write it as YYYY-MM-DD"
+        return N_("%(value)s is not a date; write it as YYYY-MM-DD"), {"value": _short(value)}
     if message.startswith("Input should be"):
-        return f"{_short(value)} should be" + message.removeprefix("Input should be")
+        english = f"{_short(value)} should be" + message.removeprefix("Input should be")
+        template = _SHOULD_BE.get(kind, "")
+        params = {"value": _short(value)}
+        if "%(limit)s" in template:
+            params["limit"] = message.rpartition(" ")[2]
+        # Templated only when it says exactly what pydantic said (another pydantic may not).
+        if template and localize(template, params) == english:
+            return template, params
+        return english
     return message
 
 

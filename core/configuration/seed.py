@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 
 from core.access.accounts import normalize_email
 from core.configuration.checks import Checker, Known, is_staff
-from core.configuration.errors import ConfigError, Loc, sentence
+from core.configuration.errors import ConfigError, Loc
 from core.configuration.loader import Lines
 from core.configuration.result import ApplyResult
 from core.configuration.schema import ConfigDocument, TicketSpec, TimelineEntrySpec
 from core.contracts.models import Contract
 from core.directory.models import Product, Subcontractor, User
-from core.errors import InputError
+from core.errors import N_, InputError, Invalid
 from core.tickets.models import Ticket
 from core.tickets.services import (
     NewTicket,
@@ -46,17 +46,19 @@ _AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 
 
 def parse_age(text: str) -> timedelta:
-    """Wall-clock time such as ``3d``, ``1d4h`` or ``40m``; ValueError with a sentence."""
+    """Wall-clock time such as ``3d``, ``1d4h`` or ``40m``; :class:`Invalid` (a ValueError)
+    with a sentence."""
     compact = "".join(str(text).lower().split())
     match = _AGE.fullmatch(compact)
     if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a time span (use 40m, 2h, 3d, 1d4h or 1w)")
+        raise Invalid(N_("%(text)r is not a time span (use 40m, 2h, 3d, 1d4h or 1w)"), text=text)
     weeks, days, hours, minutes = (int(g or 0) for g in match.groups())
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
 
 
 def resolve_created(value: Any, now: datetime) -> datetime:
-    """When a seeded ticket was created; ValueError with a sentence when it cannot be read."""
+    """When a seeded ticket was created; :class:`Invalid` (a ValueError) with a sentence when
+    it cannot be read."""
     if value is None:
         return now
     if isinstance(value, str):
@@ -67,43 +69,58 @@ def resolve_created(value: Any, now: datetime) -> datetime:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(
-                f"{value!r} is neither an age (3d, 2h, 40m) nor an ISO 8601 timestamp"
+            raise Invalid(
+                N_("%(value)r is neither an age (3d, 2h, 40m) nor an ISO 8601 timestamp"),
+                value=value,
             ) from None
     if not isinstance(value, datetime):
-        raise ValueError(f"{value!r} needs a time and a zone, e.g. 2026-03-02T09:15:00+01:00")
+        raise Invalid(
+            N_("%(value)r needs a time and a zone, e.g. 2026-03-02T09:15:00+01:00"), value=value
+        )
     if value.tzinfo is None:
-        raise ValueError(f"{value.isoformat()} has no time zone; add one, e.g. +01:00 or Z")
+        raise Invalid(
+            N_("%(moment)s has no time zone; add one, e.g. +01:00 or Z"), moment=value.isoformat()
+        )
     if value > now:
-        raise ValueError(f"{value.isoformat()} is in the future")
+        raise Invalid(N_("%(moment)s is in the future"), moment=value.isoformat())
     return value
 
 
 def check_tickets(check: Checker, doc: ConfigDocument, known: Known, now: datetime) -> None:
     """Every reference a seeded ticket makes, checked before anything is written."""
-    check.unique(((("tickets", i, "ref"), t.ref) for i, t in enumerate(doc.tickets)), "ticket ref")
+    refs = ((("tickets", i, "ref"), t.ref) for i, t in enumerate(doc.tickets))
+    check.unique(refs, N_("ticket ref"))
     for i, ticket in enumerate(doc.tickets):
         loc: Loc = ("tickets", i)
         try:
             resolve_created(ticket.created, now)
-        except ValueError as exc:
-            check.add(loc + ("created",), str(exc))
+        except Invalid as exc:
+            check.add(loc + ("created",), exc.template, **exc.params)
         code = ticket.contract
         if code is not None and not check.reference(
-            loc + ("contract",), code, known.contracts, "contract"
+            loc + ("contract",), code, known.contracts, N_("contract")
         ):
             code = None
         requester = check.email(loc + ("requester",), ticket.requester)
         if requester and requester not in known.users and ticket.contract is not None:
             # Mail from an unknown sender lands in triage; under a contract it must be a contact.
-            check.add(loc + ("requester",), f"{requester} is neither a contact nor a user")
+            check.add(
+                loc + ("requester",),
+                N_("%(email)s is neither a contact nor a user"),
+                email=requester,
+            )
         if ticket.type is not None:
             if ticket.contract is None:
-                check.add(loc + ("type",), "a ticket type needs a contract")
+                check.add(loc + ("type",), N_("a ticket type needs a contract"))
             elif code is not None and ticket.type.casefold() not in known.contracts[code].types:
-                check.add(loc + ("type",), f"contract {code} has no ticket type {ticket.type!r}")
+                check.add(
+                    loc + ("type",),
+                    N_("contract %(code)s has no ticket type %(name)r"),
+                    code=code,
+                    name=ticket.type,
+                )
         if ticket.product is not None:
-            check.reference(loc + ("product",), ticket.product, known.products, "product")
+            check.reference(loc + ("product",), ticket.product, known.products, N_("product"))
         if ticket.assignee is not None:
             _check_staff(check, known, loc + ("assignee",), ticket.assignee)
         if ticket.by is not None:
@@ -113,7 +130,11 @@ def check_tickets(check: Checker, doc: ConfigDocument, known: Known, now: dateti
         fields = known.custom_fields.get(None, set()) | known.custom_fields.get(code, set())
         for name in ticket.custom_fields:
             if name not in fields:
-                check.add(loc + ("custom_fields", name), f"there is no custom field {name!r}")
+                check.add(
+                    loc + ("custom_fields", name),
+                    N_("there is no custom field %(name)r"),
+                    name=name,
+                )
         for j, entry in enumerate(ticket.timeline):
             _check_entry(check, known, loc + ("timeline", j), entry, code)
 
@@ -121,7 +142,9 @@ def check_tickets(check: Checker, doc: ConfigDocument, known: Known, now: dateti
 def _check_user(check: Checker, known: Known, loc: Loc, value: str) -> str | None:
     email = check.email(loc, value)
     if email and email not in known.users:
-        check.add(loc, f"{email} is not a user or contact in this file or the database")
+        check.add(
+            loc, N_("%(email)s is not a user or contact in this file or the database"), email=email
+        )
         return None
     return email
 
@@ -129,15 +152,20 @@ def _check_user(check: Checker, known: Known, loc: Loc, value: str) -> str | Non
 def _check_staff(check: Checker, known: Known, loc: Loc, value: str) -> None:
     email = _check_user(check, known, loc, value)
     if email and not is_staff(known, email):
-        check.add(loc, f"{email} is not staff (admin, coordinator or technician)")
+        check.add(loc, N_("%(email)s is not staff (admin, coordinator or technician)"), email=email)
 
 
 def _check_subcontractor(
     check: Checker, known: Known, loc: Loc, name: str, code: str | None
 ) -> None:
-    if check.reference(loc, name, known.subcontractors, "subcontractor"):
+    if check.reference(loc, name, known.subcontractors, N_("subcontractor")):
         if code is not None and code not in known.subcontractors[name]:
-            check.add(loc, f"subcontractor {name} does not serve contract {code}")
+            check.add(
+                loc,
+                N_("subcontractor %(name)s does not serve contract %(code)s"),
+                name=name,
+                code=code,
+            )
 
 
 def _check_entry(
@@ -145,12 +173,23 @@ def _check_entry(
 ) -> None:
     try:
         parse_age(entry.after)
-    except ValueError as exc:
-        check.add(loc + ("after",), str(exc))
+    except Invalid as exc:
+        check.add(loc + ("after",), exc.template, **exc.params)
     _check_user(check, known, loc + ("by",), entry.by)
     if entry.status is not None and entry.status.casefold() not in known.statuses_for(code):
-        where = f"contract {code}" if code else "tickets in triage"
-        check.add(loc + ("status",), f"there is no status {entry.status!r} for {where}")
+        if code:
+            check.add(
+                loc + ("status",),
+                N_("there is no status %(name)r for contract %(code)s"),
+                name=entry.status,
+                code=code,
+            )
+        else:
+            check.add(
+                loc + ("status",),
+                N_("there is no status %(name)r for tickets in triage"),
+                name=entry.status,
+            )
     if entry.assign is not None:
         _check_staff(check, known, loc + ("assign",), entry.assign)
     if entry.subcontractor is not None:
@@ -170,7 +209,7 @@ class _Seeder:
         if email not in self.users:
             user = self.session.scalar(select(User).where(User.email == email))
             if user is None:
-                raise InputError(f"{email} is not a user")
+                raise InputError(N_("%(email)s is not a user"), email=email)
             self.users[email] = user
         return self.users[email]
 
@@ -196,7 +235,9 @@ class _Seeder:
             )
             if found is not None:
                 return found
-        raise InputError("handing a ticket to a subcontractor needs a coordinator or admin user")
+        raise InputError(
+            N_("handing a ticket to a subcontractor needs a coordinator or admin user")
+        )
 
     def seed(self, spec: TicketSpec, loc: Loc) -> None:
         """Create one ticket; a service's refusal becomes a ConfigError on the step's line.
@@ -259,12 +300,12 @@ class _Seeder:
         try:
             yield
         except InputError as exc:
-            raise ConfigError([self.lines.problem(loc, sentence(exc))]) from None
+            raise ConfigError([self.lines.refused(loc, exc)]) from None
 
     def _subcontractor(self, name: str) -> Subcontractor:
         sub = self.session.scalar(select(Subcontractor).where(Subcontractor.name == name))
         if sub is None:
-            raise InputError(f"there is no subcontractor {name!r}")
+            raise InputError(N_("there is no subcontractor %(name)r"), name=name)
         return sub
 
     def _replay(self, ticket: Ticket, entry: TimelineEntrySpec, at: datetime) -> None:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
-from core.errors import InputError
+from core.errors import N_, InputError
 
 __all__ = ["BusinessCalendar", "CalendarError", "format_duration", "parse_duration"]
 
@@ -46,7 +46,6 @@ _US = timedelta(microseconds=1)
 _DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
-_DURATION_HINT = "write it like 30m, 2h, 1d, 1w or 1h30m"
 # Building a year needs the local midnights of the neighbouring years, which datetime can
 # only represent safely away from its year 1 and 9999 limits.
 _MIN_YEAR, _MAX_YEAR = 2, 9998
@@ -67,7 +66,9 @@ def _us(instant: datetime) -> int:
 
 def _instant(value: datetime) -> int:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise CalendarError(f"The datetime {value} has no time zone; give an aware datetime.")
+        raise CalendarError(
+            N_("The datetime %(value)s has no time zone; give an aware datetime."), value=value
+        )
     return _us(value)
 
 
@@ -92,8 +93,10 @@ def _public_holidays(code: str, year: int) -> frozenset[date]:
     try:
         found = holidays_lib.country_holidays(country, subdiv=subdivision or None, years=year)
     except NotImplementedError:
-        msg = f"Public holidays for {code!r} are unknown; use a country code like PL or DE-BY."
-        raise CalendarError(msg) from None
+        raise CalendarError(
+            N_("Public holidays for %(code)r are unknown; use a country code like PL or DE-BY."),
+            code=code,
+        ) from None
     return frozenset(found)
 
 
@@ -103,16 +106,21 @@ def _zone(value: str | ZoneInfo) -> ZoneInfo:
     try:
         return ZoneInfo(str(value).strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        msg = f"Unknown time zone {value!r}; use an IANA name such as Europe/Warsaw."
-        raise CalendarError(msg) from None
+        raise CalendarError(
+            N_("Unknown time zone %(value)r; use an IANA name such as Europe/Warsaw."), value=value
+        ) from None
 
 
 def _minute(text: str, day: str, item: str, *, end: bool) -> int:
     match = _TIME.fullmatch(text.strip())
     hour, minute = (int(match[1]), int(match[2])) if match else (99, 99)
     if minute > 59 or hour > 24 or (hour == 24 and (minute or not end)):
-        msg = f"The time {text.strip()!r} in {item!r} on {day} is not HH:MM (24:00 only as an end)."
-        raise CalendarError(msg)
+        raise CalendarError(
+            N_("The time %(time)r in %(item)r on %(day)s is not HH:MM (24:00 only as an end)."),
+            time=text.strip(),
+            item=item,
+            day=day,
+        )
     return hour * 60 + minute
 
 
@@ -122,18 +130,29 @@ def _parse_day(day: str, spec: str | Sequence[str] | None) -> tuple[Interval, ..
     for item in items:
         start, dash, end = str(item).partition("-")
         if not dash:
-            raise CalendarError(f'The interval {item!r} on {day} is not like "08:00-16:00".')
+            raise CalendarError(
+                N_('The interval %(item)r on %(day)s is not like "08:00-16:00".'),
+                item=item,
+                day=day,
+            )
         first = _minute(start, day, str(item), end=False)
         last = _minute(end, day, str(item), end=True)
         if last <= first:
-            raise CalendarError(f"The interval {item!r} on {day} does not end after it starts.")
+            raise CalendarError(
+                N_("The interval %(item)r on %(day)s does not end after it starts."),
+                item=item,
+                day=day,
+            )
         parsed.append((first, last, str(item)))
     parsed.sort()
     merged: list[Interval] = []
     for index, (first, last, item) in enumerate(parsed):
         if merged and first < merged[-1][1]:
             raise CalendarError(
-                f"The intervals {parsed[index - 1][2]!r} and {item!r} on {day} overlap."
+                N_("The intervals %(first)r and %(second)r on %(day)s overlap."),
+                first=parsed[index - 1][2],
+                second=item,
+                day=day,
             )
         if merged and first == merged[-1][1]:
             merged[-1] = (merged[-1][0], last)  # touching intervals are one open stretch
@@ -146,15 +165,19 @@ def _parse_week(hours: HoursSpec) -> Week:
     if isinstance(hours, str) and hours.strip().lower() == "24/7":
         return _ALWAYS
     if not isinstance(hours, Mapping):
-        raise CalendarError('Working hours must be "24/7" or a mapping of mon..sun to intervals.')
+        raise CalendarError(
+            N_('Working hours must be "24/7" or a mapping of mon..sun to intervals.')
+        )
     week: list[tuple[Interval, ...]] = [()] * 7
     for key, spec in hours.items():
         day = str(key).strip().lower()
         if day not in _DAY_KEYS:
-            raise CalendarError(f"Unknown weekday {key!r} in the working hours; use mon..sun.")
+            raise CalendarError(
+                N_("Unknown weekday %(key)r in the working hours; use mon..sun."), key=key
+            )
         week[_DAY_KEYS.index(day)] = _parse_day(day, spec)
     if not any(week):
-        raise CalendarError("The working hours have no open interval on any weekday.")
+        raise CalendarError(N_("The working hours have no open interval on any weekday."))
     return tuple(week)
 
 
@@ -167,8 +190,9 @@ def _parse_dates(values: Iterable[str | date] | str | date | None) -> frozenset[
         try:
             found.add(date.fromisoformat(str(value).strip()))
         except ValueError:
-            msg = f"The extra holiday {value!r} is not a date like 2026-12-31."
-            raise CalendarError(msg) from None
+            raise CalendarError(
+                N_("The extra holiday %(value)r is not a date like 2026-12-31."), value=value
+            ) from None
     return frozenset(found)
 
 
@@ -215,13 +239,15 @@ class BusinessCalendar:
         day_length}; ``name`` and ``description`` are ignored. Equal definitions share one
         instance, so the year tables are built once per process."""
         if not isinstance(config, Mapping):
-            raise CalendarError("A calendar must be a mapping with at least timezone and hours.")
+            raise CalendarError(
+                N_("A calendar must be a mapping with at least timezone and hours.")
+            )
         unknown = sorted(str(key) for key in set(config) - _CONFIG_KEYS - {"name", "description"})
         if unknown:
-            raise CalendarError(f"Unknown calendar key(s): {', '.join(unknown)}.")
+            raise CalendarError(N_("Unknown calendar key(s): %(keys)s."), keys=", ".join(unknown))
         for required in ("timezone", "hours"):
             if config.get(required) is None:
-                raise CalendarError(f"A calendar needs {required!r}.")
+                raise CalendarError(N_("A calendar needs %(key)r."), key=required)
         options: dict[str, Any] = {k: config.get(k) for k in _CONFIG_KEYS - {"timezone"}}
         built = cls(config["timezone"], **options)
         return _interned.setdefault(built._key, built)
@@ -275,7 +301,9 @@ class BusinessCalendar:
         micros = _instant(start)
         need = duration // _US
         if need < 0:
-            raise CalendarError(f"A business duration cannot be negative (got {duration}).")
+            raise CalendarError(
+                N_("A business duration cannot be negative (got %(duration)s)."), duration=duration
+            )
         if need == 0:
             return start
         if self._elapsed:
@@ -352,7 +380,12 @@ class BusinessCalendar:
 
     def _build_year(self, year: int) -> _Year:
         if not _MIN_YEAR <= year <= _MAX_YEAR:
-            raise CalendarError(f"The year {year} is outside {_MIN_YEAR}-{_MAX_YEAR}.")
+            raise CalendarError(
+                N_("The year %(year)s is outside %(first)s-%(last)s."),
+                year=year,
+                first=_MIN_YEAR,
+                last=_MAX_YEAR,
+            )
         closed = self._extra
         if self._country:
             closed = closed | _public_holidays(self._country, year)
@@ -389,9 +422,13 @@ def _parse_day_length(value: timedelta | int | str) -> timedelta:
     elif isinstance(value, str):
         length = parse_duration(value)
     else:
-        raise CalendarError(f"The day_length {value!r} must be a duration such as 8h.")
+        raise CalendarError(
+            N_("The day_length %(value)r must be a duration such as 8h."), value=value
+        )
     if length <= timedelta(0) or length % timedelta(minutes=1):
-        raise CalendarError(f"The day_length {value!r} must be a positive number of minutes.")
+        raise CalendarError(
+            N_("The day_length %(value)r must be a positive number of minutes."), value=value
+        )
     return length
 
 
@@ -402,22 +439,30 @@ def parse_duration(text: str, calendar: BusinessCalendar | None = None) -> timed
     compact = "".join(text.lower().split()) if isinstance(text, str) else ""
     match = _DURATION.fullmatch(compact)
     if not match or not any(match.groups()):
-        raise CalendarError(f"The duration {text!r} is not understood; {_DURATION_HINT}.")
+        raise CalendarError(
+            N_("The duration %(text)r is not understood; write it like 30m, 2h, 1d, 1w or 1h30m."),
+            text=text,
+        )
     weeks, days, hours, minutes = (int(group) if group else 0 for group in match.groups())
     if (weeks or days) and calendar is None:
-        raise CalendarError(f"The duration {text!r} counts days, so it needs a calendar.")
+        raise CalendarError(
+            N_("The duration %(text)r counts days, so it needs a calendar."), text=text
+        )
     try:
         whole_days = calendar.day_length * (weeks * 5 + days) if calendar else timedelta(0)
         return whole_days + timedelta(hours=hours, minutes=minutes)
     except OverflowError:
-        raise CalendarError(f"The duration {text!r} is too long.") from None
+        raise CalendarError(N_("The duration %(text)r is too long."), text=text) from None
 
 
 def format_duration(duration: timedelta, calendar: BusinessCalendar | None = None) -> str:
     """Write a duration the way ``parse_duration`` reads it: whole days (``1d``, ``5d``) when
     it is a whole number of the calendar's days, else hours and minutes (``2h``, ``1h30m``)."""
     if duration < timedelta(0) or duration % timedelta(minutes=1):
-        raise CalendarError(f"Only whole, non-negative minutes can be written (got {duration}).")
+        raise CalendarError(
+            N_("Only whole, non-negative minutes can be written (got %(duration)s)."),
+            duration=duration,
+        )
     if calendar is not None and duration and not duration % calendar.day_length:
         return f"{duration // calendar.day_length}d"
     hours, minutes = divmod(duration // timedelta(minutes=1), 60)

@@ -198,8 +198,8 @@ def test_a_new_contract_is_saved_and_exported(instance: SeededApp) -> None:
     r = client.post("/admin/contracts/new", data=new_contract_form(client, csrf))
     assert r.status_code == 400
     assert problems_on(r.text) == {
-        "statuses": "the statuses need at least one of category new and one of category closed"
-        " (missing: closed)"
+        "statuses": "statusy muszą mieć co najmniej jeden w kategorii new i jeden w kategorii"
+        " closed (brakuje: closed)"
     }
     assert 'value="BETA-NEW"' in r.text and 'value="Sprawdzić zasilanie' not in r.text
     assert "Sprawdzić zasilanie\nRestart" in r.text  # the checklist typed is kept
@@ -241,9 +241,18 @@ def test_a_bad_duration_is_refused_under_its_field_with_the_input(instance: Seed
     data.update({"csrf_token": csrf, "tt0.resolution": "2x", "name": "Nowa nazwa"})
     r = client.post(f"/admin/contracts/{number}", data=data)
     assert r.status_code == 400
-    assert problems_on(r.text) == {"tt0.resolution": "'2x' is not a duration (use 30m, 2h, 1d, 1w)"}
+    # In the admin's language, as apply's sentence says it on the command line in English.
+    assert problems_on(r.text) == {
+        "tt0.resolution": "'2x' nie jest czasem trwania (użyj 30m, 2h, 1d, 1w)"
+    }
     assert 'name="tt0.resolution" value="2x"' in r.text
     assert 'value="Nowa nazwa"' in r.text
+    client.cookies.set("lang", "en")
+    try:
+        r = client.post(f"/admin/contracts/{number}", data=data)
+    finally:
+        client.cookies.delete("lang")
+    assert problems_on(r.text) == {"tt0.resolution": "'2x' is not a duration (use 30m, 2h, 1d, 1w)"}
     with instance.factory() as s:
         contract = s.get(Contract, number)
         assert contract is not None and contract.name == "Beta: wsparcie IT"

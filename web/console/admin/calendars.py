@@ -197,7 +197,7 @@ def days_off(engine: BusinessCalendar, lang: str, now: datetime, count: int = 5)
 
 def refusal(path: str, message: str) -> ConfigError:
     """A screen's own refusal, shaped like apply's (shown under the field at ``path``)."""
-    return ConfigError([Problem(0, "console", path, message)])
+    return ConfigError([Problem.of(0, "console", path, message)])
 
 
 def _in_use(console: Console) -> dict[int, int]:
@@ -274,7 +274,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     cal = _calendar(console, calendar_id) if calendar_id is not None else None
     form = CalendarForm.from_data(data, cal.name if cal is not None else None)
     if isinstance(exc, ConfigError):
-        return detail_page(console, cal, form, status_code=400, found=problems(exc))
+        return detail_page(console, cal, form, status_code=400, found=problems(exc, console))
     return detail_page(console, cal, form, status_code=exc.status_code, error=console.refusal(exc))
 
 

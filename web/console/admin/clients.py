@@ -296,7 +296,7 @@ class ClientsAdmin(Controller):
 
 
 def _missing_name() -> ConfigError:
-    return ConfigError([Problem(0, "console", "clients[0].name", "a client needs a name")])
+    return ConfigError([Problem.of(0, "console", "clients[0].name", N_("a client needs a name"))])
 
 
 def send_invitation(console: Console, contact: User) -> None:

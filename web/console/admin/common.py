@@ -55,15 +55,14 @@ def what_it_would_do(console: Console, fragment: dict[str, Any]) -> ApplyResult:
     return preview(console.db, fragment, actor=console.user)
 
 
-def problems(exc: InputError, console: Console | None = None) -> dict[str, str]:
-    """Each problem's sentence by its key path (the first one per path), for a refused
-    ``ConfigError``; any other refusal under the path "" in the user's language (with
-    ``console``; without it, none)."""
+def problems(exc: InputError, console: Console) -> dict[str, str]:
+    """Each problem's sentence in the user's language by its key path (the first one per
+    path), for a refused ``ConfigError``; any other refusal under the path ""."""
     if not isinstance(exc, ConfigError):
-        return {"": console.refusal(exc)} if console is not None else {}
+        return {"": console.refusal(exc)}
     found: dict[str, str] = {}
     for problem in exc.problems:
-        found.setdefault(problem.path, problem.message)
+        found.setdefault(problem.path, problem.localized(console.gettext))
     return found
 
 

@@ -423,7 +423,7 @@ def _refused(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Te
     _, paths = fragment(form, contract)
     if isinstance(exc, ConfigError):
         return detail_page(
-            console, contract, form, status_code=400, found=problems(exc), paths=paths
+            console, contract, form, status_code=400, found=problems(exc, console), paths=paths
         )
     return detail_page(
         console, contract, form, status_code=exc.status_code, error=console.refusal(exc)

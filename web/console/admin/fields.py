@@ -307,12 +307,14 @@ class FieldsAdmin(Controller):
         name = form_str(data, "name")
         where = f"{P}.name"
         if not name:
-            raise ConfigError([Problem(0, "console", where, "a custom field needs a name")])
+            raise ConfigError([Problem.of(0, "console", where, N_("a custom field needs a name"))])
         exists = select(CustomField.id).where(
             CustomField.contract_id.is_(None), CustomField.name == name
         )
         if console.db.scalar(exists) is not None:
-            raise ConfigError([Problem(0, "console", where, f"{name!r} exists already")])
+            raise ConfigError(
+                [Problem.of(0, "console", where, N_("%(name)r exists already"), name=name)]
+            )
         save(console, field_fragment(data, None))
         return console.redirect(_path(name), console.gettext("Custom field created."))
 

@@ -273,9 +273,11 @@ class MailboxesAdmin(Controller):
         address = form_str(data, "address").lower()
         where = "mailboxes[0].address"
         if not address:
-            raise ConfigError([Problem(0, "console", where, "a mailbox needs an address")])
+            raise ConfigError([Problem.of(0, "console", where, N_("a mailbox needs an address"))])
         if console.db.scalar(select(Mailbox.id).where(Mailbox.address == address)):
-            raise ConfigError([Problem(0, "console", where, f"{address!r} exists already")])
+            raise ConfigError(
+                [Problem.of(0, "console", where, N_("%(name)r exists already"), name=address)]
+            )
         save(console, mailbox_fragment(data, None))
         return console.redirect(_path(address), console.gettext("Mailbox created."))
 

@@ -108,7 +108,7 @@ def _label(form: Mapping[str, str]) -> dict[str, str] | None:
 
 
 def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc)
+    found = problems(exc, console)
     return _page(
         console,
         status_code=exc.status_code,
@@ -119,7 +119,7 @@ def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -
 
 
 def _refused_matrix(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc)
+    found = problems(exc, console)
     sentence = "; ".join(found.values()) if found else console.refusal(exc)
     if form_str(kwargs["data"], "back") == "role":
         role = _role(console, kwargs["name"])
@@ -168,7 +168,7 @@ def _detail(
 def _refused_detail(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
     role = _role(console, kwargs["name"])
     data = kwargs.get("data") or {}
-    found = problems(exc)
+    found = problems(exc, console)
     return _detail(
         console,
         role,

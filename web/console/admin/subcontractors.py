@@ -137,11 +137,23 @@ class SubcontractorsAdmin(Controller):
         name = form_str(data, "name")
         if not name:
             raise ConfigError(
-                [Problem(0, "console", "subcontractors[0].name", "a subcontractor needs a name")]
+                [
+                    Problem.of(
+                        0, "console", "subcontractors[0].name", N_("a subcontractor needs a name")
+                    )
+                ]
             )
         if console.db.scalar(select(Subcontractor.id).where(Subcontractor.name == name)):
             raise ConfigError(
-                [Problem(0, "console", "subcontractors[0].name", f"{name!r} exists already")]
+                [
+                    Problem.of(
+                        0,
+                        "console",
+                        "subcontractors[0].name",
+                        N_("%(name)r exists already"),
+                        name=name,
+                    )
+                ]
             )
         save(console, subcontractor_fragment(data, None))
         return console.redirect(_path(name), console.gettext("Subcontractor created."))

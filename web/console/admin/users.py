@@ -137,7 +137,7 @@ def _page(
 
 
 def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
-    found = problems(exc)
+    found = problems(exc, console)
     return _page(
         console,
         None,
@@ -150,7 +150,7 @@ def _refused_new(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -
 
 def _refused_edit(console: Console, exc: InputError, kwargs: Mapping[str, Any]) -> Template:
     user = _user(console, kwargs["user_id"])
-    found = problems(exc)
+    found = problems(exc, console)
     form = {**_form(kwargs["data"]), "email": user.email}
     return _page(
         console,
