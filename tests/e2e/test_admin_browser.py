@@ -290,10 +290,25 @@ def test_an_admin_configures_a_contract_and_a_mail_gets_its_deadline(
         created, timedelta(hours=8)
     )
 
-    # A tighter target moves that ticket's deadline: the first press of Save says so and
-    # saves nothing; Save and recompute applies it, and the ticket's deadline follows.
+    # A mistyped target is refused under its field, in the admin's language, input kept.
     page.goto(desk["base_url"] + "/admin/contracts")
     page.get_by_role("link", name="GAMMA-1").click()
+    contract_url = page.url
+    for lang, said in (("pl", "'2x' nie jest czasem trwania"), ("en", "'2x' is not a duration")):
+        page.context.add_cookies([{"name": "lang", "value": lang, "url": desk["base_url"]}])
+        page.goto(contract_url)
+        page.get_by_test_id("types").locator('[name="tt0.resolution"]').fill("2x")
+        page.get_by_test_id("save").click()
+        problem = page.locator('[data-testid="problem"][data-path="tt0.resolution"]')
+        expect(problem).to_contain_text(said)
+        expect(page.get_by_test_id("types").locator('[name="tt0.resolution"]')).to_have_value("2x")
+        problem.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"admin-contracts-problem-{lang}.png"))
+    page.context.add_cookies([{"name": "lang", "value": "pl", "url": desk["base_url"]}])
+
+    # A tighter target moves that ticket's deadline: the first press of Save says so and
+    # saves nothing; Save and recompute applies it, and the ticket's deadline follows.
+    page.goto(contract_url)
     page.get_by_test_id("types").locator('[name="tt0.reaction"]').fill("1h")
     page.get_by_test_id("save").click()
     warning = page.get_by_test_id("deadlines")

@@ -4,7 +4,10 @@
 (function () {
   "use strict";
 
-  function checkInput(input) {
+  // ``typed``: called for a keystroke, not for the page as the server rendered it. A problem
+  // the server found under the field says it already on load; once the value is edited, that
+  // sentence is about an old value and the live hint takes over.
+  function checkInput(input, typed) {
     var kind = input.getAttribute("data-check");
     var bad = input.value.trim() !== "" && !input.validity.valid;
     if (kind === "duration" && input.value.trim() !== "") {
@@ -18,16 +21,18 @@
     }
     if (bad) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
     var scope = input.closest("tr, fieldset, .field") || input.parentNode;
+    var said = scope.querySelector('[data-testid="problem"]');
+    if (said && typed) { said.hidden = true; }
     var message = scope.querySelector('[data-check-message="' + kind + '"]');
     if (message) {
       var anyBad = scope.querySelector('[data-check="' + kind + '"][aria-invalid="true"]');
-      message.hidden = !anyBad;
+      message.hidden = !anyBad || (said !== null && !said.hidden);
     }
   }
 
   document.addEventListener("input", function (event) {
     var input = event.target;
-    if (input instanceof HTMLInputElement && input.hasAttribute("data-check")) { checkInput(input); }
+    if (input instanceof HTMLInputElement && input.hasAttribute("data-check")) { checkInput(input, true); }
   });
 
   document.addEventListener("change", function (event) {
@@ -87,6 +92,8 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("input[data-check]").forEach(checkInput);
+    document.querySelectorAll("input[data-check]").forEach(function (input) {
+      checkInput(input, false);
+    });
   });
 })();
