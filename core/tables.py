@@ -15,6 +15,7 @@ import core.directory.models
 import core.mail.models
 import core.sla.models
 import core.tickets.models
+import core.worklog.models
 from core.orm import Base
 
 __all__ = ["Base", "core"]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Integer,
     String,
     Table,
     UniqueConstraint,
@@ -68,6 +69,13 @@ class Contract(Base):
     # When each custom field must be filled on this contract's tickets: {name: "open"|"close"}
     # (core.tickets.fields.missing_fields).
     required_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The work log (core.worklog): whether new entries are billable unless said otherwise,
+    # the hourly rate in minor units of ``currency`` (a work type may have its own), and
+    # whether the client sees the billable entries of their tickets on the portal.
+    worklog_billable: Mapped[bool] = mapped_column(Boolean, default=True)
+    hourly_rate: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="PLN")
+    worklog_visible_to_client: Mapped[bool] = mapped_column(Boolean, default=False)
 
     client: Mapped[Client] = relationship(back_populates="contracts")
     calendar: Mapped[Calendar | None] = relationship()

@@ -207,9 +207,34 @@ def recompute(ticket: Ticket, now: datetime) -> None:
     ticket.reaction_breached_at = reaction.breached_at
     ticket.resolution_breached_at = resolution.breached_at
     ticket.sla_paused = ticket.status_category == "paused"
+    # What the reports read: business minutes to each target's end, and time paused.
+    ticket.reaction_minutes = _minutes(reaction.used) if reaction.met_at else None
+    ticket.resolution_minutes = _minutes(resolution.used) if resolution.met_at else None
+    ticket.paused_minutes = paused_minutes(ticket, resolution, now)
     if reaction.breached_at or resolution.breached_at:
         ticket.ever_breached = True
     ticket.sla_next_check = next_check(ticket, (reaction, resolution), now)
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
+
+
+def paused_minutes(ticket: Ticket, resolution: ClockState, now: datetime) -> int | None:
+    """Business minutes on the contract's calendar the ticket spent in a paused status, up
+    to its resolution (or ``now`` while it is open); None without a contract."""
+    if ticket.contract is None:
+        return None
+    _, _, cal = targets(ticket)
+    end = resolution.met_at or now
+    periods = category_periods(ticket)
+    paused = timedelta(0)
+    for i, (since, category) in enumerate(periods):
+        until = periods[i + 1][0] if i + 1 < len(periods) else end
+        until = min(until, end)
+        if category == "paused" and until > since:
+            paused += cal.between(since, until)
+    return _minutes(paused)
 
 
 def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) -> datetime | None:

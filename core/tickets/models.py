@@ -70,6 +70,7 @@ class Ticket(Base):
         Index("ix_tickets_assignee", "assignee_id"),
         Index("ix_tickets_requester", "requester_id"),
         Index("ix_tickets_subcontractor", "subcontractor_id"),
+        Index("ix_tickets_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,6 +108,15 @@ class Ticket(Base):
     # The checklist's progress, kept by core.tickets.checklists for the list (3/5).
     checklist_done: Mapped[int] = mapped_column(Integer, default=0)
     checklist_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Work time, kept by core.worklog for the list and the reports (minutes).
+    worked_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    billable_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # The SLA as the reports read it, stored by core.sla.clocks.recompute: business minutes
+    # until the first response and until resolution (NULL while not met), and business
+    # minutes spent paused (up to the resolution, or to the last recompute while open).
+    reaction_minutes: Mapped[int | None] = mapped_column(Integer)
+    resolution_minutes: Mapped[int | None] = mapped_column(Integer)
+    paused_minutes: Mapped[int | None] = mapped_column(Integer)
 
     client: Mapped[Client | None] = relationship()
     contract: Mapped[Contract | None] = relationship()

@@ -607,20 +607,16 @@ def log_work(
     note: str | None = None,
     at: datetime | None = None,
 ) -> TicketEvent:
-    if not can(actor, "worklog", ticket):
-        raise Forbidden(N_("you may not log work on ticket #%(number)s"), number=ticket.number)
-    if not isinstance(minutes, int) or minutes <= 0 or minutes > 24 * 60:
-        raise InputError(N_("work time must be a whole number of minutes between 1 and 1440"))
-    event = append_event(
-        session,
-        ticket,
-        "worklog",
-        author=actor,
-        at=at or utcnow(),
-        body_text=note,
-        data={"minutes": minutes},
+    """Log ``minutes`` of ``actor``'s work ending now (or at ``at``); the timeline event.
+    The whole entry (start and end, billable, work type) is ``core.worklog.services``'."""
+    from core.worklog.services import Work
+    from core.worklog.services import log_work as write_entry
+
+    entry = write_entry(
+        session, ticket, actor=actor, work=Work(minutes=minutes, description=note), at=at
     )
-    session.flush()
+    event = session.get(TicketEvent, entry.event_id)
+    assert event is not None
     return event
 
 

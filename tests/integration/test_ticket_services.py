@@ -238,7 +238,8 @@ def test_worklog_bounds(session: Session, world: World) -> None:
         subcontractor=None,
     )
     e = svc.log_work(session, t, actor=world.users["technician"], minutes=45, note="wymiana bębna")
-    assert e.data == {"minutes": 45}
+    assert (e.data["action"], e.data["minutes"], e.data["billable"]) == ("logged", 45, True)
+    assert (t.worked_minutes, t.billable_minutes) == (45, 45)
     with pytest.raises(InputError):
         svc.log_work(session, t, actor=world.users["technician"], minutes=0)
     with pytest.raises(Forbidden):
