@@ -40,6 +40,7 @@ from core.mail.models import InboundMessage, OutboundMail
 from core.orm import Base
 from core.privacy.scrub import Terms, placeholder_email, placeholder_name, scrub
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
+from core.worklog.models import WorkLogEntry
 
 # Tables the sweep leaves alone: people are changed row by row (never someone else's row
 # that shares a name), and blobs hold only hashes and sizes.
@@ -361,6 +362,7 @@ def ticket_rows(ticket_ids: Any) -> dict[str, Any]:
         "inbound_messages": InboundMessage.ticket_id.in_(ticket_ids),
         "outbound_mail": OutboundMail.ticket_id.in_(ticket_ids),
         "attachments": Attachment.event_id.in_(events),
+        "work_log_entries": WorkLogEntry.ticket_id.in_(ticket_ids),
     }
 
 

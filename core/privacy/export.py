@@ -38,6 +38,7 @@ from core.directory.models import User
 from core.mail.models import InboundMessage, OutboundMail
 from core.tickets import visibility
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
+from core.worklog.models import WorkLogEntry
 
 FORMAT = "pulpit-person-export/1"
 
@@ -211,18 +212,26 @@ def build_export(
         )
     )
     archive.json("events.json", [_event(archive, person, e) for e in authored])
+    # The work they did, whoever wrote it down (a coordinator may log for them).
+    worked = session.execute(
+        select(WorkLogEntry, Ticket.number)
+        .join(Ticket, WorkLogEntry.ticket_id == Ticket.id)
+        .where(WorkLogEntry.user_id == person.id)
+        .order_by(WorkLogEntry.started_at, WorkLogEntry.id)
+    ).all()
     archive.json(
         "worklogs.json",
         [
             {
-                "ticket": e.ticket.number,
-                "at": _iso(e.at),
-                "minutes": (e.data or {}).get("minutes"),
-                "billable": (e.data or {}).get("billable", True),
-                "note": e.body_text,
+                "ticket": number,
+                "at": _iso(w.started_at),
+                "ended_at": _iso(w.ended_at) if w.ended_at else None,
+                "minutes": w.minutes,
+                "billable": w.billable,
+                "work_type": w.work_type.name if w.work_type else None,
+                "note": w.description,
             }
-            for e in authored
-            if e.type == "worklog"
+            for w, number in worked
         ],
     )
 
