@@ -215,7 +215,10 @@ def render(
 
 
 def build_message(
-    row: OutboundMail, rendered: RenderedMail, settings: MailSettings
+    row: OutboundMail,
+    rendered: RenderedMail,
+    settings: MailSettings,
+    read_blob: Callable[[str], bytes] | None = None,
 ) -> EmailMessage:
     """The message for ``row``; non-ASCII headers become RFC 2047 encoded-words on output."""
     msg = EmailMessage(policy=DEFAULT)
@@ -240,6 +243,16 @@ def build_message(
         msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text, charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for att in row.attachments or []:
+        if read_blob is None:
+            raise ValueError("this mail has attachments and no blob store was given")
+        maintype, _, subtype = str(att["content_type"]).partition("/")
+        msg.add_attachment(
+            read_blob(str(att["sha256"])),
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=str(att["filename"]),
+        )
     # After the content: set_content() and add_alternative() move Content-* headers around.
     msg["Content-Language"] = pick_language(row.language)  # RFC 3282
     return msg

@@ -144,6 +144,9 @@ def _claim(
     or None when there was nothing to claim. A mail that cannot be rendered fails here for
     good, and the staff are told in the same transaction.
     """
+    from core.blobs import BlobStore
+
+    blobs = BlobStore(settings.blob_dir)
     ready: list[_Ready] = []
     own = "skipped"
     with unit_of_work(session_factory) as session:
@@ -155,7 +158,7 @@ def _claim(
         for row in rows:
             try:
                 rendered = render(row.template, row.language, row.context)
-                message = build_message(row, rendered, settings)
+                message = build_message(row, rendered, settings, blobs.read)
             except Exception as exc:
                 # A template or context bug: the same input fails the same way on every retry.
                 log.exception(

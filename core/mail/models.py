@@ -88,6 +88,9 @@ class OutboundMail(Base):
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(500))
+    # Files sent with it, kept in the blob store: [{"sha256", "filename", "content_type"}]
+    # (a monthly statement's XLSX).
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -258,13 +258,15 @@ def queue_mail(
     reply_to: str | None = None,
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    attachments: Sequence[dict[str, str]] = (),
 ) -> OutboundMail | None:
     """Add a mail to the outbox in the caller's transaction; None when ``dedupe_key`` exists.
 
     The ``mail.send`` job is sent only after the caller commits. ``references`` are the
     thread's known Message-IDs, oldest first; ``in_reply_to`` defaults to the last of them
     and is appended to them when missing (RFC 5322 3.6.4), which is what threads in Outlook,
-    Gmail and Thunderbird.
+    Gmail and Thunderbird. ``attachments`` name files already in the blob store
+    (``{"sha256", "filename", "content_type"}``); the sender reads them when it builds the mail.
     """
     now = now or utcnow()
     if not _TEMPLATE_NAME.match(template):
@@ -296,6 +298,7 @@ def queue_mail(
         context=stored_context,
         headers=_thread_headers(auto_submitted, in_reply_to, references, reply_to),
         dedupe_key=dedupe_key,
+        attachments=[dict(a) for a in attachments],
         state="pending",
         attempts=0,
         next_attempt_at=now,

@@ -1,5 +1,5 @@
-"""the work log as rows (entries, work types, timers), contract billing settings, and the
-SLA figures the reports read
+"""the work log as rows (entries, work types, timers), contract billing settings, the
+SLA figures the reports read, and files attached to outgoing mail
 
 Revision ID: 0017
 Revises: 0016
@@ -96,6 +96,8 @@ def upgrade() -> None:
         ),
         sa.Column("started_at", UTCDateTime(), nullable=False),
     )
+    with op.batch_alter_table("outbound_mail") as batch:
+        batch.add_column(sa.Column("attachments", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("contracts") as batch:
         batch.add_column(
             sa.Column("worklog_billable", sa.Boolean(), nullable=False, server_default=sa.true())
@@ -209,6 +211,7 @@ def downgrade() -> None:
     with op.batch_alter_table("contracts") as batch:
         for name in ("worklog_visible_to_client", "currency", "hourly_rate", "worklog_billable"):
             batch.drop_column(name)
+    op.drop_column("outbound_mail", "attachments")
     op.drop_table("work_timers")
     op.drop_index("ix_work_log_entries_user_id", "work_log_entries")
     op.drop_index("ix_work_log_entries_started_at", "work_log_entries")
