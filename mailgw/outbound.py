@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import cache, lru_cache
@@ -177,7 +177,31 @@ def _environment(language: str, templates_dir: Path) -> jinja2.Environment:
     )
     env.globals["lang"] = language
     env.filters["local"] = lambda value, timezone=None: format_local(value, timezone, language)
+    env.filters["hours"] = format_hours
+    env.filters["money"] = lambda minor, currency: format_money(minor, currency, language)
+    env.filters["month"] = lambda value: format_month(value, language)
     return env
+
+
+def format_hours(minutes: Any) -> str:
+    """Minutes as hours and minutes, 750 -> "12:30" (a statement's work time)."""
+    total = int(minutes or 0)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def format_money(minor: Any, currency: str, language: str) -> str:
+    """An amount in minor units in the reader's language: 1234550, "PLN" -> "12 345,50 zł"."""
+    from babel.numbers import format_currency
+
+    return format_currency(int(minor) / 100, currency, locale=pick_language(language))
+
+
+def format_month(value: str, language: str) -> str:
+    """ "2026-11" as the month's name and year in the reader's language ("listopad 2026")."""
+    from babel.dates import format_date
+
+    day = date.fromisoformat(f"{value}-01")
+    return format_date(day, "LLLL yyyy", locale=pick_language(language))
 
 
 def _subject_tag(subject: str, number: Any) -> str:
