@@ -66,6 +66,8 @@ from core.configuration.schema import (
     STATUS_KEYS,
     TEXT_LANGUAGES,
     TICKET_TYPE_KEYS,
+    WORK_TYPE_KEYS,
+    WORKLOG_KEYS,
     ConfigDocument,
     ContactSpec,
     ContractSpec,
@@ -74,6 +76,8 @@ from core.configuration.schema import (
     StatusSpec,
     TicketTypeSpec,
     UserSpec,
+    WorkTypeSpec,
+    minor_units,
 )
 from core.configuration.seed import seed_tickets
 from core.configuration.validate import validate_config
@@ -85,6 +89,7 @@ from core.sla import clocks as sla_clock
 from core.sla import watch as sla_watch
 from core.sla.calendar import BusinessCalendar
 from core.sla.models import Calendar
+from core.worklog.models import WorkType
 
 _verifier = PasswordHasher()
 
@@ -217,6 +222,7 @@ class _Applier:
             contract = self.contracts[contract_spec.code]
             if self._apply_fields(contract, contract_spec.custom_fields):
                 self.result.changed_contracts.add(contract_spec.code)
+            self._apply_work_types(contract, contract_spec.work_types)
         defaults = list(
             self.session.scalars(
                 select(Status)
@@ -385,9 +391,17 @@ class _Applier:
             refs["calendar"] = self.calendars[spec.calendar] if spec.calendar else None
         contract, outcome = self._upsert(
             None, self.contracts, spec.code, Contract,
-            {"code": spec.code, "calendar": None, **spec.full(*CONTRACT_KEYS), **refs},
+            {
+                "code": spec.code, "calendar": None, **spec.full(*CONTRACT_KEYS),
+                **_worklog_columns(spec.full(*WORKLOG_KEYS)), **refs,
+            },
             {**spec.stated(*CONTRACT_KEYS), **refs},
         )  # fmt: skip
+        # The work log's keys price work and move no deadline: a change to them alone does
+        # not send the contract's open tickets to the SLA worker.
+        billing = outcome != "created" and _set(
+            contract, **_worklog_columns(spec.stated(*WORKLOG_KEYS))
+        )
         current = [p.name for p in contract.products]
         wanted = merged_list(current, spec, "products", spec.remove)
         if set(current) != set(wanted):
@@ -396,8 +410,10 @@ class _Applier:
         required = merged_required_fields(dict(contract.required_fields or {}), spec)
         if _set(contract, required_fields=required):
             outcome = "updated" if outcome == "unchanged" else outcome
-        self.result.record("contracts", outcome)
         changed = outcome != "unchanged"
+        if billing and outcome == "unchanged":
+            outcome = "updated"
+        self.result.record("contracts", outcome)
         if self._apply_ticket_types(contract, spec.ticket_types):
             changed = True
         if self._apply_statuses(
@@ -438,6 +454,59 @@ class _Applier:
                     self.result.record("ticket types", "updated")
                     changed = True
         return changed
+
+    def _apply_work_types(self, contract: Contract, specs: list[WorkTypeSpec]) -> None:
+        """Merge the work types into the stored ones by name (case-insensitively, as ticket
+        types). The list's order is the order offered on the ticket: the types the file
+        names take, among themselves, the file's order in the places they held; a new one
+        goes after the one listed before it (the first: before the others), as statuses do."""
+        if not specs:
+            return
+        rows = list(
+            self.session.scalars(
+                select(WorkType)
+                .where(WorkType.contract_id == contract.id)
+                .order_by(WorkType.position, WorkType.id)
+            )
+        )
+        by_name = {row.name.casefold(): row for row in rows}
+        stored = set(by_name)
+        listed = [
+            by_name[s.name.strip().casefold()] for s in specs if s.name.strip().casefold() in stored
+        ]
+        order = list(rows)
+        slots = [i for i, row in enumerate(rows) if row in listed]
+        for slot, row in zip(slots, listed, strict=True):
+            order[slot] = row
+        outcomes: dict[WorkType, Outcome] = {}
+        for k, spec in enumerate(specs):
+            name = spec.name.strip()
+            found = by_name.get(name.casefold())
+            if found is not None:
+                changed = _set(found, name=name, **_work_type_columns(spec.stated(*WORK_TYPE_KEYS)))
+                outcomes[found] = "updated" if changed else "unchanged"
+                continue
+            row = WorkType(
+                contract_id=contract.id,
+                name=name,
+                **_work_type_columns(spec.full(*WORK_TYPE_KEYS)),
+            )
+            self.session.add(row)
+            by_name[name.casefold()] = row
+            outcomes[row] = "created"
+            place = (
+                order.index(by_name[specs[k - 1].name.strip().casefold()]) + 1
+                if k > 0
+                else min((order.index(r) for r in listed), default=len(order))
+            )
+            order.insert(place, row)
+        for position, row in enumerate(order):
+            if row.position != position:
+                row.position = position
+                if outcomes.get(row, "unchanged") == "unchanged":
+                    outcomes[row] = "updated"
+        for outcome in outcomes.values():
+            self.result.record("work types", outcome)
 
     def _apply_statuses(
         self, rows: list[Status], specs: list[StatusSpec], make: Callable[[], Status]
@@ -581,6 +650,26 @@ def _field_columns(spec: CustomFieldSpec, values: dict[str, Any]) -> dict[str, A
             out["edit"] = [normalize_role(r) for r in value] if value is not None else None
         elif key == "help":
             out["help"] = dict(value) if isinstance(value, dict) else value
+        else:
+            out[key] = value
+    return out
+
+
+def _worklog_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """The contract's work log columns for the keys in ``values``: the rate in minor units."""
+    return {
+        key: minor_units(value) if key == "hourly_rate" else value for key, value in values.items()
+    }
+
+
+def _work_type_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """A work type's columns: ``label`` fills ``labels``, the rate in minor units."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "label":
+            out["labels"] = _labels(value)
+        elif key == "rate":
+            out["rate"] = minor_units(value)
         else:
             out[key] = value
     return out

@@ -15,6 +15,7 @@ large instance reads a few rows, not the whole configuration.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -149,13 +150,15 @@ def snapshot(session: Session, keys: Keys) -> Snapshot:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: dates as ISO text, tuples as lists."""
+    """JSON-ready: dates as ISO text, amounts as their decimal text, tuples as lists."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # an amount (hourly_rate, a work type's rate), as written
+        return f"{value:.2f}"
     return value
 
 

@@ -488,6 +488,7 @@ def _check_contracts(check: Checker, doc: ConfigDocument, known: Known) -> None:
                 check.email(loc + ("remove", "mailboxes", j), address)
         _values(check, loc, contract, "mailboxes", contract.remove, _lower)
         targets = _check_ticket_types(check, loc, contract, calendar, stored)
+        _check_work_types(check, loc, contract)
         categories = _check_statuses(
             check,
             loc + ("statuses",),
@@ -558,6 +559,28 @@ def _check_ticket_types(
                     value=value,
                 )
     return targets
+
+
+_WORK_TYPE_NAME_LENGTH = 100  # work_types.name
+
+
+def _check_work_types(check: Checker, loc: Loc, contract: ContractSpec) -> None:
+    """A work type's name is its key within the contract, matched as ticket types are
+    (case-insensitively); rates and labels are checked by their shape (``schema``)."""
+    types = contract.work_types
+    check.unique(
+        (((*loc, "work_types", j, "name"), t.name.strip().casefold()) for j, t in enumerate(types)),
+        N_("work type"),
+    )
+    for j, wt in enumerate(types):
+        if not wt.name.strip():
+            check.add((*loc, "work_types", j, "name"), N_("a work type needs a name"))
+        elif len(wt.name.strip()) > _WORK_TYPE_NAME_LENGTH:
+            check.add(
+                (*loc, "work_types", j, "name"),
+                N_("a work type's name has at most %(length)s characters"),
+                length=_WORK_TYPE_NAME_LENGTH,
+            )
 
 
 def _check_statuses(

@@ -9,9 +9,10 @@ first taken off them. Every deletion writes an audit entry (``config.delete``) w
 object's exported form before it went, so its history still says what it was.
 
 Objects: ``calendar``, ``client``, ``contract``, ``custom_field``, ``mailbox``, ``product``,
-``role``, ``status``, ``subcontractor``, ``ticket_type`` and ``user`` (always refused). A
-status, ticket type or custom field of a contract is named with ``contract=CODE`` (or as
-``CODE/name``); the entry of such a part goes to the contract's history.
+``role``, ``status``, ``subcontractor``, ``ticket_type``, ``work_type`` and ``user`` (always
+refused). A status, ticket type, work type or custom field of a contract is named with
+``contract=CODE`` (or as ``CODE/name``); the entry of such a part goes to the contract's
+history. A work type on a work log entry stays: the entry is priced and reported by it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from core.errors import N_, Conflict, InputError, NotFound
 from core.mail.models import ImapFolderState, Mailbox
 from core.sla.models import Calendar
 from core.tickets.models import Ticket
+from core.worklog.models import WorkLogEntry, WorkType
 
 OBJECT_TYPES = (
     "calendar",
@@ -46,9 +48,10 @@ OBJECT_TYPES = (
     "subcontractor",
     "ticket_type",
     "user",
+    "work_type",
 )
 #: The parts of a contract (or, for statuses and custom fields, of the whole instance).
-_PARTS = ("custom_field", "status", "ticket_type")
+_PARTS = ("custom_field", "status", "ticket_type", "work_type")
 
 
 def _count(session: Session, *where: Any) -> int:
@@ -326,8 +329,11 @@ def _delete_top_part(kind: str) -> Any:
 def _delete_part(
     session: Session, kind: str, name: str, contract: Contract | None
 ) -> dict[str, Any]:
-    """A status, ticket type or custom field of ``contract`` (None: of the instance)."""
+    """A status, ticket type, work type or custom field of ``contract`` (None: of the
+    instance)."""
     code = contract.code if contract is not None else ""
+    if kind == "work_type":
+        return _delete_work_type(session, name, contract)
     if kind == "ticket_type":
         if contract is None:
             raise InputError(N_("a ticket type belongs to a contract: name the contract"))
@@ -438,6 +444,34 @@ def _delete_part(
     return before
 
 
+def _delete_work_type(session: Session, name: str, contract: Contract | None) -> dict[str, Any]:
+    if contract is None:
+        raise InputError(N_("a work type belongs to a contract: name the contract"))
+    rows = session.scalars(select(WorkType).where(WorkType.contract_id == contract.id))
+    wt = next((w for w in rows if w.name.casefold() == name.casefold()), None)
+    if wt is None:
+        raise NotFound(
+            N_("there is no work type %(name)s on contract %(code)s"), name=name, code=contract.code
+        )
+    n = int(
+        session.scalar(
+            select(func.count(WorkLogEntry.id)).where(WorkLogEntry.work_type_id == wt.id)
+        )
+        or 0
+    )
+    if n:
+        raise _refuse(
+            N_("work type %(name)s of contract %(code)s is on a work log entry: keep it, the "
+               "entry is priced and reported by it"),
+            N_("work type %(name)s of contract %(code)s is on %(n)s work log entries: keep it, "
+               "the entries are priced and reported by it"),
+            n, name=wt.name, code=contract.code,
+        )  # fmt: skip
+    before = export._work_type(wt)
+    session.delete(wt)
+    return before
+
+
 _DELETERS = {
     "calendar": _delete_calendar,
     "client": _delete_client,
@@ -450,4 +484,5 @@ _DELETERS = {
     "subcontractor": _delete_subcontractor,
     "ticket_type": _delete_top_part("ticket_type"),
     "user": _delete_user,
+    "work_type": _delete_top_part("work_type"),
 }

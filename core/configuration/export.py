@@ -11,6 +11,7 @@ defaults, while existing ones keep any non-default value the export does not sta
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -22,6 +23,7 @@ from core.directory.models import Client, Product, Role, Subcontractor, User
 from core.mail.models import Mailbox
 from core.sla.calendar import format_duration
 from core.sla.models import Calendar
+from core.worklog.models import WorkType
 
 HEADER = (
     "# Pulpit configuration, written by `pulpit config export`.\n"
@@ -161,8 +163,38 @@ def _contract(session: Session, contract: Contract) -> dict[str, Any]:
         "statuses": [_status(s) for s in contract.statuses],
         "custom_fields": _fields(session, contract),
         "required_fields": dict(contract.required_fields or {}),
+        "worklog_billable": False if not contract.worklog_billable else None,
+        "hourly_rate": _money(contract.hourly_rate),
+        "currency": contract.currency if contract.currency != "PLN" else None,
+        "worklog_visible_to_client": True if contract.worklog_visible_to_client else None,
+        "work_types": [
+            _work_type(w)
+            for w in session.scalars(
+                select(WorkType)
+                .where(WorkType.contract_id == contract.id)
+                .order_by(WorkType.position, WorkType.id)
+            )
+        ],
     }
     out.update({key: value for key, value in optional.items() if value not in (None, [], {})})
+    return out
+
+
+def _money(minor: int | None) -> Decimal | None:
+    """An amount stored in minor units as the decimal written in the file (15000 -> 150.00)."""
+    return None if minor is None else Decimal(minor) / 100
+
+
+def _work_type(wt: WorkType) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": wt.name}
+    labels = dict(wt.labels or {})
+    if labels:
+        texts = set(labels.values())
+        out["label"] = texts.pop() if len(texts) == 1 and len(labels) > 1 else labels
+    if wt.rate is not None:
+        out["rate"] = _money(wt.rate)
+    if wt.billable is not None:
+        out["billable"] = wt.billable
     return out
 
 
@@ -271,10 +303,16 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
+def _represent_money(dumper: yaml.SafeDumper, data: Decimal) -> yaml.Node:
+    # Written as people write money (150.00); YAML reads it back as the number 150.0.
+    return dumper.represent_scalar("tag:yaml.org,2002:float", f"{data:.2f}")
+
+
 def _plain(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    return value is None or isinstance(value, str | int | float | bool | Decimal)
 
 
 _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(dict, _represent_dict)
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(Decimal, _represent_money)

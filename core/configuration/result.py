@@ -16,6 +16,7 @@ SECTIONS = (
     "ticket types",
     "statuses",
     "custom fields",
+    "work types",
     "mailboxes",
     "subcontractors",
     "roles",

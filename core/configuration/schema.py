@@ -20,8 +20,10 @@ from __future__ import annotations
 import types
 import typing
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.configuration.errors import Problem, format_path, template_of
@@ -287,6 +289,83 @@ class CustomFieldSpec(Section):
 
 
 CONTRACT_KEYS = ("name", "key", "valid_from", "valid_to", "warning_threshold")
+# The work log's keys (core.worklog): they price and show work, and move no SLA deadline.
+WORKLOG_KEYS = ("worklog_billable", "hourly_rate", "currency", "worklog_visible_to_client")
+WORK_TYPE_KEYS = ("label", "rate", "billable")
+# A rate per hour fits the integer column in minor units with room to spare.
+MAX_RATE = Decimal(1_000_000)
+
+
+def _money(value: Any) -> Any:
+    """An amount per hour as written (150, 150.00, "150,50"): a Decimal with at most two
+    decimal places, kept in minor units (hundredths) by apply. YAML reads 150.10 as a float;
+    its shortest text is the number the operator wrote."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Invalid(N_("write an amount like 150 or 150.00, not %(value)r"), value=value)
+    try:
+        amount = Decimal(str(value).strip().replace(",", "."))
+    except InvalidOperation:
+        raise Invalid(
+            N_("write an amount like 150 or 150.00, not %(value)r"), value=value
+        ) from None
+    if not amount.is_finite():
+        raise Invalid(N_("write an amount like 150 or 150.00, not %(value)r"), value=value)
+    if amount < 0:
+        raise Invalid(N_("an amount cannot be negative (%(value)s)"), value=value)
+    if amount != amount.quantize(Decimal("0.01")):
+        raise Invalid(
+            N_("an amount has at most two decimal places (grosze, cents), not %(value)s"),
+            value=value,
+        )
+    if amount > MAX_RATE:
+        raise Invalid(
+            N_("%(value)s is more than %(limit)s per hour; check the amount"),
+            value=value,
+            limit=MAX_RATE,
+        )
+    return amount
+
+
+def minor_units(amount: Decimal | None) -> int | None:
+    """An amount as stored: whole hundredths (150.00 -> 15000)."""
+    return None if amount is None else int(amount * 100)
+
+
+def _currency(value: Any) -> Any:
+    """An ISO 4217 code, as Babel knows them; written in any case, kept in capitals."""
+    if value is None:
+        return value
+    code = str(value).strip().upper()
+    if len(code) != 3 or code not in list_currencies():
+        raise Invalid(
+            N_("%(value)r is not an ISO 4217 currency code (write three letters, like PLN or EUR)"),
+            value=value,
+        )
+    return code
+
+
+class WorkTypeSpec(Section):
+    """A kind of work the contract prices on its own (``core.worklog.models.WorkType``)."""
+
+    name: str
+    # One text, or one per language: {pl: ..., en: ...}; none: the name is shown.
+    label: str | dict[str, str] | None = None
+    # Per hour, in the contract's currency; None: the contract's hourly_rate.
+    rate: Decimal | None = None
+    # None: the contract's worklog_billable.
+    billable: bool | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return _per_language(value)
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return _money(value)
 
 
 class ContractRemoval(Removal):
@@ -315,12 +394,30 @@ class ContractSpec(Section):
     # When a field must be filled on this contract's tickets; merged by name: a name set to
     # null (or under remove:) is taken out, ``required_fields: null`` empties it.
     required_fields: dict[str, Moment | None] | None = {}
+    # The work log: whether new entries are billable unless the work type or the person says
+    # otherwise, the rate per hour, its currency, whether the client sees billable entries.
+    worklog_billable: bool | None = True
+    hourly_rate: Decimal | None = None
+    currency: str | None = "PLN"
+    worklog_visible_to_client: bool | None = False
+    # Merged by name, ordered as listed; never deleted by apply (entries refer to them).
+    work_types: list[WorkTypeSpec] = []
     remove: ContractRemoval | None = None
 
-    @field_validator("ticket_types", "statuses", "custom_fields", mode="before")
+    @field_validator("ticket_types", "statuses", "custom_fields", "work_types", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _no_null_list(value)
+
+    @field_validator("hourly_rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return _money(value)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _code(cls, value: Any) -> Any:
+        return _currency(value)
 
 
 class ImapSpec(Section):

@@ -29,6 +29,7 @@ from core.mail.models import Mailbox
 from core.sla import clocks as sla_clock
 from core.sla.models import Calendar
 from core.tickets.models import Ticket
+from core.worklog.models import WorkType
 from tests.factories import recompute_after
 from tests.mail_builders import build, deliver, ticket_of
 
@@ -61,6 +62,8 @@ def snapshot(session: Session) -> dict[Path_, Any]:
         code = contract.code
         for attr in ("name", "key", "valid_from", "valid_to", "warning_threshold"):
             out[("contracts", code, attr)] = getattr(contract, attr)
+        for attr in ("worklog_billable", "hourly_rate", "currency", "worklog_visible_to_client"):
+            out[("contracts", code, attr)] = getattr(contract, attr)
         out[("contracts", code, "client")] = contract.client.name
         out[("contracts", code, "calendar")] = contract.calendar.name if contract.calendar else None
         out[("contracts", code, "products")] = sorted(p.name for p in contract.products)
@@ -69,6 +72,10 @@ def snapshot(session: Session) -> dict[Path_, Any]:
         for tt in contract.ticket_types:
             for attr in ("default", "reaction", "resolution", "subject_keywords"):
                 out[("contracts", code, "ticket_types", tt.name, attr)] = getattr(tt, attr)
+    for wt in session.scalars(select(WorkType)):
+        for key, attr in (("label", "labels"), ("rate", "rate"), ("billable", "billable")):
+            out[("contracts", wt.contract.code, "work_types", wt.name, key)] = getattr(wt, attr)
+        out[("contracts", wt.contract.code, "work_types", wt.name, "position")] = wt.position
     for status in session.scalars(select(Status)):
         where = ("contracts", status.contract.code) if status.contract else ()
         for attr in (
@@ -185,11 +192,11 @@ def cases() -> Iterator[tuple[Case, Path_]]:
     for contract in data["contracts"]:
         code = contract["code"]
         for key, value in contract.items():
-            if key in ("code", "ticket_types", "statuses", "custom_fields"):
+            if key in ("code", "ticket_types", "statuses", "custom_fields", "work_types"):
                 continue
             doc = partial("contracts", {"code": code, key: value})
             yield Case(doc, ("contracts", code), key, value), ("contracts", code, key)
-        for list_key in ("ticket_types", "statuses", "custom_fields"):
+        for list_key in ("ticket_types", "statuses", "custom_fields", "work_types"):
             for item in contract.get(list_key, []):
                 for key, value in item.items():
                     if key != "name":
@@ -252,6 +259,12 @@ OTHER: dict[str, Any] = {
     "role": "coordinator",
     "options": ["Magazyn"],
     "resume_on_client_reply": "flip",
+    "worklog_billable": "flip",
+    "worklog_visible_to_client": "flip",
+    "hourly_rate": 175.5,
+    "currency": "EUR",
+    "rate": 77.25,
+    "billable": "flip",
 }
 # Keys whose change moves the deadlines of open tickets (docs/sla.md, rule 8).
 SLA_KEYS = {"timezone", "holidays", "extra_holidays", "day_length", "hours", "calendar"}
@@ -277,7 +290,9 @@ def with_value(case: Case, value: Any) -> str:
     doc = yaml.safe_load(yaml.safe_dump(case.doc, allow_unicode=True))  # a deep copy
     entry = doc[next(iter(doc))][0]
     inner_keys = [
-        k for k in ("contacts", "ticket_types", "statuses", "custom_fields") if k in entry
+        k
+        for k in ("contacts", "ticket_types", "statuses", "custom_fields", "work_types")
+        if k in entry
     ]
     target = entry[inner_keys[0]][0] if inner_keys else entry
     target[case.key] = value

@@ -1,7 +1,8 @@
 """Admin console: contracts (issue 13). See web/console/admin/__init__.py.
 
 The form is one contract's YAML entry (``contracts: [{code, client, ..., ticket_types,
-statuses, required_fields, custom_fields}]``), saved through ``common.save``; a problem's key
+statuses, required_fields, custom_fields, worklog_billable, hourly_rate, currency,
+worklog_visible_to_client, work_types}]``), saved through ``common.save``; a problem's key
 path in that fragment is mapped back to the form's field (``contracts[0].ticket_types[1]
 .reaction`` -> the reaction of the second row shown). Apply merges lists and never removes by
 omission, so what is unticked (a product, a coordinator) is said with ``remove:``.
@@ -22,7 +23,7 @@ from typing import Any
 from litestar import Controller, get
 from litestar.response import Redirect, Template
 from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import object_session, selectinload
 
 from core.configuration.delete import delete_object
 from core.configuration.errors import ConfigError
@@ -30,6 +31,7 @@ from core.contracts.models import Client, Contract, CustomField, Product
 from core.directory.models import Subcontractor, User
 from core.errors import N_, InputError, NotFound
 from core.sla.models import Calendar
+from core.worklog.models import WorkType
 from web.console.admin.calendars import refusal
 from web.console.admin.common import (
     admin_console,
@@ -66,7 +68,16 @@ TOP_KEYS = (
     "ticket_types",
     "statuses",
     "custom_fields",
+    "worklog_billable",
+    "hourly_rate",
+    "currency",
+    "worklog_visible_to_client",
+    "work_types",
 )
+# Offered as you type the currency; any ISO 4217 code is accepted (core.configuration.schema).
+CURRENCIES = ("PLN", "EUR", "USD", "GBP", "CHF", "CZK")
+# A work type's billable: the contract's default, or said for the type.
+BILLABLE = {"": None, "yes": True, "no": False}
 # A problem deeper in a row (checklist.items[2]) is shown under the row's field.
 ROW_KEYS = {"subject_keywords": "keywords", "checklist": "checklist"}
 
@@ -95,6 +106,33 @@ def _keywords(text: str) -> list[str]:
     return [k.strip() for k in re.split(r"[,\n]", text) if k.strip()]
 
 
+def _amount(minor: int | None) -> str:
+    """An amount stored in minor units as typed in the form (15000 -> 150.00)."""
+    return "" if minor is None else f"{minor / 100:.2f}"
+
+
+def _work_types(contract: Contract) -> list[dict[str, Any]]:
+    session = object_session(contract)
+    if session is None or contract.id is None:
+        return []
+    rows = session.scalars(
+        select(WorkType)
+        .where(WorkType.contract_id == contract.id)
+        .order_by(WorkType.position, WorkType.id)
+    )
+    return [
+        {
+            "name": wt.name,
+            "existing": True,
+            "label_pl": (wt.labels or {}).get("pl", ""),
+            "label_en": (wt.labels or {}).get("en", ""),
+            "rate": _amount(wt.rate),
+            "billable": "" if wt.billable is None else ("yes" if wt.billable else "no"),
+        }
+        for wt in rows
+    ]
+
+
 def form_from_contract(contract: Contract | None) -> dict[str, Any]:
     """The form's values for a stored contract (None: a new one)."""
     if contract is None:
@@ -114,6 +152,11 @@ def form_from_contract(contract: Contract | None) -> dict[str, Any]:
             "required": {},
             "field": {},
             "default_type": "",
+            "worklog_billable": True,
+            "hourly_rate": "",
+            "currency": "PLN",
+            "worklog_visible_to_client": False,
+            "work_types": [],
         }
     types: list[dict[str, Any]] = []
     default = ""
@@ -162,6 +205,11 @@ def form_from_contract(contract: Contract | None) -> dict[str, Any]:
         "required": dict(contract.required_fields or {}),
         "field": {},
         "default_type": default,
+        "worklog_billable": contract.worklog_billable,
+        "hourly_rate": _amount(contract.hourly_rate),
+        "currency": contract.currency,
+        "worklog_visible_to_client": contract.worklog_visible_to_client,
+        "work_types": _work_types(contract),
     }
 
 
@@ -200,6 +248,22 @@ def form_from_data(data: Mapping[str, Any], contract: Contract | None) -> dict[s
                 "resume": _text(data, p + "resume"),
             }
         )
+    old_work_types = {w["name"] for w in stored["work_types"]}
+    work_types: list[dict[str, Any]] = []
+    for i in range(_count(data, "wt_count")):
+        p = f"wt{i}."
+        name = _text(data, p + "name")
+        row = {
+            "name": name,
+            "existing": name in old_work_types,
+            "label_pl": _text(data, p + "label_pl"),
+            "label_en": _text(data, p + "label_en"),
+            "rate": _text(data, p + "rate"),
+            "billable": _text(data, p + "billable"),
+        }
+        # A row left blank is the page's spare one: the page adds it again.
+        if any(row[k] for k in ("name", "label_pl", "label_en", "rate", "billable")):
+            work_types.append(row)
     required = {
         key[4:]: _text(data, key)
         for key in data
@@ -223,6 +287,11 @@ def form_from_data(data: Mapping[str, Any], contract: Contract | None) -> dict[s
             k: _text(data, f"cf.{k}") for k in ("name", "label_pl", "label_en", "type", "options")
         },
         "default_type": _text(data, "default_type"),
+        "worklog_billable": bool(_text(data, "worklog_billable")),
+        "hourly_rate": _text(data, "hourly_rate"),
+        "currency": _text(data, "currency"),
+        "worklog_visible_to_client": bool(_text(data, "worklog_visible_to_client")),
+        "work_types": work_types,
         "_stored": stored,
     }
 
@@ -309,6 +378,25 @@ def fragment(
             required[name] = value
     if required:
         entry["required_fields"] = required
+    entry["worklog_billable"] = form["worklog_billable"]
+    entry["hourly_rate"] = form["hourly_rate"] or None
+    entry["currency"] = form["currency"] or None
+    entry["worklog_visible_to_client"] = form["worklog_visible_to_client"]
+    work_types: list[dict[str, Any]] = []
+    for i, row in enumerate(form["work_types"]):
+        # A row with a label or a rate but no name is sent as it is: refused under its name.
+        paths[f"{PATH}.work_types[{len(work_types)}]"] = f"wt{i}"
+        labels = {k: row[f"label_{k}"] for k in ("pl", "en") if row[f"label_{k}"]}
+        work_types.append(
+            {
+                "name": row["name"],
+                "label": labels or None,
+                "rate": row["rate"] or None,
+                "billable": BILLABLE.get(row["billable"]),
+            }
+        )
+    if work_types:
+        entry["work_types"] = work_types
     removal = {k: v for k, v in remove.items() if v}
     if removal:
         entry["remove"] = removal
@@ -412,6 +500,7 @@ def detail_page(
         categories=CATEGORIES,
         category_words=CATEGORY_WORDS,
         field_types=FIELD_TYPES,
+        currencies=CURRENCIES,
         entries=history(db, "contract", contract.code) if contract is not None else [],
     )
 
@@ -511,12 +600,13 @@ class ContractsPage(Controller):
         return _save(console, _contract(console, contract_id), data)  # type: ignore[no-any-return]
 
     # A row's Delete button (of the page's separate delete form) posts ``delete`` naming the
-    # part: ``ticket_type:NAME`` or ``status:NAME``; what tickets use is refused (409).
+    # part: ``ticket_type:NAME``, ``status:NAME`` or ``work_type:NAME``; what tickets or work
+    # log entries use is refused (409).
     @form_post("/{contract_id:int}/delete", refused=_delete_refused)
     def delete_part(self, console: CurrentConsole, contract_id: int, data: FormDict) -> Redirect:
         contract = _contract(console, contract_id)
         kind, _, name = _text(data, "delete").partition(":")
-        if kind not in ("ticket_type", "status") or not name:
+        if kind not in ("ticket_type", "status", "work_type") or not name:
             raise InputError(N_("choose what to delete"))
         delete_object(console.db, kind, f"{contract.code}/{name}", console.user)
         return console.redirect(f"/admin/contracts/{contract.id}", console.gettext("Deleted."))
