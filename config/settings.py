@@ -61,6 +61,13 @@ class Settings:
     # Closed tickets resolved more than this many days ago are anonymised by the scheduler
     # (core.privacy.retention, docs/privacy.md); 0 never does.
     retention_days: int = 0
+    # Technicians and subcontractors change or delete their own work log entries for this
+    # many days after writing them (core.worklog.services.may_change); coordinators and
+    # administrators always.
+    worklog_edit_days: int = 7
+    # Each client's managers get last month's billing statement by mail, with the XLSX
+    # attached (workers.statements, docs/reports.md); off by default.
+    monthly_statements: bool = False
 
     @property
     def resolved_database_url(self) -> str:
@@ -99,9 +106,10 @@ class Settings:
 # core.tables.ROLES; config/ imports nothing from core.
 _ROLES = ("admin", "coordinator", "technician", "client", "subcontractor")
 _TWO_STEP_METHODS = ("totp", "email")
-_BOOL_FIELDS = {"verify_dkim"}
+_BOOL_FIELDS = {"verify_dkim", "monthly_statements"}
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 _INT_FIELDS.add("retention_days")  # docs/privacy.md
+_INT_FIELDS.add("worklog_edit_days")  # docs/worklog.md
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:

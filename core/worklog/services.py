@@ -150,7 +150,7 @@ def _worker(actor: User, ticket: Ticket, person: User | None) -> User:
     return person
 
 
-def _pricing(ticket: Ticket, wt: WorkType | None) -> tuple[bool, int | None]:
+def pricing(ticket: Ticket, wt: WorkType | None) -> tuple[bool, int | None]:
     """The default billable flag and the rate for work of type ``wt`` on ``ticket``."""
     contract = ticket.contract
     billable = contract.worklog_billable if contract is not None else True
@@ -171,7 +171,7 @@ def log_work(
     person = _worker(actor, ticket, work.user)
     start, end, minutes = _span(work, now)
     wt = _work_type(session, ticket, work.work_type)
-    billable, rate = _pricing(ticket, wt)
+    billable, rate = pricing(ticket, wt)
     if work.billable is not None:
         billable = bool(work.billable)
     entry = WorkLogEntry(
@@ -215,7 +215,7 @@ def may_change(actor: User, entry: WorkLogEntry, now: datetime, edit_days: int) 
     return entry.user_id == actor.id and now - entry.created_at <= timedelta(days=edit_days)
 
 
-def _check_change(
+def check_change(
     actor: User, ticket: Ticket, entry: WorkLogEntry, now: datetime, edit_days: int
 ) -> None:
     if not can(actor, "worklog", ticket):
@@ -257,7 +257,7 @@ def change_entry(
     """Change what ``work.given`` names; returns the changes ({field: [before, after]}),
     told on the timeline (nothing when nothing changed)."""
     now = at or utcnow()
-    _check_change(actor, ticket, entry, now, edit_days)
+    check_change(actor, ticket, entry, now, edit_days)
     before = {
         "minutes": entry.minutes,
         "started_at": entry.started_at,
@@ -289,7 +289,7 @@ def change_entry(
         wt = _work_type(session, ticket, work.work_type)
         if (wt.id if wt else None) != entry.work_type_id:
             entry.work_type = wt
-            default_billable, entry.rate = _pricing(ticket, wt)
+            default_billable, entry.rate = pricing(ticket, wt)
             if "billable" not in given:
                 entry.billable = default_billable
     if "billable" in given and work.billable is not None:
@@ -332,7 +332,7 @@ def delete_entry(
     edit_days: int = EDIT_DAYS,
 ) -> None:
     now = at or utcnow()
-    _check_change(actor, ticket, entry, now, edit_days)
+    check_change(actor, ticket, entry, now, edit_days)
     append_event(
         session,
         ticket,

@@ -22,6 +22,7 @@ from core.tickets.requester import change_requester
 from core.tickets.visibility import readable_names_by_contract
 from web.api.params import MAX_ID, Id
 from web.api.serializers import event_json, ticket_json, ticket_with_cc, ticket_with_events
+from web.api.worklog import worklog_handlers
 from web.deps import DB, CurrentUser
 
 
@@ -67,12 +68,6 @@ class StatusChange:
 class BulkStatusChange:
     numbers: list[Annotated[int, Meta(ge=1, le=MAX_ID)]]
     status: str
-
-
-@dataclass
-class WorkLog:
-    minutes: int
-    note: str | None = None
 
 
 @dataclass
@@ -322,16 +317,6 @@ def subcontractor_suggestions(
 
 
 @post(
-    "/tickets/{number:int}/worklog", sync_to_thread=True, status_code=201, summary="Log work time"
-)
-def add_worklog(db: DB, user: CurrentUser, number: Id, data: WorkLog) -> dict[str, Any]:
-    ticket = svc.get_ticket(db, number, user)
-    event = svc.log_work(db, ticket, actor=user, minutes=data.minutes, note=data.note)
-    db.commit()
-    return event_json(event)
-
-
-@post(
     "/tickets/{number:int}/fields",
     sync_to_thread=True,
     status_code=200,
@@ -483,7 +468,7 @@ ticket_handlers = [
     bulk_status,
     assign_ticket,
     subcontractor_suggestions,
-    add_worklog,
+    *worklog_handlers,
     set_fields,
     tick_checklist_item,
     add_checklist_item,

@@ -44,11 +44,11 @@ from core.tickets.services import (
     change_status,
     change_type,
     get_ticket,
-    log_work,
     set_fields,
     statuses_for,
 )
 from core.tickets.visibility import EventView, custom_field_rows, visible_events
+from core.worklog.services import EDIT_DAYS
 from web.console.common import category_word, form_str, form_uploads
 from web.console.custom_fields import fields_draft, form_context, posted_fields
 from web.console.forms import (
@@ -62,6 +62,7 @@ from web.console.forms import (
     UploadFormDict,
     form_post,
 )
+from web.console.worklog_view import change_rows, worklog_context
 from web.i18n import Translator
 
 
@@ -85,6 +86,7 @@ def detail_context(
     now: datetime,
     lang: str = "en",
     draft: Mapping[str, Any] | None = None,
+    edit_days: int = EDIT_DAYS,
 ) -> dict[str, Any]:
     statuses = statuses_for(db, ticket.contract)
     by_name = {s.name: s for s in statuses}
@@ -133,12 +135,11 @@ def detail_context(
     emails = {
         e.data.get(k)
         for e in events
-        if e.type == "assignment"
-        for k in ("assignee", "from_assignee")
-        if e.data.get(k)
+        if e.type in ("assignment", "worklog")
+        for k in ("assignee", "from_assignee", "user", "for")
+        if isinstance(e.data.get(k), str)
     }
     people = {u.email: u.display for u in db.scalars(select(User).where(User.email.in_(emails)))}
-    worked = sum(int(e.data.get("minutes") or 0) for e in events if e.type == "worklog")
     return {
         "ticket": ticket,
         "events": events,
@@ -178,7 +179,10 @@ def detail_context(
         "reason": lambda s, lang: s.reason(Translator(lang)),
         "fields": custom_field_rows(user, ticket, session=db, lang=lang),
         **form_context(db, user, ticket, lang, contracts, draft),
-        "worked_minutes": worked,
+        "worked_minutes": ticket.worked_minutes or 0,
+        # The work log card (web.console.worklog) and its events on the timeline.
+        **worklog_context(db, user, ticket, now, lang, edit_days),
+        "worklog_changes": lambda e: change_rows(e, Translator(lang)),
         "clock_periods": clock_periods(ticket, now),
         "can_edit": can(user, "edit", ticket),
         "unknown_requester": ticket.requester.email == UNKNOWN_SENDER,
@@ -226,7 +230,15 @@ def detail_page(
         status_code=status_code,
         error=error,
         draft=draft or {},
-        **detail_context(console.db, console.user, ticket, utcnow(), console.tr.lang, draft),
+        **detail_context(
+            console.db,
+            console.user,
+            ticket,
+            utcnow(),
+            console.tr.lang,
+            draft,
+            edit_days=console.request.app.state.settings.worklog_edit_days,
+        ),
     )
 
 
@@ -370,31 +382,6 @@ def post_assign(
         console.gettext("Assignment saved."),
         unchanged=console.gettext("The assignment has not changed."),
     )
-
-
-@dataclass
-class WorklogForm(Form):
-    minutes: str = ""
-    note: str = ""
-
-
-@form_post(
-    "/tickets/{number:int}/worklog",
-    refused=ticket_refused(lambda data: {"minutes": data.minutes, "note": data.note}),
-)
-def post_worklog(
-    console: CurrentConsole, ticket: ActingTicket, data: Annotated[WorklogForm, URLENCODED]
-) -> Template | Redirect:
-    if not data.minutes.isdigit():
-        raise InputError(console.gettext("Enter the work time in whole minutes, e.g. 45."))
-    minutes = int(data.minutes)
-    event = log_work(
-        console.db, ticket, actor=console.user, minutes=minutes, note=data.note or None
-    )
-    message = console.tr.ngettext(
-        "Logged %(n)d minute of work.", "Logged %(n)d minutes of work.", minutes
-    ) % {"n": minutes}
-    return ticket_done(console, ticket, event, message)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from core.tickets.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_ticke
 from core.tickets.services import bulk_change_status
 from web.console.common import clean_query, form_list, form_str, query_url
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
+from web.console.worklog_view import hours_minutes
 from web.i18n import Translator
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
@@ -62,6 +63,9 @@ QUERY_KEYS = (
 COLUMNS_COOKIE = "list_columns"
 MAX_COLUMNS = 8
 FIELD_PREFIX = "field."
+# The work time column (worked / billable, issue 14): offered in the column picker beside the
+# custom fields, to staff; its name cannot be a field's (field names start with a letter).
+WORK_TIME = "_worktime"
 # Who sees the checklist's progress (clients do not see checklists at all).
 CHECKLIST_ROLES = ("admin", "coordinator", "technician", "subcontractor")
 
@@ -133,6 +137,14 @@ def chosen_columns(
             if name in known and name not in names:
                 names.append(name)
     return names[:MAX_COLUMNS], explicit
+
+
+def work_time(ticket: Ticket) -> str:
+    """``1h 30m / 1h``: worked, then billable; empty when nothing is logged."""
+    worked = ticket.worked_minutes or 0
+    if not worked:
+        return ""
+    return f"{hours_minutes(worked)} / {hours_minutes(ticket.billable_minutes or 0)}"
 
 
 def field_filters(query: Mapping[str, str], known: Mapping[str, FieldColumn]) -> dict[str, str]:
@@ -317,8 +329,11 @@ def list_page(
     f, params = parse_filter(query)
     lang = console.tr.lang
     known = readable_fields(db, user, lang)
+    offered = dict(known)
+    if user.is_staff:
+        offered[WORK_TIME] = FieldColumn(WORK_TIME, console.gettext("Work time"), "worktime")
     columns, explicit = chosen_columns(
-        query, console.request.cookies.get(COLUMNS_COOKIE), user, known
+        query, console.request.cookies.get(COLUMNS_COOKIE), user, offered
     )
     f.fields = field_filters(query, known)
     params["columns"] = ",".join(columns)
@@ -335,7 +350,9 @@ def list_page(
             t,
             is_overdue(t, now),
             [
-                format_value((t.custom_fields or {}).get(name), known[name].type, console.tr)
+                work_time(t)
+                if name == WORK_TIME
+                else format_value((t.custom_fields or {}).get(name), known[name].type, console.tr)
                 for name in columns
             ],
             missing.get(t.id, []),
@@ -370,8 +387,8 @@ def list_page(
         status_hidden=lambda status: not status_visible(user, status),
         per_page_choices=PER_PAGE_CHOICES,
         query_string=query_url("", params, page=f.page if f.page > 1 else None).lstrip("?"),
-        field_columns=[known[n] for n in columns],
-        readable_fields=list(known.values()),
+        field_columns=[offered[n] for n in columns],
+        readable_fields=list(offered.values()),
         filter_fields=filter_fields,
         field_filter=f.fields,
         # Kept by the column picker's form: everything but the columns and the page.
