@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 import core.tables  # noqa: F401  every mapper is registered before a session is made
+from core.reports.sql import register_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The reports' month, ISO week and percentile, which PostgreSQL has built in.
+            register_sqlite(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:

@@ -84,6 +84,15 @@ class _MailGateway:
         _stop_all(self.parts)
 
 
+def scheduled_tasks(settings: Settings) -> list[Any]:
+    """The scheduler's tasks, given the console's catalogues (the monthly statements'
+    spreadsheets speak the manager's language; workers import nothing from web)."""
+    from web.i18n import translations
+    from workers.scheduler import default_tasks
+
+    return default_tasks(settings, catalogue=lambda lang: translations(lang).gettext)
+
+
 @contextmanager
 def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     """An engine on ``settings.resolved_database_url`` for the life of a command.
@@ -232,7 +241,7 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
     from web.app import create_app
     from workers.broker import is_memory_broker, uninstall_dispatcher
     from workers.runner import start_in_process_worker
-    from workers.scheduler import Scheduler, default_tasks
+    from workers.scheduler import Scheduler
 
     require_mail_gateway()
     settings = settings.ensure_secret_key()
@@ -249,7 +258,9 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
             parts.append(("worker", start_in_process_worker(broker, threads=worker_threads)))
             if is_memory_broker(settings.broker_url):
                 log.info("broker memory://: jobs run in this process and do not survive it")
-            parts.append(("scheduler", Scheduler(session_factory, default_tasks(settings)).start()))
+            parts.append(
+                ("scheduler", Scheduler(session_factory, scheduled_tasks(settings)).start())
+            )
             parts.append(("mail gateway", start_mail_gateway(settings, session_factory)))
 
             def banner() -> None:
@@ -444,7 +455,7 @@ def _supervise_workers(settings: Settings, *, threads: int, processes: int) -> i
 def run_scheduler(settings: Settings) -> int:
     """The periodic scheduler in the foreground (``pulpit scheduler``); run one per instance."""
     from workers.broker import is_memory_broker, uninstall_dispatcher
-    from workers.scheduler import Scheduler, default_tasks
+    from workers.scheduler import Scheduler
 
     settings = settings.ensure_secret_key()
     stop = threading.Event()
@@ -458,7 +469,7 @@ def run_scheduler(settings: Settings) -> int:
         else:
             broker = _wire_broker(settings, session_factory)
         try:
-            scheduler = Scheduler(session_factory, default_tasks(settings), stop_event=stop)
+            scheduler = Scheduler(session_factory, scheduled_tasks(settings), stop_event=stop)
             with stop_on_signals(stop):
                 scheduler.run()
         finally:

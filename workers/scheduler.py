@@ -126,9 +126,12 @@ def anonymise_expired(
     return run.tickets
 
 
-def default_tasks(settings: Settings) -> list[PeriodicTask]:
+def default_tasks(
+    settings: Settings, *, catalogue: Callable[[str], Callable[[str], str]] | None = None
+) -> list[PeriodicTask]:
     """The tasks every Pulpit instance runs (retention only when ``PULPIT_RETENTION_DAYS``
-    is set)."""
+    is set, the statements only with ``PULPIT_MONTHLY_STATEMENTS``). ``catalogue`` gives the
+    console's translations of a language, for the statements' spreadsheets."""
     tasks = [
         PeriodicTask("auth.purge_sessions", 3600.0, purge_expired_sessions),
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
@@ -140,6 +143,11 @@ def default_tasks(settings: Settings) -> list[PeriodicTask]:
             anonymise_expired, blobs=BlobStore(settings.blob_dir), days=settings.retention_days
         )
         tasks.append(PeriodicTask("privacy.retention", RETENTION_SECONDS, retention))
+    if settings.monthly_statements:
+        from workers.statements import STATEMENTS_SECONDS, send_monthly_statements
+
+        statements = partial(send_monthly_statements, settings=settings, catalogue=catalogue)
+        tasks.append(PeriodicTask("reports.statements", STATEMENTS_SECONDS, statements))
     return tasks
 
 

@@ -2,7 +2,8 @@
 last month's billing statement as an XLSX attachment, once.
 
 A scheduler task, hourly. On each run it looks at the month before the current one (in the
-report zone): every client with billable work logged in it, and its active managers. One
+report zone): every client with billable work logged in it under a contract that shows the
+client its work log (``worklog_visible_to_client``), and its active managers. One
 workbook per client and language (the statement and its billable entries,
 ``core.reports.statement``) is stored in the blob store and queued through the outbox with a
 dedupe key per client, month and manager, so later runs, a second scheduler or a restart
@@ -12,6 +13,7 @@ never send it twice; a manager added later that month still gets it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.blobs import BlobStore
+from core.contracts.models import Contract
 from core.db import unit_of_work
 from core.directory.models import Client, User
 from core.mail.models import OutboundMail
@@ -46,11 +49,12 @@ def clients_with_work(session: Session, period: Period) -> list[Client]:
     ids = (
         select(Ticket.client_id)
         .join(WorkLogEntry, WorkLogEntry.ticket_id == Ticket.id)
+        .join(Contract, Contract.id == Ticket.contract_id)
         .where(
             WorkLogEntry.started_at >= lo,
             WorkLogEntry.started_at < hi,
             WorkLogEntry.billable.is_(True),
-            Ticket.client_id.is_not(None),
+            Contract.worklog_visible_to_client.is_(True),
         )
     )
     return list(session.scalars(select(Client).where(Client.id.in_(ids)).order_by(Client.name)))
@@ -77,15 +81,25 @@ class _Workbook:
     context: dict[str, Any]
 
 
+# The console's catalogue for a language, given by whoever starts the scheduler (the
+# report labels are the console's words; workers import nothing from web).
+Catalogue = Callable[[str], Callable[[str], str]]
+
+
 def _workbook(
-    session: Session, client: Client, period: Period, language: str, blobs: BlobStore
+    session: Session,
+    client: Client,
+    period: Period,
+    language: str,
+    blobs: BlobStore,
+    catalogue: Catalogue | None,
 ) -> _Workbook:
     """The client's statement and its billable entries in ``language``, stored as XLSX."""
-    from web.i18n import translations
-
-    report = statement(session, client.id, period, language=language)
-    entries = statement_entries(session, client.id, period, language=language)
-    blob = blobs.put(session, to_xlsx(report, translations(language).gettext, entries))
+    # The client reads it: what the portal shows them of the work log, no more.
+    report = statement(session, client.id, period, language=language, client_view=True)
+    entries = statement_entries(session, client.id, period, language=language, client_view=True)
+    gettext = catalogue(language) if catalogue is not None else None
+    blob = blobs.put(session, to_xlsx(report, gettext, entries))
     totals = report.totals or {}
     return _Workbook(
         attachment={
@@ -106,7 +120,13 @@ def _workbook(
 
 
 def queue_statements(
-    session: Session, *, blobs: BlobStore, mail_domain: str, public_url: str, now: datetime
+    session: Session,
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    public_url: str,
+    now: datetime,
+    catalogue: Catalogue | None = None,
 ) -> int:
     """Queue last month's statement for every manager who has not had it; how many."""
     period = last_month(now)
@@ -120,7 +140,7 @@ def queue_statements(
                 continue  # had it: no workbook built for nothing
             language = (person.language or "pl")[:2]
             if language not in books:
-                books[language] = _workbook(session, client, period, language, blobs)
+                books[language] = _workbook(session, client, period, language, blobs, catalogue)
             book = books[language]
             row = queue_mail(
                 session,
@@ -142,7 +162,11 @@ def queue_statements(
 
 
 def send_monthly_statements(
-    session_factory: sessionmaker[Session], now: datetime, *, settings: Settings
+    session_factory: sessionmaker[Session],
+    now: datetime,
+    *,
+    settings: Settings,
+    catalogue: Catalogue | None = None,
 ) -> int:
     """The scheduler's task: last month's statements to the managers who have not had them."""
     with unit_of_work(session_factory) as session:
@@ -152,6 +176,7 @@ def send_monthly_statements(
             mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
             public_url=settings.public_url,
             now=now,
+            catalogue=catalogue,
         )
     if queued:
         log.info("monthly statements: %d mail(s) queued", queued)

@@ -86,9 +86,14 @@ def _day(text: str, name: str, *, first: bool) -> date:
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose tickets a report counts: every ticket (``client_id`` None) or one client's."""
+    """Whose tickets a report counts: every ticket (``client_id`` None) or one client's.
+
+    ``client_view``: the client is reading (their manager on the portal, the monthly
+    statement mail). Their work time counts only what the client is shown of the work log:
+    billable entries of contracts with ``worklog_visible_to_client``."""
 
     client_id: int | None = None
+    client_view: bool = False
 
     @classmethod
     def for_user(cls, user: User) -> Scope:
@@ -96,7 +101,7 @@ class Scope:
         else is refused (403)."""
         if user.role == "client":
             if user.manager and user.client_id is not None:
-                return cls(client_id=user.client_id)
+                return cls(client_id=user.client_id, client_view=True)
             raise Forbidden(N_("only a manager of your company sees its reports"))
         if not can(user, "reports"):
             raise Forbidden(N_("you may not see reports"))

@@ -71,6 +71,7 @@ class Ticket(Base):
         Index("ix_tickets_requester", "requester_id"),
         Index("ix_tickets_subcontractor", "subcontractor_id"),
         Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_resolved_at", "resolved_at"),  # the reports' closures per week
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -18,6 +18,7 @@ from core.tickets import services as svc
 from core.worklog import services as worklog
 from mailgw.outbound import build_message, render
 from tests.factories import at, build_world
+from web.i18n import translations
 from workers.statements import last_month, queue_statements
 
 
@@ -30,6 +31,7 @@ def test_last_month_is_the_report_zones() -> None:
 def test_managers_get_last_months_statement_once(session: Session, tmp_path: Path) -> None:
     world = build_world(session)
     world.acme_contract.hourly_rate = 12000  # 120.00 PLN an hour
+    world.acme_contract.worklog_visible_to_client = True
     english = upsert_user(
         session, email="cfo@acme.example", role="client", client="Acme", manager=True
     )
@@ -57,15 +59,34 @@ def test_managers_get_last_months_statement_once(session: Session, tmp_path: Pat
 
     def run() -> int:
         return queue_statements(
-            session, blobs=blobs, mail_domain="support.example", public_url="https://desk", now=now
+            session,
+            blobs=blobs,
+            mail_domain="support.example",
+            public_url="https://desk",
+            now=now,
+            catalogue=lambda lang: translations(lang).gettext,
         )
 
-    assert run() == 2  # boss@ (Polish) and cfo@ (English); Beta had no work
+    hidden = svc.open_ticket(
+        session,
+        svc.NewTicket(
+            subject="Sieć",
+            requester=world.users["beta"],
+            contract=world.beta_contract,  # its work log is not shown to Beta
+            at=at("2026-11-03 08:00"),
+        ),
+    )
+    upsert_user(session, email="szef@beta.example", role="client", client="Beta", manager=True)
+    worklog.log_work(
+        session, hidden, actor=tech, work=worklog.Work(minutes=60), at=at("2026-11-05 12:00")
+    )
+    assert run() == 2  # boss@ (Polish) and cfo@ (English); Beta's work is not shown to Beta
     assert run() == 0
     mails = {m.to_addr: m for m in session.scalars(select(OutboundMail))}
     assert set(mails) == {"boss@acme.example", "cfo@acme.example"}
     boss, cfo = mails["boss@acme.example"], mails["cfo@acme.example"]
-    assert boss.context["minutes"] == 120 and boss.context["billable_minutes"] == 90
+    # What the client is shown: the billable work only.
+    assert boss.context["minutes"] == 90 and boss.context["billable_minutes"] == 90
     assert boss.context["amount"] == 18000  # 90 billable minutes at 120.00 an hour
     assert boss.attachments[0]["filename"] == "pulpit-statement-acme-2026-11.xlsx"
     assert boss.attachments[0]["sha256"] != cfo.attachments[0]["sha256"]  # its own language

@@ -131,6 +131,18 @@ CONTEXTS["invitation"] = {
     "until": "2026-12-04T10:00:00+00:00",
     "timezone": "Europe/Warsaw",
 }
+# workers.statements (issue 14): last month's billing statement to a client's manager.
+CONTEXTS["statement"] = {
+    "recipient": "Zofia Nowak",
+    "client": "Acme",
+    "month": "2026-11",
+    "tickets": 4,
+    "minutes": 750,
+    "billable_minutes": 600,
+    "amount": 150000,
+    "currency": "PLN",
+    "url": "https://desk.example/reports",
+}
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt").exists())
 
 

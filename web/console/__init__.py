@@ -23,6 +23,7 @@ from web.console.password import (
 )
 from web.console.people import PeoplePage
 from web.console.profile import post_profile, profile
+from web.console.reports import ReportsPage
 from web.console.substitutions import SubstitutionsPage
 from web.console.ticket_cc import post_cc
 from web.console.ticket_detail import (
@@ -34,12 +35,12 @@ from web.console.ticket_detail import (
     post_requester,
     post_status,
     post_tick,
-    post_worklog,
     ticket_detail,
 )
 from web.console.ticket_new import ticket_new_form, ticket_new_submit
 from web.console.tickets_list import bulk_status, home, tickets
 from web.console.two_step import post_two_step, two_step
+from web.console.worklog import worklog_handlers
 
 console_handlers: list[ControllerRouterHandler] = [
     post_contract,
@@ -57,7 +58,7 @@ console_handlers: list[ControllerRouterHandler] = [
     post_comment,
     post_status,
     post_assign,
-    post_worklog,
+    *worklog_handlers,
     post_cc,
     post_fields,
     post_tick,
@@ -77,6 +78,7 @@ console_handlers: list[ControllerRouterHandler] = [
     OutboxPage,
     PeoplePage,
     AuditPage,
+    ReportsPage,
     *admin_handlers,
 ]
 

@@ -123,6 +123,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("resolution_minutes", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("paused_minutes", sa.Integer(), nullable=True))
         batch.create_index("ix_tickets_created_at", ["created_at"])
+        batch.create_index("ix_tickets_resolved_at", ["resolved_at"])
 
     # Each worklog event becomes an entry: the work ended when it was logged.
     conn = op.get_bind()
@@ -199,6 +200,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_index("ix_tickets_resolved_at")
         batch.drop_index("ix_tickets_created_at")
         for name in (
             "paused_minutes",

@@ -1,0 +1,284 @@
+"""A report as a file a spreadsheet opens: CSV and XLSX.
+
+Both take the :class:`~core.reports.base.Report` every page and the API show, and a
+``gettext`` for the labels (the console's language; the API's English without one).
+
+CSV (for Excel and for scripts):
+- UTF-8 with a byte order mark, so Excel reads Polish letters; lines end in CRLF (RFC 4180).
+- Fields separated by a semicolon: Excel in Polish (and most of Europe) splits on ``;``,
+  because ``,`` is its decimal separator; Python, LibreOffice and pandas are told
+  ``sep=";"`` once. The decimal separator is the caller's (``decimal=","`` for Polish,
+  ``"."`` otherwise): a number Excel does not read as a number is text it cannot sum.
+- One header row of translated labels, then a row per group, then the totals row (first
+  column "Total"). Durations are whole minutes (the header says "(min)"): exact, and no
+  decimal separator to get wrong. Percent is 0-100 with one decimal; money is in major
+  units with two decimals (the header names the currency); dates are ``YYYY-MM-DD``.
+- Text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``, tab, CR at
+  the start: a ticket's subject comes from a stranger's mail) is prefixed with ``'``
+  (OWASP "CSV injection").
+
+XLSX (for people): real typed cells, written by XlsxWriter.
+- A title row (title, caption, period) and a blank row above the header; panes are frozen
+  under the header and right of the first column, so both stay in view.
+- Durations are hours as decimal numbers (``0.00``; 90 minutes is 1.5), the unit a
+  bookkeeper multiplies by an hourly rate; the header says "(h)". Percent is a fraction
+  shown as ``0.0%``; money is major units shown as ``#,##0.00``; dates are date cells;
+  counts are integers. Text is always written as a string, never as a formula.
+- A totals row in bold under the rows; column widths from the longest value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import xlsxwriter  # type: ignore[import-untyped]
+
+from core.errors import N_
+from core.reports import backlog, sla, worktime
+from core.reports.base import Column, Period, Report
+
+Gettext = Callable[[str], str]
+
+CSV_DELIMITER = ";"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
+FORMATS = ("csv", "xlsx")
+TOTAL = N_("Total")
+# What the reports put in a cell as a catalogue entry rather than a name: a clock's outcome,
+# the group of tickets with no assignee, type, client or contract, the totals' label.
+CELL_WORDS = frozenset(
+    {
+        *(label for _, label, _ in backlog.BUCKETS),
+        *sla.OUTCOMES,
+        sla.UNASSIGNED,
+        sla.NO_TYPE,
+        worktime.NO_CLIENT,
+        worktime.NO_CONTRACT,
+        worktime.NO_WORK_TYPE,
+        TOTAL,
+    }
+)
+
+
+def _same(message: str) -> str:
+    return message
+
+
+# --- Labels ----------------------------------------------------------------------------------
+
+
+def header(column: Column, report: Report, gettext: Gettext, *, duration_unit: str) -> str:
+    """A column's label in the reader's language, with its unit where the number needs one."""
+    label = gettext(column.label)
+    if column.kind == "minutes":
+        return f"{label} ({duration_unit})"
+    if column.kind == "percent":
+        return f"{label} (%)"
+    if column.kind == "money" and report.currency:
+        return f"{label} ({report.currency})"
+    return label
+
+
+def _rows(report: Report) -> Iterable[tuple[bool, dict[str, Any]]]:
+    for row in report.rows:
+        yield False, row
+    if report.totals is not None:
+        yield True, report.totals
+
+
+def cell_value(
+    report: Report, row: dict[str, Any], i: int, gettext: Gettext, *, total: bool = False
+) -> Any:
+    """A row's value in column ``i``; the words a report writes as catalogue entries
+    (:data:`CELL_WORDS`) in the reader's language, and "Total" in the totals row's first
+    cell where the report left it empty."""
+    value = row.get(report.columns[i].key)
+    if total and i == 0 and value in (None, ""):
+        return gettext(TOTAL)
+    if isinstance(value, str) and value in CELL_WORDS:
+        return gettext(value)
+    return value
+
+
+def filename(report: Report, extension: str) -> str:
+    """``pulpit-sla-2026-03.xlsx`` for a whole month, ``pulpit-sla-2026-01-01_2026-03-31.csv``
+    otherwise; a statement adds its client, in ASCII letters."""
+    parts = ["pulpit", report.name]
+    if report.name == "statement" and report.caption:
+        slug = re.sub(r"[^a-z0-9]+", "-", report.caption.lower()).strip("-")
+        if slug:
+            parts.append(slug[:40])
+    period = report.period
+    if period is not None:
+        if period == Period.month_of(period.start):
+            parts.append(period.start.strftime("%Y-%m"))
+        else:
+            parts.append(f"{period.start.isoformat()}_{period.end.isoformat()}")
+    return "-".join(parts) + "." + extension
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def _csv_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _csv_cell(kind: str, value: Any, decimal: str) -> str:
+    if value is None:
+        return ""
+    if kind == "percent":
+        return f"{float(value):.1f}".replace(".", decimal)
+    if kind == "money":
+        return f"{int(value) / 100:.2f}".replace(".", decimal)
+    if kind in ("count", "minutes") and isinstance(value, int | float):
+        return str(round(value))
+    if isinstance(value, date):
+        return value.isoformat()
+    return _csv_text(str(value))
+
+
+def to_csv(report: Report, gettext: Gettext | None = None, *, decimal: str = ".") -> bytes:
+    """The report as CSV bytes (see the module docstring for the choices)."""
+    gettext = gettext or _same
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=CSV_DELIMITER, lineterminator="\r\n")
+    writer.writerow(
+        _csv_text(header(c, report, gettext, duration_unit="min")) for c in report.columns
+    )
+    for is_total, row in _rows(report):
+        cells = []
+        for i, column in enumerate(report.columns):
+            value = cell_value(report, row, i, gettext, total=is_total)
+            cells.append(_csv_cell(column.kind, value, decimal))
+        writer.writerow(cells)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+# --- XLSX ------------------------------------------------------------------------------------
+
+HEADER_ROW = 2  # row 0: title and period; row 1: blank; row 2: the header
+NUMBER_FORMATS = {
+    "count": "0",
+    "minutes": "0.00",
+    "percent": "0.0%",
+    "money": "#,##0.00",
+    "date": "yyyy-mm-dd",
+}
+
+
+def _xlsx_value(kind: str, value: Any) -> Any:
+    """The cell's typed value: hours for minutes, a fraction for percent, major units for
+    money, a date for a date; None for an empty cell."""
+    if value is None or value == "":
+        return None
+    if kind == "minutes":
+        return value / 60
+    if kind == "percent":
+        return value / 100
+    if kind == "money":
+        return value / 100
+    if kind == "date" and isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    return value
+
+
+def to_xlsx(report: Report, gettext: Gettext | None = None, *more: Report) -> bytes:
+    """The report as an XLSX workbook, one sheet per report (a statement adds its entries:
+    ``more``); see the module docstring."""
+    gettext = gettext or _same
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False})
+    styles = {
+        "bold": book.add_format({"bold": True}),
+        "title": book.add_format({"bold": True, "font_size": 13}),
+        "head": book.add_format({"bold": True, "bottom": 1, "text_wrap": True, "valign": "top"}),
+    }
+    numbers = {
+        (kind, total): book.add_format({"num_format": fmt, "bold": total})
+        for kind, fmt in NUMBER_FORMATS.items()
+        for total in (False, True)
+    }
+    names: set[str] = set()
+    for one in (report, *more):
+        name = _sheet_name(gettext(one.title))
+        while name in names:  # Excel refuses two sheets of one name
+            name = name[:29] + f" {len(names) + 1}"
+        names.add(name)
+        _sheet(book.add_worksheet(name), one, gettext, styles, numbers)
+    book.close()
+    return out.getvalue()
+
+
+def _sheet(
+    sheet: Any, report: Report, gettext: Gettext, styles: dict[str, Any], numbers: dict[Any, Any]
+) -> None:
+    bold = styles["bold"]
+    title = gettext(report.title)
+    if report.caption:
+        title += f" · {report.caption}"
+    if report.period is not None:
+        title += f" · {report.period}"
+    sheet.write_string(0, 0, title, styles["title"])
+
+    widths = []
+    for col, column in enumerate(report.columns):
+        label = header(column, report, gettext, duration_unit="h")
+        sheet.write_string(HEADER_ROW, col, label, styles["head"])
+        widths.append(min(max(len(label) * 0.9, 8), 40))
+
+    row_no = HEADER_ROW
+    for is_total, row in _rows(report):
+        row_no += 1
+        for col, column in enumerate(report.columns):
+            raw = cell_value(report, row, col, gettext, total=is_total)
+            value = _xlsx_value(column.kind, raw)
+            fmt = numbers.get((column.kind, is_total))
+            if value is None:
+                sheet.write_blank(row_no, col, None, fmt or (bold if is_total else None))
+            elif isinstance(value, date):
+                sheet.write_datetime(row_no, col, value, fmt)
+                widths[col] = max(widths[col], 11)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                text = str(value)
+                sheet.write_string(row_no, col, text, bold if is_total else None)
+                widths[col] = min(max(widths[col], len(text) + 2), 60)
+            else:
+                sheet.write_number(row_no, col, value, fmt)
+                widths[col] = max(widths[col], len(f"{value:,.2f}") + 2)
+    for col, width in enumerate(widths):
+        sheet.set_column(col, col, width)
+    sheet.set_row(HEADER_ROW, 30)
+    sheet.freeze_panes(HEADER_ROW + 1, 1)
+
+
+def _sheet_name(title: str) -> str:
+    """Excel's limits on a sheet's name: 31 characters, none of ``[]:*?/\\``."""
+    return re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "Report"
+
+
+def render(
+    report: Report,
+    fmt: str,
+    gettext: Gettext | None = None,
+    *,
+    decimal: str = ".",
+    more: Sequence[Report] = (),
+) -> bytes:
+    """``fmt`` is ``csv`` (the one report) or ``xlsx`` (a sheet for it and each of ``more``)."""
+    if fmt == "csv":
+        return to_csv(report, gettext, decimal=decimal)
+    return to_xlsx(report, gettext, *more)
+
+
+def media_type(fmt: str) -> str:
+    return CSV_TYPE if fmt == "csv" else XLSX_TYPE
