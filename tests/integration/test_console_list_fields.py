@@ -92,7 +92,15 @@ def test_the_picker_is_a_checkbox_menu_of_the_fields_the_user_may_read(
     picker = picker[: picker.index("</details>")]
     assert "<summary" in picker and '<form class="colpicker-menu" method="get"' in picker
     offered = re.findall(r'type="checkbox" name="columns" value="(\w+)"', picker)
-    assert set(offered) == {"location", "room", "outage_cause", "serial_number", "resolution_code"}
+    # The fields the coordinator reads, and the work time (issue 14).
+    assert set(offered) == {
+        "location",
+        "room",
+        "outage_cause",
+        "serial_number",
+        "resolution_code",
+        "_worktime",
+    }
     assert '<input type="checkbox" name="columns" value="room" checked>' in picker
     assert '<input type="checkbox" name="columns" value="location">' in picker
     # Clients do not read the fields kept from them, nor get them as columns by URL.
