@@ -9,6 +9,7 @@
   ``core.db.make_engine``) that gives the same numbers. One grouped query then answers
   counts and percentiles together.
 - :func:`half_up`: money rounding, once per group, of a sum of ``minutes * rate``.
+- :func:`room_to_hash`: the memory a report's grouped query needs on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, ColumnElement, DateTime, Float, Integer, case, func, literal
+from sqlalchemy import ARRAY, ColumnElement, DateTime, Float, Integer, case, func, literal, text
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -33,6 +34,20 @@ _ZONE = ZoneInfo(ZONE_NAME)
 
 def dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+# A year's million work log entries summed by ticket make some 200,000 groups; their hash
+# table takes about 70 MB, so the default 4 MB of work_mem makes PostgreSQL sort the entries
+# on disk to group them, or walk the ticket_id index with a heap fetch per entry, both about
+# twice as slow as one hash aggregate. SET LOCAL lasts to the end of the report's transaction.
+REPORT_WORK_MEM = "64MB"
+
+
+def room_to_hash(session: Session) -> None:
+    """Let the report's queries hash-aggregate in memory (PostgreSQL only: SQLite has no such
+    limit). Called at the start of a report over work log entries."""
+    if dialect(session) == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
 
 
 Bucket = tuple[str, datetime]  # (label, first instant in UTC)

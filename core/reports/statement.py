@@ -20,8 +20,8 @@ from core.directory.models import Client, User
 from core.errors import N_, NotFound
 from core.reports.base import REPORT_ZONE, Column, Period, Report, Scope
 from core.reports.sla import person_label
-from core.reports.sql import half_up
-from core.reports.worktime import CURRENCY, entries_in, finish, grouped
+from core.reports.sql import half_up, room_to_hash
+from core.reports.worktime import CURRENCY, entries_in, finish, per_ticket
 from core.tickets.models import Ticket
 from core.worklog.models import WorkLogEntry, WorkType
 
@@ -59,27 +59,21 @@ def statement(
 
     ``language`` is the one :func:`statement_entries` names work types in; the statement
     takes it too so both sheets of one export are asked for alike."""
+    room_to_hash(session)
     client = _client(session, client_id)
-    rows = grouped(
+    rows = per_ticket(  # by number
         session,
         period,
         Scope(client_id=client.id, client_view=client_view),
-        [
-            Ticket.id.label("gid"),
-            Ticket.number.label("number"),
-            Ticket.subject.label("subject"),
-            Contract.code.label("contract"),
-        ],
-        lambda s: s,
-        lambda r: {
-            "key": f"#{r.number}",
-            "id": r.number,
-            "number": r.number,
-            "subject": r.subject,
-            "contract": r.contract,
+        [Ticket.number, Ticket.subject, Contract.code],
+        lambda t: {
+            "key": f"#{t[0]}",
+            "id": t[0],
+            "number": t[0],
+            "subject": t[1],
+            "contract": t[2],
         },
     )
-    rows.sort(key=lambda r: r["number"])
     rows, totals, columns, currency = finish(rows, COLUMNS, {"key": N_("Total"), "id": None})
     for row in [*rows, totals]:
         row.pop("non_billable_minutes", None)
@@ -100,6 +94,7 @@ def statement_entries(
 ) -> Report:
     """The billable entries of the client's tickets started in ``period``, in time order;
     work types named in ``language`` where they have a label for it."""
+    room_to_hash(session)
     client = _client(session, client_id)
     stmt = (
         select(
