@@ -19,7 +19,6 @@ The PostgreSQL database is dropped and created again (its name must start with `
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import random
@@ -42,6 +41,7 @@ from core.blobs import BlobStore  # noqa: E402
 from core.contracts.models import Contract, Status, TicketType  # noqa: E402
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
 from core.directory.models import User  # noqa: E402
+from core.orm import Base  # noqa: E402
 from core.reports.base import Period, Scope  # noqa: E402
 from tests.e2e.conftest import seed_world  # noqa: E402
 
@@ -74,7 +74,12 @@ def world(session: Session) -> dict[str, Any]:
     key.hourly_rate = 15000
     session.commit()
     contracts = list(session.scalars(select(Contract)))
-    types = {c.id: [t.id for t in session.scalars(select(TicketType).where(TicketType.contract_id == c.id))] for c in contracts}
+    types = {
+        c.id: [
+            t.id for t in session.scalars(select(TicketType).where(TicketType.contract_id == c.id))
+        ]
+        for c in contracts
+    }
     statuses = {
         c.id: {
             s.category: s.id
@@ -82,9 +87,16 @@ def world(session: Session) -> dict[str, Any]:
         }
         for c in contracts
     }
-    staff = [u.id for u in session.scalars(select(User).where(User.role.in_(("technician", "coordinator", "subcontractor"))))]
+    staff = [
+        u.id
+        for u in session.scalars(
+            select(User).where(User.role.in_(("technician", "coordinator", "subcontractor")))
+        )
+    ]
     requesters = {
-        c.client_id: [u.id for u in session.scalars(select(User).where(User.client_id == c.client_id))]
+        c.client_id: [
+            u.id for u in session.scalars(select(User).where(User.client_id == c.client_id))
+        ]
         for c in contracts
     }
     start = session.scalar(text("SELECT coalesce(max(number), 0) FROM tickets")) or 0
@@ -113,7 +125,9 @@ ENTRY_COLUMNS = (
 )  # fmt: skip
 
 
-def tickets(w: dict[str, Any], n: int, now: datetime, rnd: random.Random) -> Iterable[tuple[Any, ...]]:
+def tickets(
+    w: dict[str, Any], n: int, now: datetime, rnd: random.Random
+) -> Iterable[tuple[Any, ...]]:
     for i in range(n):
         contract_id, client_id = rnd.choice(w["contracts"])
         created = now - timedelta(minutes=rnd.randint(60, 365 * 24 * 60))
@@ -124,7 +138,9 @@ def tickets(w: dict[str, Any], n: int, now: datetime, rnd: random.Random) -> Ite
         reaction_late = reaction > 120
         resolution_late = resolution > 2400
         category = "closed" if closed else rnd.choice(("new", "open", "paused"))
-        status = w["statuses"][contract_id].get(category) or next(iter(w["statuses"][contract_id].values()))
+        status = w["statuses"][contract_id].get(category) or next(
+            iter(w["statuses"][contract_id].values())
+        )
         responded = created + reaction * MINUTE if category != "new" else None
         resolved = created + (resolution + paused) * MINUTE if closed else None
         yield (
@@ -140,7 +156,9 @@ def tickets(w: dict[str, Any], n: int, now: datetime, rnd: random.Random) -> Ite
         )  # fmt: skip
 
 
-def write(engine: Engine, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> int:
+def write(
+    engine: Engine, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+) -> int:
     count = 0
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
@@ -154,23 +172,42 @@ def write(engine: Engine, table: str, columns: tuple[str, ...], rows: Iterable[t
         finally:
             raw.close()
         return count
+    table_ = Base.metadata.tables[table]
     with engine.begin() as conn:
         batch: list[dict[str, Any]] = []
-        stmt = text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
         for row in rows:
-            batch.append(dict(zip(columns, [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row], strict=True)))
+            values = dict(zip(columns, row, strict=True))
+            if isinstance(values.get("custom_fields"), str):
+                values["custom_fields"] = {}
+            batch.append(values)
             count += 1
             if len(batch) == 5000:
-                conn.execute(stmt, batch)
+                conn.execute(table_.insert(), batch)
                 batch.clear()
         if batch:
-            conn.execute(stmt, batch)
+            conn.execute(table_.insert(), batch)
     return count
 
 
-def entries(engine: Engine, w: dict[str, Any], m: int, rnd: random.Random) -> Iterable[tuple[Any, ...]]:
+def entries(
+    engine: Engine, w: dict[str, Any], m: int, rnd: random.Random
+) -> Iterable[tuple[Any, ...]]:
+    found = _generated_tickets(engine, w)
+    return _entries(found, w, m, rnd)
+
+
+def _generated_tickets(engine: Engine, w: dict[str, Any]) -> list[Any]:
     with engine.connect() as conn:
-        found = conn.execute(text("SELECT id, contract_id, created_at FROM tickets WHERE number >= :n"), {"n": w["next_number"]}).all()
+        found = conn.execute(
+            text("SELECT id, contract_id, created_at FROM tickets WHERE number >= :n"),
+            {"n": w["next_number"]},
+        ).all()
+    return list(found)
+
+
+def _entries(
+    found: list[Any], w: dict[str, Any], m: int, rnd: random.Random
+) -> Iterable[tuple[Any, ...]]:
     for _ in range(m):
         ticket_id, contract_id, created = rnd.choice(found)
         if isinstance(created, str):
@@ -208,32 +245,59 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     parser.add_argument("--tickets", type=int, default=200_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the database a previous run built, as it is"
+    )
     args = parser.parse_args()
 
-    from core.reports import backlog, sla, statement, worktime
-    from core.reports.export import to_xlsx
-
-    url = fresh_database(args.database_url)
-    upgrade(url)
+    url = args.database_url if args.reuse else fresh_database(args.database_url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    rnd = random.Random(14)
     now = datetime.now(UTC).replace(microsecond=0)
+    if args.reuse:
+        generated = 0.0
+        with engine.connect() as conn:
+            n = int(conn.execute(text("SELECT count(*) FROM tickets")).scalar_one())
+            m = int(conn.execute(text("SELECT count(*) FROM work_log_entries")).scalar_one())
+    else:
+        n, m, generated = build(engine, factory, args.tickets, args.entries, now)
+    print(f"{n:,} tickets and {m:,} entries ready; timing", flush=True)
+    report_timings(engine, factory, n, m, generated, now)
+
+
+def build(
+    engine: Engine, factory: Any, n_tickets: int, n_entries: int, now: datetime
+) -> tuple[int, int, float]:
+    """Fill the database; (tickets, entries, seconds it took)."""
+    upgrade(str(engine.url.render_as_string(hide_password=False)))
+    rnd = random.Random(14)
     with factory() as session:
         w = world(session)
     t0 = time.perf_counter()
-    n = write(engine, "tickets", TICKET_COLUMNS, tickets(w, args.tickets, now, rnd))
-    m = write(engine, "work_log_entries", ENTRY_COLUMNS, entries(engine, w, args.entries, rnd))
+    n = write(engine, "tickets", TICKET_COLUMNS, tickets(w, n_tickets, now, rnd))
+    m = write(engine, "work_log_entries", ENTRY_COLUMNS, entries(engine, w, n_entries, rnd))
     with engine.begin() as conn:
-        conn.execute(text(
-            "UPDATE tickets SET worked_minutes = s.total, billable_minutes = s.billable FROM ("
-            " SELECT ticket_id, sum(minutes) AS total,"
-            " sum(CASE WHEN billable THEN minutes ELSE 0 END) AS billable"
-            " FROM work_log_entries GROUP BY ticket_id) AS s WHERE s.ticket_id = tickets.id"
-        ))
+        conn.execute(
+            text(
+                "UPDATE tickets SET worked_minutes = s.total, billable_minutes = s.billable FROM ("
+                " SELECT ticket_id, sum(minutes) AS total,"
+                " sum(CASE WHEN billable THEN minutes ELSE 0 END) AS billable"
+                " FROM work_log_entries GROUP BY ticket_id) AS s WHERE s.ticket_id = tickets.id"
+            )
+        )
         if engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
-    generated = time.perf_counter() - t0
+    return n, m, time.perf_counter() - t0
+
+
+def report_timings(
+    engine: Engine, factory: Any, n: int, m: int, generated: float, now: datetime
+) -> None:
+    from core.reports import backlog, sla, statement, worktime
+    from core.reports.export import to_xlsx
+    from web.i18n import translations
+
+    polish = translations("pl").gettext
 
     year = Period(date.fromordinal(now.date().toordinal() - 364), now.date())
     everyone = Scope()
@@ -241,22 +305,59 @@ def main() -> None:
         acme = session.scalar(text("SELECT id FROM clients WHERE name = 'Acme'"))
         rows: list[tuple[str, float]] = []
         for group in sla.GROUPS:
-            rows.append((f"SLA compliance by {group}", timed(lambda g=group: sla.sla_report(session, year, g, everyone))[0]))
+            rows.append(
+                (
+                    f"SLA compliance by {group}",
+                    timed(lambda g=group: sla.sla_report(session, year, g, everyone))[0],
+                )
+            )
         for group in worktime.GROUPS:
-            rows.append((f"work time by {group}", timed(lambda g=group: worktime.worktime_report(session, year, g, everyone))[0]))
-        rows.append(("backlog by age", timed(lambda: backlog.backlog_report(session, everyone, now))[0]))
-        rows.append(("workload by assignee", timed(lambda: backlog.workload_report(session, everyone, now))[0]))
-        rows.append(("arrivals vs closures per week", timed(lambda: backlog.arrivals_report(session, year, everyone))[0]))
+            rows.append(
+                (
+                    f"work time by {group}",
+                    timed(lambda g=group: worktime.worktime_report(session, year, g, everyone))[0],
+                )
+            )
+        rows.append(
+            ("backlog by age", timed(lambda: backlog.backlog_report(session, everyone, now))[0])
+        )
+        rows.append(
+            (
+                "workload by assignee",
+                timed(lambda: backlog.workload_report(session, everyone, now))[0],
+            )
+        )
+        rows.append(
+            (
+                "arrivals vs closures per week",
+                timed(lambda: backlog.arrivals_report(session, year, everyone))[0],
+            )
+        )
         month = Period.month_of(now.date())
-        rows.append(("statement (Acme, this month)", timed(lambda: statement.statement(session, acme, month, language="pl"))[0]))
+        rows.append(
+            (
+                "statement (Acme, this month)",
+                timed(lambda: statement.statement(session, acme, month, language="pl"))[0],
+            )
+        )
         xlsx: list[tuple[str, float]] = []
         for label, make in (
-            ("SLA by month, XLSX", lambda: to_xlsx(sla.sla_report(session, year, "month", everyone), language="pl")),
-            ("work time by ticket, XLSX", lambda: to_xlsx(worktime.worktime_report(session, year, "ticket", everyone), language="pl")),
+            (
+                "SLA by month, XLSX",
+                lambda: to_xlsx(sla.sla_report(session, year, "month", everyone), polish),
+            ),
+            (
+                "work time by ticket, XLSX",
+                lambda: to_xlsx(
+                    worktime.worktime_report(session, year, "ticket", everyone), polish
+                ),
+            ),
         ):
             xlsx.append((label, timed(make)[0]))
 
-    print(f"\n{engine.dialect.name}, {n:,} tickets, {m:,} work log entries (generated in {generated:.0f} s)")
+    print(
+        f"\n{engine.dialect.name}, {n:,} tickets, {m:,} work log entries (generated in {generated:.0f} s)"
+    )
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| report (a year, everyone) | median of 3 |\n|---|---:|")
     for label, seconds in rows + xlsx:
