@@ -240,6 +240,19 @@ def get_entry(session: Session, ticket: Ticket, entry_id: int) -> WorkLogEntry:
     return entry
 
 
+def _state(entry: WorkLogEntry) -> dict[str, Any]:
+    """What a change of the entry compares, by the names the timeline shows."""
+    return {
+        "minutes": entry.minutes,
+        "started_at": entry.started_at,
+        "ended_at": entry.ended_at,
+        "description": entry.description,
+        "billable": entry.billable,
+        "work_type": entry.work_type.name if entry.work_type else None,
+        "user": entry.user.email,
+    }
+
+
 def _shown(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -258,15 +271,7 @@ def change_entry(
     told on the timeline (nothing when nothing changed)."""
     now = at or utcnow()
     check_change(actor, ticket, entry, now, edit_days)
-    before = {
-        "minutes": entry.minutes,
-        "started_at": entry.started_at,
-        "ended_at": entry.ended_at,
-        "description": entry.description,
-        "billable": entry.billable,
-        "work_type": entry.work_type.name if entry.work_type else None,
-        "user": entry.user.email,
-    }
+    before = _state(entry)
     given = work.given
     start = (work.started_at if "started_at" in given else None) or entry.started_at
     minutes: int | None
@@ -296,15 +301,7 @@ def change_entry(
         entry.billable = bool(work.billable)
     if "user" in given and work.user is not None:
         entry.user = _worker(actor, ticket, work.user)
-    after = {
-        "minutes": entry.minutes,
-        "started_at": entry.started_at,
-        "ended_at": entry.ended_at,
-        "description": entry.description,
-        "billable": entry.billable,
-        "work_type": entry.work_type.name if entry.work_type else None,
-        "user": entry.user.email,
-    }
+    after = _state(entry)
     changes = {k: [_shown(before[k]), _shown(after[k])] for k in before if before[k] != after[k]}
     if not changes:
         return {}
