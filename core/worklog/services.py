@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.access.permissions import can, can_view
@@ -439,18 +440,26 @@ def start_timer(
     if not can(actor, "worklog", ticket):
         raise Forbidden(N_("you may not log work on ticket #%(number)s"), number=ticket.number)
     timer = running_timer(session, actor)
-    if timer is not None:
-        if timer.ticket_id == ticket.id:
+    if timer is None:
+        timer = WorkTimer(user_id=actor.id, ticket_id=ticket.id, started_at=now)
+        try:
+            # A savepoint: a second tab starting the same person's timer at the same moment
+            # loses on the unique user_id, and is answered like any running timer below.
+            with session.begin_nested():
+                session.add(timer)
+                session.flush()
             return timer
-        other = session.get(Ticket, timer.ticket_id)
-        raise Conflict(
-            N_("your timer runs on ticket #%(number)s: stop it there first"),
-            number=other.number if other else timer.ticket_id,
-        )
-    timer = WorkTimer(user_id=actor.id, ticket_id=ticket.id, started_at=now)
-    session.add(timer)
-    session.flush()
-    return timer
+        except IntegrityError:
+            timer = running_timer(session, actor)
+            if timer is None:
+                raise
+    if timer.ticket_id == ticket.id:
+        return timer
+    other = session.get(Ticket, timer.ticket_id)
+    raise Conflict(
+        N_("your timer runs on ticket #%(number)s: stop it there first"),
+        number=other.number if other else timer.ticket_id,
+    )
 
 
 def stop_timer(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Forbidden, InputError
@@ -189,6 +189,23 @@ def test_one_timer_per_person_and_stop_writes_the_entry(
     assert wl.cancel_timer(session, other, actor=tech)
     assert not wl.cancel_timer(session, other, actor=tech)
     assert other.worked_minutes in (0, None)
+
+
+def test_two_tabs_starting_the_timer_at_once_give_one_timer(
+    session: Session, world: World, ticket: Ticket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tech = world.users["technician"]
+    first = wl.start_timer(session, ticket, actor=tech, at=NOW)
+    # The second tab read "no timer" just before the first one's row was written.
+    real, calls = wl.running_timer, []
+
+    def stale(s: Session, user: Any) -> Any:
+        calls.append(user)
+        return None if len(calls) == 1 else real(s, user)
+
+    monkeypatch.setattr(wl, "running_timer", stale)
+    assert wl.start_timer(session, ticket, actor=tech, at=NOW) is first  # no 500: the same one
+    assert session.scalar(select(func.count(WorkTimer.id))) == 1
 
 
 def test_clients_see_billable_entries_only_when_the_contract_says_so(
