@@ -90,3 +90,48 @@ def test_existing_custom_fields_keep_their_order_ten_apart(fresh_engine: Engine)
     with fresh_engine.connect() as conn:
         rows = conn.execute(text("SELECT name, position FROM custom_fields ORDER BY position"))
         assert [tuple(r) for r in rows] == [("colour", 0), ("model", 10), ("serial", 20)]
+
+
+def test_existing_work_logs_become_entries(fresh_engine: Engine) -> None:
+    """0017 turns each worklog event into an entry (ending when it was logged, billable as the
+    API's default was) and sums them on the ticket."""
+    cfg = alembic_config(fresh_engine.url.render_as_string(hide_password=False))
+    with fresh_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0016")
+        conn.execute(
+            text("INSERT INTO users (id, email, role, language, active, manager, created_at)"
+                 " VALUES (1, 'tech@desk.example', 'technician', 'pl', true, false,"
+                 " '2026-01-01 00:00:00')")
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO statuses (id, name, category, position, visible_to_client,"
+                 " client_can_set, visible_to_subcontractor)"
+                 " VALUES (1, 'Nowe', 'new', 0, true, false, true)")
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO tickets (id, number, subject, status_id, status_category,"
+                 " requester_id, custom_fields, source, created_at, updated_at, sla_paused,"
+                 " ever_breached, checklist_done, checklist_total)"
+                 " VALUES (1, 1001, 'Drukarka', 1, 'new', 1, '{}', 'web',"
+                 " '2026-03-02 08:00:00', '2026-03-02 08:00:00', false, false, 0, 0)")
+        )  # fmt: skip
+        for event_id, minutes in ((1, 45), (2, 30)):
+            conn.execute(
+                text("INSERT INTO ticket_events (id, ticket_id, type, at, author_id, public,"
+                     " body_text, data) VALUES (:id, 1, 'worklog', '2026-03-02 10:00:00', 1,"
+                     " false, 'wymiana bębna', :data)"),
+                {"id": event_id, "data": f'{{"minutes": {minutes}}}'},
+            )  # fmt: skip
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT minutes, description, billable, event_id, user_id"
+                 " FROM work_log_entries ORDER BY event_id")
+        ).all()  # fmt: skip
+        assert [tuple(r) for r in rows] == [
+            (45, "wymiana bębna", True, 1, 1),
+            (30, "wymiana bębna", True, 2, 1),
+        ]
+        totals = conn.execute(text("SELECT worked_minutes, billable_minutes FROM tickets")).one()
+        assert tuple(totals) == (75, 75)
