@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from core.access.permissions import can, can_view
 from core.clock import utcnow
@@ -365,15 +365,18 @@ def recount(session: Session, ticket: Ticket) -> None:
     ticket.worked_minutes, ticket.billable_minutes = int(worked), int(billable)
 
 
-def entries(session: Session, ticket: Ticket) -> list[WorkLogEntry]:
-    """The ticket's entries, newest work first."""
-    return list(
-        session.scalars(
-            select(WorkLogEntry)
-            .where(WorkLogEntry.ticket_id == ticket.id)
-            .order_by(WorkLogEntry.started_at.desc(), WorkLogEntry.id.desc())
-        )
+def entries(session: Session, ticket: Ticket, *, billable_only: bool = False) -> list[WorkLogEntry]:
+    """The ticket's entries, newest work first, with their person and work type (the card
+    and the API show both for every row)."""
+    stmt = (
+        select(WorkLogEntry)
+        .where(WorkLogEntry.ticket_id == ticket.id)
+        .options(selectinload(WorkLogEntry.user), selectinload(WorkLogEntry.work_type))
+        .order_by(WorkLogEntry.started_at.desc(), WorkLogEntry.id.desc())
     )
+    if billable_only:
+        stmt = stmt.where(WorkLogEntry.billable.is_(True))
+    return list(session.scalars(stmt))
 
 
 @dataclass(frozen=True)
@@ -417,12 +420,13 @@ def totals(rows: list[WorkLogEntry]) -> Totals:
     )
 
 
-def client_entries(ticket: Ticket, rows: list[WorkLogEntry]) -> list[WorkLogEntry]:
+def client_entries(session: Session, ticket: Ticket) -> list[WorkLogEntry]:
     """What the client sees of the work log: the billable entries, when the contract says
-    so (``worklog_visible_to_client``); never the non-billable ones."""
+    so (``worklog_visible_to_client``); never the non-billable ones. Nothing is read when
+    the contract shows none."""
     if ticket.contract is None or not ticket.contract.worklog_visible_to_client:
         return []
-    return [e for e in rows if e.billable]
+    return entries(session, ticket, billable_only=True)
 
 
 # --- The timer ------------------------------------------------------------------------------

@@ -214,10 +214,9 @@ def test_clients_see_billable_entries_only_when_the_contract_says_so(
     tech = world.users["technician"]
     log(session, ticket, tech, minutes=30, description="naprawa")
     log(session, ticket, tech, minutes=10, billable=False, description="wewnętrzne")
-    rows = wl.entries(session, ticket)
-    assert wl.client_entries(ticket, rows) == []
+    assert wl.client_entries(session, ticket) == []
     world.acme_contract.worklog_visible_to_client = True
-    assert [e.description for e in wl.client_entries(ticket, rows)] == ["naprawa"]
+    assert [e.description for e in wl.client_entries(session, ticket)] == ["naprawa"]
 
 
 # --- The console ---------------------------------------------------------------------------

@@ -210,8 +210,8 @@ def list_worklog(
     """Entries (newest work first) and totals; a client reads the billable entries when the
     contract shows them (``worklog_visible_to_client``), without who or at what rate."""
     ticket = tickets.get_ticket(db, number, user)
-    rows = wl.entries(db, ticket)
     if can(user, "worklog", ticket):
+        rows = wl.entries(db, ticket)
         now, days = utcnow(), edit_days(request)
         timer = wl.running_timer(db, user)
         return {
@@ -221,7 +221,7 @@ def list_worklog(
             "timer": timer_json(db, timer),
         }
     if user.role == "client":
-        shown = wl.client_entries(ticket, rows)
+        shown = wl.client_entries(db, ticket)
         return {
             "entries": [client_entry_json(e) for e in shown],
             "totals": {"minutes": sum(e.minutes for e in shown)},

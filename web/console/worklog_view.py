@@ -65,7 +65,7 @@ def worklog_context(
     billable entries for a client when the contract shows them, nothing to anyone else."""
     currency = ticket.contract.currency if ticket.contract else "PLN"
     if not can(user, "worklog", ticket):
-        shown = wl.client_entries(ticket, wl.entries(db, ticket)) if user.role == "client" else []
+        shown = wl.client_entries(db, ticket) if user.role == "client" else []
         return {
             "client_work": shown,
             "client_work_total": sum(e.minutes for e in shown),
