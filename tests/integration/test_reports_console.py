@@ -109,6 +109,8 @@ def test_backlog_page_has_three_tables_and_the_arrivals_chart(coordinator: Any) 
     assert 'id="chart-arrivals"' in html and "-hatch" in html
     r = coordinator.get("/reports/backlog?part=workload&format=csv")
     assert "pulpit-workload" in r.headers["content-disposition"]
+    r = in_english(coordinator, "/reports/backlog?part=everything&format=csv")
+    assert r.status_code == 400 and "part should be one of backlog, workload, arrivals" in r.text
 
 
 def test_statement_page_for_staff_asks_for_the_client(coordinator: Any) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from core.clock import utcnow
 from core.directory.models import Client, User
-from core.errors import N_
+from core.errors import N_, InputError
 from core.reports import backlog, sla, statement, worktime
 from core.reports.base import Column, Period, Report, Scope
 from core.reports.export import CELL_WORDS
@@ -321,14 +321,22 @@ class ReportsPage(Controller):
         scope = staff_scope(console.user)
         now = utcnow()
         period = period_of(start, end) if start or end else _recent_months(3)
-        reports = {
-            "backlog": backlog.backlog_report(console.db, scope, now),
-            "workload": backlog.workload_report(console.db, scope, now),
-            "arrivals": backlog.arrivals_report(console.db, period, scope),
+        makers: dict[str, Callable[[], Report]] = {
+            "backlog": lambda: backlog.backlog_report(console.db, scope, now),
+            "workload": lambda: backlog.workload_report(console.db, scope, now),
+            "arrivals": lambda: backlog.arrivals_report(console.db, period, scope),
         }
         file_format = format_of(fmt)
-        if file_format:
-            return _file(console, reports.get(part or "", reports["backlog"]), file_format)
+        if file_format:  # one table's file: only that report is computed
+            wanted = (part or "backlog").strip()
+            if wanted not in makers:
+                raise InputError(
+                    N_("part should be one of %(allowed)s, not %(value)r"),
+                    allowed=", ".join(makers),
+                    value=wanted,
+                )
+            return _file(console, makers[wanted](), file_format)
+        reports = {name: make() for name, make in makers.items()}
         arrivals = reports["arrivals"]
         lang = console.tr.lang
         chart = pair_chart(
