@@ -225,7 +225,7 @@ def paused_minutes(ticket: Ticket, resolution: ClockState, now: datetime) -> int
     to its resolution (or ``now`` while it is open); None without a contract."""
     if ticket.contract is None:
         return None
-    _, _, cal = targets(ticket)
+    cal = business_calendar(ticket.contract.calendar)
     end = resolution.met_at or now
     periods = category_periods(ticket)
     paused = timedelta(0)
