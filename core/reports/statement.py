@@ -21,7 +21,7 @@ from core.errors import N_, NotFound
 from core.reports.base import REPORT_ZONE, Column, Period, Report, Scope
 from core.reports.sla import person_label
 from core.reports.sql import half_up, room_to_hash
-from core.reports.worktime import CURRENCY, entries_in, finish, per_ticket
+from core.reports.worktime import CURRENCY, entries_in, finish, per_ticket, ticket_key
 from core.tickets.models import Ticket
 from core.worklog.models import WorkLogEntry, WorkType
 
@@ -65,14 +65,13 @@ def statement(
         session,
         period,
         Scope(client_id=client.id, client_view=client_view),
-        [Ticket.number, Ticket.subject, Contract.code],
-        lambda t: {
-            "key": f"#{t[0]}",
-            "id": t[0],
-            "number": t[0],
-            "subject": t[1],
-            "contract": t[2],
-        },
+        [
+            ("key", ticket_key(Ticket.number)),
+            ("id", Ticket.number),
+            ("number", Ticket.number),
+            ("subject", Ticket.subject),
+            ("contract", Contract.code),
+        ],
     )
     rows, totals, columns, currency = finish(rows, COLUMNS, {"key": N_("Total"), "id": None})
     for row in [*rows, totals]:

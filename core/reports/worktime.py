@@ -23,9 +23,10 @@ column and its totals have no amount, since a sum of zloty and euro means nothin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, case, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, String, case, cast, func, literal, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from core.contracts.models import Contract
@@ -33,7 +34,14 @@ from core.directory.models import Client, User
 from core.errors import N_
 from core.reports.base import Column, Period, Report, Scope
 from core.reports.sla import check_group, person_label
-from core.reports.sql import bucket, half_up, months, room_to_hash
+from core.reports.sql import (
+    bucket,
+    dialect,
+    half_up,
+    in_index_order,
+    months,
+    room_to_hash,
+)
 from core.tickets.models import Ticket
 from core.worklog.models import WorkLogEntry, WorkType
 
@@ -126,19 +134,20 @@ def per_ticket(
     session: Session,
     period: Period,
     scope: Scope,
-    labels: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
-    label: Callable[[Sequence[Any]], dict[str, Any]],
+    labels: Sequence[tuple[str, ColumnElement[Any] | QueryableAttribute[Any]]],
 ) -> list[dict[str, Any]]:
-    """The rows of :func:`grouped` by ticket, by number: ``labels`` are columns of the
-    ticket and its contract, and ``label`` makes a row's own fields from their values (the
-    first ``len(labels)`` items of the tuple it is given).
+    """The rows of :func:`grouped` by ticket, by number: ``labels`` name a row's own fields
+    and give each as SQL over the ticket and its contract (``("id", Ticket.number)``).
 
     The entries are summed by ``ticket_id`` alone in a query of ``work_log_entries`` only
-    (the scope's conditions on the ticket as a semi-join), which PostgreSQL hash-aggregates
-    in one pass (:func:`~core.reports.sql.room_to_hash`); the ticket and its contract are
-    joined to the sums after. A ticket's rated entries are all in its contract's currency, so
-    no ticket is split by currency. Rows are built from plain tuples: there are 200,000 of
-    them in a year."""
+    (the scope's conditions on the ticket as a semi-join), and the ticket and its contract
+    are joined to the sums after. Over most of the work log's history, on PostgreSQL, the
+    sums walk the covering ticket index in order (:func:`_most_of_history`); otherwise they
+    hash the period's entries (:func:`~core.reports.sql.room_to_hash`). A ticket's rated
+    entries are all in its contract's currency, so no ticket is split by currency.
+
+    A year has 200,000 tickets with entries, so SQL computes every field, amounts included,
+    and a row is the query's values zipped with their names."""
     entry = WorkLogEntry
     where = _entries_of(period, scope)
     tickets = _tickets_of(scope)
@@ -150,35 +159,60 @@ def per_ticket(
         .group_by(entry.ticket_id)
         .subquery("sums")
     )
+    # half_up(value) where the ticket has a rated entry; integer division on both databases
+    amount = case((sums_.c.rated > 0, (sums_.c.value * 2 + 60) // 120))
     stmt = (
         select(
-            *labels,
+            *(column for _, column in labels),
+            case((sums_.c.rated > 0, Contract.currency)),
             sums_.c.entries,
             sums_.c.minutes,
             sums_.c.billable_minutes,
-            sums_.c.value,
-            sums_.c.rated,
-            case((sums_.c.rated > 0, Contract.currency)),
+            sums_.c.minutes - sums_.c.billable_minutes,
+            amount,
         )
         .select_from(sums_)
         .join(Ticket, Ticket.id == sums_.c.ticket_id)
         .outerjoin(Contract, Contract.id == Ticket.contract_id)
         .order_by(Ticket.number)
     )
-    n = len(labels)
-    rows: list[dict[str, Any]] = []
+    keys = (*(name for name, _ in labels), "currency", *(c.key for c in FIGURES))
     # Through the connection: columns only, so the ORM's row processing has nothing to add.
-    for r in session.connection().execute(stmt).all():
-        entries, minutes, billable, value, rated, currency = r[n:]
-        row = label(r)
-        row["currency"] = currency
-        row["entries"] = entries
-        row["minutes"] = minutes
-        row["billable_minutes"] = billable
-        row["non_billable_minutes"] = minutes - billable
-        row["amount"] = (value * 2 + 60) // 120 if rated else None  # half_up(value)
-        rows.append(row)
-    return rows
+    connection = session.connection()
+    if not tickets and dialect(session) == "postgresql" and _most_of_history(session, period):
+        with in_index_order(session):
+            found = connection.execute(stmt).all()
+    else:
+        found = connection.execute(stmt).all()
+    return [dict(zip(keys, r, strict=True)) for r in found]
+
+
+def ticket_key(number: ColumnElement[Any] | QueryableAttribute[Any], *more: Any) -> Any:
+    """``#1042`` (and `` `` and each of ``more``) as SQL, for a row's ``key``."""
+    key: Any = literal("#", String) + cast(number, String)
+    for part in more:
+        key = key + literal(" ", String) + part
+    return key
+
+
+# Above this share of the work log's history, walking the whole covering index in ticket order
+# beats hashing the period's entries (0.23 against 0.64 us per entry, measured on PostgreSQL).
+INDEX_ORDER_SHARE = 1 / 3
+
+
+def _most_of_history(session: Session, period: Period) -> bool:
+    """Whether the period spans more than :data:`INDEX_ORDER_SHARE` of the time between the
+    first and the last entry of the work log (two index lookups): then the entries are
+    summed by ticket in index order (:func:`~core.reports.sql.in_index_order`). Entries are
+    spread evenly enough over time for the time to stand for their number."""
+    first, last = session.execute(
+        select(func.min(WorkLogEntry.started_at), func.max(WorkLogEntry.started_at))
+    ).one()
+    if first is None or last is None or last <= first:
+        return True
+    lo, hi = period.bounds()
+    covered = min(hi, last) - max(lo, first)
+    return covered.total_seconds() > INDEX_ORDER_SHARE * (last - first).total_seconds()
 
 
 def grouped(
@@ -265,12 +299,12 @@ def finish(
     """The rows, their totals (``totals`` gives the totals' own fields), the columns (with
     ``currency`` when the rows hold several) and the report's currency (None for several or
     none). The totals' amount adds the rows' amounts, so the table adds up."""
-    currencies = sorted({r["currency"] for r in rows if r["currency"] is not None})
+    currencies = sorted(set(map(itemgetter("currency"), rows)) - {None})
     several = len(currencies) > 1
     total = dict(totals)
     for key in ("entries", "minutes", "billable_minutes", "non_billable_minutes"):
-        total[key] = sum(r[key] for r in rows)
-    amounts = [r["amount"] for r in rows if r["amount"] is not None]
+        total[key] = sum(map(itemgetter(key), rows))
+    amounts = [a for a in map(itemgetter("amount"), rows) if a is not None]
     total["amount"] = sum(amounts) if amounts and not several else None
     if several:
         total["currency"] = None
@@ -328,13 +362,12 @@ def worktime_report(session: Session, period: Period, group_by: str, scope: Scop
     check_group(group_by, GROUPS)
     room_to_hash(session)
     if group_by == "ticket":
-        rows = per_ticket(
+        rows = per_ticket(  # by number already
             session,
             period,
             scope,
-            [Ticket.number, Ticket.subject],
-            lambda t: {"key": f"#{t[0]} {t[1]}", "id": t[0]},
-        )  # by number already
+            [("key", ticket_key(Ticket.number, Ticket.subject)), ("id", Ticket.number)],
+        )
     else:
         labels, joins, label = _grouping(session, group_by, period)
         rows = grouped(session, period, scope, labels, joins, label)

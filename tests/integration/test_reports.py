@@ -430,3 +430,25 @@ def test_sla_totals_without_targets(session: Session) -> None:
     assert report.rows == []
     assert report.totals is not None and report.totals["compliance"] is None
     assert report.totals["reaction_median"] is None
+
+
+def test_by_ticket_in_index_order_as_by_hashing(
+    session: Session, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over most of the work log's history PostgreSQL sums by ticket walking the covering
+    index (hash aggregation off for that one query); the rows are the same either way, and
+    the setting is back afterwards."""
+    from core.reports import worktime
+
+    assert worktime._most_of_history(session, SPRING)
+    assert not worktime._most_of_history(session, Period(date(2026, 3, 2), date(2026, 3, 2)))
+    walked = worktime_report(session, SPRING, "ticket", ALL)
+    monkeypatch.setattr(worktime, "INDEX_ORDER_SHARE", 2.0)  # never
+    assert not worktime._most_of_history(session, SPRING)
+    hashed = worktime_report(session, SPRING, "ticket", ALL)
+    assert walked.rows == hashed.rows and walked.totals == hashed.totals
+    assert [r["id"] for r in walked.rows] == sorted(r["id"] for r in walked.rows)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        assert session.execute(text("SHOW enable_hashagg")).scalar_one() == "on"
