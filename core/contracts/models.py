@@ -44,6 +44,15 @@ contract_coordinators = Table(
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
 )
 
+# The technicians who serve a contract (issue 15): its unassigned tickets are their queue
+# ("do wzięcia"), and they may take one (core.tickets.queue).
+contract_technicians = Table(
+    "contract_technicians",
+    Base.metadata,
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
 subcontractor_contracts = Table(
     "subcontractor_contracts",
     Base.metadata,
@@ -89,6 +98,8 @@ class Contract(Base):
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="contract")
     # Told about the contract's SLA warnings and breaches; none named means every coordinator.
     coordinators: Mapped[list[User]] = relationship(secondary=contract_coordinators)
+    # Serve its tickets: see its unassigned ones as their queue and may take them.
+    technicians: Mapped[list[User]] = relationship(secondary=contract_technicians)
 
     def is_active(self, on: date) -> bool:
         return (self.valid_from is None or self.valid_from <= on) and (

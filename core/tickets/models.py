@@ -118,6 +118,11 @@ class Ticket(Base):
     reaction_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)
     paused_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Merged into another ticket (core.tickets.merge): closed, its timeline moved there, and
+    # mail threaded to it lands in that one (followed to the end of a chain).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", name="fk_tickets_merged_into_id", ondelete="SET NULL")
+    )
 
     client: Mapped[Client | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
@@ -127,6 +132,7 @@ class Ticket(Base):
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     subcontractor: Mapped[Subcontractor | None] = relationship()
     product: Mapped[Product | None] = relationship()
+    merged_into: Mapped[Ticket | None] = relationship(remote_side=[id])
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="(TicketEvent.at, TicketEvent.id)"
     )
