@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -31,6 +32,7 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     outbound_smtp_url: str = "log://"
+    # Links in mail and the banner; load_settings derives it from http_host:http_port when unset.
     public_url: str = "http://127.0.0.1:8000"
     # generated into the data dir on first start when empty; never printed in a repr
     secret_key: str = field(default="", repr=False)
@@ -137,6 +139,17 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     return str(value)
 
 
+def listening_url(host: str, port: int) -> str:
+    """The address the console serves at, for links in mail when PULPIT_PUBLIC_URL is not set:
+    so a changed port (PULPIT_HTTP_PORT) reaches every link, not only the banner. A wildcard
+    host (0.0.0.0, ::) names this machine by its host name."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.getfqdn() or "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{port}"
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: str | os.PathLike[str] | None = None
 ) -> Settings:
@@ -169,6 +182,11 @@ def load_settings(
         if var in env and env[var] != "":
             values[name] = _coerce(name, env[var], var)
 
+    if "public_url" not in values:
+        values["public_url"] = listening_url(
+            str(values.get("http_host", Settings.http_host)),
+            int(values.get("http_port", Settings.http_port)),
+        )
     settings = Settings(**values)
     if settings.smtp_protocol not in ("smtp", "lmtp"):
         raise SettingsError(

@@ -164,3 +164,19 @@ def test_smtp_protocol_is_smtp_or_lmtp() -> None:
     assert load_settings(environ={"PULPIT_SMTP_PROTOCOL": "lmtp"}).smtp_protocol == "lmtp"
     with pytest.raises(SettingsError, match="smtp or lmtp"):
         load_settings(environ={"PULPIT_SMTP_PROTOCOL": "pop3"})
+
+
+def test_links_follow_a_changed_port_unless_a_public_url_is_set() -> None:
+    """Mail links (notifications, password resets) use public_url: without PULPIT_PUBLIC_URL
+    it is where the console listens, so a changed port reaches every link (issue 15)."""
+    moved = load_settings({"PULPIT_HTTP_PORT": "8081"})
+    assert moved.public_url == "http://127.0.0.1:8081"
+    assert load_settings({"PULPIT_HTTP_HOST": "::1", "PULPIT_HTTP_PORT": "9000"}).public_url == (
+        "http://[::1]:9000"
+    )
+    wildcard = load_settings({"PULPIT_HTTP_HOST": "0.0.0.0"}).public_url
+    assert wildcard.startswith("http://") and "0.0.0.0" not in wildcard
+    explicit = load_settings(
+        {"PULPIT_HTTP_PORT": "8081", "PULPIT_PUBLIC_URL": "https://desk.example"}
+    )
+    assert explicit.public_url == "https://desk.example"
