@@ -30,20 +30,19 @@ def iso(value: datetime | None) -> str:
 
 
 def time_left(due: datetime | None, now: datetime) -> str:
-    """Compact signed wall-clock time to a deadline: '2h 15m', '-1d 3h' (overdue)."""
+    """Compact wall-clock time to a deadline: '2d 3h', '2h 15m', '15m', '<1m'; for one already
+    past, how long ago ('1d 3h', '5m', '<1m': the template says "late"), never '-0m'."""
     if due is None:
         return ""
-    delta: timedelta = due - now
-    sign = "-" if delta.total_seconds() < 0 else ""
-    seconds = abs(int(delta.total_seconds()))
+    seconds = abs(int((due - now).total_seconds()))
     days, rem = divmod(seconds, 86400)
     hours, rem = divmod(rem, 3600)
     minutes = rem // 60
     if days:
-        return f"{sign}{days}d {hours}h"
+        return f"{days}d {hours}h"
     if hours:
-        return f"{sign}{hours}h {minutes}m"
-    return f"{sign}{minutes}m"
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else "<1m"
 
 
 def install(env: Environment) -> None:

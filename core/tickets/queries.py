@@ -32,6 +32,10 @@ SORTS = (
     "-updated",
     "deadline",
     "-deadline",
+    "reaction",
+    "-reaction",
+    "resolution",
+    "-resolution",
     "subject",
     "-subject",
 )
@@ -85,6 +89,22 @@ def deadline_expr() -> ColumnElement[Any]:
         ),
         else_=Ticket.resolution_due,
     )
+
+
+def deadline_order(
+    due: ColumnElement[Any], met: ColumnElement[Any], descending: bool
+) -> list[Any]:
+    """Ordering by a deadline as a coordinator reads it: tickets whose clock runs first (the
+    most overdue, then the nearest), then the paused ones apart (their deadline moves), then
+    those with no running clock (met, closed, no target). ``descending`` reverses the order
+    within each group, never the groups."""
+    running = and_(
+        Ticket.status_category != "closed",
+        due.is_not(None),
+        met.is_(None),
+    )
+    group = case((and_(running, Ticket.sla_paused.is_(False)), 0), (running, 1), else_=2)
+    return [group, due.desc() if descending else due.asc()]
 
 
 def _visible_statuses(user: User) -> list[ColumnElement[bool]]:
@@ -217,18 +237,26 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
     conds = _conditions(f, user, now) + field_conditions(session, user, f.fields)
     total = int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0)
     field = f.sort.lstrip("-")
-    column: ColumnElement[Any] = {
-        "number": Ticket.number,
-        "created": Ticket.created_at,
-        "updated": Ticket.updated_at,
-        "deadline": deadline_expr(),
-        "subject": func.lower(Ticket.subject),
-    }[field]  # type: ignore[assignment]
-    order = column.desc() if f.sort.startswith("-") else column.asc()
+    descending = f.sort.startswith("-")
+    order: list[Any]
+    if field == "deadline":
+        order = deadline_order(deadline_expr(), Ticket.resolved_at, descending)
+    elif field == "reaction":
+        order = deadline_order(Ticket.reaction_due, Ticket.first_response_at, descending)
+    elif field == "resolution":
+        order = deadline_order(Ticket.resolution_due, Ticket.resolved_at, descending)
+    else:
+        column: ColumnElement[Any] = {
+            "number": Ticket.number,
+            "created": Ticket.created_at,
+            "updated": Ticket.updated_at,
+            "subject": func.lower(Ticket.subject),
+        }[field]  # type: ignore[assignment]
+        order = [(column.desc() if descending else column.asc()).nulls_last()]
     stmt = (
         select(Ticket)
         .where(*conds)
-        .order_by(order.nulls_last(), Ticket.number.desc())
+        .order_by(*order, Ticket.number.desc())
         .offset((f.page - 1) * f.per_page)
         .limit(f.per_page)
         .options(

@@ -97,7 +97,9 @@ def test_list_marks_key_contracts_and_overdue_tickets(
         if name == "overdue":
             expect(overdue_badge).to_have_text(re.compile("Po terminie", re.I))
             expect(r).to_have_class(re.compile(r"\boverdue\b"))
-            expect(r.locator(".sla-late").first).to_contain_text("-")
+            # How long ago, and the word: never a signed "-0m" (issue 15).
+            expect(r.locator(".sla-late").first).to_contain_text("po terminie")
+            expect(r.locator(".sla-late").first).not_to_contain_text("-")
         else:
             expect(overdue_badge).to_have_count(0)
             expect(r).not_to_have_class(re.compile(r"\boverdue\b"))

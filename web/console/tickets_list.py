@@ -44,7 +44,15 @@ from web.i18n import Translator
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 # The direction a column sorts in on its first click: deadlines soonest first, the rest newest.
-FIRST_DIRECTION = {"number": "-", "subject": "", "deadline": "", "updated": "-", "created": "-"}
+FIRST_DIRECTION = {
+    "number": "-",
+    "subject": "",
+    "deadline": "",
+    "reaction": "",
+    "resolution": "",
+    "updated": "-",
+    "created": "-",
+}
 QUERY_KEYS = (
     "state",
     "status",
