@@ -206,12 +206,13 @@ def cmd_mail_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no {args.state} inbound messages" if args.state else "no inbound messages")
         return 0
     _print_table(
-        ("ID", "STATE", "RECEIVED AT", "MESSAGE ID", "REASON"),
+        ("ID", "STATE", "RECEIVED AT", "TICKET", "MESSAGE ID", "REASON"),
         [
             (
                 str(row["id"]),
                 row["state"],
                 _moment(row["received_at"]),
+                f"#{row['ticket']}" if row["ticket"] is not None else "-",
                 row["message_id"] or "-",
                 _one_line(row["reason"]) if row["reason"] else "",
             )

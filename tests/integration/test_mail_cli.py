@@ -100,6 +100,7 @@ def test_mail_list_filters_by_state_and_prints_a_table(capsys: pytest.CaptureFix
     assert len(lines) == 2
     assert lines[1].startswith(str(ids[1]))
     assert "<m1@acme.example>" in lines[1]
+    assert lines[1].split()[4] == "-"  # no ticket
     assert lines[1].endswith("parser crashed:; boom")  # one line per message
 
 
@@ -187,3 +188,6 @@ def test_mail_list_names_the_ticket_a_processed_mail_went_into(
     assert json.loads(out)[0]["ticket"] == number
     code, out, _ = run(capsys, "mail", "list")
     assert code == 0 and "processed" in out
+    header, row = out.strip().splitlines()[:2]
+    assert header.split()[:5] == ["ID", "STATE", "RECEIVED", "AT", "TICKET"]
+    assert f"#{number}" in row.split()  # the table names the ticket, as the JSON does
