@@ -211,3 +211,43 @@
     }
   });
 })();
+
+// Choosing several things (_macros.html pick_many): the count chosen, and a filter box that
+// hides the options whose label does not contain what was typed (case and accents aside).
+(function () {
+  "use strict";
+  function fold(text) {
+    return text.toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/ł/g, "l");
+  }
+  document.querySelectorAll("[data-pick-many]").forEach(function (box) {
+    var count = box.querySelector("[data-pick-count]");
+    var filter = box.querySelector("[data-pick-filter]");
+    var options = Array.prototype.slice.call(box.querySelectorAll(".pick-option"));
+    var template = box.getAttribute("data-count-text") || "";
+    function recount() {
+      var n = box.querySelectorAll('input[type="checkbox"]:checked').length;
+      if (count) count.textContent = n ? "(" + (template ? template.replace("%d", n) : n) + ")" : "";
+    }
+    box.addEventListener("change", recount);
+    recount();
+    if (!filter) return;
+    filter.addEventListener("input", function () {
+      var wanted = fold(filter.value.trim());
+      options.forEach(function (label) {
+        label.hidden = wanted !== "" && fold(label.textContent).indexOf(wanted) < 0;
+      });
+    });
+    // Enter in the filter must not submit the form: it ticks the only option left.
+    filter.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      var shown = options.filter(function (label) { return !label.hidden; });
+      if (shown.length === 1) {
+        var input = shown[0].querySelector("input");
+        input.checked = !input.checked;
+        recount();
+      }
+    });
+  });
+})();
