@@ -91,9 +91,7 @@ def deadline_expr() -> ColumnElement[Any]:
     )
 
 
-def deadline_order(
-    due: ColumnElement[Any], met: ColumnElement[Any], descending: bool
-) -> list[Any]:
+def deadline_order(due: Any, met: Any, descending: bool) -> list[Any]:
     """Ordering by a deadline as a coordinator reads it: tickets whose clock runs first (the
     most overdue, then the nearest), then the paused ones apart (their deadline moves), then
     those with no running clock (met, closed, no target). ``descending`` reverses the order
