@@ -10,8 +10,9 @@ role           sees                                            may
 admin          every ticket                                    everything
 coordinator    every ticket                                    everything but instance config,
                                                                the outbox and personal data
-technician     tickets assigned to them                        comment, note, status, log work,
-                                                               custom fields and the ticket type
+technician     tickets assigned to them, and the open          comment, note, status, log work,
+               unassigned tickets of the contracts they serve  custom fields and the ticket type,
+               (their queue, ``contracts[].technicians``)      take a ticket of their queue
 subcontractor  tickets handed to their company                 comment, note, log work, the
                                                                statuses ``visible_to_subcontractor``
 client         tickets they requested or are copied on (while  public comments, statuses with
@@ -54,7 +55,7 @@ from sqlalchemy.orm import Session, object_session
 
 from core.access.substitutions import represented
 from core.clock import utcnow
-from core.contracts.models import Status
+from core.contracts.models import Status, contract_technicians
 from core.directory.models import User
 from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 
@@ -65,12 +66,14 @@ from core.tickets.models import Attachment, Ticket, TicketEvent, ticket_contacts
 # the people pages and the audit log).
 # "outbox": see every outgoing mail (every recipient's address) and send failed mail again.
 # "configure": the admin console and `pulpit config apply` (contracts, users, roles, ...).
+# "take": take an unassigned ticket of a contract one serves (core.tickets.queue).
 ACTIONS = (
     "view",
     "comment",
     "note",
     "status",
     "assign",
+    "take",
     "worklog",
     "fields",
     "edit",
@@ -86,7 +89,9 @@ ACTIONS = (
 _ALLOWED: dict[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
     "coordinator": frozenset(ACTIONS) - {"outbox", "configure", "people"},
-    "technician": frozenset({"view", "comment", "note", "status", "worklog", "fields", "cc"}),
+    "technician": frozenset(
+        {"view", "comment", "note", "status", "take", "worklog", "fields", "cc"}
+    ),
     "subcontractor": frozenset({"view", "comment", "note", "status", "worklog"}),
     "client": frozenset({"view", "comment", "status", "cc"}),
 }
@@ -100,6 +105,7 @@ PUBLIC_ACTIONS: dict[str, str] = {
     "note": "note",
     "status": "status",
     "assign": "assign",
+    "take": "take",
     "bulk_status": "bulk",
     "hand_over": "hand_over",
     "work_log": "worklog",
@@ -114,7 +120,7 @@ PUBLIC_ACTIONS: dict[str, str] = {
 #: Actions only staff may hold: a custom role on the client or subcontractor base cannot be
 #: granted them (``core.configuration.checks``).
 STAFF_ONLY_ACTIONS = frozenset(
-    {"assign", "bulk_status", "hand_over", "reports", "configure", "outbox", "people"}
+    {"assign", "take", "bulk_status", "hand_over", "reports", "configure", "outbox", "people"}
 )
 
 #: Which tickets a role sees is its base role's; ``see`` is therefore neither granted nor
@@ -185,7 +191,17 @@ def _own_scope(user: User) -> ColumnElement[bool]:
     if role in ("admin", "coordinator"):
         return true()
     if role == "technician":
-        return Ticket.assignee_id == user.id
+        # Their own, and the queue: open unassigned tickets of the contracts they serve.
+        queue = and_(
+            Ticket.assignee_id.is_(None),
+            Ticket.status_category != "closed",
+            Ticket.contract_id.in_(
+                select(contract_technicians.c.contract_id).where(
+                    contract_technicians.c.user_id == user.id
+                )
+            ),
+        )
+        return or_(Ticket.assignee_id == user.id, queue)
     if role == "subcontractor":
         if user.subcontractor_id is None:
             return false()
@@ -239,7 +255,7 @@ def _own_view(user: User, ticket: Ticket) -> bool:
     if role in ("admin", "coordinator"):
         return True
     if role == "technician":
-        return ticket.assignee_id == user.id
+        return ticket.assignee_id == user.id or in_queue(user, ticket)
     if role == "subcontractor":
         return (
             user.subcontractor_id is not None and ticket.subcontractor_id == user.subcontractor_id
@@ -249,6 +265,29 @@ def _own_view(user: User, ticket: Ticket) -> bool:
             return ticket.client_id == user.client_id
         return ticket.requester_id == user.id or is_copied(user, ticket)
     return False
+
+
+def serves(user: User, ticket: Ticket) -> bool:
+    """Does this user serve the ticket's contract (``contracts[].technicians``)?"""
+    if ticket.contract_id is None or user.id is None:
+        return False
+    session = object_session(ticket) or object_session(user)
+    if session is None:
+        return False
+    found = session.scalar(
+        select(contract_technicians.c.user_id).where(
+            contract_technicians.c.contract_id == ticket.contract_id,
+            contract_technicians.c.user_id == user.id,
+        )
+    )
+    return found is not None
+
+
+def in_queue(user: User, ticket: Ticket) -> bool:
+    """Is this ticket in the user's queue to take: open, unassigned, of a contract they serve?"""
+    return (
+        ticket.assignee_id is None and ticket.status_category != "closed" and serves(user, ticket)
+    )
 
 
 def is_copied(user: User, ticket: Ticket) -> bool:

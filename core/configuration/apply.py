@@ -287,6 +287,17 @@ class _Applier:
             }
             contract.coordinators = [by_email[e] for e in wanted]
             self.result.record("contract coordinators", "updated")
+        for spec in doc.contracts:
+            contract = self.contracts[spec.code]
+            current = [u.email for u in contract.technicians]
+            wanted = merged_list(current, spec, "technicians", spec.remove, normalize_email)
+            if set(current) == set(wanted):
+                continue
+            by_email = {
+                u.email: u for u in self.session.scalars(select(User).where(User.email.in_(wanted)))
+            }
+            contract.technicians = [by_email[e] for e in wanted]
+            self.result.record("contract technicians", "updated")
 
     def _apply_calendars(self, doc: ConfigDocument) -> None:
         self.calendars = self._all(Calendar, "name")

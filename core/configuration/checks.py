@@ -340,6 +340,36 @@ def _check_contract_coordinators(check: Checker, doc: ConfigDocument, known: Kno
             for j, email in enumerate(contract.remove.coordinators):
                 check.email(loc + ("remove", "coordinators", j), email)
         _values(check, loc, contract, "coordinators", contract.remove, _lower)
+        _check_contract_technicians(check, loc, contract, known)
+
+
+def _check_contract_technicians(
+    check: Checker, loc: Loc, contract: ContractSpec, known: Known
+) -> None:
+    """``technicians:`` names staff who can be assigned tickets (technicians, coordinators,
+    admins): a client or subcontractor user cannot serve a contract's queue."""
+    for j, email in enumerate(contract.technicians or []):
+        address = check.email(loc + ("technicians", j), email)
+        if not address:
+            continue
+        role = known.users.get(address)
+        if role is None:
+            check.add(
+                loc + ("technicians", j),
+                N_("no user %(address)r; add it under users: first"),
+                address=address,
+            )
+        elif role not in ("technician", "coordinator", "admin"):
+            check.add(
+                loc + ("technicians", j),
+                N_("%(address)s is a %(role)s; only staff can serve a contract"),
+                address=address,
+                role=role,
+            )
+    if contract.remove is not None:
+        for j, email in enumerate(contract.remove.technicians):
+            check.email(loc + ("remove", "technicians", j), email)
+    _values(check, loc, contract, "technicians", contract.remove, _lower)
 
 
 def _lower(value: str) -> str:

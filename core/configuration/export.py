@@ -158,6 +158,7 @@ def _contract(session: Session, contract: Contract) -> dict[str, Any]:
         else None,
         "products": sorted(p.name for p in contract.products),
         "coordinators": sorted(u.email for u in contract.coordinators),
+        "technicians": sorted(u.email for u in contract.technicians),
         "mailboxes": sorted(m.address for m in contract.mailboxes),
         "ticket_types": [_ticket_type(t) for t in contract.ticket_types],
         "statuses": [_status(s) for s in contract.statuses],

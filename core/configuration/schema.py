@@ -373,6 +373,7 @@ class ContractRemoval(Removal):
     required_fields: list[str] = []
     mailboxes: list[str] = []
     coordinators: list[str] = []
+    technicians: list[str] = []
 
 
 class ContractSpec(Section):
@@ -388,6 +389,8 @@ class ContractSpec(Section):
     warning_threshold: float | None = Field(0.8, ge=0, le=1)
     # Told about SLA warnings and breaches; none named means every coordinator.
     coordinators: list[str] | None = []
+    # Serve its tickets: its unassigned ones are their queue and they may take them.
+    technicians: list[str] | None = []
     ticket_types: list[TicketTypeSpec] = []
     statuses: list[StatusSpec] = []
     custom_fields: list[CustomFieldSpec] = []

@@ -247,7 +247,7 @@ def test_a_custom_role_is_added_edited_in_the_matrix_and_given_to_a_user(
     page = in_english(client, "/admin/roles")
     assert re.search(r'value="comment" form="role-form-senior-technician" checked', page.text)
     assert not re.search(r'value="assign" form="role-form-senior-technician" checked', page.text)
-    allow = ["comment", "note", "status", "work_log", "fields", "assign", "reports"]
+    allow = ["comment", "note", "status", "take", "work_log", "fields", "assign", "reports"]
     r = client.post(
         "/admin/roles/senior-technician",
         data={"csrf_token": csrf, "allow": allow},
@@ -309,8 +309,8 @@ def test_a_roles_page_relabels_it_and_deletes_it_only_when_nobody_holds_it(
     assert page.status_code == 200
     assert "Nobody holds this role." in page.text
     # Ticks from the role's own page: assign taken away from the coordinator's defaults.
-    allow = ["comment", "note", "status", "bulk_status", "hand_over", "work_log", "fields"]
-    allow += ["cc", "reports"]
+    allow = ["comment", "note", "status", "take", "bulk_status", "hand_over", "work_log"]
+    allow += ["fields", "cc", "reports"]
     r = client.post(
         "/admin/roles/reporter",
         data={"csrf_token": csrf, "allow": allow, "back": "role"},

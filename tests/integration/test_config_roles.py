@@ -114,6 +114,7 @@ def test_a_custom_role_granting_assign_lets_a_technician_assign_via_the_api(
         "note",
         "status",
         "assign",
+        "take",
         "bulk_status",
         "work_log",
         "fields",

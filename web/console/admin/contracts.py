@@ -64,6 +64,7 @@ TOP_KEYS = (
     "mailboxes",
     "warning_threshold",
     "coordinators",
+    "technicians",
     "required_fields",
     "ticket_types",
     "statuses",
@@ -147,6 +148,7 @@ def form_from_contract(contract: Contract | None) -> dict[str, Any]:
             "warning_threshold": "0.8",
             "products": [],
             "coordinators": [],
+            "technicians": [],
             "types": [],
             "statuses": [],
             "required": {},
@@ -200,6 +202,7 @@ def form_from_contract(contract: Contract | None) -> dict[str, Any]:
         "warning_threshold": f"{contract.warning_threshold:g}",
         "products": [p.name for p in contract.products],
         "coordinators": [u.email for u in contract.coordinators],
+        "technicians": [u.email for u in contract.technicians],
         "types": types,
         "statuses": statuses,
         "required": dict(contract.required_fields or {}),
@@ -280,6 +283,7 @@ def form_from_data(data: Mapping[str, Any], contract: Contract | None) -> dict[s
         "warning_threshold": _text(data, "warning_threshold"),
         "products": _texts(data, "products"),
         "coordinators": _texts(data, "coordinators"),
+        "technicians": _texts(data, "technicians"),
         "types": types,
         "statuses": statuses,
         "required": required,
@@ -319,9 +323,11 @@ def fragment(
     entry["warning_threshold"] = threshold
     entry["products"] = form["products"]
     entry["coordinators"] = form["coordinators"]
+    entry["technicians"] = form["technicians"]
     remove = {
         "products": [p for p in stored["products"] if p not in form["products"]],
         "coordinators": [c for c in stored["coordinators"] if c not in form["coordinators"]],
+        "technicians": [t for t in stored["technicians"] if t not in form["technicians"]],
     }
     types: list[dict[str, Any]] = []
     for i, row in enumerate(form["types"]):
@@ -494,6 +500,14 @@ def detail_page(
         calendars=list(db.scalars(select(Calendar).order_by(Calendar.name))),
         products=list(db.scalars(select(Product).order_by(Product.name))),
         staff=staff,
+        # Who may serve the contract's queue (core.tickets.queue): anyone assignable.
+        assignable=list(
+            db.scalars(
+                select(User)
+                .where(User.role.in_(("admin", "coordinator", "technician")), User.active.is_(True))
+                .order_by(User.email)
+            )
+        ),
         fields=fields,
         serving=serving,
         mailboxes=list(contract.mailboxes) if contract is not None else [],
