@@ -523,7 +523,10 @@ def _thread_or_open(
             if ticket.status_category == "closed":
                 reopen(session, ticket, actor=sender, at=now)
                 why += f"; #{ticket.number} reopened"
-            _decide(row, rules.Hit("thread", ticket.number, f"{match.how}; {why}"))
+            how = match.how
+            if match.merged_from is not None:  # core.tickets.merge
+                how += f" #{match.merged_from}, merged into #{ticket.number}"
+            _decide(row, rules.Hit("thread", ticket.number, f"{how}; {why}"))
             event = content.record(session, ticket, author=sender, public=True, data=data, now=now)
             if (cc_hit := copied.for_follow_up(session, ticket, mail, sender, now)) is not None:
                 _decide(row, cc_hit)

@@ -15,13 +15,16 @@ Order (docs/mail.md), first match wins:
    else the first one;
 4. ``In-Reply-To``, then ``References``, naming a mail we **stored** on a timeline
    (``TicketEvent.message_id``: the client's own earlier mails).
+
+A ticket found that was merged into another (``core.tickets.merge``) stands for the end of its
+``merged_into`` chain: the mail lands there (``ThreadMatch.merged_from`` keeps the number found).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +34,7 @@ from core.db import secret_key
 from core.directory.models import User
 from core.mail.models import OutboundMail
 from core.mail.reply_address import SignedReply, find_signed
+from core.tickets.merge import final_ticket
 from core.tickets.models import Ticket, TicketEvent
 from mailgw.parsing import ParsedMail
 
@@ -47,6 +51,16 @@ class ThreadMatch:
     message_id: str | None = None
     # Set when the match was by a verified signed reply address: whom we sent it to.
     signed: SignedReply | None = None
+    # The number the mail named when that ticket was merged into ``ticket`` (core.tickets.merge).
+    merged_from: int | None = None
+
+
+def _followed(session: Session, match: ThreadMatch | None) -> ThreadMatch | None:
+    """The match moved to the end of its ticket's ``merged_into`` chain."""
+    if match is None or match.ticket.merged_into_id is None:
+        return match
+    final = final_ticket(session, match.ticket)
+    return replace(match, ticket=final, merged_from=match.ticket.number)
 
 
 def subject_numbers(subject: str) -> list[int]:
@@ -64,7 +78,8 @@ def ticket_for_message_id(session: Session, message_id: str) -> Ticket | None:
         ticket_id = session.scalar(
             select(TicketEvent.ticket_id).where(TicketEvent.message_id == message_id).limit(1)
         )
-    return session.get(Ticket, ticket_id) if ticket_id is not None else None
+    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+    return final_ticket(session, ticket) if ticket is not None else None
 
 
 def _header_ids(mail: ParsedMail) -> list[tuple[str, str]]:
@@ -112,7 +127,8 @@ def _by_tag(session: Session, subject: str, sender: User | None) -> ThreadMatch 
         return None
     if sender is not None:
         for ticket in tickets:
-            if may_follow_up(sender, ticket)[0]:
+            # A merged ticket's tag stands for where it went (core.tickets.merge).
+            if may_follow_up(sender, final_ticket(session, ticket))[0]:
                 return ThreadMatch(ticket, "subject tag")
     return ThreadMatch(tickets[0], "subject tag")
 
@@ -139,12 +155,13 @@ def find_thread(
         if signed is not None:
             ticket = session.scalar(select(Ticket).where(Ticket.number == signed.ticket_number))
             if ticket is not None:
-                return ThreadMatch(ticket, SIGNED, signed=signed)
+                return _followed(session, ThreadMatch(ticket, SIGNED, signed=signed))
     ids = _header_ids(mail)
-    return (
+    return _followed(
+        session,
         _by_header(session, ids, OutboundMail)
         or _by_tag(session, mail.subject, sender)
-        or _by_header(session, ids, TicketEvent)
+        or _by_header(session, ids, TicketEvent),
     )
 
 

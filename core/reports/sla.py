@@ -82,9 +82,16 @@ def resolution_outcome() -> ColumnElement[str]:
 
 
 def _tickets(period: Period, scope: Scope) -> list[ColumnElement[bool]]:
-    """Opened in the period (``ix_tickets_created_at``), under a contract, in scope."""
+    """Opened in the period (``ix_tickets_created_at``), under a contract, in scope; not a
+    ticket merged into another (a duplicate: the merge closed it, which met or stopped its
+    clocks, and its work went to the ticket it joined, which counts)."""
     lo, hi = period.bounds()
-    where = [Ticket.created_at >= lo, Ticket.created_at < hi, Ticket.contract_id.is_not(None)]
+    where = [
+        Ticket.created_at >= lo,
+        Ticket.created_at < hi,
+        Ticket.contract_id.is_not(None),
+        Ticket.merged_into_id.is_(None),
+    ]
     if scope.client_id is not None:
         where.append(Ticket.client_id == scope.client_id)
     return where

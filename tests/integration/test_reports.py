@@ -452,3 +452,24 @@ def test_by_ticket_in_index_order_as_by_hashing(
         from sqlalchemy import text
 
         assert session.execute(text("SHOW enable_hashagg")).scalar_one() == "on"
+
+
+def test_a_merged_duplicate_leaves_the_sla_report(session: Session, desk: Desk) -> None:
+    """A ticket merged into another (the client wrote twice) is closed by the merge, which
+    meets or stops its clocks; it is a duplicate, so SLA compliance counts only the ticket it
+    joined (issue 15)."""
+    from core.tickets.merge import merge_tickets
+
+    before = sla_report(session, SPRING, "client", ALL).rows[0]
+    merge_tickets(
+        session,
+        desk.t[5],
+        desk.t[4].number,
+        actor=desk.world.users["coordinator"],
+        at=at("2026-03-16 09:00"),
+    )
+    session.flush()
+    after = sla_report(session, SPRING, "client", ALL).rows[0]
+    assert after["key"] == "Acme" and after["tickets"] == before["tickets"] - 1
+    # T5 took its met reaction and its breached resolution along; T2 still breached reaction.
+    assert figures(after, *SLA) == (5, 3, 1, 4, 0)

@@ -53,6 +53,10 @@ def ticket_json(
             else None
         ),
         "source": ticket.source,
+        # The ticket this one was merged into (core.tickets.merge), or null.
+        "merged_into": (
+            ticket.merged_into.number if ticket.merged_into_id and ticket.merged_into else None
+        ),
         "url": f"{base_url.rstrip('/')}/tickets/{ticket.number}",
         "sla": {
             "reaction_due": iso(ticket.reaction_due),
