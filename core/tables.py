@@ -16,6 +16,7 @@ import core.directory.models
 import core.mail.models
 import core.sla.models
 import core.tickets.models
+import core.tickets.search
 import core.worklog.models
 from core.orm import Base
 

@@ -19,6 +19,7 @@ from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Client, Subcontractor, User
 from core.errors import N_, InputError
 from core.sla import clocks as sla_clock
+from core.tickets import search
 from core.tickets.fields import field_visible
 from core.tickets.models import Ticket, TicketEvent
 
@@ -68,6 +69,8 @@ class TicketPage:
     total: int
     page: int
     per_page: int
+    # A search's total was counted up to a limit and there are more (``total`` is the limit).
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -164,14 +167,10 @@ def _conditions(f: TicketFilter, user: User, now: datetime) -> list[ColumnElemen
     if f.overdue is not None:
         clause = sla_clock.overdue_clause(now)
         conds.append(clause if f.overdue else ~clause)
-    if f.q:
-        text = f.q.strip()
-        number = text.lstrip("#")
-        like = f"%{text.lower()}%"
-        options: list[ColumnElement[bool]] = [func.lower(Ticket.subject).like(like)]
-        if number.isdigit():
-            options.append(Ticket.number == int(number))
-        conds.append(or_(*options))
+    if f.q and f.q.strip():
+        # Full text (core.tickets.search): the words in the document the user may search,
+        # or the number ("#1042" the number only).
+        conds.append(search.match_condition(f.q, user))
     if f.message_id:
         mid = f.message_id.strip()
         bare = mid.strip("<>")
@@ -225,6 +224,28 @@ def field_conditions(
     return conds
 
 
+def count_tickets(session: Session, user: User, f: TicketFilter, now: datetime) -> tuple[int, bool]:
+    """How many tickets the filter shows this user, and whether that is a floor: a search
+    counts its hits only up to :data:`core.tickets.search.COUNT_LIMIT` (a saved view's count
+    in the sidebar, the list's range)."""
+    _, total, more = _counted(session, user, f, now)
+    return total, more
+
+
+def _counted(
+    session: Session, user: User, f: TicketFilter, now: datetime
+) -> tuple[list[ColumnElement[bool]], int, bool]:
+    if f.q:
+        search.refresh(session)  # this transaction's own changes are found too
+    conds = _conditions(f, user, now) + field_conditions(session, user, f.fields)
+    if f.q:
+        # A search counts its hits up to a limit (core.tickets.search.COUNT_LIMIT): counting
+        # every ticket holding a common word costs more than the page itself.
+        total, more = search.count_hits(session, conds)
+        return conds, total, more
+    return conds, int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0), False
+
+
 def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime) -> TicketPage:
     if f.sort not in SORTS:
         raise InputError(f"sort must be one of: {', '.join(SORTS)}")
@@ -232,8 +253,7 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
         raise InputError("page starts at 1")
     if not 1 <= f.per_page <= MAX_PER_PAGE:
         raise InputError(f"per_page must be between 1 and {MAX_PER_PAGE}")
-    conds = _conditions(f, user, now) + field_conditions(session, user, f.fields)
-    total = int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0)
+    conds, total, more = _counted(session, user, f, now)
     field = f.sort.lstrip("-")
     descending = f.sort.startswith("-")
     order: list[Any]
@@ -251,9 +271,21 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
             "subject": func.lower(Ticket.subject),
         }[field]  # type: ignore[assignment]
         order = [(column.desc() if descending else column.asc()).nulls_last()]
+    stmt = select(Ticket)
+    # With words to search and the default sort, the most relevant first (core.tickets.search).
+    # Many hits are shown newest first: ranking them all would cost more than the page.
+    ranking = f.q and f.sort == "-number" and not more and total <= search.RANK_LIMIT
+    rank = search.ranked(session, f.q, user) if f.q and ranking else None
+    if rank is not None:
+        # Outer: "1042" also finds ticket 1042 by its number (no rank; shown first).
+        stmt = stmt.outerjoin(rank, rank.c.ticket_id == Ticket.id)
+        order = [rank.c.rank.desc().nulls_first()]
+    elif f.q and f.sort == "-number":
+        # Without NULLS LAST (numbers are never NULL) PostgreSQL walks the number index
+        # backwards and stops at the 50th hit, instead of sorting every hit.
+        order = []
     stmt = (
-        select(Ticket)
-        .where(*conds)
+        stmt.where(*conds)
         .order_by(*order, Ticket.number.desc())
         .offset((f.page - 1) * f.per_page)
         .limit(f.per_page)
@@ -269,4 +301,4 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
         )
     )
     items = list(session.scalars(stmt))
-    return TicketPage(items=items, total=total, page=f.page, per_page=f.per_page)
+    return TicketPage(items=items, total=total, page=f.page, per_page=f.per_page, more=more)
