@@ -12,6 +12,7 @@ from sqlalchemy import text
 from web.api.outbox import outbox_handlers
 from web.api.people import people_handlers
 from web.api.preferences import preference_handlers
+from web.api.replies import replies_handlers
 from web.api.reports import report_handlers
 from web.api.serializers import user_json
 from web.api.substitutions import substitution_handlers
@@ -68,6 +69,7 @@ api_handlers = [
     *outbox_handlers,
     *people_handlers,
     *report_handlers,
+    *replies_handlers,
 ]
 
 for _handler in api_handlers:

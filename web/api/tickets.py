@@ -13,10 +13,11 @@ from core.access.permissions import can
 from core.clock import utcnow
 from core.directory.services import contract_by_code, staff_user, subcontractor_by_name
 from core.errors import Forbidden, InputError, NotFound
-from core.tickets import checklists, contacts
+from core.tickets import checklists, contacts, queue, search
 from core.tickets import services as svc
 from core.tickets.handoff import suggest_subcontractors
 from core.tickets.intake import TicketRequest, intake
+from core.tickets.merge import merge_tickets, split_event
 from core.tickets.queries import TicketFilter, search_tickets
 from core.tickets.requester import change_requester
 from core.tickets.visibility import readable_names_by_contract
@@ -167,11 +168,19 @@ def list_tickets(
     result = search_tickets(db, user, f, now)
     base = _base(request)
     readable = readable_names_by_contract(db, user, {t.contract_id for t in result.items})
+    items = [ticket_json(t, user, now, base, readable) for t in result.items]
+    if q and q.strip():
+        # The matching text the user may read, as HTML: escaped, the words in <mark> (search.md).
+        found = search.snippets(db, user, result.items, q)
+        for t, item in zip(result.items, items, strict=True):
+            item["snippet"] = str(found[t.id]) if t.id in found else None
     return {
-        "items": [ticket_json(t, user, now, base, readable) for t in result.items],
+        "items": items,
         "total": result.total,
         "page": result.page,
         "per_page": result.per_page,
+        # A search counts up to 500 hits: true when there are more than ``total``.
+        **({"more": result.more} if q and q.strip() else {}),
     }
 
 
@@ -283,6 +292,52 @@ def assign_ticket(
     svc.assign(db, ticket, actor=user, assignee=assignee, subcontractor=sub)
     db.commit()
     return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+@post("/tickets/{number:int}/take", sync_to_thread=True, status_code=200, summary="Take")
+def take_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id
+) -> dict[str, Any]:
+    """Take an unassigned ticket of a contract you serve (``core.tickets.queue``): 409 when
+    someone else has taken it meanwhile, 403 when you do not serve its contract."""
+    ticket = svc.get_ticket(db, number, user)
+    queue.take_ticket(db, user, ticket)
+    db.commit()
+    return ticket_json(ticket, user, utcnow(), _base(request))
+
+
+@dataclass
+class MergeRequest:
+    into: Annotated[int, Meta(ge=1, le=MAX_ID)]
+
+
+@dataclass
+class SplitRequest:
+    event: Annotated[int, Meta(ge=1, le=MAX_ID)]
+
+
+@post("/tickets/{number:int}/merge", sync_to_thread=True, status_code=200, summary="Merge")
+def merge_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: MergeRequest
+) -> dict[str, Any]:
+    """Merge this ticket into #``into`` (``core.tickets.merge``, docs/merge.md); answers the
+    target (the end of ``into``'s chain when that one was merged too)."""
+    ticket = svc.get_ticket(db, number, user)
+    target = merge_tickets(db, ticket, data.into, actor=user)
+    db.commit()
+    return ticket_json(target, user, utcnow(), _base(request))
+
+
+@post("/tickets/{number:int}/split", sync_to_thread=True, status_code=201, summary="Split")
+def split_ticket(
+    request: Request[Any, Any, Any], db: DB, user: CurrentUser, number: Id, data: SplitRequest
+) -> dict[str, Any]:
+    """Split the received mail ``event`` out of this ticket into a new ticket
+    (``core.tickets.merge``, docs/merge.md); answers the new ticket."""
+    ticket = svc.get_ticket(db, number, user)
+    new = split_event(db, ticket, data.event, actor=user)
+    db.commit()
+    return ticket_json(new, user, utcnow(), _base(request))
 
 
 @get(
@@ -467,6 +522,9 @@ ticket_handlers = [
     set_status,
     bulk_status,
     assign_ticket,
+    take_ticket,
+    merge_ticket,
+    split_ticket,
     subcontractor_suggestions,
     *worklog_handlers,
     set_fields,

@@ -13,6 +13,7 @@ from web.console.admin import admin_handlers
 from web.console.attachments import download_attachment, download_raw_message
 from web.console.audit import AuditPage
 from web.console.auth import login_form, login_submit, logout, set_language
+from web.console.merge import merge_handlers
 from web.console.outbox import OutboxPage
 from web.console.password import (
     forgot_form,
@@ -23,6 +24,8 @@ from web.console.password import (
 )
 from web.console.people import PeoplePage
 from web.console.profile import post_profile, profile
+from web.console.queue import post_take, post_view
+from web.console.replies import replies_handlers
 from web.console.reports import ReportsPage
 from web.console.substitutions import SubstitutionsPage
 from web.console.ticket_cc import post_cc
@@ -40,6 +43,7 @@ from web.console.ticket_detail import (
 from web.console.ticket_new import ticket_new_form, ticket_new_submit
 from web.console.tickets_list import bulk_status, home, tickets
 from web.console.two_step import post_two_step, two_step
+from web.console.views import views_handlers
 from web.console.worklog import worklog_handlers
 
 console_handlers: list[ControllerRouterHandler] = [
@@ -80,6 +84,11 @@ console_handlers: list[ControllerRouterHandler] = [
     AuditPage,
     ReportsPage,
     *admin_handlers,
+    *merge_handlers,
+    *views_handlers,
+    post_take,
+    post_view,
+    *replies_handlers,
 ]
 
 __all__ = ["console_handlers"]

@@ -35,7 +35,9 @@ from core.tickets import checklists
 from core.tickets import fields as field_rules
 from core.tickets.contacts import copied
 from core.tickets.handoff import OutsideContract, Suggestion, suggest_subcontractors
+from core.tickets.merge import merge_view
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.queue import may_take
 from core.tickets.requester import change_requester
 from core.tickets.services import (
     add_comment,
@@ -62,6 +64,7 @@ from web.console.forms import (
     UploadFormDict,
     form_post,
 )
+from web.console.reply_box import changes_while_writing, reply_box_context
 from web.console.worklog_view import change_rows, worklog_context
 from web.i18n import Translator
 
@@ -141,8 +144,12 @@ def detail_context(
     }
     people = {u.email: u.display for u in db.scalars(select(User).where(User.email.in_(emails)))}
     return {
+        "may_take": may_take(user, ticket),  # the "Take" button (core.tickets.queue)
+        **merge_view(db, user, ticket),  # "Merge into…", "Split", the banner (core.tickets.merge)
         "ticket": ticket,
         "events": events,
+        # Canned replies, macros, drafts, "changed while you were writing" (issue 15).
+        **reply_box_context(db, user, ticket, events),
         "people": people,
         "overdue": is_overdue(ticket, now),
         "client_view": client_view,
@@ -295,6 +302,16 @@ def _comment_draft(data: Mapping[str, Any]) -> dict[str, str]:
 def post_comment(
     console: CurrentConsole, ticket: ActingTicket, data: UploadFormDict
 ) -> Template | Redirect:
+    # Someone else changed the ticket since the page was shown: the page again, with the
+    # warning and the kept text, and nothing sent (web.console.reply_box).
+    changed = changes_while_writing(console.db, console.user, ticket, data, console.tr)
+    if changed:
+        return detail_page(
+            console,
+            ticket.number,
+            status_code=409,
+            draft={**_comment_draft(data), "changed": changed},
+        )
     public = form_str(data, "visibility") != "internal"
     event = add_comment(
         console.db,

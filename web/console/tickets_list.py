@@ -34,11 +34,13 @@ from core.directory.models import STAFF_ROLES, Client, User
 from core.errors import BulkRefused, InputError, localized
 from core.sla.clocks import is_overdue
 from core.tickets import fields as ticket_fields
+from core.tickets import search
 from core.tickets.models import Ticket
 from core.tickets.queries import MAX_PER_PAGE, SORTS, TicketFilter, search_tickets
 from core.tickets.services import bulk_change_status
 from web.console.common import clean_query, form_list, form_str, query_url
 from web.console.forms import Console, CurrentConsole, FormDict, form_post
+from web.console.views import views_bar
 from web.console.worklog_view import hours_minutes
 from web.i18n import Translator
 
@@ -65,6 +67,7 @@ QUERY_KEYS = (
     "sort",
     "page",
     "per_page",
+    "hide",  # the standard columns a saved view hides (web.console.views)
 )
 
 
@@ -242,7 +245,9 @@ def parse_filter(query: Mapping[str, str]) -> tuple[TicketFilter, dict[str, str]
     """The search for these query parameters, forgiving of bad values (a list must always
     show), and the cleaned parameters to rebuild links from."""
     params = {k: (query.get(k) or "").strip() for k in QUERY_KEYS}
-    state = params["state"] if params["state"] in ("open", "closed", "all") else "open"
+    # A search from the header (no state chosen) looks through closed tickets too.
+    default_state = "all" if params["q"] else "open"
+    state = params["state"] if params["state"] in ("open", "closed", "all") else default_state
     sort = params["sort"] if params["sort"] in SORTS else "-number"
     per_page = _int(params["per_page"], 50, 1, MAX_PER_PAGE)
     f = TicketFilter(
@@ -353,6 +358,8 @@ def list_page(
         result = search_tickets(db, user, f, now)
     staff_view = user.role != "client"
     missing = missing_on_open(db, user, result.items, lang) if staff_view else {}
+    # The matching text of each hit, from what the user may read (core.tickets.search).
+    context["snippets"] = search.snippets(db, user, result.items, f.q) if f.q else {}
     rows = [
         Row(
             t,
@@ -395,6 +402,7 @@ def list_page(
         status_hidden=lambda status: not status_visible(user, status),
         per_page_choices=PER_PAGE_CHOICES,
         query_string=query_url("", params, page=f.page if f.page > 1 else None).lstrip("?"),
+        views_bar=views_bar(console, query, query_url("", params).lstrip("?")),
         field_columns=[offered[n] for n in columns],
         readable_fields=list(offered.values()),
         filter_fields=filter_fields,
@@ -451,7 +459,22 @@ def tickets(console: CurrentConsole) -> Template | Redirect:
         rest = [(k, v) for k, v in query.multi_items() if k != "columns"]
         target = urlencode([*rest, ("columns", ",".join(names))])
         return Redirect(path=f"/tickets?{target}", status_code=303)
+    jump = _jump_to_number(console, query.get("q") or "")
+    if jump is not None:
+        return jump
     return list_page(console, query)
+
+
+def _jump_to_number(console: Console, q: str) -> Redirect | None:
+    """``#1042`` or ``1042`` in the search box opens that ticket when the user may see it;
+    otherwise the list searches as usual (an unknown number finds nothing, telling nothing)."""
+    number = search.ticket_number(q)
+    if number is None:
+        return None
+    visible = console.db.scalar(
+        select(Ticket.number).where(Ticket.number == number, ticket_scope(console.user))
+    )
+    return Redirect(path=f"/tickets/{number}", status_code=303) if visible is not None else None
 
 
 @dataclass(frozen=True)
