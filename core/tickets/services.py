@@ -96,11 +96,17 @@ def find_status(
         if status.name.casefold() == wanted:
             return status
     names = ", ".join(s.name for s in options)
-    where = f"contract {ticket.contract.code}" if ticket.contract else "tickets in triage"
+    # Whole sentences, so each language words "for contract X" and "for triage" its own way.
+    if ticket.contract is not None:
+        raise InputError(
+            N_("there is no status %(name)r for contract %(code)s; choose one of: %(names)s"),
+            name=name,
+            code=ticket.contract.code,
+            names=names,
+        )
     raise InputError(
-        N_("there is no status %(name)r for %(where)s; choose one of: %(names)s"),
+        N_("there is no status %(name)r for tickets in triage; choose one of: %(names)s"),
         name=name,
-        where=where,
         names=names,
     )
 
