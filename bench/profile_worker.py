@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,6 +59,7 @@ def main() -> int:
 
     from sqlalchemy import select, update
 
+    from config.settings import Settings
     from core import db
     from core.blobs import BlobStore
     from core.configuration import apply_config_file
@@ -86,12 +86,13 @@ def main() -> int:
     with db.unit_of_work(factory) as session:
         apply_config_file(session, root / "config/examples/demo.yaml", actor="bench")
 
-    settings = SimpleNamespace(  # what send_outbound_mail reads
+    # Real settings, not a stand-in: send_outbound_mail reads more of them over time
+    # (blob_dir for attachments since issue 14), and a stand-in broke the send phase.
+    settings = Settings(
         outbound_smtp_url="null://",
         mail_domain="serwis.example",
         public_url="http://localhost",
         data_dir=data_dir,
-        extra={},
     )
 
     # Seeds to reply to: the first tenth of the mails, processed before the timed part.
