@@ -70,6 +70,9 @@ class Settings:
     # Each client's managers get last month's billing statement by mail, with the XLSX
     # attached (workers.statements, docs/reports.md); off by default.
     monthly_statements: bool = False
+    # The bearer token Prometheus sends to scrape /metrics (web.metrics, docs/metrics.md);
+    # empty answers 404 there. A secret: never printed in a repr.
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def resolved_database_url(self) -> str:

@@ -213,6 +213,13 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
         }
     )
 
+    from web.metrics import Metrics, metrics_endpoint
+
+    # /metrics (docs/metrics.md): the desk's figures from the database, this process's HTTP
+    # latency; a registry of this app's own.
+    metrics = Metrics(session_factory, settings.metrics_token)
+    state.metrics = metrics
+
     from web.api import api_handlers
     from web.console import console_handlers
     from web.console.forms import console_dependencies
@@ -246,7 +253,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
         return console_exception_handler(request, exc)
 
     return Litestar(
-        route_handlers=[api, console, static],
+        route_handlers=[api, console, static, metrics_endpoint],
         dependencies={"db": Provide(provide_db)},
         state=state,
         template_config=TemplateConfig(instance=_template_engine()),
@@ -258,7 +265,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
             # Served from /static, not a CDN: /schema renders on a desk without internet.
             render_plugins=[LocalRedoc()],
         ),
-        middleware=[security_headers],
+        middleware=[security_headers, metrics.middleware],
         exception_handlers={NotFoundException: not_found},
         request_max_body_size=settings.max_message_bytes + 1_048_576,
         # The process (pulpit serve/web) owns logging; Litestar must not reconfigure the root.

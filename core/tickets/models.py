@@ -64,6 +64,7 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_status_category", "status_category"),
+        Index("ix_tickets_reaction_due", "reaction_due"),  # core.reports.metrics, migration 0021
         Index("ix_tickets_resolution_due", "resolution_due"),
         Index("ix_tickets_client", "client_id"),
         Index("ix_tickets_contract", "contract_id"),
