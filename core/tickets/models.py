@@ -8,12 +8,17 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Table,
     Text,
+    and_,
+    case,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -60,6 +65,23 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(Integer)
 
 
+# The tickets a list shows by default (``state=open``): the predicate of the partial indexes.
+OPEN = text("status_category <> 'closed'")
+# What the lists filter the open tickets by (states, scopes, the overdue filter): in
+# ix_tickets_open_number on PostgreSQL, so a page's numbers and a count come from it alone.
+OPEN_COVERED = [
+    "status_category",
+    "client_id",
+    "contract_id",
+    "assignee_id",
+    "requester_id",
+    "subcontractor_id",
+    "first_response_at",
+    "reaction_due",
+    "resolution_due",
+]
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -73,6 +95,26 @@ class Ticket(Base):
         Index("ix_tickets_subcontractor", "subcontractor_id"),
         Index("ix_tickets_created_at", "created_at"),
         Index("ix_tickets_resolved_at", "resolved_at"),  # the reports' closures per week
+        # Issue 16, a million tickets (migration 0022, bench/list_tickets.py): the lists show
+        # the few percent of tickets still open, so these hold only those. Newest first and
+        # the count walk the first (covering the filters' columns: a page's numbers and a
+        # count come from it alone); a client manager's list and count the second;
+        # ``ix_tickets_open_deadline`` (below the class: it needs the columns) serves the
+        # nearest-deadline sort. SQLite cannot use them with bound parameters; they cost little.
+        Index(
+            "ix_tickets_open_number",
+            "number",
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+            postgresql_include=OPEN_COVERED,
+        ),
+        Index(
+            "ix_tickets_open_client",
+            "client_id",
+            "number",
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -146,6 +188,50 @@ class Ticket(Base):
         order_by="(ChecklistItem.position, ChecklistItem.id)",
         passive_deletes=True,
     )
+
+
+def nearest_deadline() -> ColumnElement[Any]:
+    """The nearest open deadline: reaction until someone answered, then resolution."""
+    return case(
+        (
+            and_(Ticket.first_response_at.is_(None), Ticket.reaction_due.is_not(None)),
+            func.coalesce(
+                case(
+                    (Ticket.resolution_due < Ticket.reaction_due, Ticket.resolution_due),
+                    else_=Ticket.reaction_due,
+                ),
+                Ticket.reaction_due,
+            ),
+        ),
+        else_=Ticket.resolution_due,
+    )
+
+
+def clock_group(due: Any, met: Any) -> ColumnElement[Any]:
+    """0 while the clock towards ``due`` runs, 1 while it is paused, 2 when there is none
+    (met, closed, no target): how a deadline sort groups tickets
+    (``core.tickets.queries.deadline_order``)."""
+    running = and_(Ticket.status_category != "closed", due.is_not(None), met.is_(None))
+    return case((and_(running, Ticket.sla_paused.is_(False)), 0), (running, 1), else_=2)
+
+
+# The nearest-deadline sort of the open tickets (the console's "deadline" column) walks this
+# index and stops at the page, instead of sorting every open ticket (issue 16). Its expressions
+# are ``clock_group(nearest_deadline(), Ticket.resolved_at)`` and ``nearest_deadline()``, the
+# ORDER BY of ``core.tickets.queries.deadline_order``, written as PostgreSQL prints them back
+# (``pg_get_indexdef``) so Alembic's comparison of models and database finds them equal;
+# PostgreSQL matches them to the query by their parsed form (tests/integration/
+# test_list_indexes.py checks the plan). PostgreSQL only: SQLite cannot use it with bound
+# parameters.
+PG_DEADLINE_GROUP = "(\nCASE\n    WHEN status_category::text <> 'closed'::text AND\n    CASE\n        WHEN first_response_at IS NULL AND reaction_due IS NOT NULL THEN COALESCE(\n        CASE\n            WHEN resolution_due < reaction_due THEN resolution_due\n            ELSE reaction_due\n        END, reaction_due)\n        ELSE resolution_due\n    END IS NOT NULL AND resolved_at IS NULL AND sla_paused IS FALSE THEN 0\n    WHEN status_category::text <> 'closed'::text AND\n    CASE\n        WHEN first_response_at IS NULL AND reaction_due IS NOT NULL THEN COALESCE(\n        CASE\n            WHEN resolution_due < reaction_due THEN resolution_due\n            ELSE reaction_due\n        END, reaction_due)\n        ELSE resolution_due\n    END IS NOT NULL AND resolved_at IS NULL THEN 1\n    ELSE 2\nEND)"
+PG_NEAREST_DEADLINE = "(\nCASE\n    WHEN first_response_at IS NULL AND reaction_due IS NOT NULL THEN COALESCE(\n    CASE\n        WHEN resolution_due < reaction_due THEN resolution_due\n        ELSE reaction_due\n    END, reaction_due)\n    ELSE resolution_due\nEND)"
+Index(
+    "ix_tickets_open_deadline",
+    text(PG_DEADLINE_GROUP),
+    text(PG_NEAREST_DEADLINE),
+    Ticket.number.desc(),
+    postgresql_where=OPEN,
+).ddl_if(dialect="postgresql")
 
 
 class ChecklistItem(Base):

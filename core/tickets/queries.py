@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.access.permissions import event_scope, ticket_scope
@@ -21,7 +21,7 @@ from core.errors import N_, InputError
 from core.sla import clocks as sla_clock
 from core.tickets import search
 from core.tickets.fields import field_visible
-from core.tickets.models import Ticket, TicketEvent
+from core.tickets.models import Ticket, TicketEvent, clock_group, nearest_deadline
 
 MAX_PER_PAGE = 200
 SORTS = (
@@ -79,19 +79,7 @@ class TicketPage:
 
 def deadline_expr() -> ColumnElement[Any]:
     """The nearest open deadline: reaction until someone answered, then resolution."""
-    return case(
-        (
-            and_(Ticket.first_response_at.is_(None), Ticket.reaction_due.is_not(None)),
-            func.coalesce(
-                case(
-                    (Ticket.resolution_due < Ticket.reaction_due, Ticket.resolution_due),
-                    else_=Ticket.reaction_due,
-                ),
-                Ticket.reaction_due,
-            ),
-        ),
-        else_=Ticket.resolution_due,
-    )
+    return nearest_deadline()
 
 
 def deadline_order(due: Any, met: Any, descending: bool) -> list[Any]:
@@ -99,13 +87,9 @@ def deadline_order(due: Any, met: Any, descending: bool) -> list[Any]:
     most overdue, then the nearest), then the paused ones apart (their deadline moves), then
     those with no running clock (met, closed, no target). ``descending`` reverses the order
     within each group, never the groups."""
-    running = and_(
-        Ticket.status_category != "closed",
-        due.is_not(None),
-        met.is_(None),
-    )
-    group = case((and_(running, Ticket.sla_paused.is_(False)), 0), (running, 1), else_=2)
-    return [group, due.desc() if descending else due.asc()]
+    # The same expression as the partial index ix_tickets_open_deadline (core.tickets.models),
+    # so PostgreSQL walks it for the open tickets instead of sorting them all.
+    return [clock_group(due, met), due.desc() if descending else due.asc()]
 
 
 def _visible_statuses(user: User) -> list[ColumnElement[bool]]:
@@ -243,7 +227,10 @@ def _counted(
         # every ticket holding a common word costs more than the page itself.
         total, more = search.count_hits(session, conds)
         return conds, total, more
-    return conds, int(session.scalar(select(func.count(Ticket.id)).where(*conds)) or 0), False
+    # count(*), not count(id): PostgreSQL then counts the open tickets from the partial index
+    # alone (an index-only scan of ix_tickets_open_number), not by reading each row.
+    counted = session.scalar(select(func.count()).select_from(Ticket).where(*conds))
+    return conds, int(counted or 0), False
 
 
 def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime) -> TicketPage:
@@ -270,7 +257,11 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
             "updated": Ticket.updated_at,
             "subject": func.lower(Ticket.subject),
         }[field]  # type: ignore[assignment]
-        order = [(column.desc() if descending else column.asc()).nulls_last()]
+        order = [column.desc() if descending else column.asc()]
+        if field != "number":
+            order[0] = order[0].nulls_last()
+        # The number is never NULL: without NULLS LAST PostgreSQL walks the number's index
+        # (ix_tickets_open_number for the open ones) backwards and stops at the page.
     stmt = select(Ticket)
     # With words to search and the default sort, the most relevant first (core.tickets.search).
     # Many hits are shown newest first: ranking them all would cost more than the page.
@@ -284,21 +275,29 @@ def search_tickets(session: Session, user: User, f: TicketFilter, now: datetime)
         # Without NULLS LAST (numbers are never NULL) PostgreSQL walks the number index
         # backwards and stops at the 50th hit, instead of sorting every hit.
         order = []
-    stmt = (
-        stmt.where(*conds)
-        .order_by(*order, Ticket.number.desc())
-        .offset((f.page - 1) * f.per_page)
-        .limit(f.per_page)
-        .options(
-            selectinload(Ticket.contract),
-            selectinload(Ticket.client),
-            selectinload(Ticket.status),
-            selectinload(Ticket.ticket_type),
-            selectinload(Ticket.assignee),
-            selectinload(Ticket.requester),
-            selectinload(Ticket.subcontractor),
-            selectinload(Ticket.product),
+    if rank is None and not f.q:
+        # A deferred join: the page's numbers first, from the index alone where it can
+        # (ix_tickets_open_number covers the filters' columns), then those 50 rows. A far
+        # page or a filter that skips many rows then walks index entries, not table rows.
+        numbers = (
+            select(Ticket.number)
+            .where(*conds)
+            .order_by(*order, Ticket.number.desc())
+            .offset((f.page - 1) * f.per_page)
+            .limit(f.per_page)
         )
+        stmt = stmt.where(Ticket.number.in_(numbers))
+    else:
+        stmt = stmt.where(*conds).offset((f.page - 1) * f.per_page).limit(f.per_page)
+    stmt = stmt.order_by(*order, Ticket.number.desc()).options(
+        selectinload(Ticket.contract),
+        selectinload(Ticket.client),
+        selectinload(Ticket.status),
+        selectinload(Ticket.ticket_type),
+        selectinload(Ticket.assignee),
+        selectinload(Ticket.requester),
+        selectinload(Ticket.subcontractor),
+        selectinload(Ticket.product),
     )
     items = list(session.scalars(stmt))
     return TicketPage(items=items, total=total, page=f.page, per_page=f.per_page, more=more)
