@@ -26,7 +26,6 @@ are what "changed while you were writing" lists.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,9 +37,11 @@ from sqlalchemy.orm import Session, selectinload
 from core.access.permissions import can, can_see_event
 from core.clock import utcnow
 from core.desk.models import CannedReply
+from core.desk.roles import pick_roles
 from core.directory.models import STAFF_ROLES, Role, User
 from core.errors import N_, Forbidden, InputError, NotFound
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.search import fold
 
 MAX_SHORTCUT = 64
 MAX_TITLE = 200
@@ -108,27 +109,9 @@ def known_roles(session: Session) -> list[str]:
 
 
 def clean_roles(session: Session, roles: Iterable[str]) -> list[str]:
-    known = known_roles(session)
-    wanted: list[str] = []
-    for role in roles:
-        role = role.strip()
-        if not role:
-            continue
-        if role not in known:
-            raise InputError(
-                N_("there is no staff role %(role)r; roles: %(known)s"),
-                role=role,
-                known=", ".join(known),
-            )
-        if role not in wanted:
-            wanted.append(role)
-    return wanted
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics ("Łącze" and "lacze" fold alike)."""
-    text = text.casefold().replace("ł", "l")
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return pick_roles(
+        roles, known_roles(session), N_("there is no staff role %(role)r; roles: %(known)s")
+    )
 
 
 # --- Placeholders ----------------------------------------------------------------------------

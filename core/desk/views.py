@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from core.access.permissions import can
 from core.clock import utcnow
 from core.desk.models import SavedView
+from core.desk.roles import pick_roles
 from core.directory.models import STAFF_ROLES, Role, User
 from core.errors import N_, Forbidden, InputError, NotFound
 from core.tickets import queries
@@ -210,21 +211,9 @@ def known_roles(session: Session) -> list[str]:
 
 
 def _clean_roles(session: Session, roles: Sequence[str]) -> list[str]:
-    known = known_roles(session)
-    wanted: list[str] = []
-    for role in roles:
-        role = role.strip()
-        if not role:
-            continue
-        if role not in known:
-            raise InputError(
-                N_("there is no role %(role)r; roles: %(known)s"),
-                role=role,
-                known=", ".join(known),
-            )
-        if role not in wanted:
-            wanted.append(role)
-    return wanted
+    return pick_roles(
+        roles, known_roles(session), N_("there is no role %(role)r; roles: %(known)s")
+    )
 
 
 def create_view(
