@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from core.blobs import BlobStore  # noqa: E402
+from core.blobs import DirectoryBlobStore  # noqa: E402
 from core.clock import utcnow  # noqa: E402
 from core.contracts.models import Contract  # noqa: E402
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
@@ -76,7 +76,7 @@ LOCATIONS = {"Warszawa": ["A1", "A2"], "Poznań": ["B1"]}
 
 
 def seed(session: Session, n: int, blobs: Path) -> dict[str, object]:
-    world = seed_world(session, BlobStore(blobs))
+    world = seed_world(session, DirectoryBlobStore(blobs))
     users = world.users
     key = session.scalar(select(Contract).where(Contract.code == "ACME-KEY"))
     beta = session.scalar(select(Contract).where(Contract.code == "BETA-STD"))
@@ -310,7 +310,9 @@ def build_million(url: str, n: int, now: datetime) -> dict[str, Any]:
     factory = make_session_factory(engine)
     rnd = random.Random(16)
     with factory() as s:
-        base = seed_world(s, BlobStore(Path(tempfile.mkdtemp(prefix="pulpit-bench-blobs-"))))
+        base = seed_world(
+            s, DirectoryBlobStore(Path(tempfile.mkdtemp(prefix="pulpit-bench-blobs-")))
+        )
         s.flush()
         office = Calendar(
             name="office",

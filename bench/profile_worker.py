@@ -61,7 +61,7 @@ def main() -> int:
 
     from config.settings import Settings
     from core import db
-    from core.blobs import BlobStore
+    from core.blobs import DirectoryBlobStore
     from core.configuration import apply_config_file
     from core.db import unit_of_work
     from core.mail.inbound import store_inbound
@@ -81,7 +81,7 @@ def main() -> int:
         notifications.NotifyConfig(mail_domain="serwis.example", public_url="http://localhost"),
     )
     db.set_dispatcher(None)  # jobs stay in the database; this script runs them itself
-    blobs = BlobStore(data_dir / "blobs")
+    blobs = DirectoryBlobStore(data_dir / "blobs")
     root = Path(__file__).resolve().parents[1]
     with db.unit_of_work(factory) as session:
         apply_config_file(session, root / "config/examples/demo.yaml", actor="bench")

@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, select, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from core.blobs import BlobStore  # noqa: E402
+from core.blobs import DirectoryBlobStore  # noqa: E402
 from core.contracts.models import Contract, Status, TicketType  # noqa: E402
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
 from core.directory.models import User  # noqa: E402
@@ -66,7 +66,7 @@ def fresh_database(url: str) -> str:
 
 
 def world(session: Session) -> dict[str, Any]:
-    seed_world(session, BlobStore(Path(tempfile.mkdtemp(prefix="pulpit-bench-blobs-"))))
+    seed_world(session, DirectoryBlobStore(Path(tempfile.mkdtemp(prefix="pulpit-bench-blobs-"))))
     session.flush()
     # Rates on one contract, so statements have amounts; the other has none.
     key = session.scalar(select(Contract).where(Contract.code == "ACME-KEY"))

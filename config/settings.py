@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 class SettingsError(Exception):
@@ -73,6 +74,10 @@ class Settings:
     # The bearer token Prometheus sends to scrape /metrics (web.metrics, docs/metrics.md);
     # empty answers 404 there. A secret: never printed in a repr.
     metrics_token: str = field(default="", repr=False)
+    # Where attachment and raw-mail content is kept (core.blobs.open_blob_store, docs/settings.md):
+    # empty or "file:" the data dir's blobs/, "file:///absolute/path" another directory,
+    # "database:" the PostgreSQL database (for several hosts).
+    blob_url: str = ""
 
     @property
     def resolved_database_url(self) -> str:
@@ -90,7 +95,14 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        """The directory store's directory: the one ``PULPIT_BLOB_URL=file:///path`` names,
+        else ``<data dir>/blobs`` (also where ``pulpit blobs migrate`` copies from and to)."""
+        directory = _blob_url_directory(self.blob_url)
+        return directory if directory is not None else self.data_dir / "blobs"
+
+    @property
+    def blobs_in_database(self) -> bool:
+        return self.blob_url.strip() == "database:"
 
     def ensure_secret_key(self) -> Settings:
         """Return settings with a secret key, generating one into the data dir if needed."""
@@ -106,6 +118,37 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(key + "\n")
         return replace(self, secret_key=key)
+
+
+_BLOB_URL_HELP = (
+    "use file: (the data directory's blobs/), file:///absolute/path (a directory) "
+    "or database: (in the PostgreSQL database, for several hosts)"
+)
+
+
+def _blob_url_directory(url: str) -> Path | None:
+    """The directory a ``file:///path`` blob URL names; None for the default and database:.
+    The same forms as core.blobs.parse_blob_url (config/ imports nothing from core)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
+        return Path(unquote(parts.path))
+    return None
+
+
+def _check_blob_url(settings: Settings) -> None:
+    text = settings.blob_url.strip()
+    if text in ("", "file:", "file://") or _blob_url_directory(text) is not None:
+        return
+    if text != "database:":
+        raise SettingsError(
+            f"PULPIT_BLOB_URL={settings.blob_url!r} is not supported; {_BLOB_URL_HELP}"
+        )
+    if not settings.resolved_database_url.startswith("postgresql"):
+        raise SettingsError(
+            "PULPIT_BLOB_URL=database: keeps attachments in the database, which needs PostgreSQL "
+            "(PULPIT_DATABASE_URL=postgresql+psycopg://...); with the embedded SQLite database "
+            "leave PULPIT_BLOB_URL empty and they stay in the data directory"
+        )
 
 
 # core.tables.ROLES; config/ imports nothing from core.
@@ -226,4 +269,5 @@ def load_settings(
                 f"PULPIT_{scheme_field.upper()}={value!r} is not supported; "
                 f"use one of {', '.join(allowed)}"
             )
+    _check_blob_url(settings)
     return settings

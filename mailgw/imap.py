@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, open_blob_store
 from core.clock import utcnow
 from core.db import unit_of_work
 from core.mail.imap_state import folder_state, record_stored_uid
@@ -419,7 +419,7 @@ def start_pollers(settings: Settings, session_factory: sessionmaker[Session]) ->
     not a value) and skipped: the others still run.
     """
     handle = PollerHandle()
-    blobs = BlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
     for address, raw_cfg in _mailboxes_with_imap(session_factory):
         try:
             cfg = ImapConfig.from_dict(raw_cfg, address)

@@ -43,7 +43,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, open_blob_store
 from core.db import Job, take_pending_jobs, unit_of_work
 from core.mail.inbound import Arrival, header_message_id, store_many
 from core.mail.outbox import derive_mail_domain
@@ -286,9 +286,9 @@ def start(
     Raises ``OSError`` (or aiosmtpd's error wrapping it) when the address cannot be bound.
     """
     mail_domain = derive_mail_domain(settings.mail_domain, settings.public_url)
-    handler = GatewayHandler(
-        session_factory, blobs or BlobStore(settings.blob_dir), mail_domain, lmtp=lmtp
-    )
+    if blobs is None:
+        blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
+    handler = GatewayHandler(session_factory, blobs, mail_domain, lmtp=lmtp)
     host = settings.smtp_host
     port = settings.smtp_port or _free_port(host)
     limit = settings.max_message_bytes or None

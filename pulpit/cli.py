@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from config.settings import Settings, SettingsError, load_settings
 from core.db import unit_of_work
@@ -24,6 +24,9 @@ from core.errors import InputError, PulpitError
 from pulpit import runtime
 from pulpit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CommandError
 from pulpit.runtime import database, upgrade_database
+
+if TYPE_CHECKING:
+    from pulpit.blobs import BlobReport
 
 log = logging.getLogger("pulpit")
 
@@ -333,7 +336,7 @@ def cmd_mail_requeue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_person_export(args: argparse.Namespace, settings: Settings) -> int:
-    from core.blobs import BlobStore
+    from core.blobs import open_blob_store
     from core.privacy.export import build_export
     from core.privacy.people import person_by_email
 
@@ -342,14 +345,19 @@ def cmd_person_export(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"{args.output}: is a directory; give a file name such as person.zip")
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         person = person_by_email(session, args.email)
-        data = build_export(session, person, blobs=BlobStore(settings.blob_dir), actor="cli")
+        data = build_export(
+            session,
+            person,
+            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
+            actor="cli",
+        )
     output.write_bytes(data)  # after the commit: a file on disk means its audit entry is too
     print(f"wrote everything stored about {args.email} to {output} ({len(data)} bytes)")
     return 0
 
 
 def cmd_person_erase(args: argparse.Namespace, settings: Settings) -> int:
-    from core.blobs import BlobStore
+    from core.blobs import open_blob_store
     from core.privacy.erase import erase_person
     from core.privacy.people import person_by_email
 
@@ -360,14 +368,19 @@ def cmd_person_erase(args: argparse.Namespace, settings: Settings) -> int:
         )
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         person = person_by_email(session, args.email)
-        result = erase_person(session, person, blobs=BlobStore(settings.blob_dir), actor="cli")
+        result = erase_person(
+            session,
+            person,
+            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
+            actor="cli",
+        )
     done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.counts.items()) if v)
     print(f"erased: the person is now {result.placeholder} ({done or 'nothing else stored'})")
     return 0
 
 
 def cmd_person_retention(args: argparse.Namespace, settings: Settings) -> int:
-    from core.blobs import BlobStore
+    from core.blobs import open_blob_store
     from core.clock import utcnow
     from core.privacy.retention import run_retention
 
@@ -377,7 +390,7 @@ def cmd_person_retention(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings) as session_factory, unit_of_work(session_factory) as session:
         run = run_retention(
             session,
-            blobs=BlobStore(settings.blob_dir),
+            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
             now=utcnow(),
             days=days,
             dry_run=args.dry_run,
@@ -392,6 +405,82 @@ def cmd_person_retention(args: argparse.Namespace, settings: Settings) -> int:
             f"{run.raw_mails_deleted} raw mail(s) deleted"
         )
     return 0
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from pulpit.health import check
+
+    for line in check(settings):
+        print(line)
+    return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def _blob_problems(report: BlobReport) -> int:
+    """Print the sha256s a blob copy or check could not account for; the exit code."""
+    for kind, count, named in (
+        ("missing", report.missing_count, report.missing),
+        ("damaged", report.damaged_count, report.damaged),
+    ):
+        if count:
+            more = f" (the first {len(named)} below)" if count > len(named) else ""
+            print(f"{count} {kind}{more}:")
+            for sha in named:
+                print(f"  {sha}")
+    return 0 if report.ok else EXIT_FAILURE
+
+
+def cmd_blobs_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import Engine
+
+    from core.blobs import DatabaseBlobStore, DirectoryBlobStore
+    from pulpit.blobs import copy_blobs
+
+    with database(settings) as session_factory:
+        engine = session_factory.kw["bind"]
+        if not isinstance(engine, Engine) or engine.dialect.name != "postgresql":
+            raise CommandError(
+                "attachments can be kept in the database only with PostgreSQL "
+                "(PULPIT_DATABASE_URL); with the embedded SQLite database they stay in the "
+                "data directory"
+            )
+        directory, in_database = DirectoryBlobStore(settings.blob_dir), DatabaseBlobStore(engine)
+        source, target = (
+            (directory, in_database) if args.to == "database" else (in_database, directory)
+        )
+        report = copy_blobs(session_factory, source, target)
+    print(
+        f"copied {report.copied} blob(s) ({_megabytes(report.copied_bytes)}) from "
+        f"{source.describe()} to {target.describe()}; {report.present} were there already"
+        + (f"; {report.erased} erased on purpose (no content)" if report.erased else "")
+    )
+    code = _blob_problems(report)
+    wanted = "database:" if args.to == "database" else "file:"
+    if settings.blobs_in_database != (args.to == "database"):
+        print(
+            f"next: set PULPIT_BLOB_URL={wanted} on every host and restart them, then run this "
+            "command again to copy what arrived in between"
+        )
+    return code
+
+
+def cmd_blobs_check(args: argparse.Namespace, settings: Settings) -> int:
+    from core.blobs import open_blob_store
+    from pulpit.blobs import check_blobs
+
+    with database(settings) as session_factory:
+        store = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
+        report = check_blobs(session_factory, store)
+    print(
+        f"checked {report.rows} blob(s) in {store.describe()}: {report.present} whole"
+        + (f", {report.erased} erased on purpose" if report.erased else "")
+        + (f", {report.missing_count} missing" if report.missing_count else "")
+        + (f", {report.damaged_count} of the wrong size" if report.damaged_count else "")
+    )
+    return _blob_problems(report)
 
 
 # --- Commands that keep running -------------------------------------------------------------
@@ -535,6 +624,16 @@ def _add_scheduler(commands: Commands, common: _Parser) -> None:
     )
 
 
+def _add_health(commands: Commands, common: _Parser) -> None:
+    _command(
+        commands,
+        common,
+        "health",
+        cmd_health,
+        "check that the database and the broker answer (a container health check)",
+    )
+
+
 def _add_db(commands: Commands, common: _Parser) -> None:
     actions = _group(commands, common, "db", "database maintenance", "Database maintenance.")
     _command(
@@ -667,6 +766,38 @@ def _add_person(commands: Commands, common: _Parser) -> None:
     )
 
 
+def _add_blobs(commands: Commands, common: _Parser) -> None:
+    actions = _group(
+        commands,
+        common,
+        "blobs",
+        "attachment and raw-mail content: move between stores, check",
+        "Attachment and raw-mail content (PULPIT_BLOB_URL): copy it between the data "
+        "directory and the PostgreSQL database, check that every stored file is there. "
+        'See docs/settings.md, "Where attachments are kept".',
+    )
+    migrate = _command(
+        actions,
+        common,
+        "migrate",
+        cmd_blobs_migrate,
+        "copy the content into the database or back into the directory (idempotent)",
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        choices=("database", "file"),
+        help="database: from the directory into PostgreSQL; file: back into the directory",
+    )
+    _command(
+        actions,
+        common,
+        "check",
+        cmd_blobs_check,
+        "check that the store has the content of every stored file",
+    )
+
+
 # In the order ``pulpit --help`` lists them.
 COMMAND_GROUPS: tuple[Callable[[Commands, _Parser], None], ...] = (
     _add_serve,
@@ -674,12 +805,14 @@ COMMAND_GROUPS: tuple[Callable[[Commands, _Parser], None], ...] = (
     _add_mailgw,
     _add_worker,
     _add_scheduler,
+    _add_health,
     _add_db,
     _add_config,
     _add_user,
     _add_token,
     _add_mail,
     _add_person,
+    _add_blobs,
 )
 
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.mail.inbound import store_inbound
 from core.mail.models import InboundMessage, Mailbox
 from core.tickets.models import Ticket, TicketEvent
@@ -48,7 +48,7 @@ def world_fixture(session: Session) -> World:
 
 @pytest.fixture(name="blobs")
 def blobs_fixture(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+    return DirectoryBlobStore(tmp_path / "blobs")
 
 
 def build(

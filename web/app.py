@@ -21,7 +21,7 @@ from msgspec import DecodeError
 from sqlalchemy.exc import DataError, OperationalError
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import open_blob_store
 from core.db import configure_secret_key, make_engine, make_session_factory
 from core.errors import N_, BulkRefused, InputError, localized
 from core.mail.outbox import derive_mail_domain
@@ -209,7 +209,7 @@ def create_app(settings: Settings, *, session_factory: Any = None) -> Litestar:
         {
             "settings": settings,
             "session_factory": session_factory,
-            "blobs": BlobStore(settings.blob_dir),
+            "blobs": open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
         }
     )
 

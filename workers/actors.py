@@ -144,9 +144,9 @@ def _claim(
     or None when there was nothing to claim. A mail that cannot be rendered fails here for
     good, and the staff are told in the same transaction.
     """
-    from core.blobs import BlobStore
+    from core.blobs import open_blob_store
 
-    blobs = BlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
     ready: list[_Ready] = []
     own = "skipped"
     with unit_of_work(session_factory) as session:
@@ -319,7 +319,7 @@ def register_actors(
     declare(mail_send, "mail.send", MAIL_QUEUE, max_retries=0)
 
     def mail_process(inbound_id: int) -> None:
-        from core.blobs import BlobStore
+        from core.blobs import open_blob_store
         from core.mail.outbox import derive_mail_domain
         from mailgw.process import run_process
         from mailgw.trust import TrustSettings
@@ -327,7 +327,7 @@ def register_actors(
         run_process(
             session_factory,
             inbound_id,
-            blobs=BlobStore(settings.blob_dir),
+            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
             mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
             clock=clock,
             reopen_days=settings.reopen_days,

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, open_blob_store
 from core.clock import Clock, utcnow
 from core.db import enqueue, unit_of_work
 from core.mail.inbound import PROCESS_ACTOR
@@ -139,9 +139,14 @@ def default_tasks(
         PeriodicTask("mail.sweep_inbound", INBOUND_SWEEP_SECONDS, sweep_inbound),
     ]
     if settings.retention_days > 0:
-        retention = partial(
-            anonymise_expired, blobs=BlobStore(settings.blob_dir), days=settings.retention_days
-        )
+
+        def retention(session_factory: sessionmaker[Session], now: datetime) -> list[int]:
+            # The store on the scheduler's own database (PULPIT_BLOB_URL=database:).
+            blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
+            return anonymise_expired(
+                session_factory, now, blobs=blobs, days=settings.retention_days
+            )
+
         tasks.append(PeriodicTask("privacy.retention", RETENTION_SECONDS, retention))
     if settings.monthly_statements:
         from workers.statements import STATEMENTS_SECONDS, send_monthly_statements

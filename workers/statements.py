@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, open_blob_store
 from core.contracts.models import Contract
 from core.db import unit_of_work
 from core.directory.models import Client, User
@@ -172,7 +172,7 @@ def send_monthly_statements(
     with unit_of_work(session_factory) as session:
         queued = queue_statements(
             session,
-            blobs=BlobStore(settings.blob_dir),
+            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
             mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
             public_url=settings.public_url,
             now=now,

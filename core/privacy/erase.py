@@ -280,10 +280,9 @@ def rewrite_raw(
 ) -> bool:
     """Store ``row``'s raw mail again without these people's identifiers; False when it
     names none of them or its file is gone."""
-    path = blobs.path(row.sha256)
-    if not path.exists():
+    if not blobs.exists(row.sha256):
         return False
-    raw = path.read_bytes()
+    raw = blobs.read(row.sha256)
     new = raw
     for t in terms:
         new = t.raw(new)

@@ -118,11 +118,12 @@ class _Archive:
     def blob(self, name: str, sha256: str, what: str) -> str | None:
         if any(f["path"] == name for f in self.files):
             return name
-        path = self.blobs.path(sha256)
-        if not path.exists():
+        if not self.blobs.exists(sha256):
             self.missing.append(name)
             return None
-        self.zip.write(path, name)
+        with self.zip.open(name, "w") as member:  # piece by piece: a large file or chunks
+            for piece in self.blobs.chunks(sha256):
+                member.write(piece)
         self.files.append({"path": name, "what": what, "sha256": sha256})
         return name
 

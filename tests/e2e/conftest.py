@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.access.accounts import upsert_user
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.db import make_engine, make_session_factory, upgrade
@@ -347,7 +347,7 @@ def build_seeded_app(data_dir: Path) -> SeededApp:
     settings = Settings(data_dir=data_dir, database_url=url, secret_key="test-secret-key")
     factory = make_session_factory(make_engine(url))
     with factory() as session:
-        world = seed_world(session, BlobStore(settings.blob_dir))
+        world = seed_world(session, DirectoryBlobStore(settings.blob_dir))
         session.commit()
         users = {k: u.email for k, u in world.users.items()}
     app = create_app(settings, session_factory=factory)

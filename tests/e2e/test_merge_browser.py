@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.db import make_engine, make_session_factory
 from core.mail.inbound import store_inbound
@@ -71,7 +71,7 @@ def mail_in(server: LiveServer, raw: bytes) -> None:
     engine = make_engine(server.settings.database_url)
     try:
         with make_session_factory(engine)() as session:
-            blobs = BlobStore(server.settings.blob_dir)
+            blobs = DirectoryBlobStore(server.settings.blob_dir)
             now = utcnow()
             row = store_inbound(
                 session,

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.directory.models import User
 from core.tickets import services as svc
@@ -40,7 +40,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
 
     with migrated_database(request.param, tmp_path) as factory:
         with factory() as session:
-            world = seed_world(session, BlobStore(tmp_path / "blobs"), utcnow())
+            world = seed_world(session, DirectoryBlobStore(tmp_path / "blobs"), utcnow())
             users = {u.email: u for u in session.scalars(select(User))}
             ticket = session.scalar(
                 select(Ticket).where(Ticket.number == world.numbers["key_subcontractor"])

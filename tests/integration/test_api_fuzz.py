@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from config.settings import Settings
 from core.access.accounts import create_api_token
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from tests.conftest import migrated_database
 from tests.e2e.conftest import seed_world
 from web.app import create_app
@@ -48,7 +48,7 @@ def desk(
     with migrated_database(request.param, tmp) as factory:
         settings_ = Settings(data_dir=tmp, secret_key="fuzz")
         with factory() as session:
-            world = seed_world(session, BlobStore(settings_.blob_dir))
+            world = seed_world(session, DirectoryBlobStore(settings_.blob_dir))
             token = create_api_token(session, world.users["coordinator"])
             session.commit()
         app = create_app(settings_, session_factory=factory)

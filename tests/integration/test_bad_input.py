@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.access.accounts import create_api_token
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.directory.models import User
 from tests.conftest import migrated_database
 from tests.e2e.conftest import console_client, seed_world
@@ -51,7 +51,7 @@ def desk(
     with migrated_database(request.param, tmp) as factory:
         settings = Settings(data_dir=tmp, secret_key="bad-input")
         with factory() as session:
-            world = seed_world(session, BlobStore(settings.blob_dir))
+            world = seed_world(session, DirectoryBlobStore(settings.blob_dir))
             admin = create_api_token(session, world.users["admin"])
             coordinator = create_api_token(session, world.users["coordinator"])
             # The technician reads the console in English, everyone else in Polish.

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.configuration import ConfigError, apply_config_file, apply_config_text, export_config
 from core.configuration.loader import load_yaml
 from core.contracts.models import Contract, CustomField, Status
@@ -384,7 +384,11 @@ def test_a_client_without_domains_keeps_them_and_its_mail_still_routes(
     assert client is not None and [d.domain for d in client.domains] == ["bilans.example"]
     raw = build(frm="Ktoś <ktos@bilans.example>", to="support@serwis.example")
     row = deliver(
-        session, BlobStore(tmp_path / "blobs"), raw, now=NOW, envelope_to=["support@serwis.example"]
+        session,
+        DirectoryBlobStore(tmp_path / "blobs"),
+        raw,
+        now=NOW,
+        envelope_to=["support@serwis.example"],
     )
     ticket = ticket_of(session, row)
     assert ticket.contract is not None and ticket.contract.code == "BILANS-2026"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.db import unit_of_work
 from core.mail.inbound import store_inbound
@@ -31,7 +31,7 @@ def mailed(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeededApp, int, in
         "Skaner znowu nie działa.\n\nW dniu 26.11.2026 o 10:00, Serwis pisze:\n> Naprawione.\n"
     )
     raw = msg.as_bytes()
-    blobs = BlobStore(instance.settings.blob_dir)
+    blobs = DirectoryBlobStore(instance.settings.blob_dir)
     with unit_of_work(instance.factory) as session:
         row = store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=["x"])
         process_inbound(session, row.id, blobs=blobs, mail_domain="desk.example", now=utcnow())

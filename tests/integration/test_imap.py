@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
 from core.mail.models import ImapFolderState, InboundMessage, Mailbox
 from mailgw.imap import ImapPoller, poll_once, start_pollers
@@ -54,7 +54,7 @@ def factory(data_dir: Path) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def blobs(data_dir: Path) -> BlobStore:
-    return BlobStore(data_dir / "blobs")
+    return DirectoryBlobStore(data_dir / "blobs")
 
 
 def stored(factory: sessionmaker[Session]) -> list[InboundMessage]:
@@ -322,7 +322,7 @@ def test_start_pollers_skips_a_mailbox_whose_password_variable_is_missing(
     assert "PULPIT_TEST_NO_SUCH_PASSWORD" in caplog.text
     assert "faktury@desk.example" in caplog.text
     assert dovecot.password not in caplog.text
-    assert BlobStore(data_dir / "blobs").read(stored(factory)[0].sha256)
+    assert DirectoryBlobStore(data_dir / "blobs").read(stored(factory)[0].sha256)
 
 
 def test_start_pollers_without_imap_mailboxes_returns_a_handle(

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.tickets.queries import TicketFilter, search_tickets
 from tests.e2e.conftest import seed_world
@@ -35,7 +35,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def world(session: Session, tmp_path: Path) -> Iterator[Any]:
-    yield seed_world(session, BlobStore(tmp_path / "blobs"))
+    yield seed_world(session, DirectoryBlobStore(tmp_path / "blobs"))
     session.flush()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import Product, Subcontractor, User
@@ -70,7 +70,7 @@ def instance(backend: str, tmp_path: Path) -> Iterator[tuple[Any, sessionmaker[S
 
     with migrated_database(backend, tmp_path) as factory:
         with factory() as s:
-            seed_world(s, BlobStore(tmp_path / "blobs"), utcnow())
+            seed_world(s, DirectoryBlobStore(tmp_path / "blobs"), utcnow())
             s.commit()
         settings = Settings(data_dir=tmp_path, secret_key="test-secret-key")
         yield create_app(settings, session_factory=factory), factory

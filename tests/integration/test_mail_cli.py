@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from config.settings import load_settings
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.mail.inbound import store_inbound
 from core.mail.models import InboundMessage
@@ -55,7 +55,7 @@ def store(*states: tuple[str, str | None]) -> list[int]:
                     session,
                     raw.encode(),
                     source="smtp",
-                    blobs=BlobStore(settings.blob_dir),
+                    blobs=DirectoryBlobStore(settings.blob_dir),
                     envelope_from="anna@acme.example",
                     envelope_to=["support@support.example"],
                 )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.db import unit_of_work
 from core.mail.inbound import store_inbound
 from core.mail.models import InboundMessage
@@ -28,7 +28,7 @@ from tests.mail_builders import DOMAIN, NOW, build
 def test_two_copies_processed_together_make_one_ticket(
     pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
     raw = build(message_id="<twice@client.example>")
     with unit_of_work(pg_factory) as session:
         build_world(session)
@@ -65,7 +65,7 @@ def test_first_mails_from_one_new_sender_processed_together(
 ) -> None:
     """Found by bench/ingest.py: the second mail failed on users_email_key and waited a
     minute for the sweep."""
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
     with unit_of_work(pg_factory) as session:
         build_world(session)
         ids = [

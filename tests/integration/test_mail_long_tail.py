@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.clock import FrozenClock
 from core.contracts.models import Status
 from core.db import unit_of_work
@@ -115,7 +115,7 @@ def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
             max_message_bytes=2_000_000,
             mail_domain=DOMAIN,
         )
-        blobs = BlobStore(settings.blob_dir)
+        blobs = DirectoryBlobStore(settings.blob_dir)
         handle = start(settings, factory, blobs=blobs)
         try:
             yield Desk(handle, factory, blobs)

@@ -424,7 +424,7 @@ def test_missing_blob_counts_an_attempt(session: Session, world: World, blobs: B
         == "received"
     )
     session.refresh(row)
-    assert row.attempts == 1 and "FileNotFoundError" in (row.reason or "")
+    assert row.attempts == 1 and "BlobMissing" in (row.reason or "")
 
 
 def test_sweep_requeues_mail_left_received(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.access.accounts import upsert_user
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.mail.models import OutboundMail
 from core.tickets import services as svc
 from core.worklog import services as worklog
@@ -54,7 +54,7 @@ def test_managers_get_last_months_statement_once(session: Session, tmp_path: Pat
             work=worklog.Work(minutes=minutes, billable=billable, description="wymiana"),
             at=at("2026-11-04 12:00"),
         )
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
     now = at("2026-12-01 06:00")
 
     def run() -> int:

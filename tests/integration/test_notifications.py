@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import SECRET_KEY_INFO
 from core.mail.models import Mailbox, OutboundMail
 from core.mail.reply_address import SignedReply, verify
@@ -49,7 +49,7 @@ def world(session: Session) -> World:
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+    return DirectoryBlobStore(tmp_path / "blobs")
 
 
 def mails(session: Session, template: str | None = None) -> list[OutboundMail]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import SECRET_KEY_INFO, unit_of_work
 from core.mail.mailboxes import base_address, mailbox_for
 from core.mail.models import InboundMessage, Mailbox, OutboundMail
@@ -333,7 +333,7 @@ def test_a_reply_to_the_signed_address_through_smtp_threads_into_the_ticket(
         number = ticket.number
         reply_to = _mail_to(session, "anna@acme.example", "ticket_ack").headers["Reply-To"]
     settings = Settings(data_dir=tmp_path / "var", smtp_port=free_port())
-    blobs = BlobStore(settings.blob_dir)
+    blobs = DirectoryBlobStore(settings.blob_dir)
     handle = start(settings, factory, blobs=blobs)
     try:
         # A mail program that dropped the subject tag and In-Reply-To: only the address is left.

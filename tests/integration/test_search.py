@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.blobs import BlobStore
+from core.blobs import DirectoryBlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract
 from core.directory.models import User
@@ -24,7 +24,7 @@ from tests.e2e.conftest import seed_world
 
 @pytest.fixture
 def world(session: Session, tmp_path: Path) -> dict[str, User]:
-    seed_world(session, BlobStore(tmp_path / "blobs"), utcnow())
+    seed_world(session, DirectoryBlobStore(tmp_path / "blobs"), utcnow())
     session.flush()
     return {u.email: u for u in session.scalars(select(User))}
 

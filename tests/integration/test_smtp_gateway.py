@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import make_engine, make_session_factory, unit_of_work, upgrade
 from core.mail.models import InboundMessage, Mailbox
 from mailgw.recipients import accepts
@@ -76,7 +76,7 @@ def _start(
         Settings(data_dir=tmp_path / "var", smtp_port=free_port(), max_message_bytes=100_000),
         **overrides,
     )
-    blobs = BlobStore(settings.blob_dir)
+    blobs = DirectoryBlobStore(settings.blob_dir)
     handle = start(settings, factory, blobs=blobs, lmtp=lmtp)
     try:
         yield Gateway(handle, factory, blobs, url, admin)
@@ -272,7 +272,7 @@ def test_a_disk_that_cannot_be_written_gives_451_and_no_row(sqlite_gateway: Gate
     handler = sqlite_gateway.handle.controller.handler
     blocker = Path(sqlite_gateway.url.split("///", 1)[1]).parent / "not-a-dir"
     blocker.write_text("a file where the blob directory should be")
-    handler.blobs = BlobStore(blocker)
+    handler.blobs = DirectoryBlobStore(blocker)
     with sqlite_gateway.client() as smtp:
         smtp.ehlo()
         smtp.mail("anna@acme.example")
@@ -355,7 +355,7 @@ def test_starttls_is_offered_when_a_certificate_is_configured(tmp_path: Path) ->
         smtp_tls_key=str(key),
     )
     settings = base
-    handle = start(settings, factory, blobs=BlobStore(base.blob_dir))
+    handle = start(settings, factory, blobs=DirectoryBlobStore(base.blob_dir))
     try:
         client_ctx = ssl.create_default_context()
         client_ctx.check_hostname = False

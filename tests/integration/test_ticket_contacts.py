@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from core.access.accounts import create_api_token, get_user_by_email
 from core.access.permissions import can, can_view, scoped_tickets
-from core.blobs import BlobStore
+from core.blobs import BlobStore, DirectoryBlobStore
 from core.errors import Forbidden, InputError
 from core.mail.models import Mailbox, OutboundMail
 from core.notify import notifications
@@ -48,7 +48,7 @@ def world(session: Session) -> World:
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+    return DirectoryBlobStore(tmp_path / "blobs")
 
 
 def mails(session: Session, template: str) -> list[OutboundMail]:

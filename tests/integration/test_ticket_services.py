@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.blobs import Blob, BlobStore
+from core.blobs import Blob, DirectoryBlobStore
 from core.contracts.models import CustomField
 from core.errors import BulkRefused, Forbidden, InputError
 from core.tickets import services as svc
@@ -206,7 +206,7 @@ def test_subcontractor_must_serve_the_contract(session: Session, world: World) -
 def test_attachments_are_stored_once_by_sha256(
     session: Session, world: World, tmp_path: Path
 ) -> None:
-    blobs = BlobStore(tmp_path)
+    blobs = DirectoryBlobStore(tmp_path)
     data = b"%PDF-1.4 faktura"
     att = NewAttachment(filename="Faktura źródłowa.pdf", content_type="application/pdf", data=data)
     t = svc.open_ticket(
