@@ -17,6 +17,10 @@ Everything the template needs is captured in ``context`` when the row is created
 says what was true then, even if it is sent an hour later. Rendering and SMTP live in
 ``mailgw.outbound``; this module imports nothing above ``core``.
 
+Many mails of one unit of work (a bulk status change, a batch of inbound mail) are stored
+together by :func:`batch`: one flush (one multi-row INSERT on PostgreSQL) and their jobs
+buffered together, instead of a flush per mail; ``core.notify.notifications`` queues through it.
+
 The context is made clean text on the way in (:func:`clean_context`): a ticket subject that
 came from a client's broken mail (a lone surrogate, a control character, a line break, the
 literal text of an encoded word whose bytes are no text) would otherwise fail on every
@@ -28,22 +32,24 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.errors import HeaderParseError
 from email.header import decode_header
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
+    event,
     or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, SessionTransaction, selectinload
 
 from core.access.permissions import can
 from core.audit import AuditEntry
@@ -267,19 +273,17 @@ def queue_mail(
     and is appended to them when missing (RFC 5322 3.6.4), which is what threads in Outlook,
     Gmail and Thunderbird. ``attachments`` name files already in the blob store
     (``{"sha256", "filename", "content_type"}``); the sender reads them when it builds the mail.
+
+    The row is stored (flushed) at once and returned with its id, also inside a :func:`batch`:
+    the batch's waiting mails are written first, so the outbox keeps the order they were
+    queued in. Mails that may wait for the end of a unit of work go to the batch instead
+    (:meth:`OutboxBatch.queue`).
     """
     now = now or utcnow()
-    if not _TEMPLATE_NAME.match(template):
-        raise ValueError(f"{template!r} is not a mail template name (lower case, digits, _)")
-    to_addr = _check_recipient(to)
-    if auto_submitted is not None and auto_submitted not in AUTO_SUBMITTED_VALUES:
-        raise ValueError(f"Auto-Submitted must be one of {AUTO_SUBMITTED_VALUES}")
-    try:
-        # Round-trip now: a datetime or an object in the context fails here, in the caller's
-        # request, not minutes later in a worker.
-        stored_context = clean_context(json.loads(json.dumps(context)))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"mail context must be plain JSON (ISO strings for times): {exc}") from None
+    to_addr, stored_context = _checked(template, to, context, auto_submitted)
+    waiting = session.info.get(BATCH_INFO)
+    if isinstance(waiting, OutboxBatch) and waiting.waiting:
+        waiting.write()
 
     if dedupe_key is not None:
         exists = session.scalar(
@@ -288,21 +292,17 @@ def queue_mail(
         if exists is not None:
             return None
 
-    row = OutboundMail(
-        created_at=now,
-        message_id=new_message_id(mail_domain),
+    row = _new_row(
+        now=now,
+        mail_domain=mail_domain,
         ticket=ticket,
         template=template,
-        language=(language or "pl").strip().lower()[:8],
+        language=language,
         to_addr=to_addr,
         context=stored_context,
         headers=_thread_headers(auto_submitted, in_reply_to, references, reply_to),
         dedupe_key=dedupe_key,
-        attachments=[dict(a) for a in attachments],
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        enqueued_at=now,
+        attachments=attachments,
     )
     if dedupe_key is None:
         # Nothing here can collide (the Message-ID is new): no savepoint needed, which saves
@@ -332,6 +332,281 @@ def queue_mail(
         raise
     enqueue(session, SEND_ACTOR, outbound_id=row.id)
     return row
+
+
+def build_mail(
+    *,
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    mail_domain: str,
+    language: str = "pl",
+    ticket: Ticket | None = None,
+    auto_submitted: str | None = "auto-generated",
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    reply_to: str | None = None,
+    now: datetime | None = None,
+    attachments: Sequence[dict[str, str]] = (),
+) -> OutboundMail:
+    """The outbox row :func:`queue_mail` would store (same checks, a new Message-ID), not
+    added to any session: for :meth:`OutboxBatch.queue` and a :class:`DeferredMail`'s
+    ``decide``, whose rows the batch stores together."""
+    now = now or utcnow()
+    to_addr, stored_context = _checked(template, to, context, auto_submitted)
+    return _new_row(
+        now=now,
+        mail_domain=mail_domain,
+        ticket=ticket,
+        template=template,
+        language=language,
+        to_addr=to_addr,
+        context=stored_context,
+        headers=_thread_headers(auto_submitted, in_reply_to, references, reply_to),
+        dedupe_key=None,
+        attachments=attachments,
+    )
+
+
+def _checked(
+    template: str, to: str, context: dict[str, Any], auto_submitted: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The recipient and the stored context of a mail, or an error for the caller."""
+    if not _TEMPLATE_NAME.match(template):
+        raise ValueError(f"{template!r} is not a mail template name (lower case, digits, _)")
+    to_addr = _check_recipient(to)
+    if auto_submitted is not None and auto_submitted not in AUTO_SUBMITTED_VALUES:
+        raise ValueError(f"Auto-Submitted must be one of {AUTO_SUBMITTED_VALUES}")
+    try:
+        # Round-trip now: a datetime or an object in the context fails here, in the caller's
+        # request, not minutes later in a worker.
+        stored_context = clean_context(json.loads(json.dumps(context)))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"mail context must be plain JSON (ISO strings for times): {exc}") from None
+    return to_addr, stored_context
+
+
+def _new_row(
+    *,
+    now: datetime,
+    mail_domain: str,
+    ticket: Ticket | None,
+    template: str,
+    language: str,
+    to_addr: str,
+    context: dict[str, Any],
+    headers: dict[str, str],
+    dedupe_key: str | None,
+    attachments: Sequence[dict[str, str]],
+) -> OutboundMail:
+    return OutboundMail(
+        created_at=now,
+        message_id=new_message_id(mail_domain),
+        ticket=ticket,
+        template=template,
+        language=(language or "pl").strip().lower()[:8],
+        to_addr=to_addr,
+        context=context,
+        headers=headers,
+        dedupe_key=dedupe_key,
+        attachments=[dict(a) for a in attachments],
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        enqueued_at=now,
+    )
+
+
+# --- Batches: many mails of one unit of work, stored together --------------------------------
+
+BATCH_INFO = "pulpit_outbox_batch"
+
+
+class DeferredMail(Protocol):
+    """A mail whose last decisions wait for its batch to be written.
+
+    ``decide`` runs when the batch is written, in the order the mails were queued, and
+    returns the row to store (:func:`build_mail`) or None to send nothing. It may look at
+    :attr:`OutboxBatch.writing` (every mail of this write, to look things up for all of
+    them at once, kept in :attr:`OutboxBatch.memo`) and :attr:`OutboxBatch.written` (the rows
+    decided before it, which the database does not hold yet).
+    ``core.notify.notifications`` defers its notifications this way, so loop protection and
+    threading ask the database once per batch instead of once per mail.
+    """
+
+    def decide(self, batch: OutboxBatch) -> OutboundMail | None: ...
+
+
+class OutboxBatch:
+    """The mails one unit of work queues, stored with one flush (one multi-row INSERT) and
+    their ``mail.send`` jobs buffered together when the batch is written.
+
+    Open one with :func:`batch`; :func:`open_batch` gives the session's open one. What
+    changes for the caller: a row queued here has no id and is not in the database before
+    :meth:`write` (the end of the outermost ``with batch(...)``, a commit, or a
+    :func:`queue_mail` call, which writes the waiting mails first to keep their order).
+    A rollback drops the mails queued since the transaction or savepoint began, as it
+    drops stored rows; a mail decided and written is the database's from then on.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._waiting: list[OutboundMail | DeferredMail] = []
+        # Savepoint -> how many waiting mails it began after (core.db keeps jobs the same way).
+        self._marks: dict[SessionTransaction, int] = {}
+        self._depth = 0
+        #: During :meth:`write`: every mail being written, in order.
+        self.writing: list[OutboundMail | DeferredMail] = []
+        #: During :meth:`write`: the rows decided so far, in order.
+        self.written: list[OutboundMail] = []
+        #: During :meth:`write`: what the deferred mails looked up for the whole write.
+        self.memo: dict[str, Any] = {}
+
+    @property
+    def waiting(self) -> int:
+        """How many mails wait to be written."""
+        return len(self._waiting)
+
+    def queue(
+        self,
+        *,
+        template: str,
+        to: str,
+        context: dict[str, Any],
+        mail_domain: str,
+        language: str = "pl",
+        ticket: Ticket | None = None,
+        auto_submitted: str | None = "auto-generated",
+        in_reply_to: str | None = None,
+        references: Sequence[str] = (),
+        reply_to: str | None = None,
+        now: datetime | None = None,
+        attachments: Sequence[dict[str, str]] = (),
+    ) -> OutboundMail:
+        """:func:`queue_mail` for the batch: checked now, stored when the batch is written
+        (the row has no id before). No ``dedupe_key`` here: that needs its own savepoint."""
+        row = build_mail(
+            template=template,
+            to=to,
+            context=context,
+            mail_domain=mail_domain,
+            language=language,
+            ticket=ticket,
+            auto_submitted=auto_submitted,
+            in_reply_to=in_reply_to,
+            references=references,
+            reply_to=reply_to,
+            now=now,
+            attachments=attachments,
+        )
+        self._waiting.append(row)
+        return row
+
+    def defer(self, mail: DeferredMail) -> None:
+        """Queue a mail whose row is decided when the batch is written."""
+        self._waiting.append(mail)
+
+    def write(self) -> list[OutboundMail]:
+        """Decide the deferred mails in order, store every row with one flush, and buffer
+        their ``mail.send`` jobs for after the commit. Returns the stored rows."""
+        stored: list[OutboundMail] = []
+        while self._waiting:
+            self.writing, self._waiting = self._waiting, []
+            self.written, self.memo = [], {}
+            try:
+                for mail in self.writing:
+                    row = mail if isinstance(mail, OutboundMail) else mail.decide(self)
+                    if row is not None:
+                        self.written.append(row)
+                rows = self.written
+                self.session.add_all(rows)
+                self.session.flush()
+            finally:
+                self.writing, self.written, self.memo = [], [], {}
+            for row in rows:
+                enqueue(self.session, SEND_ACTOR, outbound_id=row.id)
+            # What was written is in the database now, inside whichever savepoints are open:
+            # their rollback removes it there. Only mails queued from now on wait here.
+            self._marks = dict.fromkeys(self._marks, 0)
+            stored += rows
+        return stored
+
+
+def open_batch(session: Session) -> OutboxBatch | None:
+    """The session's open :class:`OutboxBatch`, if any."""
+    found = session.info.get(BATCH_INFO)
+    return found if isinstance(found, OutboxBatch) else None
+
+
+@contextmanager
+def batch(session: Session) -> Iterator[OutboxBatch]:
+    """Collect the mails queued in the block and store them together at its end.
+
+    Nested blocks join the outermost, which writes; a single mail queued this way is written
+    at once, like :func:`queue_mail`. ``core.notify.notifications`` queues every
+    notification through here, so wrapping a unit of work that notifies many people (a bulk
+    status change, a batch of inbound mail) in ``with outbox.batch(session):`` stores all
+    its notifications with one INSERT and asks loop protection once. When the block ends
+    with an error nothing is written: the mails wait for the transaction's commit (which
+    writes them) or its rollback (which drops them), as stored rows would.
+    """
+    current = open_batch(session)
+    if current is None:
+        current = OutboxBatch(session)
+        session.info[BATCH_INFO] = current
+    current._depth += 1
+    try:
+        yield current
+    except BaseException:
+        current._depth -= 1
+        raise
+    current._depth -= 1
+    if current._depth == 0:
+        try:
+            current.write()
+        finally:
+            if current._depth == 0 and not current.waiting:
+                session.info.pop(BATCH_INFO, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    # A unit of work that commits inside the block (or after leaving it with an error it
+    # handled) still stores its mails: what is committed is what would have been flushed.
+    found = open_batch(session)
+    if found is not None and found.waiting and not session.in_nested_transaction():
+        found.write()
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_batch_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    found = open_batch(session)
+    if found is not None and transaction.nested:
+        found._marks[transaction] = found.waiting
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_batch_mails(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A savepoint's rollback drops the mails queued inside it (the outermost transaction's
+    # end is handled below, which runs first).
+    found = open_batch(session)
+    if found is not None and previous_transaction.nested:
+        mark = found._marks.pop(previous_transaction, None)
+        if mark is not None:
+            del found._waiting[mark:]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_batch_mails(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended: committed mails were written before the commit, and
+    # those still waiting belong to a rollback (or a close), so they are dropped with it.
+    found = open_batch(session)
+    if found is None or transaction.parent is not None:
+        return
+    found._waiting.clear()
+    found._marks.clear()
+    if found._depth == 0:
+        session.info.pop(BATCH_INFO, None)
 
 
 def _check_recipient(to: str) -> str:
