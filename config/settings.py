@@ -40,6 +40,9 @@ class Settings:
     max_message_bytes: int = 26_214_400
     default_language: str = "pl"
     reopen_days: int = 14
+    # Stored mails one mail.process job takes and processes in one transaction
+    # (mailgw.process.run_batch); 1 processes each mail in its own transaction.
+    mail_batch: int = 32
     session_hours: int = 12
     mail_domain: str = ""  # Message-ID domain; derived from public_url when empty
     smtp_protocol: str = "smtp"  # "lmtp" behind Postfix or another MTA (RFC 2033)
@@ -158,6 +161,7 @@ _BOOL_FIELDS = {"verify_dkim", "monthly_statements"}
 _INT_FIELDS = {"http_port", "smtp_port", "max_message_bytes", "reopen_days", "session_hours"}
 _INT_FIELDS.add("retention_days")  # docs/privacy.md
 _INT_FIELDS.add("worklog_edit_days")  # docs/worklog.md
+_INT_FIELDS.add("mail_batch")  # docs/mail.md, "Processing in batches"
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -179,9 +183,12 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise SettingsError(f"{origin}: {name} must be true or false, not {value!r}")
     if name in _INT_FIELDS:
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"{origin}: {name} must be a whole number, not {value!r}") from None
+        if name == "mail_batch" and not 1 <= number <= 1000:
+            raise SettingsError(f"{origin}: {name} must be between 1 and 1000, not {number}")
+        return number
     return str(value)
 
 

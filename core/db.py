@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 import core.tables  # noqa: F401  every mapper is registered before a session is made
+from core.orm import transaction_memo as transaction_memo  # its home is core.orm (no cycle)
 from core.reports.sql import register_sqlite
 
 log = logging.getLogger(__name__)
@@ -136,22 +137,6 @@ def _drop_pending_jobs(session: Session, previous_transaction: SessionTransactio
             del session.info["pending_jobs"][mark:]
         return
     session.info.pop("pending_jobs", None)
-
-
-def transaction_memo(session: Session) -> dict[str, Any]:
-    """A dict that lives as long as the session's outermost transaction.
-
-    For lookups of configuration that does not change under a running transaction (mailboxes,
-    a ticket's Reply-To): one inbound mail asks for them from several places.
-    """
-    memo: dict[str, Any] = session.info.setdefault("pulpit_transaction_memo", {})
-    return memo
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_transaction_memo(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction: the memo was about it
-        session.info.pop("pulpit_transaction_memo", None)
 
 
 SECRET_KEY_INFO = "secret_key"

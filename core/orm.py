@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    event,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.types import TypeDecorator
 
 
@@ -51,3 +52,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# --- per-transaction memo -------------------------------------------------------------------
+
+
+def transaction_memo(session: Session) -> dict[str, Any]:
+    """A dict that lives as long as the session's outermost transaction.
+
+    For lookups of configuration that does not change under a running transaction (mailboxes,
+    a ticket's Reply-To): one inbound mail asks for them from several places.
+    """
+    memo: dict[str, Any] = session.info.setdefault("pulpit_transaction_memo", {})
+    return memo
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: the memo was about it
+        session.info.pop("pulpit_transaction_memo", None)

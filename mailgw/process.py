@@ -24,6 +24,7 @@ our outbound mails marks the user with that address ``mail_bouncing_since``; ord
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.access.accounts import get_user_by_email
+from core.access.accounts import get_user_by_email, prefetch_people
 from core.blobs import BlobStore
 from core.clock import utcnow
 from core.contracts.models import Contract
@@ -41,19 +42,31 @@ from core.db import secret_key, unit_of_work
 from core.directory.models import User
 from core.directory.services import find_or_create_contact, unknown_sender
 from core.errors import InputError
-from core.mail.inbound import MAX_ATTEMPTS
+from core.mail import outbox
+from core.mail.inbound import MAX_ATTEMPTS, claim_batch
 from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
+from core.tickets import search
 from core.tickets.models import Ticket, TicketEvent
 from core.tickets.services import NewTicket, open_ticket, record_email, reopen
 from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
-from mailgw.thread_match import find_thread, may_follow_up, ticket_for_message_id
+from mailgw.thread_match import (
+    find_thread,
+    lock_threads,
+    may_follow_up,
+    ticket_for_message_id,
+)
 from mailgw.trust import TrustSettings, Verdict, verdict
 
 log = logging.getLogger(__name__)
+
+# Mails processed together in one unit of work (``PULPIT_MAIL_BATCH``): enough to take the
+# commit, the claim and the configuration reads off each mail's bill, few enough that a
+# failing batch costs little to redo one by one.
+BATCH = 32
 
 
 class InboundMissing(LookupError):
@@ -83,15 +96,40 @@ def _write_decisions(row: InboundMessage) -> None:
         row.decisions = [*row.decisions, *pending]
 
 
-def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
-    row.state, row.reason, row.processed_at = "ignored", reason, now
+# In a batch (run_batch) the outcome waits on the row too, and every row of the batch is
+# updated in one executemany at the end instead of one UPDATE between each two mails.
+_OUTCOME = "_pulpit_pending_outcome"
+
+
+def _finish(row: InboundMessage, **values: Any) -> InboundMessage:
+    pending: dict[str, Any] | None = row.__dict__.get(_OUTCOME)
+    if pending is not None:
+        pending.update(values)
+        return row
+    for name, value in values.items():
+        setattr(row, name, value)
     return row
+
+
+def _apply_outcome(row: InboundMessage) -> None:
+    for name, value in (row.__dict__.pop(_OUTCOME, None) or {}).items():
+        setattr(row, name, value)
+    _write_decisions(row)
+
+
+def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
+    return _finish(row, state="ignored", reason=reason, processed_at=now)
 
 
 def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMessage:
-    row.state, row.ticket_id, row.event_id = "processed", event.ticket_id, event.id
-    row.processed_at, row.reason = now, None
-    return row
+    return _finish(
+        row,
+        state="processed",
+        ticket_id=event.ticket_id,
+        event_id=event.id,
+        processed_at=now,
+        reason=None,
+    )
 
 
 def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
@@ -294,6 +332,28 @@ def process_inbound(
     row = session.get(InboundMessage, inbound_id, with_for_update=True)
     if row is None:
         raise InboundMissing(f"no inbound message {inbound_id}")
+    return _process_row(
+        session,
+        row,
+        blobs=blobs,
+        mail_domain=mail_domain,
+        now=now,
+        reopen_days=reopen_days,
+        trust=trust,
+    )
+
+
+def _process_row(
+    session: Session,
+    row: InboundMessage,
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    now: datetime,
+    reopen_days: int,
+    trust: TrustSettings | None,
+) -> InboundMessage:
+    """:func:`process_inbound` for a row the caller has locked."""
     if row.state != "received":
         return row  # already done (a job delivered twice, or a sweep racing the first job)
     try:
@@ -301,9 +361,13 @@ def process_inbound(
         if trust.secret is None:
             # The entry points put the instance's key on the session (core.db).
             trust = replace(trust, secret=secret_key(session))
-        return _process(session, row, blobs, mail_domain, now, reopen_days, trust)
-    finally:
+        done = _process(session, row, blobs, mail_domain, now, reopen_days, trust)
+    except BaseException:
+        row.__dict__.pop(_PENDING, None)  # rolled back with the rest; the failure is recorded
+        raise
+    if _OUTCOME not in row.__dict__:
         _write_decisions(row)
+    return done
 
 
 def _process(
@@ -315,21 +379,23 @@ def _process(
     reopen_days: int,
     trust: TrustSettings,
 ) -> InboundMessage:
-    if not blobs.path(row.sha256).exists() and any(
-        d.get("rule") == "erased" for d in row.decisions or []
-    ):
+    if any(d.get("rule") == "erased" for d in row.decisions or []) and not blobs.exists(row.sha256):
         # Its sender was erased (core.privacy.erase) with the raw file: nothing to process.
         return _ignore(row, "the raw mail was erased with its sender's personal data", now)
-    raw = blobs.read(row.sha256)
-
-    mail = parse_message(raw, mail_domain=mail_domain)
+    parsed: tuple[bytes, ParsedMail] | None = row.__dict__.pop(_PARSED, None)
+    if parsed is not None:
+        raw, mail = parsed  # read and parsed with the rest of its batch (run_batch)
+    else:
+        raw = blobs.read(row.sha256)
+        mail = parse_message(raw, mail_domain=mail_domain)
     why = f"{len(raw)} bytes, {len(mail.attachments)} attachment(s)"
     if mail.message_id_generated:
         why += f"; no Message-ID, made {mail.message_id}"
     notes = {"notes": mail.notes} if mail.notes else {}  # e.g. an unreadable winmail.dat
     _decide(row, rules.Hit("parse", mail.message_id, why, notes))
 
-    if session.get_bind().dialect.name == "postgresql":
+    locked = session.info.get(_LOCKED_IDS, ())
+    if session.get_bind().dialect.name == "postgresql" and mail.message_id not in locked:
         # Two copies of one mail (sent to two of our mailboxes, or re-sent after a lost 250)
         # processed at the same moment: serialise on the Message-ID so the second sees the
         # first as a duplicate. SQLite needs nothing: its writers are serialised already.
@@ -337,7 +403,9 @@ def _process(
             sql_text("SELECT pg_advisory_xact_lock(hashtextextended(:mid, 0))"),
             {"mid": mail.message_id},
         )
-    before = rules.seen(session, row, mail)
+    before: rules.Seen | None = row.__dict__.pop(_SEEN, None)  # looked up with its batch
+    if before is None:
+        before = rules.seen(session, row, mail)
     if _decide(row, rules.our_own(mail, mail_domain, before)).result:
         return _ignore(row, "our own mail came back", now)
     dup = _decide(row, rules.duplicate(session, mail, before))
@@ -566,29 +634,219 @@ def run_process(
     reopen_days: int = 14,
     trust: TrustSettings | None = None,
 ) -> str:
-    """The ``mail.process`` actor's body; returns the row's state afterwards."""
+    """The ``mail.process`` actor's body for one mail; returns the row's state afterwards.
+
+    A deadlock or serialisation failure is the database's, not the mail's: the mail is tried
+    again at once, up to :data:`TRANSIENT_TRIES` times, before it counts an attempt."""
+    for tried in range(1, TRANSIENT_TRIES + 1):
+        try:
+            with unit_of_work(session_factory) as session:
+                row = process_inbound(
+                    session,
+                    inbound_id,
+                    blobs=blobs,
+                    mail_domain=mail_domain,
+                    now=clock(),
+                    reopen_days=reopen_days,
+                    trust=trust,
+                )
+                state, mid = row.state, row.message_id
+            log.info("inbound %s (%s): %s", inbound_id, mid, state)
+            return state
+        except InboundMissing:
+            log.warning("inbound %s: no such message", inbound_id)
+            return "missing"
+        except Exception as exc:
+            if transient(exc) and tried < TRANSIENT_TRIES:
+                log.info(
+                    "inbound %s: %s, trying again",
+                    inbound_id,
+                    type(getattr(exc, "orig", exc)).__name__,
+                )
+                continue
+            # Our fault or the operator's (a bug, a missing blob, the database): count the
+            # attempt in a fresh transaction, the failed one is rolled back.
+            log.exception("inbound %s: processing failed", inbound_id)
+            return record_failure(session_factory, inbound_id, f"{type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# Deadlock detected, serialisation failure (PostgreSQL's SQLSTATEs).
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+TRANSIENT_TRIES = 3
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether the database gave up on the transaction for a reason of its own (a deadlock
+    with another worker), so that the same work may well succeed at once."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
+_LOCKED_IDS = "pulpit_locked_message_ids"
+_PARSED = "_pulpit_parsed"
+_SEEN = "_pulpit_seen"
+
+
+def _parse_ahead(
+    session: Session, rows: Sequence[InboundMessage], blobs: BlobStore, mail_domain: str
+) -> None:
+    """Read and parse the batch's mails first, then look their senders up in one query
+    (:func:`core.access.accounts.prefetch_people`). A mail that cannot be read or parsed here
+    is left to fail, or be handled, in its own turn."""
+    senders: list[str] = []
+    parsed: list[tuple[InboundMessage, ParsedMail]] = []
+    for row in rows:
+        try:
+            raw = blobs.read(row.sha256)
+            mail = parse_message(raw, mail_domain=mail_domain)
+        except Exception:
+            continue
+        row.__dict__[_PARSED] = (raw, mail)
+        parsed.append((row, mail))
+        if mail.from_addr:
+            senders.append(mail.from_addr)
+    prefetch_people(session, senders)
+    lock_threads(session, [mail for _, mail in parsed])
+    # The duplicate rule's lookups, for the mails that no other mail of the batch copies and
+    # whose Message-ID lock is held already (a copy must see its twin's outcome).
+    locked = session.info.get(_LOCKED_IDS)
+    mids = Counter(mail.message_id for _, mail in parsed)
+    shas = Counter(row.sha256 for row, _ in parsed)
+    alone = [
+        (row, mail)
+        for row, mail in parsed
+        if mids[mail.message_id] == 1
+        and shas[row.sha256] == 1
+        and (locked is None or mail.message_id in locked)
+    ]
+    by_id = {row.id: row for row, _ in alone}
+    for row_id, found in rules.seen_many(session, alone).items():
+        by_id[row_id].__dict__[_SEEN] = found
+
+
+def _lock_message_ids(session: Session, message_ids: Sequence[str | None]) -> None:
+    """The advisory locks of :func:`_process` for a whole batch, in one statement.
+
+    Taken in a fixed order (another batch with a copy of one of these mails waits, and
+    PostgreSQL breaks a deadlock by failing one batch, whose mails are then processed alone).
+    A mail whose parsed Message-ID differs from the stored one still takes its own lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    wanted = sorted({m for m in message_ids if m})
+    session.info[_LOCKED_IDS] = frozenset(wanted)
+    if not wanted:
+        return
+    session.execute(
+        sql_text(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(m, 0) AS h"
+            " FROM unnest(CAST(:mids AS text[])) AS m ORDER BY h) AS ordered"
+        ),
+        {"mids": wanted},
+    )
+
+
+def run_batch(
+    session_factory: sessionmaker[Session],
+    inbound_id: int,
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    clock: Callable[[], datetime] = utcnow,
+    reopen_days: int = 14,
+    trust: TrustSettings | None = None,
+    batch: int = BATCH,
+) -> str:
+    """The ``mail.process`` actor's body: this mail and the others waiting, in one transaction.
+
+    The job locks its own row and up to ``batch - 1`` other mails waiting for processing
+    (:func:`core.mail.inbound.claim_batch`) and processes them in order in one unit of work:
+    one claim, one commit, and one session whose identity map and transaction memo
+    (mailboxes, contracts, statuses, calendars, the instance's key) serve every mail of the
+    batch. The jobs of the mails taken along find them done with one read.
+
+    A batch that fails is rolled back whole and each of its mails is processed again alone
+    (:func:`run_process`), so one bad mail counts its attempt and the others commit. A worker
+    killed mid-batch commits nothing: the rows stay ``received`` and the scheduler's sweep
+    sends their jobs again. Returns the state of ``inbound_id`` afterwards (``taken`` when
+    another worker's batch holds it).
+    """
+    if batch <= 1:
+        return run_process(
+            session_factory,
+            inbound_id,
+            blobs=blobs,
+            mail_domain=mail_domain,
+            clock=clock,
+            reopen_days=reopen_days,
+            trust=trust,
+        )
+    claimed: list[int] = []
     try:
         with unit_of_work(session_factory) as session:
-            row = process_inbound(
-                session,
-                inbound_id,
+            # The search documents of the batch's tickets: one rebuild before the commit.
+            search.rebuild_at_commit(session)
+            # In the order they arrived (a reply after the mail it answers), whichever job ran.
+            rows = sorted(claim_batch(session, inbound_id, limit=batch), key=lambda r: r.id)
+            claimed = [row.id for row in rows]
+            _lock_message_ids(session, [row.message_id for row in rows])
+            if not rows:
+                state = session.scalar(
+                    select(InboundMessage.state).where(InboundMessage.id == inbound_id)
+                )
+                return "missing" if state is None else state if state != "received" else "taken"
+            _parse_ahead(session, rows, blobs, mail_domain)
+            # The notifications of the whole batch: loop protection asked once, one INSERT.
+            with outbox.batch(session):
+                for row in rows:
+                    row.__dict__[_OUTCOME] = {}
+                    _process_row(
+                        session,
+                        row,
+                        blobs=blobs,
+                        mail_domain=mail_domain,
+                        now=clock(),
+                        reopen_days=reopen_days,
+                        trust=trust,
+                    )
+            for row in rows:
+                _apply_outcome(row)
+            states = {row.id: row.state for row in rows}
+            done = [(row.id, row.message_id, row.state) for row in rows]
+    except Exception as exc:
+        if not claimed:
+            raise
+        if transient(exc):
+            # Another worker's transaction crossed this one; PostgreSQL chose this one to fail.
+            log.info(
+                "a batch of %d inbound mails: %s",
+                len(claimed),
+                type(getattr(exc, "orig", exc)).__name__,
+            )
+        else:
+            log.warning(
+                "a batch of %d inbound mails failed; processing each alone",
+                len(claimed),
+                exc_info=True,
+            )
+        own = "taken"
+        for one in claimed:
+            state = run_process(
+                session_factory,
+                one,
                 blobs=blobs,
                 mail_domain=mail_domain,
-                now=clock(),
+                clock=clock,
                 reopen_days=reopen_days,
                 trust=trust,
             )
-            state, mid = row.state, row.message_id
-        log.info("inbound %s (%s): %s", inbound_id, mid, state)
-        return state
-    except InboundMissing:
-        log.warning("inbound %s: no such message", inbound_id)
-        return "missing"
-    except Exception as exc:
-        # Our fault or the operator's (a bug, a missing blob, the database): count the attempt
-        # in a fresh transaction, the failed one is rolled back.
-        log.exception("inbound %s: processing failed", inbound_id)
-        return record_failure(session_factory, inbound_id, f"{type(exc).__name__}: {exc}")
+            if one == inbound_id:
+                own = state
+        return own
+    for one, mid, state in done:
+        log.info("inbound %s (%s): %s", one, mid, state)
+    return states.get(inbound_id, "taken")
 
 
 def record_failure(session_factory: sessionmaker[Session], inbound_id: int, reason: str) -> str:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, union
 from sqlalchemy.orm import Session
 
 from core.access.permissions import can_view, is_copied
@@ -80,6 +81,39 @@ def ticket_for_message_id(session: Session, message_id: str) -> Ticket | None:
         )
     ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
     return final_ticket(session, ticket) if ticket is not None else None
+
+
+def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
+    """Lock, in the order of their ids, the tickets these mails may follow up: those their
+    In-Reply-To and References name (a mail we sent, or one on a timeline) and those their
+    subject tags number.
+
+    For a batch of inbound mail (``mailgw.process.run_batch``) on PostgreSQL: two workers'
+    batches that both answer tickets A and B would otherwise update them in opposite orders
+    and deadlock; taken up front and in one order, the second batch waits for the first.
+    A ticket reached another way (a signed reply address, a merge) is locked when updated, as
+    before, and a rare deadlock there is PostgreSQL's to break.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite has one writer at a time
+    mids = sorted({mid for m in mails for mid in (*m.in_reply_to, *m.references) if mid})
+    numbers = sorted({n for m in mails for n in subject_numbers(m.subject)})
+    if not mids and not numbers:
+        return
+    named: list[Select[Any]] = (
+        [select(Ticket.id).where(Ticket.number.in_(numbers))] if numbers else []
+    )
+    if mids:
+        named += [
+            select(OutboundMail.ticket_id).where(
+                OutboundMail.message_id.in_(mids), OutboundMail.ticket_id.is_not(None)
+            ),
+            select(TicketEvent.ticket_id).where(TicketEvent.message_id.in_(mids)),
+        ]
+    ids = union(*named) if len(named) > 1 else named[0]
+    session.execute(
+        select(Ticket.id).where(Ticket.id.in_(ids)).order_by(Ticket.id).with_for_update()
+    ).all()
 
 
 def _header_ids(mail: ParsedMail) -> list[tuple[str, str]]:

@@ -318,23 +318,27 @@ def register_actors(
     # scheduler's sweep re-sends whatever is due, even when a broker lost the message.
     declare(mail_send, "mail.send", MAIL_QUEUE, max_retries=0)
 
-    def mail_process(inbound_id: int) -> None:
-        from core.blobs import open_blob_store
-        from core.mail.outbox import derive_mail_domain
-        from mailgw.process import run_process
-        from mailgw.trust import TrustSettings
+    from core.blobs import open_blob_store
+    from mailgw.trust import TrustSettings
 
-        run_process(
+    # Built once per worker process, not per job: the settings do not change under it.
+    inbound_blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
+    inbound_trust = TrustSettings(
+        authserv_id=settings.trusted_authserv_id, verify_dkim=settings.verify_dkim
+    )
+
+    def mail_process(inbound_id: int) -> None:
+        from mailgw.process import run_batch
+
+        run_batch(
             session_factory,
             inbound_id,
-            blobs=open_blob_store(settings.blob_url, settings.blob_dir, session_factory),
+            batch=settings.mail_batch,
+            blobs=inbound_blobs,
             mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
             clock=clock,
             reopen_days=settings.reopen_days,
-            trust=TrustSettings(
-                authserv_id=settings.trusted_authserv_id,
-                verify_dkim=settings.verify_dkim,
-            ),
+            trust=inbound_trust,
         )
 
     # No Dramatiq retries: the attempts live on the inbound row (three, then quarantine), and

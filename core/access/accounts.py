@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, inspect, select
 from sqlalchemy.orm import Session, joinedload
 
 from core.access import two_step as totp
 from core.access.models import ApiToken, LoginChallenge, RecoveryCode, UserTwoStep, WebSession
 from core.audit import AuditEntry
 from core.clock import utcnow
+from core.db import transaction_memo
 from core.directory.models import ROLE_ALIASES, ROLES, Client, Role, Subcontractor, User
 from core.errors import N_, InputError
 
@@ -77,10 +80,56 @@ def hash_password(password: str) -> str:
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:
+    key = email.strip().lower()
+    known: dict[str, User | None] | None = transaction_memo(session).get(_PEOPLE)
+    if known is not None and key in known:
+        user = known[key]
+        if user is not None:
+            return user
+        if not any(isinstance(o, User) and o.email == key for o in session.new):
+            return None  # looked up for the whole batch: nobody had this address
     # With the client: routing a sender's mail, and most callers, ask for it next.
-    return session.scalar(
-        select(User).options(joinedload(User.client)).where(User.email == email.strip().lower())
+    return session.scalar(select(User).options(joinedload(User.client)).where(User.email == key))
+
+
+_PEOPLE = "people_by_email"
+
+
+def prefetch_people(session: Session, emails: Iterable[str]) -> None:
+    """Look these addresses up in one query for the rest of the transaction: a batch of
+    inbound mail (``mailgw.process.run_batch``) asks for each sender once per mail.
+
+    :func:`get_user_by_email` answers from it while the transaction lasts. A flush that adds a
+    person, or changes or removes one, forgets their addresses, so a contact created by one
+    mail of the batch is found by the next.
+    """
+    wanted = {e.strip().lower() for e in emails if e and "@" in e}
+    if not wanted:
+        return
+    found = {
+        u.email: u
+        for u in session.scalars(
+            select(User).options(joinedload(User.client)).where(User.email.in_(sorted(wanted)))
+        )
+    }
+    known: dict[str, User | None] = transaction_memo(session).setdefault(_PEOPLE, {})
+    for key in wanted:
+        known[key] = found.get(key)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_changed_people(session: Session, _context: Any, _instances: Any) -> None:
+    known: dict[str, User | None] | None = session.info.get("pulpit_transaction_memo", {}).get(
+        _PEOPLE
     )
+    if not known:
+        return
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, User):
+            history = inspect(obj).attrs.email.history
+            for value in (obj.email, *(history.deleted or ())):
+                if isinstance(value, str):
+                    known.pop(value.strip().lower(), None)
 
 
 def upsert_user(

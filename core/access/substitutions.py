@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from core.access.models import Substitution
@@ -25,6 +26,7 @@ from core.audit import AuditEntry
 from core.clock import utcnow
 from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
+from core.orm import transaction_memo
 
 MANAGERS = ("admin", "coordinator")
 # The window a substitution's times must fall in: wide enough for any real absence, far enough
@@ -68,18 +70,52 @@ def substitutes_of(session: Session, user_ids: Iterable[int], now: datetime) -> 
 
 def _walk(session: Session, start: set[int], now: datetime, *, upward: bool) -> set[int]:
     """Breadth-first over active substitutions; ``upward`` goes substitute -> absent."""
-    source, target = (
-        (Substitution.substitute_id, Substitution.absent_id)
-        if upward
-        else (Substitution.absent_id, Substitution.substitute_id)
-    )
+    pairs = [
+        (absent, substitute) if not upward else (substitute, absent)
+        for absent, substitute in _active_pairs(session, now)
+    ]
     visited = set(start)
     frontier = set(start)
     while frontier:
-        rows = session.scalars(select(target).where(source.in_(frontier), active_clause(now)))
-        frontier = {uid for uid in rows if uid not in visited}
+        frontier = {to for frm, to in pairs if frm in frontier and to not in visited}
         visited |= frontier
     return visited
+
+
+_MEMO = "substitutions"
+
+
+def _active_pairs(session: Session, now: datetime) -> list[tuple[int, int]]:
+    """(absent, substitute) of every substitution in force at ``now``.
+
+    Read once per transaction: every substitution not over at the earliest ``now`` asked for
+    (a handful of rows: the ones running or planned), then filtered here for each ``now``, so
+    a batch of inbound mail notifying many tickets asks the database once. A flush that adds,
+    changes or removes a substitution forgets them (:func:`_forget_on_change`).
+    """
+    memo = transaction_memo(session)
+    held: tuple[datetime, list[Substitution]] | None = memo.get(_MEMO)
+    if held is None or now < held[0] or _changed(session):
+        rows = list(session.scalars(select(Substitution).where(_not_over_clause(now))))
+        held = memo[_MEMO] = (now, rows)
+    return [
+        (s.absent_id, s.substitute_id)
+        for s in held[1]
+        if s.starts_at <= now < s.ends_at and (s.ended_at is None or s.ended_at > now)
+    ]
+
+
+def _changed(session: Session) -> bool:
+    return any(
+        isinstance(obj, Substitution) for obj in (*session.new, *session.dirty, *session.deleted)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_on_change(session: Session, _context: Any, _instances: Any) -> None:
+    memo = session.info.get("pulpit_transaction_memo")
+    if memo and _MEMO in memo and _changed(session):
+        del memo[_MEMO]
 
 
 # --- Services --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, case, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -145,4 +145,28 @@ def list_messages(
     stmt = select(InboundMessage).order_by(InboundMessage.id.desc()).limit(limit)
     if state:
         stmt = stmt.where(InboundMessage.state == state)
+    return list(session.scalars(stmt))
+
+
+def claim_batch(session: Session, inbound_id: int, *, limit: int) -> list[InboundMessage]:
+    """Lock ``inbound_id`` and up to ``limit - 1`` other stored mails waiting for processing,
+    in the order they arrived, for one unit of work to process together.
+
+    ``inbound_id`` comes first when it still waits and no other worker holds it. The others
+    are mails never tried (a mail that failed before is retried alone, by its own job). Rows
+    another worker's batch holds are skipped, not waited for (``SKIP LOCKED`` on PostgreSQL;
+    SQLite has one writer at a time, ``BEGIN IMMEDIATE``). Every row comes back locked until
+    the caller commits, so a job delivered twice finds its row done or held and moves on.
+    """
+    own_first = case((InboundMessage.id == inbound_id, 0), else_=1)
+    stmt = (
+        select(InboundMessage)
+        .where(
+            InboundMessage.state == "received",
+            or_(InboundMessage.id == inbound_id, InboundMessage.attempts == 0),
+        )
+        .order_by(own_first, InboundMessage.id)
+        .limit(max(limit, 1))
+        .with_for_update(skip_locked=True)
+    )
     return list(session.scalars(stmt))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from core.access.substitutions import substitutes_of
+from core.db import transaction_memo
 from core.directory.models import User
 from core.tickets.models import Ticket
 
@@ -23,11 +25,48 @@ def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:
     named = list(ticket.contract.coordinators) if ticket.contract is not None else []
     if named:
         return [u for u in named if u.active]
-    return list(
-        session.scalars(
-            select(User).where(User.role == "coordinator", User.active.is_(True)).order_by(User.id)
+    return list(all_coordinators(session))
+
+
+_COORDINATORS = "coordinators"
+
+
+def all_coordinators(session: Session) -> list[User]:
+    """Every active coordinator (who hears of the tickets of contracts naming none), read once
+    per transaction: a batch of inbound mail opens many such tickets. Adding, changing or
+    removing a coordinator, or anyone's role, reads them again."""
+    memo = transaction_memo(session)
+    found: list[User] | None = memo.get(_COORDINATORS)
+    if found is None or _coordinators_changed(session):
+        found = memo[_COORDINATORS] = list(
+            session.scalars(
+                select(User)
+                .where(User.role == "coordinator", User.active.is_(True))
+                .order_by(User.id)
+            )
         )
-    )
+    return found
+
+
+def _coordinators_changed(session: Session) -> bool:
+    """A person added, changed or removed in a way that may change who the coordinators are."""
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if not isinstance(obj, User):
+            continue
+        if obj.role == "coordinator":
+            return True
+        if obj in session.dirty:
+            state = inspect(obj)
+            if state.attrs.role.history.has_changes():
+                return True  # someone was a coordinator until now
+    return False
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_coordinators(session: Session, _context: Any, _instances: Any) -> None:
+    memo = session.info.get("pulpit_transaction_memo")
+    if memo and _COORDINATORS in memo and _coordinators_changed(session):
+        del memo[_COORDINATORS]
 
 
 def with_substitutes(session: Session, users: Sequence[User], now: datetime) -> list[User]:

@@ -508,8 +508,37 @@ def refresh(session: Session) -> None:
         rebuild(session, pending)
 
 
+AT_COMMIT = "pulpit_search_at_commit"
+
+
+def rebuild_at_commit(session: Session) -> None:
+    """Rebuild this transaction's documents once, just before it commits, instead of after
+    every flush: for a unit of work that changes many tickets in many flushes (a batch of
+    inbound mail, ``mailgw.process.run_batch``), one rebuild of them all. Searches inside the
+    transaction then miss its own changes until the commit."""
+    session.info[AT_COMMIT] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _rebuild_before_commit(session: Session) -> None:
+    if session.info.get(AT_COMMIT):
+        session.flush()
+        _rebuild_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_commit(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(AT_COMMIT, None)
+
+
 @event.listens_for(Session, "after_flush_postexec")
 def _rebuild_after_flush(session: Session, _context: Any) -> None:
+    if not session.info.get(AT_COMMIT):
+        _rebuild_pending(session)
+
+
+def _rebuild_pending(session: Session) -> None:
     pending: set[int] = session.info.pop(PENDING, set())
     people: set[tuple[str, int]] = session.info.pop(PEOPLE, set())
     if people:
