@@ -19,17 +19,26 @@ seed wave of new mails is sent and processed first (not timed), and the timed ma
 the seed tickets with their subject tag ``[#N]`` and In-Reply-To, from the original sender.
 ``--to`` sends everything to one address instead (another configuration).
 
+``--write-dir DIR`` writes the mails as files instead of sending them (``seed-NNNN.eml``, the
+seed wave, and ``mail-NNNNN.eml``, the timed mails) and exits; ``--from-dir DIR`` sends those
+files instead of generating new ones, so another tool can be given byte-identical mails
+(``bench/compare_peer.py``). Written replies carry In-Reply-To and References but no subject
+tag: a ticket's number is not known when the files are written.
+
 Prints a markdown table.
 
     .venv/bin/python bench/ingest.py --port 2525 --count 2000 --concurrency 8
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1/pulpit
     bench/run_ingest.sh 3000     # the whole setup: PostgreSQL, Redis, mailgw, worker, scheduler
+    .venv/bin/python bench/ingest.py --write-dir /tmp/mails --count 1000
+    FROM_DIR=/tmp/mails bench/run_ingest.sh
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import re
 import smtplib
 import statistics
 import sys
@@ -39,6 +48,8 @@ import uuid
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parseaddr
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,7 +137,7 @@ class Mail:
 class Seed:
     """A ticket opened earlier in the run, to reply to."""
 
-    number: int
+    number: int | None  # None when written to files: the reply then carries no subject tag
     subject: str
     sender: str
     sender_name: str
@@ -149,7 +160,8 @@ def build_mail(run: str, n: int, forced_to: str | None, seeds: list[Seed]) -> Ma
         seed = seeds[n % len(seeds)]
         msg["From"] = f"{seed.sender_name} <{seed.sender}>"
         msg["To"] = seed.to
-        msg["Subject"] = f"Re: {seed.subject} [#{seed.number}]"
+        tag = f" [#{seed.number}]" if seed.number is not None else ""
+        msg["Subject"] = f"Re: {seed.subject}{tag}"
         msg["In-Reply-To"] = seed.message_id
         msg["References"] = seed.message_id
         msg["Message-ID"] = message_id
@@ -259,7 +271,7 @@ def wait_processed(
     return None
 
 
-def load_seeds(engine, run: str, seed_mails: dict[str, tuple[str, str, str, str]]) -> list[Seed]:
+def load_seeds(engine, run: str, seed_mails: SeedInfo) -> list[Seed]:
     """The tickets the seed wave opened, with what a reply needs."""
     from sqlalchemy import select
 
@@ -279,9 +291,12 @@ def load_seeds(engine, run: str, seed_mails: dict[str, tuple[str, str, str, str]
     return sorted(seeds, key=lambda s: s.number)
 
 
-def send_seeds(args: argparse.Namespace, engine, run: str) -> list[Seed]:
-    """Send and process the seed wave (not timed); the tickets the timed replies go to."""
-    seed_mails: dict[str, tuple[str, str, str, str]] = {}
+SeedInfo = dict[str, tuple[str, str, str, str]]  # Message-ID: (subject, sender, name, to)
+
+
+def build_seed_mails(args: argparse.Namespace, run: str) -> tuple[list[Mail], SeedInfo]:
+    """The seed wave's mails, and what a reply to each needs."""
+    seed_mails: SeedInfo = {}
     mails = []
     for i in range(args.seeds):
         client, sender, name, to = pick(i, args.to)
@@ -295,6 +310,13 @@ def send_seeds(args: argparse.Namespace, engine, run: str) -> list[Seed]:
         msg.set_content(BODY.format(n=i, name=name, company=client.company))
         mails.append(Mail(sender, to, msg.as_bytes(policy=policy.SMTP)))
         seed_mails[message_id] = (subject, sender, name, to)
+    return mails, seed_mails
+
+
+def send_seeds(
+    args: argparse.Namespace, engine, run: str, mails: list[Mail], seed_mails: SeedInfo
+) -> list[Seed]:
+    """Send and process the seed wave (not timed); the tickets the timed replies go to."""
     # In waves of one mail per sender: two first mails of the same new sender processed at
     # once race to create the contact (one fails and waits for the scheduler's sweep).
     wave = sum(len(client.people) for client in DEMO_CLIENTS)
@@ -349,6 +371,68 @@ def outcome(engine, run: str, seeds: list[Seed]) -> dict[str, int]:
     return result
 
 
+def write_dir(args: argparse.Namespace, run: str) -> int:
+    """Write the seed wave and the timed mails as .eml files into ``--write-dir``."""
+    target = Path(args.write_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    if any(target.glob("*.eml")):
+        raise SystemExit(f"{target} already holds .eml files; give an empty directory.")
+    seed_list, seed_mails = build_seed_mails(args, run)
+    seeds = [
+        Seed(None, subject, sender, name, to, message_id)
+        for message_id, (subject, sender, name, to) in seed_mails.items()
+    ]
+    for i, mail in enumerate(seed_list):
+        (target / f"seed-{i:04d}.eml").write_bytes(mail.raw)
+    for n in range(args.count):
+        mail = build_mail(f"{run}-m", n, args.to, seeds)
+        (target / f"mail-{n:05d}.eml").write_bytes(mail.raw)
+    print(f"wrote {len(seed_list)} seed mails and {args.count} mails of run {run} to {target}")
+    return 0
+
+
+def read_mail(path: Path) -> tuple[Mail, EmailMessage]:
+    """A written mail, with its envelope taken from its From and To, and its headers."""
+    raw = path.read_bytes()
+    headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+    assert isinstance(headers, EmailMessage)
+    sender = parseaddr(str(headers["From"]))[1]
+    to = parseaddr(str(headers["To"]))[1]
+    return Mail(sender, to, raw), headers
+
+
+def read_dir(directory: str) -> tuple[str, list[Mail], SeedInfo, list[Mail], int]:
+    """(run, seed mails, their reply data, timed mails, replies among them) of a written run."""
+    source = Path(directory)
+    seed_list: list[Mail] = []
+    seed_mails: SeedInfo = {}
+    for path in sorted(source.glob("seed-*.eml")):
+        mail, headers = read_mail(path)
+        name = parseaddr(str(headers["From"]))[0]
+        seed_mails[str(headers["Message-ID"])] = (
+            str(headers["Subject"]),
+            mail.sender,
+            name,
+            mail.to,
+        )
+        seed_list.append(mail)
+    mails: list[Mail] = []
+    replies = 0
+    run = None
+    for path in sorted(source.glob("mail-*.eml")):
+        mail, headers = read_mail(path)
+        mails.append(mail)
+        replies += headers["In-Reply-To"] is not None
+        if run is None:
+            found = re.match(r"<bench-([0-9a-f]+)-m-\d+@", str(headers["Message-ID"]))
+            if found is None:
+                raise SystemExit(f"{path} was not written by bench/ingest.py --write-dir.")
+            run = found.group(1)
+    if run is None:
+        raise SystemExit(f"{source} holds no mail-*.eml files; write them with --write-dir.")
+    return run, seed_list, seed_mails, mails, replies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -374,21 +458,40 @@ def main() -> int:
         help="tickets opened first (untimed) for the replies; needs --database-url; 0: none",
     )
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for processing")
+    parser.add_argument(
+        "--write-dir",
+        help="write the seed wave and --count mails as .eml files into this directory and exit",
+    )
+    parser.add_argument(
+        "--from-dir",
+        help="send the mails of a --write-dir directory instead of generating them (--count, "
+        "--seeds and --to are then ignored)",
+    )
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
+    if args.write_dir:
+        return write_dir(args, run)
+    seed_list: list[Mail] = []
+    seed_mails: SeedInfo = {}
+    if args.from_dir:
+        run, seed_list, seed_mails, mails, replies = read_dir(args.from_dir)
+        args.count = len(mails)
+    elif args.database_url and args.seeds > 0:
+        seed_list, seed_mails = build_seed_mails(args, run)
     engine = None
     seeds: list[Seed] = []
     if args.database_url:
         from core.db import make_engine
 
         engine = make_engine(args.database_url)
-        if args.seeds > 0:
-            seeds = send_seeds(args, engine, run)
+        if seed_list:
+            seeds = send_seeds(args, engine, run, seed_list, seed_mails)
     try:
-        # Built before the clock starts: the sender's own CPU must not count as our latency.
-        mails = [build_mail(f"{run}-m", n, args.to, seeds) for n in range(args.count)]
-        replies = sum(1 for n in range(args.count) if seeds and n % 10 in (3, 7))
+        if not args.from_dir:
+            # Built before the clock starts: the sender's own CPU must not count as our latency.
+            mails = [build_mail(f"{run}-m", n, args.to, seeds) for n in range(args.count)]
+            replies = sum(1 for n in range(args.count) if seeds and n % 10 in (3, 7))
         latencies, refused, start, end = send_all(args, mails)
         accepted = len(latencies)
         wall = end - start
@@ -400,9 +503,11 @@ def main() -> int:
             ),
             (
                 "of which replies",
-                f"{replies} (tag and In-Reply-To of {len(seeds)} tickets opened first)"
+                f"{replies} ({'In-Reply-To' if args.from_dir else 'tag and In-Reply-To'} "
+                f"of {len(seeds)} tickets opened first)"
                 if seeds
-                else "none (replies need --database-url)",
+                else "none (replies need --database-url)"
+                + (f"; {replies} written as replies, sent as new mails" if replies else ""),
             ),
             ("accepted (250)", f"{accepted}" + (f" ({refused} not accepted)" if refused else "")),
             ("accepted mails/s", f"{accepted / wall:.0f}" if wall > 0 else "-"),

@@ -11,7 +11,9 @@
 # CONCURRENCY (8 SMTP connections), RATE (mails per second offered, open loop; default: as fast
 # as the connections are answered), PYTHON (.venv/bin/python), KEEP_LOGS (a directory to copy
 # the processes' logs to before the data dir is removed), GATEWAY_CPUS and WORKER_CPUS (CPU
-# lists for taskset, e.g. 0 and 1: the gateway on a core of its own; default: no pinning).
+# lists for taskset, e.g. 0 and 1: the gateway on a core of its own; default: no pinning),
+# FROM_DIR (send the mails bench/ingest.py --write-dir wrote there instead of generating them;
+# each COUNT then sends that directory's mails once).
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
@@ -123,7 +125,8 @@ status=0
 for count in "${COUNTS[@]}"; do
     echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
-        ${RATE:+--rate "$RATE"} --database-url "$PULPIT_DATABASE_URL" || status=$?
+        ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
+        --database-url "$PULPIT_DATABASE_URL" || status=$?
     for i in "${!PIDS[@]}"; do
         echo "| ${NAMES[$i]} RSS now / peak (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}") |"
         for child in $(pgrep -P "${PIDS[$i]}" || true); do

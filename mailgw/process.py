@@ -772,16 +772,20 @@ def run_batch(
     sends their jobs again. Returns the state of ``inbound_id`` afterwards (``taken`` when
     another worker's batch holds it).
     """
-    if batch <= 1:
+
+    def alone(one: int) -> str:
         return run_process(
             session_factory,
-            inbound_id,
+            one,
             blobs=blobs,
             mail_domain=mail_domain,
             clock=clock,
             reopen_days=reopen_days,
             trust=trust,
         )
+
+    if batch <= 1:
+        return alone(inbound_id)
     claimed: list[int] = []
     try:
         with unit_of_work(session_factory) as session:
@@ -830,20 +834,8 @@ def run_batch(
                 len(claimed),
                 exc_info=True,
             )
-        own = "taken"
-        for one in claimed:
-            state = run_process(
-                session_factory,
-                one,
-                blobs=blobs,
-                mail_domain=mail_domain,
-                clock=clock,
-                reopen_days=reopen_days,
-                trust=trust,
-            )
-            if one == inbound_id:
-                own = state
-        return own
+        states = {one: alone(one) for one in claimed}
+        return states.get(inbound_id, "taken")
     for one, mid, state in done:
         log.info("inbound %s (%s): %s", one, mid, state)
     return states.get(inbound_id, "taken")
