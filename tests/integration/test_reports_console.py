@@ -29,7 +29,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> SeededApp:
         for name in ("key_assigned", "beta_open"):
             ticket = session.scalar(select(Ticket).where(Ticket.number == app.numbers[name]))
             assert ticket is not None and coordinator is not None
-            log_work(session, ticket, actor=coordinator, work=Work(minutes=75, description="x"))
+            # Starting now, not ending now: the report's default is this month, and 75 minutes
+            # back from the first hour of a month is last month.
+            log_work(
+                session,
+                ticket,
+                actor=coordinator,
+                work=Work(minutes=75, started_at=utcnow(), description="x"),
+            )
         # Acme is shown its work log (its manager's work time counts it); Beta is not.
         acme = session.scalar(select(Contract).where(Contract.code == "ACME-KEY"))
         assert acme is not None
