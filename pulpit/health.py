@@ -65,7 +65,7 @@ def check_database(settings: Settings) -> str:
 def check_broker(settings: Settings) -> str:
     """Ask the broker for a round trip (Redis PING, an AMQP connection opened and closed)."""
     url = settings.broker_url
-    shown = _without_password(url)
+    shown = _shown(url)
     try:
         if url.startswith(("redis://", "rediss://")):
             import redis
@@ -111,11 +111,12 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _without_password(url: str) -> str:
-    """``redis://:secret@host`` as ``redis://:***@host``, for messages and the report."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+def _shown(url: str) -> str:
+    """``redis://:secret@host`` as ``redis://:***@host``, for messages and the report
+    (SQLAlchemy's URL parser reads any ``scheme://user:password@host`` form)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@", 1)[-1]  # unreadable: at least never the password

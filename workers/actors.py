@@ -327,6 +327,8 @@ def register_actors(
         authserv_id=settings.trusted_authserv_id, verify_dkim=settings.verify_dkim
     )
 
+    inbound_domain = derive_mail_domain(settings.mail_domain, settings.public_url)
+
     def mail_process(inbound_id: int) -> None:
         from mailgw.process import run_batch
 
@@ -335,7 +337,7 @@ def register_actors(
             inbound_id,
             batch=settings.mail_batch,
             blobs=inbound_blobs,
-            mail_domain=derive_mail_domain(settings.mail_domain, settings.public_url),
+            mail_domain=inbound_domain,
             clock=clock,
             reopen_days=settings.reopen_days,
             trust=inbound_trust,
