@@ -58,6 +58,13 @@ def main() -> int:
         help="mails one job processes together (PULPIT_MAIL_BATCH; 1: each alone, the old path)",
     )
     parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N most frequent statement shapes of the processing phase, per mail",
+    )
+    parser.add_argument(
         "--profile",
         help="write a cProfile of the processing phase here (FILE.send: the sending phase)",
     )
@@ -135,9 +142,13 @@ def main() -> int:
     if profiler:
         profiler.enable()
     statements = [0]
+    shapes: dict[str, int] = {}
 
-    def count(*_: object) -> None:
+    def count(_conn: object, _cursor: object, sql: str, *_: object) -> None:
         statements[0] += 1
+        if args.statements:
+            shape = " ".join(sql.split())[:150]
+            shapes[shape] = shapes.get(shape, 0) + 1
 
     event.listen(engine, "before_cursor_execute", count)
     states: dict[str, int] = {}
@@ -183,6 +194,8 @@ def main() -> int:
         f"{process_cpu / n * 1000:.1f} ms/mail CPU ({n / process_wall:.0f} mails/s), "
         f"{statements[0] / n:.1f} SQL statements/mail"
     )
+    for shape, times in sorted(shapes.items(), key=lambda kv: -kv[1])[: args.statements]:
+        print(f"  {times / n:5.2f}/mail  {shape}")
     if outbox:
         print(
             f"mail.send: {len(outbox)} mails out, {send_wall / len(outbox) * 1000:.1f} ms each "
