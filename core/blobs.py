@@ -99,6 +99,9 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_PENDING_BLOBS = "pulpit.pending_blobs"
+
+
 class BlobStore(ABC):
     """Where content lives, by sha256. Callers use only these methods, whatever the store."""
 
@@ -109,11 +112,19 @@ class BlobStore(ABC):
         or rolls back with the row; the directory store writes its file (fsynced) now."""
         digest = sha256_of(data)
         self._put_content(session, digest, data)
-        blob = session.get(Blob, digest)
+        # Not flushed here, nor before the lookup: a batch of inbound mail inserts its rows in
+        # one flush (mailgw.process.run_batch). A row added earlier in this flush is pending,
+        # outside the identity map that session.get reads.
+        pending: dict[str, Blob] = session.info.setdefault(_PENDING_BLOBS, {})
+        blob = pending.get(digest)
+        if blob is not None and blob in session:
+            return blob
+        with session.no_autoflush:
+            blob = session.get(Blob, digest)
         if blob is None:
             blob = Blob(sha256=digest, size=len(data))
             session.add(blob)
-            session.flush()
+            pending[digest] = blob
         return blob
 
     @abstractmethod

@@ -24,11 +24,14 @@ our outbound mails marks the user with that address ``mail_bouncing_since``; ord
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
@@ -48,7 +51,7 @@ from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets import search
 from core.tickets.models import Ticket, TicketEvent
-from core.tickets.services import NewTicket, open_ticket, record_email, reopen
+from core.tickets.services import DEFER_FLUSH, NewTicket, open_ticket, record_email, reopen
 from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
@@ -67,6 +70,45 @@ log = logging.getLogger(__name__)
 # commit, the claim and the configuration reads off each mail's bill, few enough that a
 # failing batch costs little to redo one by one.
 BATCH = 32
+
+
+class _DoneHere:
+    """The mails this process's batches committed in the last :attr:`KEEP` seconds, so their
+    own jobs, arriving just after, end without a statement (in a batch of 32 the other 31 jobs
+    would each ask the database what it already said). An entry answers one job and is gone;
+    a mail retried (``pulpit mail retry``) within those seconds and sent to this process waits
+    for the scheduler's sweep instead. Kept per session factory (one per database in a
+    process) and bounded: the oldest entries go first."""
+
+    KEEP = 60.0
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: WeakKeyDictionary[object, OrderedDict[int, tuple[float, str]]] = (
+            WeakKeyDictionary()
+        )
+
+    def add(self, factory: object, states: dict[int, str], skip: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            known = self._states.setdefault(factory, OrderedDict())
+            for one, state in states.items():
+                if one != skip:
+                    known[one] = (now, state)
+            while len(known) > self.LIMIT:
+                known.popitem(last=False)
+
+    def take(self, factory: object, inbound_id: int) -> str | None:
+        with self._lock:
+            known = self._states.get(factory)
+            found = known.pop(inbound_id, None) if known is not None else None
+        if found is None or time.monotonic() - found[0] > self.KEEP:
+            return None
+        return found[1]
+
+
+_done_here = _DoneHere()
 
 
 class InboundMissing(LookupError):
@@ -99,6 +141,7 @@ def _write_decisions(row: InboundMessage) -> None:
 # In a batch (run_batch) the outcome waits on the row too, and every row of the batch is
 # updated in one executemany at the end instead of one UPDATE between each two mails.
 _OUTCOME = "_pulpit_pending_outcome"
+_EVENT = "_event"
 
 
 def _finish(row: InboundMessage, **values: Any) -> InboundMessage:
@@ -112,7 +155,12 @@ def _finish(row: InboundMessage, **values: Any) -> InboundMessage:
 
 
 def _apply_outcome(row: InboundMessage) -> None:
-    for name, value in (row.__dict__.pop(_OUTCOME, None) or {}).items():
+    """The batch's outcome on ``row``, after the flush that gave its event an id."""
+    values = row.__dict__.pop(_OUTCOME, None) or {}
+    event: TicketEvent | None = values.pop(_EVENT, None)
+    if event is not None:
+        values.update(ticket_id=event.ticket_id, event_id=event.id)
+    for name, value in values.items():
         setattr(row, name, value)
     _write_decisions(row)
 
@@ -122,6 +170,10 @@ def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
 
 
 def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMessage:
+    pending: dict[str, Any] | None = row.__dict__.get(_OUTCOME)
+    if pending is not None:
+        # In a batch the event may not be inserted yet: its ids are read after the flush.
+        return _finish(row, state="processed", processed_at=now, reason=None, **{_EVENT: event})
     return _finish(
         row,
         state="processed",
@@ -786,6 +838,9 @@ def run_batch(
 
     if batch <= 1:
         return alone(inbound_id)
+    known = _done_here.take(session_factory, inbound_id)
+    if known is not None:
+        return known  # taken along by one of this process's batches a moment ago
     claimed: list[int] = []
     try:
         with unit_of_work(session_factory) as session:
@@ -801,6 +856,7 @@ def run_batch(
                 )
                 return "missing" if state is None else state if state != "received" else "taken"
             _parse_ahead(session, rows, blobs, mail_domain)
+            session.info[DEFER_FLUSH] = True
             # The notifications of the whole batch: loop protection asked once, one INSERT.
             with outbox.batch(session):
                 for row in rows:
@@ -814,6 +870,10 @@ def run_batch(
                         reopen_days=reopen_days,
                         trust=trust,
                     )
+            # The batch's new tickets, events and attachments: one INSERT per table (open_ticket
+            # and the blob store leave them to this flush, and reads that cannot depend on them
+            # do not flush them early: core.tickets.services.next_number and others).
+            session.flush()
             for row in rows:
                 _apply_outcome(row)
             states = {row.id: row.state for row in rows}
@@ -838,6 +898,7 @@ def run_batch(
         return states.get(inbound_id, "taken")
     for one, mid, state in done:
         log.info("inbound %s (%s): %s", one, mid, state)
+    _done_here.add(session_factory, states, skip=inbound_id)
     return states.get(inbound_id, "taken")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -184,19 +185,37 @@ def find_thread(
     (whether the sender may write here is :func:`may_follow_up`, the caller's question).
     """
     key = secret if secret is not None else secret_key(session)
-    if key:
-        signed = find_signed(key, [*recipients, *mail.to, *mail.cc])
+    signed = find_signed(key, [*recipients, *mail.to, *mail.cc]) if key else None
+    ids = _header_ids(mail)
+    numbers = set(subject_numbers(mail.subject))
+    if signed is not None:
+        numbers.add(signed.ticket_number)
+    # A batch of inbound mail flushes its new tickets and events once, at its end
+    # (mailgw.process.run_batch): the lookups below flush them first only when this mail
+    # names one of them (a colleague's reply-all to a mail earlier in the batch).
+    early = _names_pending(session, {mid for _, mid in ids}, numbers)
+    with nullcontext() if early else session.no_autoflush:
         if signed is not None:
             ticket = session.scalar(select(Ticket).where(Ticket.number == signed.ticket_number))
             if ticket is not None:
                 return _followed(session, ThreadMatch(ticket, SIGNED, signed=signed))
-    ids = _header_ids(mail)
-    return _followed(
-        session,
-        _by_header(session, ids, OutboundMail)
-        or _by_tag(session, mail.subject, sender)
-        or _by_header(session, ids, TicketEvent),
-    )
+        return _followed(
+            session,
+            _by_header(session, ids, OutboundMail)
+            or _by_tag(session, mail.subject, sender)
+            or _by_header(session, ids, TicketEvent),
+        )
+
+
+def _names_pending(session: Session, message_ids: set[str], numbers: set[int]) -> bool:
+    """Whether a row added in this transaction and not yet flushed carries one of these
+    Message-IDs or ticket numbers."""
+    for obj in session.new:
+        if isinstance(obj, TicketEvent | OutboundMail) and obj.message_id in message_ids:
+            return True
+        if isinstance(obj, Ticket) and obj.number in numbers:
+            return True
+    return False
 
 
 def may_follow_up(user: User, ticket: Ticket) -> tuple[bool, str]:

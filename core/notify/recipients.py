@@ -22,7 +22,8 @@ from core.tickets.models import Ticket
 
 
 def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:
-    named = list(ticket.contract.coordinators) if ticket.contract is not None else []
+    with session.no_autoflush:  # a contract's coordinators depend on no ticket row
+        named = list(ticket.contract.coordinators) if ticket.contract is not None else []
     if named:
         return [u for u in named if u.active]
     return list(all_coordinators(session))

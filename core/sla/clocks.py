@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from core.contracts.models import Contract
 from core.sla.calendar import BusinessCalendar, parse_duration
@@ -81,7 +82,14 @@ Segment = tuple[datetime, datetime | None]  # [start, end); end None = still run
 
 
 def _ordered(ticket: Ticket) -> list[TicketEvent]:
-    return sorted(ticket.events, key=lambda e: (e.at, e.id or 0))
+    # Loading the timeline needs no flush: an event added and not yet flushed is in the
+    # collection all the same (SQLAlchemy merges pending appends into the loaded list), and
+    # a batch of inbound mail inserts its events once (mailgw.process.run_batch). Of two
+    # events at one instant, a new one comes after those stored.
+    session = object_session(ticket)
+    with session.no_autoflush if session is not None else nullcontext():
+        events = list(ticket.events)
+    return sorted(events, key=lambda e: (e.at, e.id is None, e.id or 0))
 
 
 def category_periods(ticket: Ticket) -> list[tuple[datetime, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -26,6 +26,9 @@ from core.clock import utcnow
 from core.contracts.models import Contract, Status, TicketType
 from core.directory.models import Client, Product, Subcontractor, User
 from core.orm import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from core.blobs import Blob
 
 EVENT_TYPES = (
     "email_in",
@@ -298,3 +301,6 @@ class Attachment(Base):
     content_id: Mapped[str | None] = mapped_column(String(500))
 
     event: Mapped[TicketEvent] = relationship(back_populates="attachments")
+    # So one flush inserts a new content's ``blobs`` row before the attachment naming it
+    # (a batch of inbound mail flushes once: mailgw.process.run_batch).
+    blob: Mapped[Blob] = relationship(lazy="raise_on_sql")

@@ -60,11 +60,12 @@ def get_ticket(session: Session, number: int, user: User | None = None) -> Ticke
 
 
 def ensure_default_statuses(session: Session) -> list[Status]:
-    defaults = list(
-        session.scalars(
-            select(Status).where(Status.contract_id.is_(None)).order_by(Status.position)
+    with session.no_autoflush:  # statuses depend on no ticket row (see DEFER_FLUSH)
+        defaults = list(
+            session.scalars(
+                select(Status).where(Status.contract_id.is_(None)).order_by(Status.position)
+            )
         )
-    )
     if defaults:
         return defaults
     for pos, spec in enumerate(BUILTIN_STATUSES):
@@ -113,6 +114,12 @@ def find_status(
     )
 
 
+# Set in ``session.info`` by a caller that opens many tickets in one transaction and flushes
+# them together (mailgw.process.run_batch): open_ticket then leaves its rows pending, and the
+# ticket's and its first event's ids are known after the caller's flush.
+DEFER_FLUSH = "pulpit.defer_flush"
+
+
 def next_number(session: Session) -> int:
     """The next ticket number: never shared by two tickets, even by concurrent writers.
 
@@ -120,17 +127,20 @@ def next_number(session: Session) -> int:
     would serialise ticket creation; a rolled-back transaction leaves a gap. SQLite bumps the
     counter row with one UPDATE (its writers are serialised anyway), gap-free.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return int(session.execute(sql_text("SELECT nextval('ticket_number_seq')")).scalar_one())
-    value = session.execute(
-        update(Counter)
-        .where(Counter.name == "ticket")
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
-    ).scalar()
-    if value is None:
-        session.execute(insert(Counter).values(name="ticket", value=FIRST_TICKET_NUMBER))
-        value = FIRST_TICKET_NUMBER
+    # Not after a flush: the number depends on no other row, and a batch of inbound mail
+    # inserts its tickets in one flush (mailgw.process.run_batch).
+    with session.no_autoflush:
+        if session.get_bind().dialect.name == "postgresql":
+            return int(session.scalar(sql_text("SELECT nextval('ticket_number_seq')")))
+        value = session.execute(
+            update(Counter)
+            .where(Counter.name == "ticket")
+            .values(value=Counter.value + 1)
+            .returning(Counter.value)
+        ).scalar()
+        if value is None:
+            session.execute(insert(Counter).values(name="ticket", value=FIRST_TICKET_NUMBER))
+            value = FIRST_TICKET_NUMBER
     return int(value)
 
 
@@ -311,7 +321,8 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
     # attachment flushes).
     sla_clock.recompute(ticket, now=at)
     attach(session, opened, attachments, blobs)
-    session.flush()
+    if not session.info.get(DEFER_FLUSH):
+        session.flush()
     if cc:
         # Copied before the acknowledgement is queued, so they get it too (core.tickets.contacts).
         add_contacts(session, ticket, cc, actor=author or requester, at=at, check=False)

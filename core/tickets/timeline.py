@@ -101,7 +101,7 @@ def attach(
         session.add(
             Attachment(
                 event=event,
-                sha256=blob.sha256,
+                blob=blob,
                 filename=clean_filename(att.filename) or "attachment",
                 content_type=att.content_type or "application/octet-stream",
                 size=len(att.data),

@@ -8,11 +8,14 @@ attempt; a mail another worker holds is skipped, not waited for.
 from __future__ import annotations
 
 import threading
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import SettingsError, load_settings
@@ -20,7 +23,10 @@ from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import unit_of_work
 from core.mail.inbound import store_inbound
 from core.mail.models import InboundMessage
-from core.tickets.models import Ticket
+from core.sla.clocks import _ordered
+from core.tickets.models import Attachment, Ticket, TicketEvent
+from core.tickets.services import NewTicket, open_ticket
+from core.tickets.timeline import append_event
 from mailgw.process import run_batch
 from tests.factories import World, build_world
 from tests.mail_builders import (  # noqa: F401
@@ -85,8 +91,13 @@ def test_one_job_processes_the_waiting_mails_in_one_unit_of_work(
     assert ticket_count(session) == 5
     # Every decision of every mail is on its row, as when processed one by one.
     assert [d["rule"] for d in rows[1].decisions][:2] == ["parse", "our_own"]
-    # The other mails' jobs find them done: one read each, nothing changes.
+    # The other mails' jobs, in the process whose batch took them, end without a statement.
     assert batch(counting, rows[3].id, blobs) == "processed"
+    assert counting.opened == 1
+    assert ticket_count(session) == 5
+    # Elsewhere (another worker process), or asked again: one read, nothing changes.
+    assert batch(counting, rows[3].id, blobs) == "processed"
+    assert counting.opened == 2
     assert ticket_count(session) == 5
 
 
@@ -247,3 +258,78 @@ def test_a_batch_locks_the_tickets_it_answers_up_front_in_one_order(
         other.close()
         holder.rollback()
         holder.close()
+
+
+def _with_file(raw: bytes, data: bytes, name: str) -> bytes:
+    msg = message_from_bytes(raw, _class=EmailMessage, policy=email_policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return msg.as_bytes()
+
+
+def test_a_batch_inserts_its_new_tickets_in_one_statement_per_table(
+    session: Session, world: World, blobs: BlobStore
+) -> None:
+    """open_ticket leaves a batch's rows to one flush at its end (DEFER_FLUSH): reads that do
+    not depend on them (the ticket number, statuses, a blob row) do not flush them early."""
+    scan = b"%PDF-1.4 the same scan, sent by two people"
+    raws = [build(subject=f"Awaria {i}", message_id=f"<n{i}@client.example>") for i in range(4)]
+    raws[1] = _with_file(raws[1], scan, "skan.pdf")
+    raws[3] = _with_file(raws[3], scan, "skan-kopia.pdf")
+    rows = store(session, blobs, raws)
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            inserts.append(statement.split()[2])
+
+    flushes: list[int] = []
+
+    def flushed(flushing: Session, _context: Any, _instances: Any) -> None:
+        if new_tickets := sum(isinstance(o, Ticket) for o in flushing.new):
+            flushes.append(new_tickets)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    event.listen(Session, "before_flush", flushed)
+    try:
+        assert batch(factory_for(session), rows[0].id, blobs) == "processed"
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+        event.remove(Session, "before_flush", flushed)
+    for row in rows:
+        session.refresh(row)
+    assert [r.state for r in rows] == ["processed"] * 4
+    assert all(r.ticket_id is not None and r.event_id is not None for r in rows)
+    assert flushes == [4]  # the four tickets in one flush
+    if bind.dialect.name == "postgresql":
+        # One INSERT per table (SQLAlchemy's insertmanyvalues; SQLite inserts row by row).
+        for table in ("tickets", "ticket_events", "attachments", "blobs"):
+            assert inserts.count(table) == 1, (table, inserts)
+    # The same content twice in one flush: one blob row, two attachments naming it.
+    names = session.execute(
+        select(Attachment.filename, Attachment.sha256).order_by(Attachment.id)
+    ).all()
+    assert [n for n, _ in names] == ["skan.pdf", "skan-kopia.pdf"]
+    assert len({sha for _, sha in names}) == 1
+    # Each row names its own ticket and first event, read after the flush.
+    for row in rows:
+        opened = session.get(TicketEvent, row.event_id)
+        assert opened is not None and opened.ticket_id == row.ticket_id
+
+
+def test_a_timeline_read_mid_batch_has_the_unflushed_event_last(
+    session: Session, world: World
+) -> None:
+    """The SLA clocks read a ticket's timeline without flushing it (a batch's events wait for
+    one INSERT); an event added and not yet flushed is in it, after those stored."""
+    client = world.users["client"]
+    ticket = open_ticket(
+        session, NewTicket(subject="Drukarka", requester=client, contract=world.acme_contract)
+    )
+    session.commit()
+    session.expire(ticket, ["events"])
+    new = append_event(session, ticket, "comment", author=client, at=ticket.created_at)
+    events = _ordered(ticket)
+    assert new.id is None  # not flushed to read the timeline
+    assert events[-1] is new and len(events) >= 2
