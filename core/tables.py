@@ -11,6 +11,7 @@ import core.access.models
 import core.audit
 import core.blobs
 import core.contracts.models
+import core.contracts.snapshot
 import core.desk.models
 import core.directory.models
 import core.mail.models

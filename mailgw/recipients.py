@@ -14,10 +14,12 @@ accepted here whether or not its token verifies, and checked only when threading
 ``postmaster`` of our mail domain and of every mailbox domain is ours too: RFC 5321 4.5.1
 requires every SMTP receiver to accept mail for ``postmaster``.
 
-The gateway keeps a :class:`Mailboxes` snapshot for a few seconds (:data:`CACHE_SECONDS`): the
-table is small and read whole, and asking the database at every RCPT costs a round trip per
-mail under load. A mailbox added by ``pulpit config apply`` is accepted at most that many
-seconds later; one removed is accepted that long, and processing routes such mail to triage.
+On PostgreSQL the gateway answers from the configuration snapshot (``core.contracts.snapshot``),
+which a listening thread keeps current: no query per RCPT, and a mailbox added by ``pulpit
+config apply`` or the console is accepted as soon as the change commits. Elsewhere (SQLite, or
+while that thread has lost its connection) it keeps a :class:`Mailboxes` read of the table for
+a few seconds (:data:`CACHE_SECONDS`): a mailbox added is accepted at most that many seconds
+later; one removed is accepted that long, and processing routes such mail to triage.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class Mailboxes:
 
     addresses: frozenset[str]
     loaded_at: float = field(default_factory=time.monotonic)
+    # The configuration snapshot's token it came from (core.contracts.snapshot), or None when
+    # read from the table by :meth:`load`.
+    token: str | None = None
 
     @classmethod
     def load(cls, session: Session) -> Mailboxes:

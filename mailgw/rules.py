@@ -16,10 +16,10 @@ from sqlalchemy import Integer, String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from core.access.accounts import get_user_by_email
+from core.contracts import snapshot
 from core.contracts.models import Contract
+from core.contracts.snapshot import ContractFacts
 from core.directory.models import Client, User
-from core.directory.services import client_for_email, default_contract
-from core.mail.mailboxes import mailboxes
 from core.mail.models import InboundMessage, OutboundMail
 from core.tickets.models import TicketEvent
 from mailgw.parsing import ParsedMail
@@ -180,18 +180,18 @@ def _strip_plus(address: str) -> str:
 
 def mailbox_contracts(
     session: Session, row: InboundMessage, mail: ParsedMail, today: date
-) -> list[Contract]:
+) -> list[ContractFacts]:
     """Contracts of our mailboxes among the envelope recipients, then To and Cc, that are in
     force ``today``: a contract past its end date (or not begun) receives no new tickets, and
-    its mailbox's mail is routed as if sent to a general address."""
+    its mailbox's mail is routed as if sent to a general address. Read from the configuration
+    snapshot (``core.contracts.snapshot``): no query, no ORM object."""
     addresses = [_strip_plus(a) for a in [*row.envelope_to, *mail.to, *mail.cc] if "@" in a]
     if not addresses:
         return []
-    boxes = {box.address.lower(): box for box in mailboxes(session) if box.contract_id}
-    found: list[Contract] = []
+    config = snapshot.current(session)
+    found: list[ContractFacts] = []
     for address in addresses:
-        box = boxes.get(address)
-        contract = box.contract if box is not None else None
+        contract = config.mailbox_contract(address)
         if contract is not None and contract.is_active(today) and contract not in found:
             found.append(contract)
     return found
@@ -208,32 +208,58 @@ def route(
     """The contract of a new ticket: mailbox, else the sender's contact or domain's client.
 
     ``sender`` is the From address's user when the caller has it already (one query less).
+    Decided on the configuration snapshot (``core.contracts.snapshot``); only the contract
+    chosen is read as an ORM object, for the ticket to be opened under.
     """
+    config = snapshot.current(session)
     boxes = mailbox_contracts(session, row, mail, today)
-    client: Client | None = None
+    client_id: int | None = None
     if sender is not None:
         user: User | None = sender
     else:
         user = get_user_by_email(session, mail.from_addr) if mail.from_addr else None
-    if user is not None and user.client is not None:
-        client, how = user.client, f"sender {mail.from_addr} is a contact of {user.client.name}"
+    if user is not None and user.client_id is not None:
+        client_id = user.client_id
+        how = f"sender {mail.from_addr} is a contact of {_client_name(session, client_id)}"
     elif mail.from_addr:
-        client = client_for_email(session, mail.from_addr)
-        how = f"sender's domain belongs to {client.name}" if client else "sender's domain unknown"
+        client_id = config.client_for_domain(mail.from_addr.rsplit("@", 1)[-1])
+        how = (
+            f"sender's domain belongs to {_client_name(session, client_id)}"
+            if client_id is not None
+            else "sender's domain unknown"
+        )
     else:
         how = "no sender address"
-    mine = [c for c in boxes if client is not None and c.client_id == client.id]
-    if boxes and (client is None or mine):
+    mine = [c for c in boxes if client_id is not None and c.client_id == client_id]
+    if boxes and (client_id is None or mine):
         # Prefer the mailbox contract of the sender's own client when several were addressed.
         boxed = (mine or boxes)[0]
-        return boxed, Hit("route", boxed.code, f"received by a mailbox of {boxed.code}")
+        return _contract(session, boxed), Hit(
+            "route", boxed.code, f"received by a mailbox of {boxed.code}"
+        )
     if boxes:
         # A contact of another client wrote to this contract's mailbox: their own client wins
         # (core.tickets.services.open_ticket refuses a requester of another client).
         how += f"; mailbox of {boxes[0].code} belongs to another client"
-    contract = default_contract(client, today)
+    contract = config.default_contract(client_id, today)
     if contract is not None:
-        return contract, Hit("route", contract.code, f"{how}; its only active contract")
-    if client is not None:
+        return _contract(session, contract), Hit(
+            "route", contract.code, f"{how}; its only active contract"
+        )
+    if client_id is not None:
         return None, Hit("route", None, f"{how}, which has no single active contract: triage")
     return None, Hit("route", None, f"{how}: triage")
+
+
+def _contract(session: Session, facts: ContractFacts) -> Contract:
+    with session.no_autoflush:  # a contract depends on no ticket row (DEFER_FLUSH)
+        contract = session.get(Contract, facts.id)
+    if contract is None:  # deleted since the snapshot's token was read: cannot happen in one
+        raise LookupError(f"contract {facts.code} is gone")  # transaction; said, not hidden
+    return contract
+
+
+def _client_name(session: Session, client_id: int) -> str:
+    with session.no_autoflush:
+        client = session.get(Client, client_id)
+    return client.name if client is not None else f"client {client_id}"

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.blobs import BlobStore, open_blob_store
+from core.contracts import snapshot
 from core.db import Job, take_pending_jobs, unit_of_work
 from core.mail.inbound import Arrival, header_message_id, store_many
 from core.mail.outbox import derive_mail_domain
@@ -113,7 +114,8 @@ class GatewayHandler:
         self.mail_domain = mail_domain
         self.lmtp = lmtp
         self.source = "lmtp" if lmtp else "smtp"
-        # A few seconds' snapshot of the mailbox table (mailgw.recipients.CACHE_SECONDS).
+        # Our mailbox addresses: from the configuration snapshot, or a few seconds' read of
+        # the table (mailgw.recipients).
         self._mailboxes: Mailboxes | None = None
         # Mails that arrive together are stored in one transaction (mailgw.group_commit).
         self._committer = GroupCommitter(self._store)
@@ -122,7 +124,13 @@ class GatewayHandler:
 
     def _is_ours(self, address: str) -> bool:
         mailboxes = self._mailboxes
-        if mailboxes is None or not mailboxes.fresh():
+        config = snapshot.watched(self.session_factory)
+        if config is not None:
+            # Kept current by the configuration watch (PostgreSQL): no query per RCPT.
+            if mailboxes is None or mailboxes.token != config.token:
+                mailboxes = Mailboxes(config.addresses, token=config.token)
+                self._mailboxes = mailboxes
+        elif mailboxes is None or mailboxes.token is not None or not mailboxes.fresh():
             with self.session_factory() as session:
                 mailboxes = Mailboxes.load(session)
             self._mailboxes = mailboxes

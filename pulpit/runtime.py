@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.contracts import snapshot as config_snapshot
 from core.db import configure_secret_key, make_engine, make_session_factory, upgrade
 from pulpit.errors import EXIT_FAILURE, CommandError
 
@@ -94,20 +95,26 @@ def scheduled_tasks(settings: Settings) -> list[Any]:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+def database(settings: Settings, *, watch: bool = False) -> Iterator[sessionmaker[Session]]:
     """An engine on ``settings.resolved_database_url`` for the life of a command.
 
     Its sessions carry ``settings.secret_key`` when the settings have one
     (``core.db.secret_key``): the processes that mail or read mail about tickets (``serve``,
     ``web``, ``mailgw``, ``worker``, ``scheduler``) make sure they do, so signed reply
     addresses (``core.mail.reply_address``) are made and checked with the same key.
+
+    ``watch``: a long-running process listens for configuration changes on PostgreSQL, so its
+    configuration snapshot needs no query to stay current (``core.contracts.snapshot``).
     """
     engine = make_engine(settings.resolved_database_url)
     try:
+        if watch:
+            config_snapshot.watch(engine)
         factory = make_session_factory(engine)
         configure_secret_key(factory, settings.secret_key or None)
         yield factory
     finally:
+        config_snapshot.unwatch(engine)
         engine.dispose()
 
 
@@ -250,7 +257,7 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
     app = create_app(settings)
 
     parts: list[tuple[str, Stoppable]] = []
-    with terminate_raises(), database(settings) as session_factory:
+    with terminate_raises(), database(settings, watch=True) as session_factory:
         broker = _wire_broker(settings, session_factory)
         try:
             # Workers run here with any broker: "all in one process". With a real broker,
@@ -293,7 +300,7 @@ def run_web(settings: Settings) -> int:
         )
         with terminate_raises():
             return run_http(settings, app)
-    with terminate_raises(), database(settings) as session_factory:
+    with terminate_raises(), database(settings, watch=True) as session_factory:
         broker = _wire_broker(settings, session_factory)
         try:
             return run_http(settings, app)
@@ -316,7 +323,7 @@ def run_mailgw(settings: Settings) -> int:
     # hand-over a wait of up to 5 ms in the SMTP answer (bench/INGEST_RESULTS.md).
     sys.setswitchinterval(GATEWAY_SWITCH_INTERVAL)
     stop = threading.Event()
-    with database(settings) as session_factory:
+    with database(settings, watch=True) as session_factory:
         broker = None
         if not is_memory_broker(settings.broker_url):
             broker = _wire_broker(settings, session_factory)
@@ -363,7 +370,7 @@ def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> i
     if processes > 1:
         return _supervise_workers(settings, threads=threads, processes=processes)
     stop = threading.Event()
-    with database(settings) as session_factory:
+    with database(settings, watch=True) as session_factory:
         # Actors send follow-up jobs after their own commits, so workers dispatch too.
         broker = _wire_broker(settings, session_factory)
         try:
@@ -459,7 +466,7 @@ def run_scheduler(settings: Settings) -> int:
 
     settings = settings.ensure_secret_key()
     stop = threading.Event()
-    with database(settings) as session_factory:
+    with database(settings, watch=True) as session_factory:
         broker = None
         if is_memory_broker(settings.broker_url):
             log.warning(

@@ -11,29 +11,24 @@ from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from core.access.accounts import get_user_by_email, normalize_email
+from core.contracts import snapshot
 from core.contracts.models import Contract
-from core.directory.models import UNKNOWN_SENDER, Client, ClientDomain, Product, Subcontractor, User
+from core.directory.models import UNKNOWN_SENDER, Client, Product, Subcontractor, User
 from core.errors import N_, InputError
 
 
 def client_for_email(session: Session, email: str) -> Client | None:
-    """The client whose domain (or a parent domain) the address belongs to."""
-    domain = email.rsplit("@", 1)[-1].lower()
-    labels = domain.split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-    rows = session.execute(
-        select(ClientDomain.domain, ClientDomain.client_id).where(
-            ClientDomain.domain.in_(candidates)
-        )
-    ).all()
-    if not rows:
+    """The client whose domain (or a parent domain) the address belongs to: the most specific
+    domain wins (dział.acme.example over acme.example). Read from the configuration snapshot
+    (``core.contracts.snapshot``)."""
+    client_id = snapshot.current(session).client_for_domain(email.rsplit("@", 1)[-1])
+    if client_id is None:
         return None
-    # The most specific domain wins (dział.acme.example over acme.example).
-    best = max(rows, key=lambda r: len(r[0]))
-    return session.get(Client, best[1])
+    with session.no_autoflush:  # a client depends on no ticket row
+        return session.get(Client, client_id)
 
 
 def find_or_create_contact(session: Session, email: str, name: str | None = None) -> User:
@@ -113,5 +108,12 @@ def default_contract(client: Client | None, today: date) -> Contract | None:
     """The client's contract when it has exactly one active contract, else None (triage)."""
     if client is None:
         return None
-    active = [c for c in client.contracts if c.is_active(today)]
-    return active[0] if len(active) == 1 else None
+    session = object_session(client)
+    if session is None or client.id is None:
+        active = [c for c in client.contracts if c.is_active(today)]
+        return active[0] if len(active) == 1 else None
+    facts = snapshot.current(session).default_contract(client.id, today)
+    if facts is None:
+        return None
+    with session.no_autoflush:  # a contract depends on no ticket row
+        return session.get(Contract, facts.id)
