@@ -44,7 +44,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from core.clock import utcnow
 from core.errors import PulpitError
-from core.orm import Base
+from core.orm import Base, transaction_memo
 
 # A chunk of the database store: big enough that a 25 MB mail is 25 rows, small enough that no
 # single value (or the memory to send or read it) grows with the attachment.
@@ -100,6 +100,23 @@ def sha256_of(data: bytes) -> str:
 
 
 _PENDING_BLOBS = "pulpit.pending_blobs"
+_ABSENT_BLOBS = "absent_blobs"
+_KNOWN_BLOBS = "known_blobs"
+
+
+def prefetch_rows(session: Session, digests: Iterable[str]) -> None:
+    """Look up the ``blobs`` rows of these contents in one query, for :meth:`BlobStore.put`
+    to answer from for the rest of the transaction (a batch of inbound mail: each attachment
+    would ask alone). Rows are never changed in place, and a row added later in the
+    transaction is found through the store's pending map first."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return
+    memo = transaction_memo(session)
+    with session.no_autoflush:
+        found = list(session.scalars(select(Blob).where(Blob.sha256.in_(wanted))))
+    memo.setdefault(_KNOWN_BLOBS, []).extend(found)  # held: the session's map is weak
+    memo.setdefault(_ABSENT_BLOBS, set()).update(set(wanted) - {b.sha256 for b in found})
 
 
 class BlobStore(ABC):
@@ -119,8 +136,12 @@ class BlobStore(ABC):
         blob = pending.get(digest)
         if blob is not None and blob in session:
             return blob
-        with session.no_autoflush:
-            blob = session.get(Blob, digest)
+        absent: set[str] = transaction_memo(session).get(_ABSENT_BLOBS, set())
+        if digest in absent:
+            blob = None  # looked up with its batch (prefetch_rows): no row yet
+        else:
+            with session.no_autoflush:
+                blob = session.get(Blob, digest)
         if blob is None:
             blob = Blob(sha256=digest, size=len(data))
             session.add(blob)

@@ -38,8 +38,9 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.access.accounts import get_user_by_email, prefetch_people
-from core.blobs import BlobStore
+from core.blobs import BlobStore, prefetch_rows, sha256_of
 from core.clock import utcnow
+from core.contracts import snapshot as config_snapshot
 from core.contracts.models import Contract
 from core.db import secret_key, unit_of_work
 from core.directory.models import User
@@ -759,6 +760,24 @@ def _parse_ahead(
         if mail.from_addr:
             senders.append(mail.from_addr)
     prefetch_people(session, senders)
+    prefetch_rows(session, (sha256_of(a.data) for _, m in parsed for a in m.attachments))
+    # The contracts the batch's new tickets may be opened under, with their types, statuses
+    # and calendars: three queries, not three per contract (a reply's contract is its
+    # ticket's, loaded with it).
+    config = config_snapshot.current(session)
+    config_snapshot.preload(
+        session,
+        {
+            contract_id
+            for row, mail in parsed
+            for contract_id in rules.candidate_contracts(
+                config,
+                row,
+                mail,
+                get_user_by_email(session, mail.from_addr) if mail.from_addr else None,
+            )
+        },
+    )
     lock_threads(session, [mail for _, mail in parsed])
     # The duplicate rule's lookups, for the mails that no other mail of the batch copies and
     # whose Message-ID lock is held already (a copy must see its twin's outcome).

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.access.accounts import get_user_by_email
 from core.contracts import snapshot
 from core.contracts.models import Contract
-from core.contracts.snapshot import ContractFacts
+from core.contracts.snapshot import ContractFacts, Snapshot
 from core.directory.models import Client, User
 from core.mail.models import InboundMessage, OutboundMail
 from core.tickets.models import TicketEvent
@@ -194,6 +194,23 @@ def mailbox_contracts(
         contract = config.mailbox_contract(address)
         if contract is not None and contract.is_active(today) and contract not in found:
             found.append(contract)
+    return found
+
+
+def candidate_contracts(
+    config: Snapshot, row: InboundMessage, mail: ParsedMail, sender: User | None
+) -> set[int]:
+    """The contracts :func:`route` may choose for this mail: its mailboxes' and those of its
+    sender's client (by contact, else by domain). For loading a batch's contracts at once."""
+    found: set[int] = set()
+    for address in [*row.envelope_to, *mail.to, *mail.cc]:
+        if "@" in address and (facts := config.mailbox_contract(_strip_plus(address))):
+            found.add(facts.id)
+    client_id = sender.client_id if sender is not None else None
+    if client_id is None and mail.from_addr and "@" in mail.from_addr:
+        client_id = config.client_for_domain(mail.from_addr.rsplit("@", 1)[-1])
+    if client_id is not None:
+        found.update(config.client_contracts.get(client_id, ()))
     return found
 
 

@@ -28,11 +28,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import String, cast, literal, select, union_all
+from sqlalchemy.orm import Session, selectinload
 
 from core.access.permissions import can_view, is_copied
-from core.db import secret_key
+from core.db import secret_key, transaction_memo
 from core.directory.models import User
 from core.mail.models import OutboundMail
 from core.mail.reply_address import SignedReply, find_signed
@@ -84,10 +84,28 @@ def ticket_for_message_id(session: Session, message_id: str) -> Ticket | None:
     return final_ticket(session, ticket) if ticket is not None else None
 
 
+@dataclass
+class _Known:
+    """What :func:`lock_threads` found for a batch: by ticket number, and by Message-ID among
+    the mails we sent (``o``) and those on a timeline (``e``); the tickets are held here,
+    the session keeping unreferenced objects only weakly."""
+
+    numbers: dict[int, int]
+    sent: dict[str, int]
+    stored: dict[str, int]
+    asked_numbers: frozenset[int]
+    asked_ids: frozenset[str]
+    tickets: list[Ticket]
+
+
+_KNOWN = "thread_lookups"
+
+
 def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
     """Lock, in the order of their ids, the tickets these mails may follow up: those their
     In-Reply-To and References name (a mail we sent, or one on a timeline) and those their
-    subject tags number.
+    subject tags number; load them with their timelines, and remember what named them, so
+    threading each mail of the batch asks no more (:func:`find_thread`).
 
     For a batch of inbound mail (``mailgw.process.run_batch``) on PostgreSQL: two workers'
     batches that both answer tickets A and B would otherwise update them in opposite orders
@@ -101,20 +119,60 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
     numbers = sorted({n for m in mails for n in subject_numbers(m.subject)})
     if not mids and not numbers:
         return
-    named: list[Select[Any]] = (
-        [select(Ticket.id).where(Ticket.number.in_(numbers))] if numbers else []
+    named: list[Any] = (
+        [
+            select(literal("n"), cast(Ticket.number, String), Ticket.id).where(
+                Ticket.number.in_(numbers)
+            )
+        ]
+        if numbers
+        else []
     )
     if mids:
         named += [
-            select(OutboundMail.ticket_id).where(
+            select(literal("o"), OutboundMail.message_id, OutboundMail.ticket_id).where(
                 OutboundMail.message_id.in_(mids), OutboundMail.ticket_id.is_not(None)
             ),
-            select(TicketEvent.ticket_id).where(TicketEvent.message_id.in_(mids)),
+            select(literal("e"), TicketEvent.message_id, TicketEvent.ticket_id).where(
+                TicketEvent.message_id.in_(mids)
+            ),
         ]
-    ids = union(*named) if len(named) > 1 else named[0]
-    session.execute(
-        select(Ticket.id).where(Ticket.id.in_(ids)).order_by(Ticket.id).with_for_update()
-    ).all()
+    statement: Any = union_all(*named) if len(named) > 1 else named[0]
+    found: list[Any] = list(session.execute(statement))
+    ids = sorted({row[2] for row in found if row[2] is not None})
+    tickets = (
+        list(
+            session.scalars(
+                select(Ticket)
+                .where(Ticket.id.in_(ids))
+                .order_by(Ticket.id)
+                .with_for_update(of=Ticket)
+                .options(selectinload(Ticket.events).joinedload(TicketEvent.author))
+            )
+        )
+        if ids
+        else []
+    )
+    by: dict[str, dict[Any, int]] = {"n": {}, "o": {}, "e": {}}
+    for source, key, ticket_id in found:
+        # The first row of a Message-ID wins, as the lookups' own order would (one each).
+        by[source].setdefault(int(key) if source == "n" else key, ticket_id)
+    transaction_memo(session)[_KNOWN] = _Known(
+        numbers=by["n"],
+        sent=by["o"],
+        stored=by["e"],
+        asked_numbers=frozenset(numbers),
+        asked_ids=frozenset(mids),
+        tickets=tickets,
+    )
+
+
+def _known(session: Session, mids: set[str], numbers: set[int]) -> _Known | None:
+    """What lock_threads found, when it asked for all of these."""
+    known: _Known | None = transaction_memo(session).get(_KNOWN)
+    if known is None or not mids <= known.asked_ids or not numbers <= known.asked_numbers:
+        return None
+    return known
 
 
 def _header_ids(mail: ParsedMail) -> list[tuple[str, str]]:
@@ -131,18 +189,26 @@ def _header_ids(mail: ParsedMail) -> list[tuple[str, str]]:
 
 
 def _by_header(
-    session: Session, ids: list[tuple[str, str]], model: type[OutboundMail] | type[TicketEvent]
+    session: Session,
+    ids: list[tuple[str, str]],
+    model: type[OutboundMail] | type[TicketEvent],
+    known: _Known | None = None,
 ) -> ThreadMatch | None:
     """The first of ``ids`` that a row of ``model`` (a mail we sent, or one stored on a
-    timeline) names with its ticket; one query for all of them."""
+    timeline) names with its ticket; one query for all of them, or none when the batch's
+    :func:`lock_threads` asked already."""
     if not ids:
         return None
-    rows = session.execute(
-        select(model.message_id, model.ticket_id).where(
-            model.message_id.in_([mid for _, mid in ids]), model.ticket_id.is_not(None)
-        )
-    ).all()
-    tickets = {mid: ticket_id for mid, ticket_id in rows}
+    tickets: dict[str, int]
+    if known is not None:
+        tickets = known.sent if model is OutboundMail else known.stored
+    else:
+        rows = session.execute(
+            select(model.message_id, model.ticket_id).where(
+                model.message_id.in_([mid for _, mid in ids]), model.ticket_id.is_not(None)
+            )
+        ).all()
+        tickets = {mid: ticket_id for mid, ticket_id in rows if mid and ticket_id}
     for how, mid in ids:
         ticket_id = tickets.get(mid)
         if ticket_id is not None:
@@ -152,11 +218,23 @@ def _by_header(
     return None
 
 
-def _by_tag(session: Session, subject: str, sender: User | None) -> ThreadMatch | None:
+def _by_tag(
+    session: Session, subject: str, sender: User | None, known: _Known | None = None
+) -> ThreadMatch | None:
     numbers = list(dict.fromkeys(subject_numbers(subject)))
     if not numbers:
         return None
-    found = {t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(numbers)))}
+    found: dict[int, Ticket]
+    if known is not None:
+        found = {
+            n: ticket
+            for n, ticket_id in known.numbers.items()
+            if n in numbers and (ticket := session.get(Ticket, ticket_id)) is not None
+        }
+    else:
+        found = {
+            t.number: t for t in session.scalars(select(Ticket).where(Ticket.number.in_(numbers)))
+        }
     tickets = [found[n] for n in numbers if n in found]
     if not tickets:
         return None
@@ -193,7 +271,10 @@ def find_thread(
     # A batch of inbound mail flushes its new tickets and events once, at its end
     # (mailgw.process.run_batch): the lookups below flush them first only when this mail
     # names one of them (a colleague's reply-all to a mail earlier in the batch).
-    early = _names_pending(session, {mid for _, mid in ids}, numbers)
+    asked = {mid for _, mid in ids}
+    early = _names_pending(session, asked, numbers)
+    # What the batch's lock_threads found answers, unless the mail names a row added since.
+    known = None if early else _known(session, asked, set(subject_numbers(mail.subject)))
     with nullcontext() if early else session.no_autoflush:
         if signed is not None:
             ticket = session.scalar(select(Ticket).where(Ticket.number == signed.ticket_number))
@@ -201,9 +282,9 @@ def find_thread(
                 return _followed(session, ThreadMatch(ticket, SIGNED, signed=signed))
         return _followed(
             session,
-            _by_header(session, ids, OutboundMail)
-            or _by_tag(session, mail.subject, sender)
-            or _by_header(session, ids, TicketEvent),
+            _by_header(session, ids, OutboundMail, known)
+            or _by_tag(session, mail.subject, sender, known)
+            or _by_header(session, ids, TicketEvent, known),
         )
 
 

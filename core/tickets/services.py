@@ -21,11 +21,13 @@ from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, flag_modified, get_
 from core.access.permissions import AUDIENCES, can, can_view, settable_statuses, status_visible
 from core.blobs import BlobStore
 from core.clock import utcnow
+from core.contracts import snapshot as config_snapshot
 from core.contracts.models import Contract, CustomField, Status, TicketType
 from core.directory.models import Product, Subcontractor, User
 from core.errors import N_, BulkRefused, Conflict, Forbidden, InputError, NotFound
 from core.mail import outbox
 from core.notify import notifications
+from core.orm import transaction_memo
 from core.sla import clocks as sla_clock
 from core.tickets import checklists, fields
 from core.tickets.contacts import add_contacts
@@ -59,7 +61,18 @@ def get_ticket(session: Session, number: int, user: User | None = None) -> Ticke
     return ticket
 
 
+_DEFAULT_STATUSES = "default_statuses"
+config_snapshot.DERIVED.add(_DEFAULT_STATUSES)
+
+
 def ensure_default_statuses(session: Session) -> list[Status]:
+    """The statuses of tickets without a contract, or under one with none of its own: read
+    once per transaction (a batch of inbound mail opens many such tickets), again after the
+    transaction changes the configuration."""
+    memo = transaction_memo(session)
+    known: list[Status] | None = memo.get(_DEFAULT_STATUSES)
+    if known:
+        return known
     with session.no_autoflush:  # statuses depend on no ticket row (see DEFER_FLUSH)
         defaults = list(
             session.scalars(
@@ -67,6 +80,7 @@ def ensure_default_statuses(session: Session) -> list[Status]:
             )
         )
     if defaults:
+        memo[_DEFAULT_STATUSES] = defaults
         return defaults
     for pos, spec in enumerate(BUILTIN_STATUSES):
         session.add(Status(contract_id=None, position=pos, **spec))
@@ -389,7 +403,8 @@ def _after_message(session: Session, ticket: Ticket, event: TicketEvent, at: dat
     portal, API, mail): the clocks (a staff public reply meets the reaction clock), the
     notifications, and a client's reply ending a pause that waits for them."""
     sla_clock.recompute(ticket, now=at)
-    session.flush()
+    if not session.info.get(DEFER_FLUSH):
+        session.flush()
     notifications.on_comment(session, ticket, event)
     resume_on_client_reply(session, ticket, event)
 

@@ -333,3 +333,74 @@ def test_a_timeline_read_mid_batch_has_the_unflushed_event_last(
     events = _ordered(ticket)
     assert new.id is None  # not flushed to read the timeline
     assert events[-1] is new and len(events) >= 2
+
+
+@pytest.mark.postgres
+def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
+    pg_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """lock_threads loads the tickets a batch answers, with their timelines, and remembers
+    what named them: each reply is threaded with no lookup of its own, onto the same ticket
+    as alone, and its event waits for the batch's one flush."""
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    with unit_of_work(pg_factory) as session:
+        build_world(session)
+        ids = [
+            store_inbound(
+                session,
+                build(subject=f"Awaria {i}", message_id=f"<r{i}@client.example>"),
+                source="smtp",
+                blobs=blobs,
+            ).id
+            for i in range(3)
+        ]
+    for inbound_id in ids:
+        batch(pg_factory, inbound_id, blobs, size=1)
+    with pg_factory() as session:
+        opened = {
+            row.message_id: session.get(Ticket, row.ticket_id)
+            for row in session.scalars(select(InboundMessage))
+        }
+        numbers = {mid: t.number for mid, t in opened.items() if t is not None}
+        ticket_ids = {mid: t.id for mid, t in opened.items() if t is not None}
+    replies = [
+        build(subject="Re: Awaria 0", in_reply_to="<r0@client.example>"),
+        build(subject=f"Re: [#{numbers['<r1@client.example>']}] Awaria 1"),
+        build(subject="Nowa sprawa", message_id="<r3@client.example>"),
+        build(subject="Re: Awaria 2", references="<x@elsewhere.example> <r2@client.example>"),
+    ]
+    with unit_of_work(pg_factory) as session:
+        rows = [
+            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[]).id
+            for raw in replies
+        ]
+    lookups: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        flat = " ".join(statement.split())
+        if "message_id IN" in flat or "tickets.number IN" in flat:
+            lookups.append(flat)
+
+    engine = pg_factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert batch(pg_factory, rows[0], blobs) == "processed"
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with pg_factory() as session:
+        done = [session.get(InboundMessage, one) for one in rows]
+        assert [r.state for r in done if r is not None] == ["processed"] * 4
+        assert [r.ticket_id for r in done if r is not None][:2] == [
+            ticket_ids["<r0@client.example>"],
+            ticket_ids["<r1@client.example>"],
+        ]
+        assert done[3] is not None and done[3].ticket_id == ticket_ids["<r2@client.example>"]
+        assert done[2] is not None and done[2].ticket_id not in ticket_ids.values()
+        # Each reply is on its ticket's timeline, after the mail that opened it.
+        for one in (0, 1, 3):
+            row = done[one]
+            assert row is not None and row.event_id is not None
+            ticket = session.get(Ticket, row.ticket_id)
+            assert ticket is not None and ticket.events[-1].id == row.event_id
+    # Outbound Message-IDs, stored ones and subject numbers: one statement for the batch.
+    assert len(lookups) == 1 and "UNION ALL" in lookups[0], lookups
