@@ -17,7 +17,7 @@
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
-# RSS of the mail gateway and the worker, then stops the processes by PID and drops the
+# RSS and the CPU seconds used of the mail gateway and the worker, then stops the processes by PID and drops the
 # database again.
 set -euo pipefail
 
@@ -120,6 +120,9 @@ peak_rss() {  # the kernel's high-water mark of resident memory (VmHWM), MiB
     awk '/^VmHWM:/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "-"
 }
 rss_now() { ps -o rss= -p "$1" | awk '{ printf "%.0f MiB", $1 / 1024 }'; }
+cpu_seconds() {  # user + system CPU the process has used so far (/proc/PID/stat), seconds
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f s", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo "-"
+}
 
 status=0
 for count in "${COUNTS[@]}"; do
@@ -128,9 +131,9 @@ for count in "${COUNTS[@]}"; do
         ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
         --database-url "$PULPIT_DATABASE_URL" || status=$?
     for i in "${!PIDS[@]}"; do
-        echo "| ${NAMES[$i]} RSS now / peak (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}") |"
+        echo "| ${NAMES[$i]} RSS now / peak, CPU (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}"), $(cpu_seconds "${PIDS[$i]}") |"
         for child in $(pgrep -P "${PIDS[$i]}" || true); do
-            echo "| ${NAMES[$i]} child RSS now / peak (pid $child) | $(rss_now "$child") / $(peak_rss "$child") |"
+            echo "| ${NAMES[$i]} child RSS now / peak, CPU (pid $child) | $(rss_now "$child") / $(peak_rss "$child"), $(cpu_seconds "$child") |"
         done
     done
 done

@@ -9,10 +9,14 @@ the transaction commits (Polar's pattern): a rolled-back change never sends a jo
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -140,6 +144,48 @@ def _drop_pending_jobs(session: Session, previous_transaction: SessionTransactio
 
 
 SECRET_KEY_INFO = "secret_key"
+
+
+class DoneRecently:
+    """The rows this process's batch jobs handled in the last :attr:`KEEP` seconds, so the jobs
+    sent for those rows, arriving just after, end without a statement: in a batch of 32 the
+    other 31 jobs would each ask the database what this process already knows
+    (``mailgw.process.run_batch``, ``workers.actors.send_outbound_mail``).
+
+    An entry answers one job and is gone. A row put back to be done again within those seconds
+    (``pulpit mail retry``) whose new job lands on this process waits for the scheduler's sweep
+    instead of being done at once. Kept per session factory (one per database in a process)
+    and bounded: the oldest entries go first.
+    """
+
+    KEEP = 60.0
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: WeakKeyDictionary[object, OrderedDict[int, tuple[float, str]]] = (
+            WeakKeyDictionary()
+        )
+
+    def add(self, factory: object, outcomes: dict[int, str], *, skip: int | None = None) -> None:
+        """Remember these rows' outcomes, but ``skip``'s (the job that is running)."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._done.setdefault(factory, OrderedDict())
+            for row_id, outcome in outcomes.items():
+                if row_id != skip:
+                    known[row_id] = (now, outcome)
+            while len(known) > self.LIMIT:
+                known.popitem(last=False)
+
+    def take(self, factory: object, row_id: int) -> str | None:
+        """The outcome remembered for ``row_id``, forgotten now; None when there is none."""
+        with self._lock:
+            known = self._done.get(factory)
+            found = known.pop(row_id, None) if known is not None else None
+        if found is None or time.monotonic() - found[0] > self.KEEP:
+            return None
+        return found[1]
 
 
 def configure_secret_key(factory: sessionmaker[Session] | Any, secret: str | None) -> bool:

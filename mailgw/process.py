@@ -24,14 +24,11 @@ our outbound mails marks the user with that address ``mail_bouncing_since``; ord
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
@@ -42,7 +39,7 @@ from core.blobs import BlobStore, prefetch_rows, sha256_of
 from core.clock import utcnow
 from core.contracts import snapshot as config_snapshot
 from core.contracts.models import Contract
-from core.db import secret_key, unit_of_work
+from core.db import DoneRecently, secret_key, unit_of_work
 from core.directory.models import User
 from core.directory.services import find_or_create_contact, unknown_sender
 from core.errors import InputError
@@ -73,43 +70,8 @@ log = logging.getLogger(__name__)
 BATCH = 32
 
 
-class _DoneHere:
-    """The mails this process's batches committed in the last :attr:`KEEP` seconds, so their
-    own jobs, arriving just after, end without a statement (in a batch of 32 the other 31 jobs
-    would each ask the database what it already said). An entry answers one job and is gone;
-    a mail retried (``pulpit mail retry``) within those seconds and sent to this process waits
-    for the scheduler's sweep instead. Kept per session factory (one per database in a
-    process) and bounded: the oldest entries go first."""
-
-    KEEP = 60.0
-    LIMIT = 10_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._states: WeakKeyDictionary[object, OrderedDict[int, tuple[float, str]]] = (
-            WeakKeyDictionary()
-        )
-
-    def add(self, factory: object, states: dict[int, str], skip: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            known = self._states.setdefault(factory, OrderedDict())
-            for one, state in states.items():
-                if one != skip:
-                    known[one] = (now, state)
-            while len(known) > self.LIMIT:
-                known.popitem(last=False)
-
-    def take(self, factory: object, inbound_id: int) -> str | None:
-        with self._lock:
-            known = self._states.get(factory)
-            found = known.pop(inbound_id, None) if known is not None else None
-        if found is None or time.monotonic() - found[0] > self.KEEP:
-            return None
-        return found[1]
-
-
-_done_here = _DoneHere()
+# The mails this process's batches committed, so their own jobs end without a statement.
+_done_here = DoneRecently()
 
 
 class InboundMissing(LookupError):
@@ -917,7 +879,9 @@ def run_batch(
         return states.get(inbound_id, "taken")
     for one, mid, state in done:
         log.info("inbound %s (%s): %s", one, mid, state)
-    _done_here.add(session_factory, states, skip=inbound_id)
+    # Only mails done with: one still waiting is its own job's to process.
+    done_with = {one: state for one, state in states.items() if state != "received"}
+    _done_here.add(session_factory, done_with, skip=inbound_id)
     return states.get(inbound_id, "taken")
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from core.audit import JobRun
 from core.clock import Clock, utcnow
-from core.db import configure_secret_key, unit_of_work
+from core.db import DoneRecently, configure_secret_key, unit_of_work
 from core.mail.models import OutboundMail
 from core.mail.outbox import (
     SEND_BATCH,
@@ -92,6 +92,10 @@ class _Ready:
     stops_batch: bool = False
 
 
+# The outbox rows this process's batches handled, so their own jobs end without a statement.
+_sent_here = DoneRecently()
+
+
 def send_outbound_mail(
     session_factory: sessionmaker[Session],
     settings: Settings,
@@ -114,6 +118,10 @@ def send_outbound_mail(
     per mail instead of a transaction of each, and the jobs of the rows taken along find
     them sent with one read.
     """
+    if _sent_here.take(session_factory, outbound_id) is not None:
+        # Sent (or failed for good) by this process's batch a moment ago: what the claim's
+        # first read would find, without reading it.
+        return "skipped"
     claimed = _claim(session_factory, settings, outbound_id, clock=clock, batch=batch)
     if claimed is None:
         return "skipped"
@@ -122,6 +130,9 @@ def send_outbound_mail(
     if not ready:
         return own
     _record(session_factory, ready, clock=clock)
+    # Only rows done for good: one given back or to be retried is its own job's to send.
+    done = {m.id: m.outcome for m in ready if m.outcome in ("sent", "failed")}
+    _sent_here.add(session_factory, done, skip=outbound_id)
     if interrupted is not None:
         raise interrupted
     for m in ready:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -536,11 +536,26 @@ def test_one_job_takes_the_due_rows_along_over_one_connection(
     for outbound_id in ids:
         row = desk.row(outbound_id)
         assert (row.state, row.attempts) == ("sent", 1)
-    # The other rows' own jobs arrive later and find nothing to do.
-    for outbound_id in ids:
-        assert send_outbound_mail(desk.factory, desk.settings, outbound_id, clock=desk.clock) == (
-            "skipped"
-        )
+    # The other rows' own jobs arrive later and find nothing to do: in this process, which
+    # sent them, without a statement (core.db.DoneRecently); asked again, with one read.
+    statements: list[str] = []
+    engine = desk.factory.kw["bind"]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for outbound_id in ids:
+            if outbound_id != ids[2]:
+                assert send_outbound_mail(
+                    desk.factory, desk.settings, outbound_id, clock=desk.clock
+                ) == ("skipped")
+        assert statements == []
+        for outbound_id in ids:
+            assert send_outbound_mail(
+                desk.factory, desk.settings, outbound_id, clock=desk.clock
+            ) == ("skipped")
+        assert statements  # the read the memo saved
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
     assert len(smtp_sink.messages) == 5
 
 
