@@ -76,6 +76,7 @@ def main() -> int:
     from core import db
     from core.blobs import DirectoryBlobStore
     from core.configuration import apply_config_file
+    from core.contracts import snapshot as config_snapshot
     from core.db import unit_of_work
     from core.mail.inbound import store_inbound
     from core.mail.models import InboundMessage, OutboundMail
@@ -94,6 +95,9 @@ def main() -> int:
         notifications.NotifyConfig(mail_domain="serwis.example", public_url="http://localhost"),
     )
     db.set_dispatcher(None)  # jobs stay in the database; this script runs them itself
+    # As in a worker process on PostgreSQL (pulpit.runtime.database): the configuration
+    # snapshot is kept current by LISTEN/NOTIFY, not by a read per transaction.
+    config_snapshot.watch(engine)
     blobs = DirectoryBlobStore(data_dir / "blobs")
     root = Path(__file__).resolve().parents[1]
     with db.unit_of_work(factory) as session:
@@ -187,6 +191,7 @@ def main() -> int:
         profiler.dump_stats(args.profile + ".send")
     send_wall, send_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
+    config_snapshot.unwatch(engine)
     n = len(ids)
     print(f"database: {engine.dialect.name}, {n} mails, batch {args.batch}, jobs {states}")
     print(
