@@ -108,8 +108,11 @@ class GatewayHandler:
         mail_domain: str,
         *,
         lmtp: bool = False,
+        jobs_per: int = 1,
     ) -> None:
         self.session_factory = session_factory
+        # One mail.process job per so many mails stored together (PULPIT_MAIL_BATCH).
+        self.jobs_per = jobs_per
         self.blobs = blobs
         self.mail_domain = mail_domain
         self.lmtp = lmtp
@@ -140,7 +143,9 @@ class GatewayHandler:
         """Store messages in one unit of work (the group committer's batch); their ids, and
         their processing jobs for the committer to send once the senders have their 250."""
         with unit_of_work(self.session_factory) as session:
-            ids = store_many(session, arrivals, source=self.source, blobs=self.blobs)
+            ids = store_many(
+                session, arrivals, source=self.source, blobs=self.blobs, jobs_per=self.jobs_per
+            )
             jobs = take_pending_jobs(session)
         # unit_of_work has committed when we get here: the messages are ours now.
         return ids, jobs
@@ -296,7 +301,9 @@ def start(
     mail_domain = derive_mail_domain(settings.mail_domain, settings.public_url)
     if blobs is None:
         blobs = open_blob_store(settings.blob_url, settings.blob_dir, session_factory)
-    handler = GatewayHandler(session_factory, blobs, mail_domain, lmtp=lmtp)
+    handler = GatewayHandler(
+        session_factory, blobs, mail_domain, lmtp=lmtp, jobs_per=settings.mail_batch
+    )
     host = settings.smtp_host
     port = settings.smtp_port or _free_port(host)
     limit = settings.max_message_bytes or None

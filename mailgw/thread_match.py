@@ -96,6 +96,9 @@ class _Known:
     asked_numbers: frozenset[int]
     asked_ids: frozenset[str]
     tickets: list[Ticket]
+    # The batch's own Message-IDs: a mail naming one of them names a row this transaction
+    # adds, which the lookups above could not see.
+    own_ids: frozenset[str]
 
 
 _KNOWN = "thread_lookups"
@@ -164,13 +167,18 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
         asked_numbers=frozenset(numbers),
         asked_ids=frozenset(mids),
         tickets=tickets,
+        own_ids=frozenset(m.message_id for m in mails if m.message_id),
     )
 
 
 def _known(session: Session, mids: set[str], numbers: set[int]) -> _Known | None:
-    """What lock_threads found, when it asked for all of these."""
+    """What lock_threads found, when it asked for all of these and they cannot name a row
+    added since: not one of the batch's own Message-IDs, not a ticket number it did not find
+    (a ticket opened in this batch). Otherwise the caller asks the database."""
     known: _Known | None = transaction_memo(session).get(_KNOWN)
     if known is None or not mids <= known.asked_ids or not numbers <= known.asked_numbers:
+        return None
+    if mids & known.own_ids or not numbers <= known.numbers.keys():
         return None
     return known
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import SettingsError, load_settings
 from core.blobs import BlobStore, DirectoryBlobStore
-from core.db import unit_of_work
-from core.mail.inbound import store_inbound
+from core.db import take_pending_jobs, unit_of_work
+from core.mail.inbound import Arrival, store_inbound, store_many
 from core.mail.models import InboundMessage
 from core.sla.clocks import _ordered
 from core.tickets.models import Attachment, Ticket, TicketEvent
@@ -404,3 +404,55 @@ def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
             assert ticket is not None and ticket.events[-1].id == row.event_id
     # Outbound Message-IDs, stored ones and subject numbers: one statement for the batch.
     assert len(lookups) == 1 and "UNION ALL" in lookups[0], lookups
+
+
+@pytest.mark.parametrize(("jobs_per", "jobs"), [(1, 5), (2, 3), (32, 1)])
+def test_mails_stored_together_get_one_job_per_batch(
+    session: Session, world: World, blobs: BlobStore, jobs_per: int, jobs: int
+) -> None:
+    """The gateway stores the mails that arrive together in one transaction and sends one
+    mail.process job per PULPIT_MAIL_BATCH of them: each job takes the others along."""
+    arrivals = [
+        Arrival(
+            build(subject=f"Awaria {i}", message_id=f"<g{i}@client.example>"),
+            envelope_to=["pomoc@support.example"],
+        )
+        for i in range(5)
+    ]
+    ids = store_many(session, arrivals, source="smtp", blobs=blobs, jobs_per=jobs_per)
+    sent = take_pending_jobs(session)
+    session.commit()
+    assert [job[1]["inbound_id"] for job in sent] == ids[::jobs_per]
+    assert len(sent) == jobs
+    for job in sent:
+        batch(factory_for(session), job[1]["inbound_id"], blobs)
+    states = session.scalars(select(InboundMessage.state).where(InboundMessage.id.in_(ids)))
+    assert list(states) == ["processed"] * 5
+
+
+def test_a_reply_to_a_mail_of_its_own_batch_threads_after_a_flush_in_between(
+    session: Session, world: World, blobs: BlobStore
+) -> None:
+    """A new sender between the two mails flushes the batch's rows (their contact is stored
+    at once): the reply still finds the ticket its parent opened, though what the batch looked
+    up at its start could not know it."""
+    first = build(subject="Serwer nie odpowiada", message_id="<parent@client.example>")
+    stranger = build(
+        frm="Nowy <nowy.kontakt@acme.example>",
+        subject="Inna sprawa",
+        message_id="<other@client.example>",
+    )
+    reply = build(
+        frm="Piotr <piotr@acme.example>",
+        subject="Re: Serwer nie odpowiada",
+        message_id="<child@client.example>",
+        in_reply_to="<parent@client.example>",
+        references="<parent@client.example>",
+    )
+    rows = store(session, blobs, [first, stranger, reply])
+    assert batch(factory_for(session), rows[0].id, blobs) == "processed"
+    for row in rows:
+        session.refresh(row)
+    assert [r.state for r in rows] == ["processed"] * 3
+    assert rows[2].ticket_id == rows[0].ticket_id
+    assert rows[1].ticket_id != rows[0].ticket_id
