@@ -206,6 +206,33 @@ def test_mail_batch_setting_is_checked(value: str) -> None:
     assert "mail_batch must be" in str(exc.value)
 
 
+def _three_tickets(
+    factory: sessionmaker[Session], blobs: BlobStore, tag: str
+) -> dict[str | None, Ticket]:
+    """The demo world and three tickets opened by mail (``<{tag}0@client.example>``, ...),
+    each in a batch of its own; the tickets by the Message-ID of the mail that opened them."""
+    with unit_of_work(factory) as session:
+        build_world(session)
+        ids = [
+            store_inbound(
+                session,
+                build(subject=f"Awaria {i}", message_id=f"<{tag}{i}@client.example>"),
+                source="smtp",
+                blobs=blobs,
+            ).id
+            for i in range(3)
+        ]
+    for inbound_id in ids:
+        batch(factory, inbound_id, blobs, size=1)
+    with factory() as session:
+        opened: dict[str | None, Ticket] = {}
+        for row in session.scalars(select(InboundMessage)):
+            ticket = session.get(Ticket, row.ticket_id) if row.ticket_id else None
+            assert ticket is not None
+            opened[row.message_id] = ticket
+        return opened
+
+
 @pytest.mark.postgres
 def test_a_batch_locks_the_tickets_it_answers_up_front_in_one_order(
     pg_factory: sessionmaker[Session], tmp_path: Path
@@ -216,24 +243,7 @@ def test_a_batch_locks_the_tickets_it_answers_up_front_in_one_order(
     from mailgw.thread_match import lock_threads
 
     blobs = DirectoryBlobStore(tmp_path / "blobs")
-    with unit_of_work(pg_factory) as session:
-        build_world(session)
-        ids = [
-            store_inbound(
-                session,
-                build(subject=f"Awaria {i}", message_id=f"<t{i}@client.example>"),
-                source="smtp",
-                blobs=blobs,
-            ).id
-            for i in range(3)
-        ]
-    for inbound_id in ids:
-        batch(pg_factory, inbound_id, blobs, size=1)
-    with pg_factory() as session:
-        numbers = {
-            row.message_id: session.get(Ticket, row.ticket_id).number  # type: ignore[union-attr]
-            for row in session.scalars(select(InboundMessage))
-        }
+    numbers = {mid: t.number for mid, t in _three_tickets(pg_factory, blobs, "t").items()}
     answers = [
         parse_message(
             build(subject="Re: Awaria 0", in_reply_to="<t0@client.example>"), mail_domain=DOMAIN
@@ -343,26 +353,9 @@ def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
     what named them: each reply is threaded with no lookup of its own, onto the same ticket
     as alone, and its event waits for the batch's one flush."""
     blobs = DirectoryBlobStore(tmp_path / "blobs")
-    with unit_of_work(pg_factory) as session:
-        build_world(session)
-        ids = [
-            store_inbound(
-                session,
-                build(subject=f"Awaria {i}", message_id=f"<r{i}@client.example>"),
-                source="smtp",
-                blobs=blobs,
-            ).id
-            for i in range(3)
-        ]
-    for inbound_id in ids:
-        batch(pg_factory, inbound_id, blobs, size=1)
-    with pg_factory() as session:
-        opened = {
-            row.message_id: session.get(Ticket, row.ticket_id)
-            for row in session.scalars(select(InboundMessage))
-        }
-        numbers = {mid: t.number for mid, t in opened.items() if t is not None}
-        ticket_ids = {mid: t.id for mid, t in opened.items() if t is not None}
+    opened = _three_tickets(pg_factory, blobs, "r")
+    numbers = {mid: t.number for mid, t in opened.items()}
+    ticket_ids = {mid: t.id for mid, t in opened.items()}
     replies = [
         build(subject="Re: Awaria 0", in_reply_to="<r0@client.example>"),
         build(subject=f"Re: [#{numbers['<r1@client.example>']}] Awaria 1"),
