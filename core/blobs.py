@@ -99,31 +99,32 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-_PENDING_BLOBS = "pulpit.pending_blobs"
-_ABSENT_BLOBS = "absent_blobs"
-_KNOWN_BLOBS = "known_blobs"
+# The transaction's ``blobs`` rows by sha256, None for content known to have none yet: what
+# :func:`prefetch_rows` looked up and what :meth:`BlobStore.put` added (held here: the
+# session keeps unreferenced objects only weakly, and a pending row is outside its map).
+_ROWS = "blob_rows"
 
 
 def prefetch_rows(session: Session, digests: Iterable[str]) -> None:
     """Look up the ``blobs`` rows of these contents in one query, for :meth:`BlobStore.put`
     to answer from for the rest of the transaction (a batch of inbound mail: each attachment
-    would ask alone). Rows are never changed in place, and a row added later in the
-    transaction is found through the store's pending map first."""
+    would ask alone). Rows are never changed in place."""
     wanted = sorted(set(digests))
     if not wanted:
         return
-    memo = transaction_memo(session)
     with session.no_autoflush:
-        found = list(session.scalars(select(Blob).where(Blob.sha256.in_(wanted))))
-    memo.setdefault(_KNOWN_BLOBS, []).extend(found)  # held: the session's map is weak
-    memo.setdefault(_ABSENT_BLOBS, set()).update(set(wanted) - {b.sha256 for b in found})
+        found = {b.sha256: b for b in session.scalars(select(Blob).where(Blob.sha256.in_(wanted)))}
+    known: dict[str, Blob | None] = transaction_memo(session).setdefault(_ROWS, {})
+    for digest in wanted:
+        known.setdefault(digest, found.get(digest))
 
 
 class BlobStore(ABC):
     """Where content lives, by sha256. Callers use only these methods, whatever the store."""
 
     def put(self, session: Session, data: bytes) -> Blob:
-        """Store the content and its ``blobs`` row (flushed, not committed); the row.
+        """Store the content and add its ``blobs`` row (flushed with the session, not
+        committed); the row.
 
         The database store writes the content in ``session``'s transaction, so it commits
         or rolls back with the row; the directory store writes its file (fsynced) now."""
@@ -132,20 +133,15 @@ class BlobStore(ABC):
         # Not flushed here, nor before the lookup: a batch of inbound mail inserts its rows in
         # one flush (mailgw.process.run_batch). A row added earlier in this flush is pending,
         # outside the identity map that session.get reads.
-        pending: dict[str, Blob] = session.info.setdefault(_PENDING_BLOBS, {})
-        blob = pending.get(digest)
-        if blob is not None and blob in session:
-            return blob
-        absent: set[str] = transaction_memo(session).get(_ABSENT_BLOBS, set())
-        if digest in absent:
-            blob = None  # looked up with its batch (prefetch_rows): no row yet
-        else:
+        known: dict[str, Blob | None] = transaction_memo(session).setdefault(_ROWS, {})
+        blob = known.get(digest)
+        if digest not in known or (blob is not None and blob not in session):
             with session.no_autoflush:
                 blob = session.get(Blob, digest)
         if blob is None:
             blob = Blob(sha256=digest, size=len(data))
             session.add(blob)
-            pending[digest] = blob
+        known[digest] = blob
         return blob
 
     @abstractmethod

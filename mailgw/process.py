@@ -112,20 +112,23 @@ def _finish(row: InboundMessage, **values: Any) -> InboundMessage:
     if pending is not None:
         pending.update(values)
         return row
-    for name, value in values.items():
-        setattr(row, name, value)
+    _set_outcome(row, values)
     return row
 
 
 def _apply_outcome(row: InboundMessage) -> None:
     """The batch's outcome on ``row``, after the flush that gave its event an id."""
-    values = row.__dict__.pop(_OUTCOME, None) or {}
+    _set_outcome(row, row.__dict__.pop(_OUTCOME, None) or {})
+    _write_decisions(row)
+
+
+def _set_outcome(row: InboundMessage, values: dict[str, Any]) -> None:
     event: TicketEvent | None = values.pop(_EVENT, None)
     if event is not None:
+        # Read now, not when the mail was done: in a batch the event is inserted at its end.
         values.update(ticket_id=event.ticket_id, event_id=event.id)
     for name, value in values.items():
         setattr(row, name, value)
-    _write_decisions(row)
 
 
 def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
@@ -133,18 +136,7 @@ def _ignore(row: InboundMessage, reason: str, now: datetime) -> InboundMessage:
 
 
 def _done(row: InboundMessage, event: TicketEvent, now: datetime) -> InboundMessage:
-    pending: dict[str, Any] | None = row.__dict__.get(_OUTCOME)
-    if pending is not None:
-        # In a batch the event may not be inserted yet: its ids are read after the flush.
-        return _finish(row, state="processed", processed_at=now, reason=None, **{_EVENT: event})
-    return _finish(
-        row,
-        state="processed",
-        ticket_id=event.ticket_id,
-        event_id=event.id,
-        processed_at=now,
-        reason=None,
-    )
+    return _finish(row, state="processed", processed_at=now, reason=None, **{_EVENT: event})
 
 
 def _bodies(mail: ParsedMail) -> tuple[str, str | None, dict[str, Any]]:
@@ -723,9 +715,8 @@ def _parse_ahead(
             senders.append(mail.from_addr)
     prefetch_people(session, senders)
     prefetch_rows(session, (sha256_of(a.data) for _, m in parsed for a in m.attachments))
-    # The contracts the batch's new tickets may be opened under, with their types, statuses
-    # and calendars: three queries, not three per contract (a reply's contract is its
-    # ticket's, loaded with it).
+    # The contracts the batch's new tickets may be opened under, with what opening a ticket
+    # reads of them: four queries, not four per contract (a reply's contract is its ticket's).
     config = config_snapshot.current(session)
     config_snapshot.preload(
         session,

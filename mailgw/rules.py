@@ -178,6 +178,24 @@ def _strip_plus(address: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}"
 
 
+def _addressed(config: Snapshot, row: InboundMessage, mail: ParsedMail) -> list[ContractFacts]:
+    """The contracts of our mailboxes among the envelope recipients, then To and Cc, each
+    once, in that order, whether in force or not."""
+    found: list[ContractFacts] = []
+    for address in [*row.envelope_to, *mail.to, *mail.cc]:
+        if "@" not in address:
+            continue
+        contract = config.mailbox_contract(_strip_plus(address))
+        if contract is not None and contract not in found:
+            found.append(contract)
+    return found
+
+
+def _domain_client(config: Snapshot, mail: ParsedMail) -> int | None:
+    """The client the sender's domain (or a parent domain) belongs to."""
+    return config.client_for_domain(mail.from_addr.rsplit("@", 1)[-1]) if mail.from_addr else None
+
+
 def mailbox_contracts(
     session: Session, row: InboundMessage, mail: ParsedMail, today: date
 ) -> list[ContractFacts]:
@@ -185,16 +203,8 @@ def mailbox_contracts(
     force ``today``: a contract past its end date (or not begun) receives no new tickets, and
     its mailbox's mail is routed as if sent to a general address. Read from the configuration
     snapshot (``core.contracts.snapshot``): no query, no ORM object."""
-    addresses = [_strip_plus(a) for a in [*row.envelope_to, *mail.to, *mail.cc] if "@" in a]
-    if not addresses:
-        return []
     config = snapshot.current(session)
-    found: list[ContractFacts] = []
-    for address in addresses:
-        contract = config.mailbox_contract(address)
-        if contract is not None and contract.is_active(today) and contract not in found:
-            found.append(contract)
-    return found
+    return [c for c in _addressed(config, row, mail) if c.is_active(today)]
 
 
 def candidate_contracts(
@@ -202,13 +212,10 @@ def candidate_contracts(
 ) -> set[int]:
     """The contracts :func:`route` may choose for this mail: its mailboxes' and those of its
     sender's client (by contact, else by domain). For loading a batch's contracts at once."""
-    found: set[int] = set()
-    for address in [*row.envelope_to, *mail.to, *mail.cc]:
-        if "@" in address and (facts := config.mailbox_contract(_strip_plus(address))):
-            found.add(facts.id)
+    found = {c.id for c in _addressed(config, row, mail)}
     client_id = sender.client_id if sender is not None else None
-    if client_id is None and mail.from_addr and "@" in mail.from_addr:
-        client_id = config.client_for_domain(mail.from_addr.rsplit("@", 1)[-1])
+    if client_id is None:
+        client_id = _domain_client(config, mail)
     if client_id is not None:
         found.update(config.client_contracts.get(client_id, ()))
     return found
@@ -239,7 +246,7 @@ def route(
         client_id = user.client_id
         how = f"sender {mail.from_addr} is a contact of {_client_name(session, client_id)}"
     elif mail.from_addr:
-        client_id = config.client_for_domain(mail.from_addr.rsplit("@", 1)[-1])
+        client_id = _domain_client(config, mail)
         how = (
             f"sender's domain belongs to {_client_name(session, client_id)}"
             if client_id is not None
@@ -271,8 +278,10 @@ def route(
 def _contract(session: Session, facts: ContractFacts) -> Contract:
     with session.no_autoflush:  # a contract depends on no ticket row (DEFER_FLUSH)
         contract = session.get(Contract, facts.id)
-    if contract is None:  # deleted since the snapshot's token was read: cannot happen in one
-        raise LookupError(f"contract {facts.code} is gone")  # transaction; said, not hidden
+    if contract is None:
+        # Deleted a moment before this process heard of it (the configuration watch): this
+        # attempt fails with a sentence and the mail is retried, never routed to a ghost.
+        raise LookupError(f"contract {facts.code} is gone")
     return contract
 
 

@@ -273,16 +273,15 @@ def find_thread(
     key = secret if secret is not None else secret_key(session)
     signed = find_signed(key, [*recipients, *mail.to, *mail.cc]) if key else None
     ids = _header_ids(mail)
-    numbers = set(subject_numbers(mail.subject))
-    if signed is not None:
-        numbers.add(signed.ticket_number)
+    asked = {mid for _, mid in ids}
+    tagged = set(subject_numbers(mail.subject))
     # A batch of inbound mail flushes its new tickets and events once, at its end
     # (mailgw.process.run_batch): the lookups below flush them first only when this mail
     # names one of them (a colleague's reply-all to a mail earlier in the batch).
-    asked = {mid for _, mid in ids}
-    early = _names_pending(session, asked, numbers)
+    named = tagged | {signed.ticket_number} if signed is not None else tagged
+    early = _names_pending(session, asked, named)
     # What the batch's lock_threads found answers, unless the mail names a row added since.
-    known = None if early else _known(session, asked, set(subject_numbers(mail.subject)))
+    known = None if early else _known(session, asked, tagged)
     with nullcontext() if early else session.no_autoflush:
         if signed is not None:
             ticket = session.scalar(select(Ticket).where(Ticket.number == signed.ticket_number))

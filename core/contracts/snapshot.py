@@ -299,13 +299,12 @@ def watched(session_factory: Callable[[], Session]) -> Snapshot | None:
     engine = _engine_of(session_factory)
     if engine is None:
         return None
-    cache = _cache_for(engine)
-    watch = cache.watch
-    if watch is None or watch.token is None:
-        return None
     known = cached(engine)
     if known is not None:
         return known
+    watch = _cache_for(engine).watch
+    if watch is None or watch.token is None:
+        return None
     with session_factory() as session:
         return current(session)
 
