@@ -5,8 +5,9 @@ on a row of ``core.mail.outbox``):
 
 * :func:`render` -- ``templates/mail/<name>/{subject.txt, body.txt, body.html}`` with Jinja2,
   translated through the Babel catalogues in ``templates/mail/locale`` (see the README there).
-* :func:`build_message` -- an RFC 5322 message with the row's ``Message-ID``, the threading
-  headers, the RFC 3834 auto-reply headers and text and HTML alternatives.
+* :func:`build_outgoing` -- an RFC 5322 message with the row's ``Message-ID``, the threading
+  headers, the RFC 3834 auto-reply headers and text and HTML alternatives, written straight
+  to its bytes (:mod:`mailgw.compose`); :func:`build_message` is the same parsed back.
 * :func:`send` -- chosen by the scheme of ``PULPIT_OUTBOUND_SMTP_URL`` (Warehouse: a setting,
   never ``if testing``): ``log://`` writes the mail to the log and ``<data dir>/outbox.log``,
   ``null://`` drops it, ``smtp://`` and ``smtps://`` talk to a relay.
@@ -44,7 +45,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from core.i18n import compiled_catalogue
 from core.mail.models import OutboundMail
 from core.mail.outbox import derive_mail_domain
-from mailgw.mail_policy import DEFAULT
+from mailgw.compose import OutgoingMail, compose, needs_smtputf8, parts_of
 
 log = logging.getLogger(__name__)
 
@@ -238,48 +239,65 @@ def render(
 # --- Building --------------------------------------------------------------------------------
 
 
+def build_outgoing(
+    row: OutboundMail,
+    rendered: RenderedMail,
+    settings: MailSettings,
+    read_blob: Callable[[str], bytes] | None = None,
+) -> OutgoingMail:
+    """The message for ``row``, as the relay gets it (:func:`mailgw.compose.compose`);
+    non-ASCII headers are RFC 2047 encoded-words."""
+    from_ = sender(settings)
+    headers = [
+        ("From", from_),
+        ("To", row.to_addr),
+        ("Subject", rendered.subject),
+        # RFC 5322 3.6.1: when the message was ready to go, i.e. when it was queued; a retry
+        # is the same message, which is also why the Message-ID never changes.
+        ("Date", format_datetime(row.created_at)),
+        ("Message-ID", row.message_id),
+    ]
+    stored = row.headers or {}
+    # RFC 5322 3.6.4: In-Reply-To names the parent, References the thread's ids, oldest first;
+    # Outlook, Gmail and Thunderbird thread on these (Gmail also wants a similar subject).
+    headers += [
+        (name, stored[name])
+        for name in ("In-Reply-To", "References", "Reply-To")
+        if stored.get(name)
+    ]
+    if stored.get("Auto-Submitted"):
+        # RFC 3834 section 5: responders must not answer auto-submitted mail, which breaks
+        # loops with vacation replies and other help desks. Exchange and Outlook ignore it and
+        # honour their own X-Auto-Response-Suppress instead ([MS-OXCMAIL] 2.2.3.2.14).
+        headers += [
+            ("Auto-Submitted", stored["Auto-Submitted"]),
+            ("X-Auto-Response-Suppress", "All"),
+        ]
+    raw = compose(
+        headers=headers,
+        text=rendered.text,
+        html=rendered.html,
+        attachments=parts_of(row.attachments or [], read_blob),
+        trailing=[("Content-Language", pick_language(row.language))],  # RFC 3282
+    )
+    to = [addr for _, addr in getaddresses([row.to_addr]) if addr]
+    return OutgoingMail(
+        raw=raw,
+        message_id=row.message_id,
+        envelope_from=parseaddr(from_)[1],
+        recipients=tuple(to),
+        smtputf8=needs_smtputf8(from_, row.to_addr),
+    )
+
+
 def build_message(
     row: OutboundMail,
     rendered: RenderedMail,
     settings: MailSettings,
     read_blob: Callable[[str], bytes] | None = None,
 ) -> EmailMessage:
-    """The message for ``row``; non-ASCII headers become RFC 2047 encoded-words on output."""
-    msg = EmailMessage(policy=DEFAULT)
-    msg["From"] = sender(settings)
-    msg["To"] = row.to_addr
-    msg["Subject"] = rendered.subject
-    # RFC 5322 3.6.1: when the message was ready to go, i.e. when it was queued; a retry is
-    # the same message, which is also why the Message-ID never changes.
-    msg["Date"] = format_datetime(row.created_at)
-    msg["Message-ID"] = row.message_id
-    headers = row.headers or {}
-    # RFC 5322 3.6.4: In-Reply-To names the parent, References the thread's ids, oldest first;
-    # Outlook, Gmail and Thunderbird thread on these (Gmail also wants a similar subject).
-    for name in ("In-Reply-To", "References", "Reply-To"):
-        if headers.get(name):
-            msg[name] = headers[name]
-    if headers.get("Auto-Submitted"):
-        # RFC 3834 section 5: responders must not answer auto-submitted mail, which breaks
-        # loops with vacation replies and other help desks. Exchange and Outlook ignore it and
-        # honour their own X-Auto-Response-Suppress instead ([MS-OXCMAIL] 2.2.3.2.14).
-        msg["Auto-Submitted"] = headers["Auto-Submitted"]
-        msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(rendered.text, charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    for att in row.attachments or []:
-        if read_blob is None:
-            raise ValueError("this mail has attachments and no blob store was given")
-        maintype, _, subtype = str(att["content_type"]).partition("/")
-        msg.add_attachment(
-            read_blob(str(att["sha256"])),
-            maintype=maintype,
-            subtype=subtype or "octet-stream",
-            filename=str(att["filename"]),
-        )
-    # After the content: set_content() and add_alternative() move Content-* headers around.
-    msg["Content-Language"] = pick_language(row.language)  # RFC 3282
-    return msg
+    """:func:`build_outgoing`'s message parsed back, to read (tests, the statements' preview)."""
+    return build_outgoing(row, rendered, settings, read_blob).message()
 
 
 # --- Sending ---------------------------------------------------------------------------------
@@ -287,7 +305,7 @@ def build_message(
 
 def send(
     settings: MailSettings,
-    message: EmailMessage,
+    message: OutgoingMail | EmailMessage,
     *,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = SMTP_TIMEOUT_SECONDS,
@@ -299,15 +317,16 @@ def send(
     """
     url = settings.outbound_smtp_url
     scheme = urlsplit(url).scheme.lower()
-    message_id = str(message.get("Message-ID", "(no Message-ID)"))
+    mail = message if isinstance(message, OutgoingMail) else OutgoingMail.from_message(message)
+    message_id = mail.message_id or "(no Message-ID)"
     if scheme == "null":
         log.info("mail %s: discarded (outbound mail is null://)", message_id)
         return
     if scheme == "log":
-        _write_to_log(settings, message, message_id)
+        _write_to_log(settings, mail.message(), message_id)
         return
     if scheme in ("smtp", "smtps"):
-        _send_smtp(settings, message, message_id, ssl_context=ssl_context, timeout=timeout)
+        _send_smtp(settings, mail, message_id, ssl_context=ssl_context, timeout=timeout)
         return
     raise RelayConfigurationError(
         f"PULPIT_OUTBOUND_SMTP_URL={url!r}: unknown scheme; use log://, null://, smtp:// or smtps://"
@@ -483,9 +502,7 @@ def _deliver(
     relay: _Relay,
     context: ssl.SSLContext,
     timeout: float,
-    message: EmailMessage,
-    envelope_from: str,
-    recipients: list[str],
+    mail: OutgoingMail,
 ) -> None:
     """Send over this thread's kept connection to the relay, or a new one; raises as smtplib."""
     # The context itself, not its id(): the key holds it alive, so a later context can never
@@ -498,7 +515,7 @@ def _deliver(
     try:
         client, reused = _relay_connections.get(key, connect)
         try:
-            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+            _hand_over(client, mail)
         except smtplib.SMTPServerDisconnected:
             # The relay closed a kept connection before taking this mail (an idle timeout):
             # one more try on a new connection; a fresh one failing is real.
@@ -506,11 +523,28 @@ def _deliver(
             if not reused:
                 raise
             client, _ = _relay_connections.get(key, connect)
-            client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
+            _hand_over(client, mail)
     except BaseException:
         # Whatever went wrong, the connection's state is unknown: never reuse it.
         _relay_connections.discard(key)
         raise
+
+
+def _hand_over(client: smtplib.SMTP, mail: OutgoingMail) -> None:
+    """MAIL, RCPT and DATA for the composed bytes (what ``send_message`` does, minus building
+    them again); a non-ASCII address needs the relay's SMTPUTF8, as there, else the mail is
+    refused for good (PermanentDeliveryError)."""
+    options: list[str] = []
+    if mail.smtputf8:
+        client.ehlo_or_helo_if_needed()
+        if not client.has_extn("smtputf8"):
+            # Retrying changes nothing until the relay changes: this message's end.
+            raise PermanentDeliveryError(
+                f"the relay does not offer SMTPUTF8, which {mail.envelope_from} -> "
+                f"{', '.join(mail.recipients)} needs (an address that is not ASCII)"
+            )
+        options = ["SMTPUTF8", "BODY=8BITMIME"]
+    client.sendmail(mail.envelope_from, list(mail.recipients), mail.raw, mail_options=options)
 
 
 def _classify(exc: OSError, relay: _Relay, envelope_from: str) -> DeliveryError:
@@ -559,7 +593,7 @@ def _classify(exc: OSError, relay: _Relay, envelope_from: str) -> DeliveryError:
 
 def _send_smtp(
     settings: MailSettings,
-    message: EmailMessage,
+    mail: OutgoingMail,
     message_id: str,
     *,
     ssl_context: ssl.SSLContext | None,
@@ -568,10 +602,8 @@ def _send_smtp(
     """Connect (or reuse), deliver, and turn any failure into a classified DeliveryError."""
     relay = _relay(settings)
     context = ssl_context or _default_ssl_context()
-    envelope_from = parseaddr(str(message["From"]))[1]
-    recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])]
     try:
-        _deliver(relay, context, timeout, message, envelope_from, recipients)
+        _deliver(relay, context, timeout, mail)
     except OSError as exc:  # smtplib.SMTPException and ssl.SSLError are OSErrors
-        raise _classify(exc, relay, envelope_from) from exc
-    log.info("mail %s: handed to %s for %s", message_id, relay.name, ", ".join(recipients))
+        raise _classify(exc, relay, mail.envelope_from) from exc
+    log.info("mail %s: handed to %s for %s", message_id, relay.name, ", ".join(mail.recipients))

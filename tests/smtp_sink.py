@@ -94,8 +94,10 @@ class SmtpSink:
         auth: dict[str, str] | None = None,
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        smtputf8: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
+        self.smtputf8 = smtputf8
         self.port = port or free_port()
         self.auth = auth
         self.tls_context = tls_context
@@ -138,7 +140,7 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         if self._controller is not None:
             return self
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.auth is not None:
             kwargs.update(
                 authenticator=self._authenticate, auth_require_tls=self.tls_context is not None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 import dramatiq
@@ -34,12 +33,13 @@ from core.mail.outbox import (
     release,
 )
 from core.notify.delivery_failures import tell_staff
+from mailgw.compose import OutgoingMail
 from mailgw.outbound import (
     PermanentDeliveryError,
     RelayConfigurationError,
     RelayUnavailableError,
     TemporaryDeliveryError,
-    build_message,
+    build_outgoing,
     render,
     send,
 )
@@ -85,7 +85,7 @@ class _Ready:
     to: str
     attempt: int
     subject: str
-    message: EmailMessage
+    message: OutgoingMail
     outcome: str = "untried"
     error: str | None = None
     # Set when the failure was the relay's, not this message's: the rest of the batch waits.
@@ -169,7 +169,7 @@ def _claim(
         for row in rows:
             try:
                 rendered = render(row.template, row.language, row.context)
-                message = build_message(row, rendered, settings, blobs.read)
+                message = build_outgoing(row, rendered, settings, blobs.read)
             except Exception as exc:
                 # A template or context bug: the same input fails the same way on every retry.
                 log.exception(

@@ -623,7 +623,7 @@ def test_a_worker_stopped_mid_batch_gives_the_unsent_rows_back(
     calls: list[str] = []
 
     def send_then_stop(settings: Any, message: Any) -> None:
-        calls.append(str(message["To"]))
+        calls.append(",".join(message.recipients))
         if len(calls) == 2:
             raise _WorkerStopping()
         real_send(settings, message)
