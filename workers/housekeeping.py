@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.access.accounts import purge_expired_sessions as purge_sessions
 from core.db import unit_of_work
+from core.tickets import tallies
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +29,9 @@ def purge_expired_sessions(session_factory: sessionmaker[Session], now: datetime
     if count:
         log.info("purged %d expired web session(s)", count)
     return count
+
+
+def compact_ticket_tallies(session_factory: sessionmaker[Session], now: datetime) -> int:
+    """Fold the ticket tallies' delta rows (``core.tickets.tallies.compact``); PostgreSQL only."""
+    with unit_of_work(session_factory) as session:
+        return tallies.compact(session)

@@ -32,7 +32,8 @@ from core.mail.outbox import SEND_ACTOR, due_for_sweep, release_stale
 from core.notify.delivery_failures import tell_staff
 from core.privacy.retention import run_retention
 from core.sla.watch import CHECK_ACTOR, claim_due
-from workers.housekeeping import purge_expired_sessions
+from core.tickets import tallies
+from workers.housekeeping import compact_ticket_tallies, purge_expired_sessions
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def default_tasks(
         PeriodicTask("mail.sweep", MAIL_SWEEP_SECONDS, sweep_outbox),
         PeriodicTask("sla.scan_due", SLA_SCAN_SECONDS, scan_sla),
         PeriodicTask("mail.sweep_inbound", INBOUND_SWEEP_SECONDS, sweep_inbound),
+        PeriodicTask("tickets.compact_tallies", tallies.COMPACT_SECONDS, compact_ticket_tallies),
     ]
     if settings.retention_days > 0:
 
