@@ -171,6 +171,9 @@ def _environment(language: str, templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
+        # Compiled once per process: no stat() of each template file on every mail (a changed
+        # template is read when the workers restart, as Django's cached loader does).
+        auto_reload=False,
     )
     # Added to the Environment by the i18n extension at run time, hence the ignore.
     env.install_gettext_translations(  # type: ignore[attr-defined]

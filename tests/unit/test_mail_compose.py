@@ -125,7 +125,7 @@ def test_every_line_is_seven_bit_crlf_and_short(case: int) -> None:
     lines = raw.split(b"\r\n")
     assert max(len(line) for line in lines) <= 998
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-    assert max(len(line) for line in head) <= 78
+    assert max(len(line) for line in head) <= 76
 
 
 def test_a_line_break_in_a_value_adds_no_header() -> None:
@@ -233,3 +233,29 @@ def test_a_relay_without_smtputf8_refuses_it_for_good() -> None:
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+SUBJECTS = [
+    "Plain ASCII subject [#12]",
+    "Łódź",
+    "ą  ę  double spaces inside a run",
+    "ascii  double  spaces",
+    "mixed ż ascii ó ascii",
+    "=?utf-8?b?bm90IGVuY29kZWQ=?= looks encoded but is text",
+    "emoji 🖨️ drukarka 🔥 " * 4,
+    "ą" * 200,
+    "Re: Fwd: " + POLISH,
+]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_a_subject_reads_back_exactly(subject: str) -> None:
+    raw = compose(headers=[("Subject", subject)], text="x\n", html="x\n")
+    assert raw.isascii()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    for word in head.split():
+        if word.startswith("=?"):
+            assert len(word) <= 75, word
+    # RFC 2047 section 2: a line that holds an encoded-word is at most 76 characters.
+    assert max(len(line) for line in head.split("\r\n")) <= 76
+    assert str(_parse(raw)["Subject"]) == subject.strip()
