@@ -17,7 +17,8 @@
 #
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
-# RSS and the CPU seconds used of the mail gateway and the worker, then stops the processes by PID and drops the
+# RSS and the CPU seconds used of the mail gateway and the worker (and, for the run, of
+# PostgreSQL, Redis and the sending client), then stops the processes by PID and drops the
 # database again.
 set -euo pipefail
 
@@ -124,12 +125,27 @@ cpu_seconds() {  # user + system CPU the process has used so far (/proc/PID/stat
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f s", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo "-"
 }
 
+service_ticks() {  # CPU ticks of every process named $1, with the children they reaped (a
+    # PostgreSQL backend's CPU goes to the postmaster's when the connection closes)
+    local pid total=0
+    for pid in $(pgrep -x "$1" || true); do
+        total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+ticks_to_seconds() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s", t / hz }'; }
+
 status=0
 for count in "${COUNTS[@]}"; do
     echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
+    pg_before=$(service_ticks postgres)
+    redis_before=$(service_ticks redis-server)
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
         ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
         --database-url "$PULPIT_DATABASE_URL" || status=$?
+    # Every PostgreSQL and Redis process of the machine: run nothing else beside the bench.
+    echo "| PostgreSQL CPU during the run (all its processes) | $(ticks_to_seconds $(( $(service_ticks postgres) - pg_before ))) |"
+    echo "| Redis CPU during the run | $(ticks_to_seconds $(( $(service_ticks redis-server) - redis_before ))) |"
     for i in "${!PIDS[@]}"; do
         echo "| ${NAMES[$i]} RSS now / peak, CPU (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}"), $(cpu_seconds "${PIDS[$i]}") |"
         for child in $(pgrep -P "${PIDS[$i]}" || true); do
