@@ -133,23 +133,38 @@ service_ticks() {  # CPU ticks of every process named $1, with the children they
     done
     echo "$total"
 }
+own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 ticks_to_seconds() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s", t / hz }'; }
 
 status=0
 for count in "${COUNTS[@]}"; do
     echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
     pg_before=$(service_ticks postgres)
+    declare -A own_before=()
+    for pid in "${PIDS[@]}" $(for p in "${PIDS[@]}"; do pgrep -P "$p" || true; done); do
+        own_before[$pid]=$(own_ticks "$pid")
+    done
     redis_before=$(service_ticks redis-server)
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
         ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
         --database-url "$PULPIT_DATABASE_URL" || status=$?
+    # The CPU figures below include sending the run's outgoing mail: wait (up to 60 s) until
+    # the outbox has nothing pending or being sent.
+    for _ in $(seq 600); do
+        left=$(psql -X -q -t -A -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$DB" \
+            -c "SELECT count(*) FROM outbound_mail WHERE state IN ('pending', 'sending')")
+        [ "$left" = 0 ] && break
+        sleep 0.1
+    done
+    echo "| outgoing mails sent (all runs so far) | $(psql -X -q -t -A -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$DB" -c "SELECT count(*) FROM outbound_mail WHERE state = 'sent'") |"
     # Every PostgreSQL and Redis process of the machine: run nothing else beside the bench.
     echo "| PostgreSQL CPU during the run (all its processes) | $(ticks_to_seconds $(( $(service_ticks postgres) - pg_before ))) |"
     echo "| Redis CPU during the run | $(ticks_to_seconds $(( $(service_ticks redis-server) - redis_before ))) |"
     for i in "${!PIDS[@]}"; do
-        echo "| ${NAMES[$i]} RSS now / peak, CPU (pid ${PIDS[$i]}) | $(rss_now "${PIDS[$i]}") / $(peak_rss "${PIDS[$i]}"), $(cpu_seconds "${PIDS[$i]}") |"
-        for child in $(pgrep -P "${PIDS[$i]}" || true); do
-            echo "| ${NAMES[$i]} child RSS now / peak, CPU (pid $child) | $(rss_now "$child") / $(peak_rss "$child"), $(cpu_seconds "$child") |"
+        pid=${PIDS[$i]}
+        echo "| ${NAMES[$i]} RSS now / peak, CPU in all / in this run (pid $pid) | $(rss_now "$pid") / $(peak_rss "$pid"), $(cpu_seconds "$pid") / $(ticks_to_seconds $(( $(own_ticks "$pid") - ${own_before[$pid]:-0} ))) |"
+        for child in $(pgrep -P "$pid" || true); do
+            echo "| ${NAMES[$i]} child RSS now / peak, CPU in all / in this run (pid $child) | $(rss_now "$child") / $(peak_rss "$child"), $(cpu_seconds "$child") / $(ticks_to_seconds $(( $(own_ticks "$child") - ${own_before[$child]:-0} ))) |"
         done
     done
 done

@@ -150,10 +150,27 @@ class GatewayHandler:
         # Our mailbox addresses: from the configuration snapshot, or a few seconds' read of
         # the table (mailgw.recipients).
         self._mailboxes: Mailboxes | None = None
+        bind = getattr(session_factory, "kw", {}).get("bind")
+        self._engine = getattr(bind, "engine", None)
         # Mails that arrive together are stored in one transaction (mailgw.group_commit).
         self._committer = GroupCommitter(self._store)
 
     # -- blocking work, run off the event loop ------------------------------------------------
+
+    def _known_mailboxes(self) -> Mailboxes | None:
+        """The mailboxes, when knowing them needs no database: the snapshot a running watch
+        vouches for (PostgreSQL), else the table read less than a few seconds ago."""
+        mailboxes = self._mailboxes
+        engine = self._engine
+        config = snapshot.cached(engine) if engine is not None else None
+        if config is not None:
+            if mailboxes is None or mailboxes.token != config.token:
+                mailboxes = Mailboxes(config.addresses, token=config.token)
+                self._mailboxes = mailboxes
+            return mailboxes
+        if mailboxes is not None and mailboxes.token is None and mailboxes.fresh():
+            return mailboxes
+        return None
 
     def _is_ours(self, address: str) -> bool:
         mailboxes = self._mailboxes
@@ -198,8 +215,8 @@ class GatewayHandler:
         rcpt_options: list[str],
     ) -> str:
         try:
-            mailboxes = self._mailboxes
-            if mailboxes is not None and mailboxes.fresh():
+            mailboxes = self._known_mailboxes()
+            if mailboxes is not None:
                 ours = mailboxes.accepts(address, self.mail_domain)  # no database: no thread
             else:
                 ours = await self._in_thread(self._is_ours, address)
