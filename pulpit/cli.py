@@ -45,6 +45,24 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_recount(args: argparse.Namespace, settings: Settings) -> int:
+    from core.tickets import tallies
+
+    with database(settings) as session_factory:
+        with unit_of_work(session_factory) as session:
+            if not tallies.available(session):
+                print(
+                    "no ticket tallies on this database (SQLite counts the tickets): nothing to do"
+                )
+                return 0
+            tickets, wrong = tallies.recount(session)
+    print(
+        f"{tickets} tickets counted into the tallies; "
+        + (f"{wrong} combination(s) had been wrong" if wrong else "they were right")
+    )
+    return 0
+
+
 def _input_file(name: str) -> Path:
     """A file named on the command line, checked up front so the message names it plainly."""
     path = Path(name)
@@ -638,6 +656,13 @@ def _add_db(commands: Commands, common: _Parser) -> None:
     actions = _group(commands, common, "db", "database maintenance", "Database maintenance.")
     _command(
         actions, common, "upgrade", cmd_db_upgrade, "migrate the database schema to the latest"
+    )
+    _command(
+        actions,
+        common,
+        "recount",
+        cmd_db_recount,
+        "count the tickets again into the tallies the lists' totals come from (PostgreSQL)",
     )
 
 
