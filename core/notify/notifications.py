@@ -344,19 +344,35 @@ class _Lookups:
         if capped:
             since = min(_utc(n.now) for n in capped) - LOOP_WINDOW
             addresses = sorted({n.user.email.lower() for n in capped})
+            address = func.lower(OutboundMail.to_addr)
+            auto = OutboundMail.headers["Auto-Submitted"].as_string()
             for chunk in _chunks(addresses):
-                rows = self.session.execute(
+                # Only each address's LOOP_LIMIT newest automatic mails: whether LOOP_LIMIT of
+                # them fall in a window depends on those alone, and a busy address no longer
+                # makes every batch read (and decode) its whole last ten minutes.
+                ranked = (
                     select(
-                        func.lower(OutboundMail.to_addr), OutboundMail.created_at,
-                        OutboundMail.headers,
-                    ).where(
-                        func.lower(OutboundMail.to_addr).in_(chunk),
-                        OutboundMail.created_at > since,
+                        address.label("address"),
+                        OutboundMail.created_at.label("created_at"),
+                        func.row_number()
+                        .over(partition_by=address, order_by=OutboundMail.created_at.desc())
+                        .label("newest"),
                     )
-                )  # fmt: skip
-                for address, created_at, headers in rows:
-                    if (headers or {}).get("Auto-Submitted"):
-                        self.automatic.setdefault(address, []).append(_utc(created_at))
+                    .where(
+                        address.in_(chunk),
+                        OutboundMail.created_at > since,
+                        auto.is_not(None),
+                        auto != "",
+                    )
+                    .subquery()
+                )
+                rows = self.session.execute(
+                    select(ranked.c.address, ranked.c.created_at).where(
+                        ranked.c.newest <= LOOP_LIMIT
+                    )
+                )
+                for found, created_at in rows:
+                    self.automatic.setdefault(found, []).append(_utc(created_at))
         # Threads: our earlier mails to each (ticket, address), oldest first.
         self.earlier: dict[tuple[int, str], list[tuple[datetime, int, int, str]]] = {}
         threaded = [n for n in notices if n.ticket.id is not None and not n.opened]

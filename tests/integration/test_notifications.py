@@ -215,6 +215,42 @@ def test_loop_protection_caps_automatic_mails_at_five_per_ten_minutes(
     assert len(mails(session, "ticket_ack")) == notifications.LOOP_LIMIT + 1
 
 
+def test_loop_protection_counts_only_automatic_mails_and_only_the_window(
+    session: Session, world: World
+) -> None:
+    """Mail a person wrote to the client (no Auto-Submitted) never counts, however much; and
+    automatic mails count only inside the window, however many came before it."""
+    from core.mail.outbox import queue_mail
+
+    client = world.users["client"]
+    long_ago = NOW - notifications.LOOP_WINDOW - timedelta(minutes=5)
+    for n in range(notifications.LOOP_LIMIT + 3):
+        # Automatic, but before the window.
+        queue_mail(
+            session,
+            template="test_mail",
+            to=client.email,
+            context={"url": "x"},
+            mail_domain="support.example",
+            now=long_ago + timedelta(seconds=n),
+        )
+        # In the window, but written by a person.
+        queue_mail(
+            session,
+            template="test_mail",
+            to=client.email,
+            context={"url": "x"},
+            mail_domain="support.example",
+            auto_submitted=None,
+            now=NOW - timedelta(minutes=1, seconds=n),
+        )
+    open_ticket(
+        session,
+        NewTicket(subject="Awaria", requester=client, contract=world.acme_contract, at=NOW),
+    )
+    assert len(mails(session, "ticket_ack")) == 1
+
+
 def test_staff_are_not_capped_by_loop_protection(session: Session, world: World) -> None:
     """Under make run a burst of SLA warnings used up the coordinator's five, and the
     next new-ticket mail was dropped; the cap is for outside autoresponders."""
