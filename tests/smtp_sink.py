@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -198,3 +199,24 @@ def smtp_sink_fixture() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+def relay_settings(relay: SmtpSink) -> SimpleNamespace:
+    """The settings ``mailgw.outbound.send`` reads, pointing at ``relay``."""
+    return SimpleNamespace(
+        outbound_smtp_url=relay.url,
+        public_url="http://127.0.0.1:8000",
+        mail_domain="serwis.example",
+        data_dir="/nonexistent",
+        extra={},
+    )
+
+
+@pytest.fixture
+def fresh_relay_connections() -> Iterator[None]:
+    """The kept relay connections are per thread and per URL: a test starts without any."""
+    from mailgw import outbound
+
+    outbound._relay_connections = outbound._RelayConnections()
+    yield
+    outbound._relay_connections = outbound._RelayConnections()

@@ -366,12 +366,12 @@ class _Lookups:
                     )
                     .subquery()
                 )
-                rows = self.session.execute(
+                newest = self.session.execute(
                     select(ranked.c.address, ranked.c.created_at).where(
                         ranked.c.newest <= LOOP_LIMIT
                     )
                 )
-                for found, created_at in rows:
+                for found, created_at in newest:
                     self.automatic.setdefault(found, []).append(_utc(created_at))
         # Threads: our earlier mails to each (ticket, address), oldest first.
         self.earlier: dict[tuple[int, str], list[tuple[datetime, int, int, str]]] = {}
@@ -388,7 +388,7 @@ class _Lookups:
                 )  # fmt: skip
                 for ticket_id, to_addr, created_at, row_id, message_id in rows:
                     if (ticket_id, to_addr) in pairs:
-                        self.earlier.setdefault((ticket_id, to_addr), []).append(
+                        self.earlier.setdefault((cast(int, ticket_id), to_addr), []).append(
                             (_utc(created_at), 0, row_id, message_id)
                         )
         # Reply-To: the inbound mails the tickets came in by.

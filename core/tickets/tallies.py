@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Column, ColumnElement, func, select, text
 from sqlalchemy.orm import Session
@@ -82,12 +83,15 @@ def on_tallies(conds: Sequence[ColumnElement[bool]]) -> list[ColumnElement[bool]
             if not _plain(element, tickets):
                 return None
 
-    def replace(element: object) -> object | None:
+    def replace(
+        element: visitors.ExternallyTraversible, **kw: Any
+    ) -> visitors.ExternallyTraversible | None:
         if isinstance(element, Column) and element.table is tickets:
             return ticket_tallies.c[element.name]
         return None
 
-    return [visitors.replacement_traverse(c, {}, replace) for c in conds]
+    options: dict[str, Any] = {}
+    return [visitors.replacement_traverse(c, options, replace) for c in conds]
 
 
 def _plain(element: object, tickets: object) -> bool:

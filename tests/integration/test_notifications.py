@@ -225,25 +225,19 @@ def test_loop_protection_counts_only_automatic_mails_and_only_the_window(
     client = world.users["client"]
     long_ago = NOW - notifications.LOOP_WINDOW - timedelta(minutes=5)
     for n in range(notifications.LOOP_LIMIT + 3):
-        # Automatic, but before the window.
-        queue_mail(
-            session,
-            template="test_mail",
-            to=client.email,
-            context={"url": "x"},
-            mail_domain="support.example",
-            now=long_ago + timedelta(seconds=n),
-        )
-        # In the window, but written by a person.
-        queue_mail(
-            session,
-            template="test_mail",
-            to=client.email,
-            context={"url": "x"},
-            mail_domain="support.example",
-            auto_submitted=None,
-            now=NOW - timedelta(minutes=1, seconds=n),
-        )
+        for auto_submitted, at_ in [
+            ("auto-generated", long_ago + timedelta(seconds=n)),  # automatic, before the window
+            (None, NOW - timedelta(minutes=1, seconds=n)),  # in the window, by a person
+        ]:
+            queue_mail(
+                session,
+                template="test_mail",
+                to=client.email,
+                context={"url": "x"},
+                mail_domain="support.example",
+                auto_submitted=auto_submitted,
+                now=at_,
+            )
     open_ticket(
         session,
         NewTicket(subject="Awaria", requester=client, contract=world.acme_contract, at=NOW),

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from email.message import EmailMessage
-from types import SimpleNamespace
 
 import pytest
 
 from mailgw import outbound
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import SmtpSink, fresh_relay_connections, relay_settings  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("fresh_relay_connections")
 
 
 @pytest.fixture
@@ -23,24 +24,6 @@ def sink() -> Iterator[SmtpSink]:
     relay = SmtpSink().start()
     yield relay
     relay.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_connections() -> Iterator[None]:
-    # The kept connections are per thread and per URL; each test starts without any.
-    outbound._relay_connections = outbound._RelayConnections()
-    yield
-    outbound._relay_connections = outbound._RelayConnections()
-
-
-def _settings(relay: SmtpSink) -> SimpleNamespace:
-    return SimpleNamespace(
-        outbound_smtp_url=relay.url,
-        public_url="http://127.0.0.1:8000",
-        mail_domain="serwis.example",
-        data_dir="/nonexistent",
-        extra={},
-    )
 
 
 def _mail(n: int) -> EmailMessage:
@@ -55,7 +38,7 @@ def _mail(n: int) -> EmailMessage:
 
 def test_mails_in_a_row_share_one_connection(sink: SmtpSink) -> None:
     for n in range(3):
-        outbound.send(_settings(sink), _mail(n))
+        outbound.send(relay_settings(sink), _mail(n))
     got = sink.wait_for(3)
     assert [m.message["Message-ID"] for m in got] == [
         f"<relay-{n}@serwis.example>" for n in range(3)
@@ -64,22 +47,22 @@ def test_mails_in_a_row_share_one_connection(sink: SmtpSink) -> None:
 
 
 def test_a_restarted_relay_costs_no_mail(sink: SmtpSink) -> None:
-    outbound.send(_settings(sink), _mail(1))
+    outbound.send(relay_settings(sink), _mail(1))
     sink.wait_for(1)
     sink.stop()  # the kept connection dies with the server
     sink.start()
-    outbound.send(_settings(sink), _mail(2))
+    outbound.send(relay_settings(sink), _mail(2))
     got = sink.wait_for(2)
     assert got[1].message["Message-ID"] == "<relay-2@serwis.example>"
     assert got[0].peer != got[1].peer
 
 
 def test_after_a_refusal_the_next_mail_goes_over_a_new_connection(sink: SmtpSink) -> None:
-    outbound.send(_settings(sink), _mail(1))
+    outbound.send(relay_settings(sink), _mail(1))
     sink.refuse(550, times=1)
     with pytest.raises(outbound.PermanentDeliveryError):
-        outbound.send(_settings(sink), _mail(2))
-    outbound.send(_settings(sink), _mail(3))
+        outbound.send(relay_settings(sink), _mail(2))
+    outbound.send(relay_settings(sink), _mail(3))
     got = sink.wait_for(2)
     assert [m.message["Message-ID"] for m in got] == [
         "<relay-1@serwis.example>",
@@ -91,15 +74,15 @@ def test_after_a_refusal_the_next_mail_goes_over_a_new_connection(sink: SmtpSink
 def test_a_connection_idle_too_long_is_not_reused(
     sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outbound.send(_settings(sink), _mail(1))
+    outbound.send(relay_settings(sink), _mail(1))
     monkeypatch.setattr(outbound, "RELAY_IDLE_SECONDS", 0.0)
-    outbound.send(_settings(sink), _mail(2))
+    outbound.send(relay_settings(sink), _mail(2))
     got = sink.wait_for(2)
     assert got[0].peer != got[1].peer
 
 
 def test_a_relay_that_is_down_is_a_temporary_failure(sink: SmtpSink) -> None:
-    outbound.send(_settings(sink), _mail(1))
+    outbound.send(relay_settings(sink), _mail(1))
     sink.stop()
     with pytest.raises(outbound.TemporaryDeliveryError):
-        outbound.send(_settings(sink), _mail(2))
+        outbound.send(relay_settings(sink), _mail(2))

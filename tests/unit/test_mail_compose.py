@@ -8,16 +8,15 @@ header injection, folding, RFC 2231 file names, SMTPUTF8 for addresses that are 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email import message_from_bytes
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import default
 
 import pytest
 
 from mailgw import outbound
 from mailgw.compose import OutgoingMail, Part, compose, needs_smtputf8
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import SmtpSink, fresh_relay_connections, relay_settings  # noqa: F401
 
 POLISH = "Zgłoszenie przyjęte: drukarka w pokoju 204 nie drukuje, żółć i gęślą jaźń"
 TEXT = "Dzień dobry,\n\nzgłoszenie przyjęte.\n\n-- \nSerwis Łódź\n"
@@ -85,7 +84,7 @@ def _parse(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _content(part: EmailMessage) -> object:
+def _content(part: MIMEPart) -> object:
     value = part.get_content()
     return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
@@ -195,41 +194,23 @@ def _international(to: str) -> OutgoingMail:
     )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_connections() -> Iterator[None]:
-    # The kept relay connections are per thread and per URL; each test starts without any.
-    outbound._relay_connections = outbound._RelayConnections()
-    yield
-    outbound._relay_connections = outbound._RelayConnections()
-
-
-def _settings(sink: SmtpSink) -> object:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        outbound_smtp_url=sink.url,
-        public_url="http://127.0.0.1:8000",
-        mail_domain="serwis.example",
-        data_dir="/nonexistent",
-        extra={},
-    )
-
-
+@pytest.mark.usefixtures("fresh_relay_connections")
 def test_an_international_address_goes_through_a_relay_that_offers_smtputf8() -> None:
     sink = SmtpSink(smtputf8=True).start()
     try:
-        outbound.send(_settings(sink), _international("józef@żółw.example"))  # type: ignore[arg-type]
+        outbound.send(relay_settings(sink), _international("józef@żółw.example"))  # type: ignore[arg-type]
         got = sink.wait_for(1)
         assert got[0].message["To"] == "józef@żółw.example"
     finally:
         sink.stop()
 
 
+@pytest.mark.usefixtures("fresh_relay_connections")
 def test_a_relay_without_smtputf8_refuses_it_for_good() -> None:
     sink = SmtpSink().start()
     try:
         with pytest.raises(outbound.PermanentDeliveryError, match="SMTPUTF8"):
-            outbound.send(_settings(sink), _international("józef@żółw.example"))  # type: ignore[arg-type]
+            outbound.send(relay_settings(sink), _international("józef@żółw.example"))  # type: ignore[arg-type]
         assert sink.messages == []
     finally:
         sink.stop()
