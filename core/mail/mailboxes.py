@@ -17,6 +17,8 @@ from core.db import transaction_memo
 from core.mail.models import Mailbox
 
 _KEY = "mailboxes"
+# Set in session.info when a Mailbox is added, until the list is read again or flushed.
+_ADDED = "pulpit_mailbox_added"
 
 
 def mailboxes(session: Session) -> list[Mailbox]:
@@ -24,6 +26,7 @@ def mailboxes(session: Session) -> list[Mailbox]:
     memo = transaction_memo(session)
     found: list[Mailbox] | None = memo.get(_KEY)
     if found is None or _changed(session):
+        session.info.pop(_ADDED, None)
         found = memo[_KEY] = list(session.scalars(select(Mailbox).order_by(Mailbox.id)))
     return found
 
@@ -50,8 +53,21 @@ def mailbox_for(session: Session, address: str) -> Mailbox | None:
 
 
 def _changed(session: Session) -> bool:
-    """A mailbox added, changed or removed and not flushed yet."""
-    return any(isinstance(obj, Mailbox) for obj in (*session.new, *session.dirty, *session.deleted))
+    """A mailbox added, changed or removed and not flushed yet.
+
+    Added ones are noted as they are added (:func:`_note_added`): a batch of inbound mail
+    holds hundreds of new rows until its one flush, and looking through them on every
+    question about a mailbox cost more than the answer. Changed and removed ones are few.
+    """
+    if session.info.get(_ADDED):
+        return True
+    return any(isinstance(obj, Mailbox) for obj in (*session.dirty, *session.deleted))
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _note_added(session: Session, instance: object) -> None:
+    if isinstance(instance, Mailbox):
+        session.info[_ADDED] = True
 
 
 @event.listens_for(Session, "before_flush")
@@ -59,3 +75,4 @@ def _forget_on_change(session: Session, flush_context: Any, instances: Any) -> N
     memo = session.info.get("pulpit_transaction_memo")
     if memo and _KEY in memo and _changed(session):
         del memo[_KEY]
+    session.info.pop(_ADDED, None)
