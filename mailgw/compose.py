@@ -58,8 +58,11 @@ class OutgoingMail:
     message_id: str
     envelope_from: str
     recipients: tuple[str, ...]
-    #: An address is not ASCII: the relay must offer SMTPUTF8 (RFC 6531).
-    smtputf8: bool = False
+
+    @property
+    def smtputf8(self) -> bool:
+        """An address is not ASCII: the relay must offer SMTPUTF8 (RFC 6531)."""
+        return needs_smtputf8(self.envelope_from, *self.recipients)
 
     def message(self) -> EmailMessage:
         """The bytes parsed back, for reading (the ``log://`` relay, tests)."""
@@ -79,7 +82,7 @@ class OutgoingMail:
             )
             if addr
         )
-        international = not all(a.isascii() for a in (envelope_from, *recipients))
+        international = needs_smtputf8(envelope_from, *recipients)
         # utf8 is an EmailPolicy attribute; typeshed's clone() knows only the base's.
         out_policy = message.policy.clone(linesep="\r\n", utf8=international)  # type: ignore[call-arg]
         return cls(
@@ -87,7 +90,6 @@ class OutgoingMail:
             message_id=str(message.get("Message-ID", "")),
             envelope_from=envelope_from,
             recipients=recipients,
-            smtputf8=international,
         )
 
 
@@ -114,29 +116,27 @@ def compose(
     addresses, Subject as unstructured text, References and In-Reply-To as id lists; any other
     value must be ASCII (it is written as given, folded at spaces only if longer than 998).
     """
+    alternative = _boundary()
+    content_type = _multipart_type(b"alternative", alternative)
+    body = _multipart_body(alternative, [_text_part("plain", text), _text_part("html", html)])
+    parts = list(attachments)
+    if parts:
+        # multipart/mixed around the alternatives, then the files.
+        mixed = _boundary()
+        inner = content_type + CRLF + body
+        content_type = _multipart_type(b"mixed", mixed)
+        body = _multipart_body(mixed, [inner, *(_attachment(p) for p in parts)])
     out = bytearray()
     for name, value in headers:
         out += _header(name, value)
-    out += b"MIME-Version: 1.0\r\n"
-    alternative = _boundary()
-    body = bytearray()
-    body += _multipart_body(alternative, [_text_part("plain", text), _text_part("html", html)])
-    parts = list(attachments)
-    if parts:
-        mixed = _boundary()
-        inner = b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n' % alternative
-        out += b'Content-Type: multipart/mixed;\r\n boundary="%s"\r\n' % mixed
-        for name, value in trailing:
-            out += _header(name, value)
-        out += CRLF
-        out += _multipart_body(mixed, [inner + body, *(_attachment(p) for p in parts)])
-    else:
-        out += b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % alternative
-        for name, value in trailing:
-            out += _header(name, value)
-        out += CRLF
-        out += body
-    return bytes(out)
+    out += b"MIME-Version: 1.0\r\n" + content_type
+    for name, value in trailing:
+        out += _header(name, value)
+    return bytes(out + CRLF + body)
+
+
+def _multipart_type(subtype: bytes, boundary: bytes) -> bytes:
+    return b'Content-Type: multipart/%s;\r\n boundary="%s"\r\n' % (subtype, boundary)
 
 
 def needs_smtputf8(*addresses: str) -> bool:

@@ -45,7 +45,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from core.i18n import compiled_catalogue
 from core.mail.models import OutboundMail
 from core.mail.outbox import derive_mail_domain
-from mailgw.compose import OutgoingMail, compose, needs_smtputf8, parts_of
+from mailgw.compose import OutgoingMail, compose, parts_of
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,6 @@ def build_outgoing(
         message_id=row.message_id,
         envelope_from=parseaddr(from_)[1],
         recipients=tuple(to),
-        smtputf8=needs_smtputf8(from_, row.to_addr),
     )
 
 
@@ -299,7 +298,7 @@ def build_message(
     settings: MailSettings,
     read_blob: Callable[[str], bytes] | None = None,
 ) -> EmailMessage:
-    """:func:`build_outgoing`'s message parsed back, to read (tests, the statements' preview)."""
+    """:func:`build_outgoing`'s message parsed back, to read (the tests read mail this way)."""
     return build_outgoing(row, rendered, settings, read_blob).message()
 
 

@@ -150,40 +150,40 @@ class GatewayHandler:
         # Our mailbox addresses: from the configuration snapshot, or a few seconds' read of
         # the table (mailgw.recipients).
         self._mailboxes: Mailboxes | None = None
-        bind = getattr(session_factory, "kw", {}).get("bind")
-        self._engine = getattr(bind, "engine", None)
+        self._engine = snapshot.engine_of(session_factory)
         # Mails that arrive together are stored in one transaction (mailgw.group_commit).
         self._committer = GroupCommitter(self._store)
 
     # -- blocking work, run off the event loop ------------------------------------------------
 
+    def _from_snapshot(self, config: snapshot.Snapshot) -> Mailboxes:
+        """The mailbox list of a configuration snapshot, made again only when it changes."""
+        mailboxes = self._mailboxes
+        if mailboxes is None or mailboxes.token != config.token:
+            mailboxes = self._mailboxes = Mailboxes(config.addresses, token=config.token)
+        return mailboxes
+
     def _known_mailboxes(self) -> Mailboxes | None:
         """The mailboxes, when knowing them needs no database: the snapshot a running watch
         vouches for (PostgreSQL), else the table read less than a few seconds ago."""
-        mailboxes = self._mailboxes
-        engine = self._engine
-        config = snapshot.cached(engine) if engine is not None else None
+        config = snapshot.cached(self._engine) if self._engine is not None else None
         if config is not None:
-            if mailboxes is None or mailboxes.token != config.token:
-                mailboxes = Mailboxes(config.addresses, token=config.token)
-                self._mailboxes = mailboxes
-            return mailboxes
+            return self._from_snapshot(config)
+        mailboxes = self._mailboxes
         if mailboxes is not None and mailboxes.token is None and mailboxes.fresh():
             return mailboxes
         return None
 
     def _is_ours(self, address: str) -> bool:
-        mailboxes = self._mailboxes
-        config = snapshot.watched(self.session_factory)
-        if config is not None:
-            # Kept current by the configuration watch (PostgreSQL): no query per RCPT.
-            if mailboxes is None or mailboxes.token != config.token:
-                mailboxes = Mailboxes(config.addresses, token=config.token)
-                self._mailboxes = mailboxes
-        elif mailboxes is None or mailboxes.token is not None or not mailboxes.fresh():
-            with self.session_factory() as session:
-                mailboxes = Mailboxes.load(session)
-            self._mailboxes = mailboxes
+        mailboxes = self._known_mailboxes()
+        if mailboxes is None:
+            config = snapshot.watched(self.session_factory)  # builds the snapshot if need be
+            if config is not None:
+                # Kept current by the configuration watch (PostgreSQL): no query per RCPT.
+                mailboxes = self._from_snapshot(config)
+            else:
+                with self.session_factory() as session:
+                    mailboxes = self._mailboxes = Mailboxes.load(session)
         return mailboxes.accepts(address, self.mail_domain)
 
     def _store(self, arrivals: Sequence[Arrival]) -> tuple[list[int], list[Job]]:

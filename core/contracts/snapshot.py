@@ -296,7 +296,7 @@ def watched(session_factory: Callable[[], Session]) -> Snapshot | None:
     """The current snapshot when a running watch vouches for it (built now, with its three
     queries, if this process has none for the watched token yet); None when nothing watches
     (SQLite, a lost connection): the caller then reads the database its own way."""
-    engine = _engine_of(session_factory)
+    engine = engine_of(session_factory)
     if engine is None:
         return None
     known = cached(engine)
@@ -309,7 +309,8 @@ def watched(session_factory: Callable[[], Session]) -> Snapshot | None:
         return current(session)
 
 
-def _engine_of(session_factory: Callable[[], Session]) -> Engine | None:
+def engine_of(session_factory: Callable[[], Session]) -> Engine | None:
+    """The engine a ``sessionmaker`` is bound to, or None."""
     bind = getattr(session_factory, "kw", {}).get("bind")
     return getattr(bind, "engine", None)
 

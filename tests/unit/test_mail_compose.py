@@ -190,7 +190,6 @@ def _international(to: str) -> OutgoingMail:
         message_id="<intl@serwis.example>",
         envelope_from="pulpit@serwis.example",
         recipients=(to,),
-        smtputf8=True,
     )
 
 
