@@ -117,6 +117,16 @@ for i in $(seq 300); do
     sleep 0.1
 done
 
+# Wait (60 s) until every worker process has started its threads: the children are spawned
+# and import everything after the SMTP port opens, and a run that began before would charge
+# their start (a second or more of CPU each) to the mails and have them compete for the cores.
+for i in $(seq 600); do
+    ready=$(grep -c "started [0-9]* worker thread" "$DATA_DIR/worker.log" || true)
+    [ "$ready" -ge "$WORKER_PROCESSES" ] && break
+    [ "$i" -eq 600 ] && echo "== the worker processes did not report ready in 60 s; going on" >&2
+    sleep 0.1
+done
+
 peak_rss() {  # the kernel's high-water mark of resident memory (VmHWM), MiB
     awk '/^VmHWM:/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "-"
 }

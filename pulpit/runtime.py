@@ -374,12 +374,28 @@ def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> i
         # Actors send follow-up jobs after their own commits, so workers dispatch too.
         broker = _wire_broker(settings, session_factory)
         try:
+            _warm_up(session_factory)
             with stop_on_signals(stop):
                 run_dramatiq_worker(broker, stop, threads=threads)
         finally:
             uninstall_dispatcher()
             broker.close()
     return 0
+
+
+def _warm_up(session_factory: sessionmaker[Session]) -> None:
+    """Do before the first job what it would otherwise wait for: import the mail pipeline and
+    build the calendars' holidays (together a second or more of CPU in a new process)."""
+    import mailgw.process  # noqa: F401  (imported by the first mail.process job otherwise)
+    from core.clock import utcnow
+    from core.sla.clocks import warm_up
+
+    try:
+        with session_factory() as session:
+            warm_up(session, utcnow())
+    except Exception:
+        # An empty or older database, say: the jobs then meet the problem and report it.
+        log.warning("could not prepare the calendars before the first job", exc_info=True)
 
 
 def _worker_child(settings: Settings, threads: int, level: int, supervisor: int) -> None:

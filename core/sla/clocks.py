@@ -66,6 +66,20 @@ def business_calendar(calendar: Calendar | None) -> BusinessCalendar:
     )
 
 
+def warm_up(session: Session, now: datetime) -> int:
+    """Build every stored calendar's engine with this year's and next year's public holidays.
+
+    The holidays library imports its country modules and computes a year on first use, about
+    a second: a worker does it when it starts, not in the first mail's transaction. Returns
+    how many calendars were built.
+    """
+    calendars = [None, *session.scalars(select(Calendar))]
+    for calendar in calendars:
+        engine = business_calendar(calendar)
+        engine.between(now, now + timedelta(days=366))
+    return len(calendars)
+
+
 def targets(ticket: Ticket) -> tuple[timedelta | None, timedelta | None, BusinessCalendar]:
     cal = business_calendar(ticket.contract.calendar if ticket.contract else None)
     tt = ticket.ticket_type

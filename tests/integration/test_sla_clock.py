@@ -7,9 +7,11 @@ failure = 2h reaction / 8h resolution, inspection = 1d / 5d.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.sla import clocks as sla_clock
+from core.sla.models import Calendar
 from core.tickets import services as svc
 from core.tickets.models import Ticket
 from tests.factories import World, at, build_world
@@ -226,3 +228,19 @@ def test_warning_share_comes_from_the_contract(session: Session, world: World) -
         ),
     )
     assert t.sla_next_check == at("2026-11-23 09:00")  # half of the 2h reaction
+
+
+def test_warm_up_builds_every_stored_calendar_with_its_holidays(
+    session: Session, world: World
+) -> None:
+    # A worker calls this when it starts, so the first mail does not wait for the holidays
+    # library's import and a year's computation.
+    session.flush()
+    sla_clock._calendar_from_json.cache_clear()
+    built = sla_clock.warm_up(session, at("2026-12-30 08:00"))
+    assert built == 3  # "business", "always" and the 24/7 used without a calendar
+    assert sla_clock._calendar_from_json.cache_info().currsize == 3
+    business = next(c for c in session.scalars(select(Calendar)) if c.name == "business")
+    # Next year's holidays are ready too: New Year's Day 2027 is closed.
+    engine = sla_clock.business_calendar(business)
+    assert not engine.is_open(at("2027-01-01 09:00"))
