@@ -159,6 +159,68 @@ def test_batch_of_one_is_the_old_path(session: Session, world: World, blobs: Blo
 
 
 @pytest.mark.postgres
+def test_a_process_runs_one_batch_at_a_time_and_the_waiting_jobs_find_theirs_done(
+    pg_factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailgw.process as process
+
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    with unit_of_work(pg_factory) as session:
+        build_world(session)
+        first = store_inbound(session, build(subject="Awaria 0"), source="smtp", blobs=blobs).id
+    running, most, batches = 0, 0, 0
+    lock = threading.Lock()
+    inside = threading.Event()
+    later: list[int] = []
+    real = process._parse_ahead
+
+    def parse_ahead(*args: Any, **kwargs: Any) -> None:
+        nonlocal running, most, batches
+        with lock:
+            running += 1
+            batches += 1
+            most = max(most, running)
+        inside.set()
+        if not later:
+            # While the first batch runs, four more mails arrive and their jobs start.
+            with unit_of_work(pg_factory) as session:
+                later.extend(
+                    store_inbound(
+                        session, build(subject=f"Awaria {i}"), source="smtp", blobs=blobs
+                    ).id
+                    for i in range(1, 5)
+                )
+            for one in later:
+                threading.Thread(target=lambda one=one: results.append(job(one))).start()
+            threading.Event().wait(0.3)  # time for them to reach the gate
+        try:
+            real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(process, "_parse_ahead", parse_ahead)
+    results: list[str] = []
+
+    def job(inbound_id: int) -> str:
+        return batch(pg_factory, inbound_id, blobs)
+
+    assert job(first) == "processed"
+    deadline = threading.Event()
+    for _ in range(300):
+        if len(results) == 4:
+            break
+        deadline.wait(0.1)
+    assert sorted(results) == ["processed"] * 4
+    assert most == 1
+    # The four jobs that waited made one batch together (its own job's, the others' taken
+    # along), not four.
+    assert batches == 2
+    with pg_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 5
+
+
+@pytest.mark.postgres
 def test_a_mail_held_by_another_worker_is_skipped_not_waited_for(
     pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
