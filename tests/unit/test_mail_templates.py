@@ -219,6 +219,14 @@ def test_an_existing_tag_is_not_doubled(subject: str) -> None:
     assert mail.subject.count("1042") == 1
 
 
+@pytest.mark.parametrize(
+    "subject", ["Awaria [#10420]", "Awaria [#104]", "Awaria [ACME #1042]", "Awaria #1042"]
+)
+def test_a_tag_of_another_number_or_no_tag_gets_ours(subject: str) -> None:
+    mail = render("sla_warning", "pl", {**SLA, "ticket_subject": subject})
+    assert mail.subject.endswith("[#1042]")
+
+
 def test_the_test_mail_is_tagged_only_when_it_is_about_a_ticket() -> None:
     assert "[#" not in render("test_mail", "en", {"url": "https://desk.example"}).subject
     tagged = render("test_mail", "en", {"url": URL, "ticket_number": 7})
