@@ -826,67 +826,94 @@ def run_batch(
         known = _done_here.take(session_factory, inbound_id)
         if known is not None:
             return known
-        claimed: list[int] = []
-        try:
-            with unit_of_work(session_factory) as session:
-                # The search documents of the batch's tickets: one rebuild before the commit.
-                search.rebuild_at_commit(session)
-                # In the order they arrived (a reply after the mail it answers), whichever job ran.
-                rows = sorted(claim_batch(session, inbound_id, limit=batch), key=lambda r: r.id)
-                claimed = [row.id for row in rows]
-                _lock_message_ids(session, [row.message_id for row in rows])
-                if not rows:
-                    state = session.scalar(
-                        select(InboundMessage.state).where(InboundMessage.id == inbound_id)
-                    )
-                    return "missing" if state is None else state if state != "received" else "taken"
-                _parse_ahead(session, rows, blobs, mail_domain)
-                session.info[DEFER_FLUSH] = True
-                # The notifications of the whole batch: loop protection asked once, one INSERT.
-                with outbox.batch(session):
-                    for row in rows:
-                        row.__dict__[_OUTCOME] = {}
-                        _process_row(
-                            session,
-                            row,
-                            blobs=blobs,
-                            mail_domain=mail_domain,
-                            now=clock(),
-                            reopen_days=reopen_days,
-                            trust=trust,
-                        )
-                # The batch's new tickets, events and attachments: one INSERT per table (open_ticket
-                # and the blob store leave them to this flush, and reads that cannot depend on them
-                # do not flush them early: core.tickets.services.next_number and others).
-                session.flush()
+        return _claim_and_process(
+            session_factory,
+            inbound_id,
+            alone,
+            blobs=blobs,
+            mail_domain=mail_domain,
+            clock=clock,
+            reopen_days=reopen_days,
+            trust=trust,
+            batch=batch,
+        )
+
+
+def _claim_and_process(
+    session_factory: sessionmaker[Session],
+    inbound_id: int,
+    alone: Callable[[int], str],
+    *,
+    blobs: BlobStore,
+    mail_domain: str,
+    clock: Callable[[], datetime],
+    reopen_days: int,
+    trust: TrustSettings | None,
+    batch: int,
+) -> str:
+    """One batch of :func:`run_batch`, under its lock: claim, process, commit; on failure each
+    claimed mail again with ``alone``."""
+    claimed: list[int] = []
+    try:
+        with unit_of_work(session_factory) as session:
+            # The search documents of the batch's tickets: one rebuild before the commit.
+            search.rebuild_at_commit(session)
+            # In the order they arrived (a reply after the mail it answers), whichever job ran.
+            rows = sorted(claim_batch(session, inbound_id, limit=batch), key=lambda r: r.id)
+            claimed = [row.id for row in rows]
+            _lock_message_ids(session, [row.message_id for row in rows])
+            if not rows:
+                state = session.scalar(
+                    select(InboundMessage.state).where(InboundMessage.id == inbound_id)
+                )
+                return "missing" if state is None else state if state != "received" else "taken"
+            _parse_ahead(session, rows, blobs, mail_domain)
+            session.info[DEFER_FLUSH] = True
+            # The notifications of the whole batch: loop protection asked once, one INSERT.
+            with outbox.batch(session):
                 for row in rows:
-                    _apply_outcome(row)
-                states = {row.id: row.state for row in rows}
-                done = [(row.id, row.message_id, row.state) for row in rows]
-        except Exception as exc:
-            if not claimed:
-                raise
-            if transient(exc):
-                # Another worker's transaction crossed this one; PostgreSQL chose this one to fail.
-                log.info(
-                    "a batch of %d inbound mails: %s",
-                    len(claimed),
-                    type(getattr(exc, "orig", exc)).__name__,
-                )
-            else:
-                log.warning(
-                    "a batch of %d inbound mails failed; processing each alone",
-                    len(claimed),
-                    exc_info=True,
-                )
-            states = {one: alone(one) for one in claimed}
-            return states.get(inbound_id, "taken")
-        for one, mid, state in done:
-            log.info("inbound %s (%s): %s", one, mid, state)
-        # Only mails done with: one still waiting is its own job's to process.
-        done_with = {one: state for one, state in states.items() if state != "received"}
-        _done_here.add(session_factory, done_with, skip=inbound_id)
+                    row.__dict__[_OUTCOME] = {}
+                    _process_row(
+                        session,
+                        row,
+                        blobs=blobs,
+                        mail_domain=mail_domain,
+                        now=clock(),
+                        reopen_days=reopen_days,
+                        trust=trust,
+                    )
+            # The batch's new tickets, events and attachments: one INSERT per table (open_ticket
+            # and the blob store leave them to this flush, and reads that cannot depend on them
+            # do not flush them early: core.tickets.services.next_number and others).
+            session.flush()
+            for row in rows:
+                _apply_outcome(row)
+            states = {row.id: row.state for row in rows}
+            done = [(row.id, row.message_id, row.state) for row in rows]
+    except Exception as exc:
+        if not claimed:
+            raise
+        if transient(exc):
+            # Another worker's transaction crossed this one; PostgreSQL chose this one to fail.
+            log.info(
+                "a batch of %d inbound mails: %s",
+                len(claimed),
+                type(getattr(exc, "orig", exc)).__name__,
+            )
+        else:
+            log.warning(
+                "a batch of %d inbound mails failed; processing each alone",
+                len(claimed),
+                exc_info=True,
+            )
+        states = {one: alone(one) for one in claimed}
         return states.get(inbound_id, "taken")
+    for one, mid, state in done:
+        log.info("inbound %s (%s): %s", one, mid, state)
+    # Only mails done with: one still waiting is its own job's to process.
+    done_with = {one: state for one, state in states.items() if state != "received"}
+    _done_here.add(session_factory, done_with, skip=inbound_id)
+    return states.get(inbound_id, "taken")
 
 
 def record_failure(session_factory: sessionmaker[Session], inbound_id: int, reason: str) -> str:

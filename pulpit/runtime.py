@@ -262,6 +262,7 @@ def run_serve(settings: Settings, *, demo_banner: bool = False, worker_threads: 
         try:
             # Workers run here with any broker: "all in one process". With a real broker,
             # separate `pulpit worker` processes may share the queues as well.
+            _warm_up(session_factory)
             parts.append(("worker", start_in_process_worker(broker, threads=worker_threads)))
             if is_memory_broker(settings.broker_url):
                 log.info("broker memory://: jobs run in this process and do not survive it")
