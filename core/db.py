@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,35 @@ def _send_pending_jobs(session: Session) -> None:
     send_jobs(session.info.pop("pending_jobs", []))
 
 
+# Actors whose jobs of one commit are sent as fewer jobs: the function gets every such job's
+# arguments, in order, and returns the arguments of the jobs to send instead.
+JobMerger = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+_mergers: dict[str, JobMerger] = {}
+
+
+def merge_jobs_of(actor: str, merge: JobMerger) -> None:
+    """Send the jobs of ``actor`` buffered in one transaction as the jobs ``merge`` makes of
+    them (``core.mail.outbox``: one ``mail.send`` for every so many outgoing mails)."""
+    _mergers[actor] = merge
+
+
+def _merged(jobs: list[Job]) -> list[Job]:
+    """``jobs`` with each merged actor's jobs replaced by its merger's, where its first was."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for actor, kwargs in jobs:
+        if actor in _mergers:
+            groups.setdefault(actor, []).append(kwargs)
+    if all(len(group) < 2 for group in groups.values()):
+        return jobs
+    out: list[Job] = []
+    for actor, kwargs in jobs:
+        if actor not in _mergers:
+            out.append((actor, kwargs))
+        elif (group := groups.pop(actor, None)) is not None:
+            out += [(actor, merged) for merged in _mergers[actor](group)]
+    return out
+
+
 def send_jobs(jobs: list[Job]) -> None:
     """Send jobs by actor name; a job that cannot be sent is left to the scheduler's sweeps."""
     if not jobs:
@@ -106,6 +135,8 @@ def send_jobs(jobs: list[Job]) -> None:
     if _dispatcher is None:
         log.debug("no dispatcher installed; %d job(s) left to the scheduler's sweep", len(jobs))
         return
+    if _mergers and len(jobs) > 1:
+        jobs = _merged(jobs)
     for actor, kwargs in jobs:
         try:
             _dispatcher(actor, kwargs)
@@ -167,13 +198,13 @@ class DoneRecently:
             WeakKeyDictionary()
         )
 
-    def add(self, factory: object, outcomes: dict[int, str], *, skip: int | None = None) -> None:
-        """Remember these rows' outcomes, but ``skip``'s (the job that is running)."""
+    def add(self, factory: object, outcomes: dict[int, str], *, skip: Container[int] = ()) -> None:
+        """Remember these rows' outcomes, but ``skip``'s (the rows of the job that is running)."""
         now = time.monotonic()
         with self._lock:
             known = self._done.setdefault(factory, OrderedDict())
             for row_id, outcome in outcomes.items():
-                if row_id != skip:
+                if row_id not in skip:
                     known[row_id] = (now, outcome)
             while len(known) > self.LIMIT:
                 known.popitem(last=False)

@@ -912,7 +912,7 @@ def _claim_and_process(
         log.info("inbound %s (%s): %s", one, mid, state)
     # Only mails done with: one still waiting is its own job's to process.
     done_with = {one: state for one, state in states.items() if state != "received"}
-    _done_here.add(session_factory, done_with, skip=inbound_id)
+    _done_here.add(session_factory, done_with, skip=(inbound_id,))
     return states.get(inbound_id, "taken")
 
 

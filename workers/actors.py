@@ -10,7 +10,7 @@ re-sends it), so running it twice must change nothing (Polar's ``server/polar/wo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,10 +101,12 @@ def send_outbound_mail(
     settings: Settings,
     outbound_id: int,
     *,
+    also: Sequence[int] = (),
     clock: Clock = utcnow,
     batch: int = SEND_BATCH,
 ) -> str:
-    """Send one outbox row, and the due rows it can take along; returns its own outcome.
+    """Send one outbox row (and ``also``, the rows its job was sent for with it), and the due
+    rows it can take along; returns ``outbound_id``'s outcome.
 
     The outcome is ``sent``, ``retry``, ``failed`` or ``skipped``. Three steps: the claim
     commits first (:func:`_claim`, :func:`core.mail.outbox.claim_batch`), so while the relay is
@@ -115,14 +117,15 @@ def send_outbound_mail(
     (:func:`_record`).
 
     Up to ``batch`` rows per job: a busy outbox then costs a claim, a render and an outcome
-    per mail instead of a transaction of each, and the jobs of the rows taken along find
-    them sent with one read.
+    per mail instead of a transaction of each. A commit's outgoing mails share one job
+    (:func:`core.mail.outbox.merge_send_jobs`), and the jobs of rows taken along find them
+    sent with one read.
     """
-    if _sent_here.take(session_factory, outbound_id) is not None:
+    if not also and _sent_here.take(session_factory, outbound_id) is not None:
         # Sent (or failed for good) by this process's batch a moment ago: what the claim's
         # first read would find, without reading it.
         return "skipped"
-    claimed = _claim(session_factory, settings, outbound_id, clock=clock, batch=batch)
+    claimed = _claim(session_factory, settings, outbound_id, also, clock=clock, batch=batch)
     if claimed is None:
         return "skipped"
     ready, own = claimed
@@ -132,7 +135,7 @@ def send_outbound_mail(
     _record(session_factory, ready, clock=clock)
     # Only rows done for good: one given back or to be retried is its own job's to send.
     done = {m.id: m.outcome for m in ready if m.outcome in ("sent", "failed")}
-    _sent_here.add(session_factory, done, skip=outbound_id)
+    _sent_here.add(session_factory, done, skip={outbound_id, *also})
     if interrupted is not None:
         raise interrupted
     for m in ready:
@@ -145,6 +148,7 @@ def _claim(
     session_factory: sessionmaker[Session],
     settings: Settings,
     outbound_id: int,
+    also: Sequence[int],
     *,
     clock: Clock,
     batch: int,
@@ -161,7 +165,7 @@ def _claim(
     ready: list[_Ready] = []
     own = "skipped"
     with unit_of_work(session_factory) as session:
-        rows = claim_batch(session, outbound_id, clock(), limit=batch)
+        rows = claim_batch(session, outbound_id, clock(), limit=batch, also=also)
         if not rows:
             # Already sent (perhaps in another job's batch), being sent, or backing off.
             log.debug("mail.send %s: not ours to send now", outbound_id)
@@ -322,8 +326,8 @@ def register_actors(
     # A ping is cheap and only proves the path works; a few quick retries are enough.
     declare(ping, "system.ping", SYSTEM_QUEUE, max_retries=3, min_backoff=500)
 
-    def mail_send(outbound_id: int) -> None:
-        send_outbound_mail(session_factory, settings, outbound_id, clock=clock)
+    def mail_send(outbound_id: int, also: list[int] | None = None) -> None:
+        send_outbound_mail(session_factory, settings, outbound_id, also=also or (), clock=clock)
 
     # No Dramatiq retries: the outbox row holds the attempts and the back-off, and the
     # scheduler's sweep re-sends whatever is due, even when a broker lost the message.

@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session, SessionTransaction, selectinload
 from core.access.permissions import can
 from core.audit import AuditEntry
 from core.clock import utcnow
-from core.db import enqueue
+from core.db import enqueue, merge_jobs_of
 from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
 from core.mail.models import OutboundMail
@@ -681,61 +681,87 @@ def claim(session: Session, outbound_id: int, now: datetime) -> OutboundMail | N
     return session.get(OutboundMail, outbound_id, populate_existing=True)
 
 
-# How many due rows one mail.send job takes with it (its own first). The jobs of the others
-# then find nothing to do: one read instead of a claim, a render and an outcome each.
+# How many due rows one mail.send job takes with it (its own first). A transaction's outgoing
+# mails share one job for every so many (:func:`merge_send_jobs`), and a job with room takes
+# the others due too: a claim, a render and an outcome per mail instead of a transaction each.
 SEND_BATCH = 20
 
 
-def claim_batch(
-    session: Session, outbound_id: int, now: datetime, *, limit: int = SEND_BATCH
-) -> list[OutboundMail]:
-    """Claim ``outbound_id`` and up to ``limit - 1`` other due pending rows, it first.
+def merge_send_jobs(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``mail.send`` jobs of one commit as one job for every :data:`SEND_BATCH` rows: its
+    ``outbound_id`` the first, ``also`` the others (``core.db.merge_jobs_of``)."""
+    ids: list[int] = []
+    for kwargs in jobs:
+        ids += [kwargs["outbound_id"], *kwargs.get("also", ())]
+    return [
+        {"outbound_id": group[0], "also": group[1:]}
+        if len(group) > 1
+        else {"outbound_id": group[0]}
+        for group in (ids[i : i + SEND_BATCH] for i in range(0, len(ids), SEND_BATCH))
+    ]
 
-    Empty when ``outbound_id`` itself is not ours to send (already sent, being sent, not due):
-    a job never sends other rows without its own, so a doubled or late job changes nothing.
-    Taking the others saves their jobs a transaction each and lets one relay connection carry
-    them. Other workers' batches are skipped, not waited for (``SKIP LOCKED`` on PostgreSQL;
-    SQLite has one writer at a time anyway). The claim commits with the caller's unit of work.
+
+merge_jobs_of(SEND_ACTOR, merge_send_jobs)
+
+
+def claim_batch(
+    session: Session,
+    outbound_id: int,
+    now: datetime,
+    *,
+    limit: int = SEND_BATCH,
+    also: Sequence[int] = (),
+) -> list[OutboundMail]:
+    """Claim the job's own rows (``outbound_id`` and ``also``) that are due, then other due
+    pending rows up to ``limit``; its own first.
+
+    Empty when none of the job's own rows is ours to send (already sent, being sent, not due):
+    a job never sends other rows without one of its own, so a doubled or late job changes
+    nothing. Taking the others saves their jobs a transaction each and lets one relay
+    connection carry them. Rows another worker is claiming are skipped, not waited for (``SKIP
+    LOCKED`` on PostgreSQL; SQLite has one writer at a time anyway). The claim commits with the
+    caller's unit of work.
     """
-    state = session.execute(
-        select(OutboundMail.state, OutboundMail.next_attempt_at).where(
-            OutboundMail.id == outbound_id
-        )
-    ).first()
-    # A cheap read first: most jobs of a busy outbox find their row sent by another's batch.
-    if state is None or state.state != "pending" or state.next_attempt_at > now:
+    mine = [outbound_id, *also]
+    is_due = (OutboundMail.state == "pending", OutboundMail.next_attempt_at <= now)
+    # A cheap read first: a doubled or late job finds its rows sent by another's batch.
+    if (
+        session.scalar(select(OutboundMail.id).where(OutboundMail.id.in_(mine), *is_due).limit(1))
+        is None
+    ):
         return []
-    first = claim(session, outbound_id, now)
-    if first is None:
-        return []
-    rows = [first]
-    if limit > 1:
-        others = (
+    ids = list(
+        session.scalars(
             select(OutboundMail.id)
-            .where(
-                OutboundMail.state == "pending",
-                OutboundMail.next_attempt_at <= now,
-                OutboundMail.id != outbound_id,
-            )
+            .where(OutboundMail.id.in_(mine), *is_due)
             .order_by(OutboundMail.id)
-            .limit(limit - 1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        ids = list(session.scalars(others))
-        if ids:
-            session.execute(
-                update(OutboundMail)
-                .where(OutboundMail.id.in_(ids), OutboundMail.state == "pending")
-                .values(state="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            rows += session.scalars(
-                select(OutboundMail)
-                .where(OutboundMail.id.in_(ids), OutboundMail.state == "sending")
-                .order_by(OutboundMail.id)
-                .execution_options(populate_existing=True)
-            ).all()
-    return rows
+    )
+    if not ids:
+        return []
+    if len(ids) < limit:
+        ids += session.scalars(
+            select(OutboundMail.id)
+            .where(*is_due, OutboundMail.id.not_in(mine))
+            .order_by(OutboundMail.id)
+            .limit(limit - len(ids))
+            .with_for_update(skip_locked=True)
+        )
+    session.execute(
+        update(OutboundMail)
+        .where(OutboundMail.id.in_(ids), *is_due)
+        .values(state="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(OutboundMail)
+        .where(OutboundMail.id.in_(ids), OutboundMail.state == "sending")
+        .execution_options(populate_existing=True)
+    ).all()
+    own = set(mine)
+    return sorted(rows, key=lambda row: (row.id not in own, row.id))
 
 
 def release(row: OutboundMail) -> None:

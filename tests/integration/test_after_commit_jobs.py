@@ -40,3 +40,37 @@ def test_rollback_sends_nothing(engine: Engine, sent: list[Any]) -> None:
         session.rollback()
         session.commit()
     assert sent == []
+
+
+def test_a_commits_mail_send_jobs_leave_as_one_job_for_every_twenty_mails(
+    engine: Engine, sent: list[Any]
+) -> None:
+    # core.mail.outbox merges them (core.db.merge_jobs_of); other actors keep their place.
+    import core.mail.outbox  # noqa: F401  registers the merger, as every process that sends does
+
+    with Session(engine) as session:
+        session.execute(text("SELECT 1"))
+        enqueue(session, "mail.process", inbound_id=7)
+        for outbound_id in range(1, 46):
+            enqueue(session, "mail.send", outbound_id=outbound_id)
+            if outbound_id == 3:
+                enqueue(session, "sla.check_ticket", ticket_id=9)
+        session.commit()
+    assert sent == [
+        ("mail.process", {"inbound_id": 7}),
+        ("mail.send", {"outbound_id": 1, "also": list(range(2, 21))}),
+        ("mail.send", {"outbound_id": 21, "also": list(range(22, 41))}),
+        ("mail.send", {"outbound_id": 41, "also": [42, 43, 44, 45]}),
+        ("sla.check_ticket", {"ticket_id": 9}),
+    ]
+
+
+def test_a_single_mail_send_job_leaves_as_it_was(engine: Engine, sent: list[Any]) -> None:
+    import core.mail.outbox  # noqa: F401
+
+    with Session(engine) as session:
+        session.execute(text("SELECT 1"))
+        enqueue(session, "mail.send", outbound_id=5)
+        enqueue(session, "mail.process", inbound_id=7)
+        session.commit()
+    assert sent == [("mail.send", {"outbound_id": 5}), ("mail.process", {"inbound_id": 7})]

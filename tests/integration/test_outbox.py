@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dramatiq import Message
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -559,6 +560,66 @@ def test_one_job_takes_the_due_rows_along_over_one_connection(
     assert len(smtp_sink.messages) == 5
 
 
+def _queue_together(desk: Desk, count: int) -> list[int]:
+    """``count`` mails queued in one transaction, as a batch of inbound mail does."""
+    with unit_of_work(desk.factory) as session:
+        ticket = make_ticket(session)
+        ids = []
+        for n in range(count):
+            row = queue_warning(session, ticket, to=f"klient{n}@acme.example")
+            assert row is not None
+            ids.append(row.id)
+    return ids
+
+
+def test_the_mails_of_one_commit_share_a_job_for_every_twenty(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_together(desk, 45)
+    [queue] = [q for name, q in desk.broker.queues.items() if name.endswith("mail")]
+    jobs = [Message.decode(m).kwargs for m in list(queue.queue)]  # StubBroker's queue
+    assert jobs == [
+        {"outbound_id": ids[0], "also": ids[1:20]},
+        {"outbound_id": ids[20], "also": ids[21:40]},
+        {"outbound_id": ids[40], "also": ids[41:]},
+    ]
+    desk.start_worker()
+    desk.settle()
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.wait_for(45)) == sorted(
+        f"klient{n}@acme.example" for n in range(45)
+    )
+    assert {(desk.row(i).state, desk.row(i).attempts) for i in ids} == {("sent", 1)}
+
+
+def test_a_shared_job_sends_what_others_left_of_its_rows_and_nothing_if_they_took_all(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_together(desk, 40)
+    first, second = (ids[0], ids[1:20]), (ids[20], ids[21:40])
+
+    def run(job: tuple[int, list[int]]) -> str:
+        return send_outbound_mail(
+            desk.factory, desk.settings, job[0], also=job[1], clock=desk.clock
+        )
+
+    # A sweep's job for one row of the second job takes the 19 oldest due along: all but the
+    # last of the first job's rows.
+    assert send_outbound_mail(desk.factory, desk.settings, ids[25], clock=desk.clock) == "sent"
+    assert len(smtp_sink.wait_for(20)) == 20
+    # The first job's own row is gone, but one of its rows is left: it sends that one, and
+    # fills its batch with the due rows of the second job.
+    assert run(first) == "skipped"
+    assert len(smtp_sink.wait_for(40)) == 40
+    # Nothing of the second job is left, and it takes nothing else.
+    assert run(second) == "skipped"
+    assert {(desk.row(i).state, desk.row(i).attempts) for i in ids} == {("sent", 1)}
+    # Delivered again, both find nothing to do.
+    assert run(first) == run(second) == "skipped"
+    assert len(smtp_sink.messages) == 40
+
+
 def test_a_row_backing_off_stays_behind(desk_factory: Any, smtp_sink: SmtpSink) -> None:
     desk = desk_factory(start_worker=False)
     waiting, now = _queue_many(desk, 2)
@@ -657,15 +718,19 @@ def test_workers_sending_overlapping_batches_send_every_row_once(
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
-    def worker(order: list[int]) -> None:
+    def worker(order: list[list[int]]) -> None:
         try:
             barrier.wait()
-            for outbound_id in order:
-                send_outbound_mail(factory, settings, outbound_id, clock=lambda: T0, batch=7)
+            for outbound_id, *also in order:
+                send_outbound_mail(
+                    factory, settings, outbound_id, also=also, clock=lambda: T0, batch=7
+                )
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
-    orders = [ids, ids[::-1], ids[1::2] + ids[::2], ids[20:] + ids[:20]]
+    # Jobs of one row each, in three orders, and the shared jobs of a commit (also doubled).
+    shared = [ids[n : n + 7] for n in range(0, 40, 7)]
+    orders = [[[i] for i in ids], [[i] for i in ids[::-1]], shared[::-1], shared + shared]
     threads = [threading.Thread(target=worker, args=(order,)) for order in orders]
     for thread in threads:
         thread.start()
