@@ -63,7 +63,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql+psycopg:"):
+        kwargs = _raw_placeholders(kwargs)
     return create_engine(url, **kwargs)
+
+
+def _raw_placeholders(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL's own ``$1`` placeholders, passed through as written (psycopg's
+    ``RawCursor``), instead of ``%(name)s`` ones that psycopg rewrites in Python on every
+    statement it has not cached: a batch's multi-row INSERTs (hundreds of placeholders, never
+    the same text twice) spent a tenth of a worker's time there."""
+    import psycopg
+
+    connect_args = dict(kwargs.get("connect_args") or {})
+    connect_args.setdefault("cursor_factory", psycopg.RawCursor)
+    return {**kwargs, "paramstyle": "numeric_dollar", "connect_args": connect_args}
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
