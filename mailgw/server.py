@@ -251,8 +251,10 @@ class GatewayHandler:
             message_id = header_message_id(raw)
             # The blob file first, in the pool: its fsyncs run in parallel with the other
             # connections' instead of one after another on the committer's thread.
-            await self._in_thread(self.blobs.write, raw)
-            arrival = Arrival(raw, envelope.mail_from, rcpt_tos)
+            digest = await self._in_thread(self.blobs.write, raw)
+            arrival = Arrival(
+                raw, envelope.mail_from, rcpt_tos, sha256=digest, message_id=message_id
+            )
             inbound_id = await asyncio.wrap_future(self._committer.submit(arrival))
         except Exception:
             # Database down, disk full, anything: the sender keeps the message and retries.

@@ -78,6 +78,10 @@ class Arrival:
     envelope_from: str | None = None
     envelope_to: list[str] = field(default_factory=list)
     mailbox: str | None = None
+    # Set by a caller that has already written the content to the blob store (the SMTP
+    # gateway, in its thread pool) and read its Message-ID: not done again at the commit.
+    sha256: str | None = None
+    message_id: str | None = None
 
 
 def store_many(
@@ -99,11 +103,11 @@ def store_many(
 
     The SMTP gateway's group commit (:mod:`mailgw.group_commit`): two multi-row INSERTs for a
     batch instead of the ORM's unit of work per message, which was most of the gateway's CPU
-    per mail. Blob files are written (fsynced) first; usually the connection's own thread has
-    written them already (:meth:`BlobStore.write`) and this only finds them.
+    per mail. Blob files are written (fsynced) first, unless the arrival says its content is
+    written already (``Arrival.sha256``: the connection's own thread wrote it).
     """
     received = now or utcnow()
-    digests = [blobs.write(a.raw) for a in arrivals]
+    digests = [a.sha256 or blobs.write(a.raw) for a in arrivals]
     sizes = {digest: len(a.raw) for digest, a in zip(digests, arrivals, strict=True)}
     insert_blob = (
         pg_insert(Blob) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(Blob)
@@ -125,7 +129,7 @@ def store_many(
                     "mailbox": arrival.mailbox,
                     "envelope_from": arrival.envelope_from,
                     "envelope_to": list(arrival.envelope_to),
-                    "message_id": header_message_id(arrival.raw),
+                    "message_id": arrival.message_id or header_message_id(arrival.raw),
                     "sha256": digest,
                     "size": len(arrival.raw),
                     "state": "received",

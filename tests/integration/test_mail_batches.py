@@ -485,6 +485,29 @@ def test_mails_stored_together_get_one_job_per_batch(
     assert list(states) == ["processed"] * 5
 
 
+def test_content_the_gateway_wrote_already_is_not_hashed_or_written_again(
+    session: Session, world: World, blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SMTP gateway writes each mail's blob in its thread pool before the group commit
+    and passes the digest and Message-ID along; the commit takes them as they are."""
+    raw = build(subject="Awaria", message_id="<w1@client.example>")
+    digest = blobs.write(raw)
+
+    def not_again(self: BlobStore, data: bytes) -> str:
+        raise AssertionError("written twice")
+
+    monkeypatch.setattr(type(blobs), "write", not_again)
+    [inbound_id] = store_many(
+        session,
+        [Arrival(raw, sha256=digest, message_id="<w1@client.example>")],
+        source="smtp",
+        blobs=blobs,
+    )
+    row = session.get(InboundMessage, inbound_id)
+    assert row is not None and row.sha256 == digest
+    assert row.message_id == "<w1@client.example>"
+
+
 def test_a_reply_to_a_mail_of_its_own_batch_threads_after_a_flush_in_between(
     session: Session, world: World, blobs: BlobStore
 ) -> None:
