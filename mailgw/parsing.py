@@ -50,10 +50,14 @@ from email.message import Message
 from functools import lru_cache
 
 from core.tickets.timeline import NewAttachment
+from mailgw import boundaries
 from mailgw.charsets import clean, codec_for, decode_declared
 from mailgw.headers import decode_value, mailboxes, params, safe_filename
 from mailgw.structure import PLACEHOLDER_TYPE, cut_deep_nesting, repair_header_block
 from mailgw.tnef import TnefError, decode_tnef, is_tnef
+
+# The stdlib parser compiled a regular expression for every multipart boundary it read.
+boundaries.install()
 
 log = logging.getLogger(__name__)
 
