@@ -715,6 +715,7 @@ def claim_batch(
     """Claim the job's own rows (``outbound_id`` and ``also``) that are due, then other due
     pending rows up to ``limit``; its own first.
 
+    The job's own rows are all taken, whatever ``limit``: no other job will come for them.
     Empty when none of the job's own rows is ours to send (already sent, being sent, not due):
     a job never sends other rows without one of its own, so a doubled or late job changes
     nothing. Taking the others saves their jobs a transaction each and lets one relay
@@ -735,7 +736,6 @@ def claim_batch(
             select(OutboundMail.id)
             .where(OutboundMail.id.in_(mine), *is_due)
             .order_by(OutboundMail.id)
-            .limit(limit)
             .with_for_update(skip_locked=True)
         )
     )

@@ -620,6 +620,24 @@ def test_a_shared_job_sends_what_others_left_of_its_rows_and_nothing_if_they_too
     assert len(smtp_sink.messages) == 40
 
 
+def test_a_shared_job_sends_all_its_rows_even_past_its_batch_size(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    # No other job will come for them: a smaller batch only stops it taking others along.
+    desk = desk_factory(start_worker=False)
+    ids = _queue_together(desk, 12)
+    mine, other = ids[:10], ids[10:]
+    assert (
+        send_outbound_mail(
+            desk.factory, desk.settings, mine[0], also=mine[1:], clock=desk.clock, batch=4
+        )
+        == "sent"
+    )
+    assert len(smtp_sink.wait_for(10)) == 10
+    assert [desk.row(i).state for i in mine] == ["sent"] * 10
+    assert [desk.row(i).state for i in other] == ["pending"] * 2
+
+
 def test_a_row_backing_off_stays_behind(desk_factory: Any, smtp_sink: SmtpSink) -> None:
     desk = desk_factory(start_worker=False)
     waiting, now = _queue_many(desk, 2)
