@@ -121,9 +121,9 @@ def send_outbound_mail(
     (:func:`core.mail.outbox.merge_send_jobs`), and the jobs of rows taken along find them
     sent with one read.
     """
-    if not also and _sent_here.take(session_factory, outbound_id) is not None:
-        # Sent (or failed for good) by this process's batch a moment ago: what the claim's
-        # first read would find, without reading it.
+    if all(_sent_here.take(session_factory, one) is not None for one in (outbound_id, *also)):
+        # All of them sent (or failed for good) by this process's batches a moment ago: what
+        # the claim's first read would find, without reading it.
         return "skipped"
     claimed = _claim(session_factory, settings, outbound_id, also, clock=clock, batch=batch)
     if claimed is None:

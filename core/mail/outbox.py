@@ -662,23 +662,12 @@ def _thread_headers(
 def claim(session: Session, outbound_id: int, now: datetime) -> OutboundMail | None:
     """Take a due pending row for sending; None when it is not (any more) ours to send.
 
-    One conditional UPDATE: of two workers holding the same id, the second one's UPDATE waits
-    for the first one's commit (PostgreSQL row lock; SQLite's write lock) and then matches no
-    row, so a mail is never sent twice by a doubled job.
+    :func:`claim_batch` for this row alone: of two workers holding the same id, the one
+    that finds it locked or already ``sending`` takes nothing, so a mail is never sent twice
+    by a doubled job.
     """
-    result = session.execute(
-        update(OutboundMail)
-        .where(
-            OutboundMail.id == outbound_id,
-            OutboundMail.state == "pending",
-            OutboundMail.next_attempt_at <= now,
-        )
-        .values(state="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        return None
-    return session.get(OutboundMail, outbound_id, populate_existing=True)
+    rows = claim_batch(session, outbound_id, now, limit=1)
+    return rows[0] if rows else None
 
 
 # How many due rows one mail.send job takes with it (its own first). A transaction's outgoing

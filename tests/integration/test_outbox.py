@@ -620,6 +620,37 @@ def test_a_shared_job_sends_what_others_left_of_its_rows_and_nothing_if_they_too
     assert len(smtp_sink.messages) == 40
 
 
+def test_a_shared_job_whose_rows_this_process_sent_ends_without_a_statement(
+    desk_factory: Any, smtp_sink: SmtpSink
+) -> None:
+    desk = desk_factory(start_worker=False)
+    ids = _queue_together(desk, 40)
+    first, second = ids[:20], ids[20:]
+    # The first job takes the second job's rows along.
+    assert (
+        send_outbound_mail(
+            desk.factory, desk.settings, first[0], also=first[1:], clock=desk.clock, batch=40
+        )
+        == "sent"
+    )
+    assert len(smtp_sink.wait_for(40)) == 40
+    statements: list[str] = []
+    engine = desk.factory.kw["bind"]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert (
+            send_outbound_mail(
+                desk.factory, desk.settings, second[0], also=second[1:], clock=desk.clock
+            )
+            == "skipped"
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert statements == []
+    assert len(smtp_sink.messages) == 40
+
+
 def test_a_shared_job_sends_all_its_rows_even_past_its_batch_size(
     desk_factory: Any, smtp_sink: SmtpSink
 ) -> None:
@@ -779,7 +810,7 @@ def test_two_workers_claiming_the_same_row_one_wins(factory: sessionmaker[Sessio
             with unit_of_work(factory) as session:
                 claimed = claim(session, outbound_id, T0)
                 won.append(claimed is not None)
-                # Hold the claim open a moment, so the other UPDATE has to wait on it.
+                # Hold the claim open a moment: the other finds the row locked or taken.
                 threading.Event().wait(0.2)
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
