@@ -285,6 +285,7 @@ def test_two_step_login_is_set_up_from_the_profile_and_asked_at_the_next_login(
     page.get_by_role("link", name="Zapisałem je").click()
     expect(page).to_have_url(live_server.url("/profile"))
     page.get_by_role("button", name="Wyloguj").click()
+    expect(page.get_by_label("Hasło")).to_be_visible()  # signed out before leaving
 
     page.goto(live_server.url("/tickets"))
     page.get_by_label("E-mail").fill(live_server.users["technician2"])

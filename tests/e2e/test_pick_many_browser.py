@@ -37,6 +37,7 @@ def test_profile_clients_are_chosen_by_keyboard(browser: Browser, live_server: L
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "pick-many-profile-pl.png"), full_page=True)
     page.get_by_role("button", name="Zapisz").click()
+    expect(page.get_by_test_id("flash")).to_be_visible()  # saved before leaving
     page.goto(live_server.url("/profile"))
     expect(page.get_by_test_id("pick-clients").locator(f'input[value="{chosen}"]')).to_be_checked()
     context.close()

@@ -103,8 +103,10 @@ def test_technician_logs_edits_deletes_and_times_work(page: Page, live_server: L
         card.get_by_test_id("worklog-entry").filter(has_text="Telefon do klienta")
     ).to_have_count(1)
 
-    # The card in English, with a timer running.
+    # The card in English, with a timer running. The click posts a form: wait for
+    # its page before reloading, or the reload races the navigation.
     page.get_by_test_id("timer-start").click()
+    expect(page.get_by_test_id("timer-running")).to_be_visible()
     page.context.add_cookies([{"name": "lang", "value": "en", "url": live_server.url("/")}])
     page.reload()
     expect(page.locator("html")).to_have_attribute("lang", "en")
