@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import String, cast, literal, select, union_all
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from core.access.permissions import can_view, is_copied
 from core.db import secret_key, transaction_memo
@@ -107,8 +107,10 @@ _KNOWN = "thread_lookups"
 def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
     """Lock, in the order of their ids, the tickets these mails may follow up: those their
     In-Reply-To and References name (a mail we sent, or one on a timeline) and those their
-    subject tags number; load them with their timelines, and remember what named them, so
-    threading each mail of the batch asks no more (:func:`find_thread`).
+    subject tags number; load them, and remember what named them, so threading each mail of
+    the batch asks no more (:func:`find_thread`). Not their timelines: what a reply needs of
+    one (the SLA clocks, the mail that opened it) is read on its own, so the cost of a reply
+    does not grow with the ticket's length (``core.sla.clocks.timeline``).
 
     For a batch of inbound mail (``mailgw.process.run_batch``) on PostgreSQL: two workers'
     batches that both answer tickets A and B would otherwise update them in opposite orders
@@ -150,7 +152,6 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
                 .where(Ticket.id.in_(ids))
                 .order_by(Ticket.id)
                 .with_for_update(of=Ticket)
-                .options(selectinload(Ticket.events).joinedload(TicketEvent.author))
             )
         )
         if ids

@@ -61,7 +61,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, cast
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from core.access.permissions import can_see_event, visible_status_name
 from core.clock import utcnow
@@ -76,6 +76,7 @@ from core.notify.preferences import wants
 from core.notify.recipients import contract_coordinators, with_substitutes
 from core.tickets.contacts import copied
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.timeline import timeline_at_hand
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +159,31 @@ def _base_context(ticket: Ticket, config: NotifyConfig) -> dict[str, Any]:
 
 
 def _origin(ticket: Ticket) -> TicketEvent | None:
-    """The event that opened the ticket (the client's first mail, if it came by mail)."""
-    for event in ticket.events:
-        if event.data.get("opened_ticket"):
-            return event
-    return ticket.events[0] if ticket.events else None
+    """The event that opened the ticket (the client's first mail, if it came by mail).
+
+    From the timeline when it is loaded (or the ticket is new); otherwise asked for, once a
+    transaction, so that a reply to a long ticket does not load every event of it."""
+    session = object_session(ticket)
+    if session is None or timeline_at_hand(ticket):
+        for event in ticket.events:
+            if event.data.get("opened_ticket"):
+                return event
+        return ticket.events[0] if ticket.events else None
+    known: dict[int, TicketEvent | None] = _memo(session).setdefault("origin", {})
+    if ticket.id not in known:
+        in_order = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+        in_order = in_order.order_by(TicketEvent.at, TicketEvent.id).limit(1)
+        with session.no_autoflush:
+            known[ticket.id] = (
+                session.scalars(
+                    in_order.where(
+                        TicketEvent.type.in_(("email_in", "created")),
+                        TicketEvent.data["opened_ticket"].as_boolean().is_(True),
+                    )
+                ).first()
+                or session.scalars(in_order).first()
+            )
+    return known[ticket.id]
 
 
 def _memo(session: Session) -> dict[str, Any]:

@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
-from sqlalchemy.orm import Session, object_session, selectinload
+from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
+from sqlalchemy.orm import Session, joinedload, object_session, selectinload
 
 from core.contracts.models import Contract
+from core.directory.models import User
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.models import Calendar
 from core.tickets.models import Ticket, TicketEvent
+from core.tickets.timeline import timeline_at_hand
 
 _ALWAYS = {"timezone": "Europe/Warsaw", "hours": "24/7"}
 RESPONDER_ROLES = frozenset({"admin", "coordinator", "technician", "subcontractor"})
@@ -95,54 +97,132 @@ def targets(ticket: Ticket) -> tuple[timedelta | None, timedelta | None, Busines
 Segment = tuple[datetime, datetime | None]  # [start, end); end None = still running
 
 
+REPLY_TYPES = ("comment", "email_out", "email_in")
+# How many of a ticket's first public replies by staff the clocks read when they do not load
+# its whole timeline: only the first that counts as a reaction matters (see timeline()).
+_FIRST_REPLIES = 8
+
+
+def timeline(ticket: Ticket) -> list[TicketEvent]:
+    """The events the clocks read, in timeline order.
+
+    When the ticket's timeline is loaded already (the console's ticket page, a merge) or the
+    ticket is new, that whole timeline. Otherwise one SELECT of what the clocks can use, so a
+    reply to a ticket of 800 events does not load 800 events: every status change and SLA
+    event, and the first few public replies by staff (the first one that is a reaction ends
+    the search, see :func:`first_response`), with the events added in this session and not yet
+    flushed. Should none of those few count (a merged ticket's opening mails, staff replies
+    dated before the ticket), the whole timeline after all.
+
+    Reading it needs no flush: an event added and not yet flushed is in it all the same, and
+    a batch of inbound mail inserts its events once (mailgw.process.run_batch). Of two events
+    at one instant, a new one comes after those stored.
+    """
+    session = object_session(ticket)
+    if session is None or timeline_at_hand(ticket):
+        return _ordered(ticket)
+    with session.no_autoflush:
+        stored = _stored_for_clocks(session, ticket)
+    if stored is None:
+        return _ordered(ticket)
+    pending = [e for e in session.new if isinstance(e, TicketEvent) and e.ticket is ticket]
+    return _sorted([*stored, *pending])
+
+
+def _stored_for_clocks(session: Session, ticket: Ticket) -> list[TicketEvent] | None:
+    replies = (
+        select(TicketEvent.id)
+        .join(User, User.id == TicketEvent.author_id)
+        .where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.public.is_(True),
+            TicketEvent.type.in_(REPLY_TYPES),
+            User.role.in_(RESPONDER_ROLES),
+        )
+        .order_by(TicketEvent.at, TicketEvent.id)
+        .limit(_FIRST_REPLIES)
+        .subquery()
+    )
+    ids = union_all(
+        select(TicketEvent.id).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.type.in_(("status", "sla"))
+        ),
+        select(replies.c.id),
+    )
+    events = list(
+        session.scalars(
+            select(TicketEvent)
+            .where(TicketEvent.id.in_(ids))
+            .options(joinedload(TicketEvent.author))
+        )
+    )
+    first = [e for e in events if e.type in REPLY_TYPES]
+    if len(first) == _FIRST_REPLIES and not any(_is_reaction(ticket, e) for e in first):
+        return None  # a reaction may be further on: read it all
+    return events
+
+
 def _ordered(ticket: Ticket) -> list[TicketEvent]:
-    # Loading the timeline needs no flush: an event added and not yet flushed is in the
-    # collection all the same (SQLAlchemy merges pending appends into the loaded list), and
-    # a batch of inbound mail inserts its events once (mailgw.process.run_batch). Of two
-    # events at one instant, a new one comes after those stored.
+    """The ticket's whole timeline in order (loaded if it is not)."""
     session = object_session(ticket)
     with session.no_autoflush if session is not None else nullcontext():
         events = list(ticket.events)
+    return _sorted(events)
+
+
+def _sorted(events: list[TicketEvent]) -> list[TicketEvent]:
     return sorted(events, key=lambda e: (e.at, e.id is None, e.id or 0))
 
 
-def category_periods(ticket: Ticket) -> list[tuple[datetime, str]]:
-    """(since, category) for each stretch of the ticket's life, from creation on."""
-    events = [e for e in _ordered(ticket) if e.type == "status" and e.data.get("to_category")]
-    initial = events[0].data.get("from_category", "new") if events else ticket.status_category
+def category_periods(
+    ticket: Ticket, events: list[TicketEvent] | None = None
+) -> list[tuple[datetime, str]]:
+    """(since, category) for each stretch of the ticket's life, from creation on; ``events``:
+    its :func:`timeline`, when the caller has it already."""
+    changes = [
+        e
+        for e in (timeline(ticket) if events is None else events)
+        if e.type == "status" and e.data.get("to_category")
+    ]
+    initial = changes[0].data.get("from_category", "new") if changes else ticket.status_category
     periods = [(ticket.created_at, str(initial))]
-    for e in events:
+    for e in changes:
         periods.append((max(e.at, ticket.created_at), str(e.data["to_category"])))
     return periods
 
 
-def first_response(ticket: Ticket) -> datetime | None:
+def _is_reaction(ticket: Ticket, e: TicketEvent) -> bool:
+    """Does this event meet the reaction clock (see the module's rules)?"""
+    role = e.author.role if e.author is not None else None
+    if role not in RESPONDER_ROLES:
+        return False
+    if e.public and e.type in REPLY_TYPES and e.at >= ticket.created_at:
+        # Staff opening a ticket by mail is not a reply to it.
+        return not (e.type == "email_in" and e.data.get("opened_ticket"))
+    return (
+        e.type == "status"
+        and e.data.get("from_category") == "new"
+        and e.data.get("to_category") != "new"
+    )
+
+
+def first_response(ticket: Ticket, events: list[TicketEvent] | None = None) -> datetime | None:
     """When the reaction clock was met, from the timeline (see the module's rules)."""
-    for e in _ordered(ticket):
-        role = e.author.role if e.author is not None else None
-        if role not in RESPONDER_ROLES:
-            continue
-        if (
-            e.public
-            and e.type in ("comment", "email_out", "email_in")
-            and e.at >= ticket.created_at
-        ):
-            if e.type == "email_in" and e.data.get("opened_ticket"):
-                continue  # staff opening a ticket by mail is not a reply to it
-            return e.at
-        if (
-            e.type == "status"
-            and e.data.get("from_category") == "new"
-            and e.data.get("to_category") != "new"
-        ):
+    for e in timeline(ticket) if events is None else events:
+        if _is_reaction(ticket, e):
             return e.at
     return None
 
 
-def running_segments(ticket: Ticket, clock: str, responded_at: datetime | None) -> list[Segment]:
+def running_segments(
+    ticket: Ticket,
+    clock: str,
+    responded_at: datetime | None,
+    events: list[TicketEvent] | None = None,
+) -> list[Segment]:
     """The stretches in which ``clock`` ran: never paused, reaction until met, resolution
     while the ticket was new or open."""
-    periods = category_periods(ticket)
+    periods = category_periods(ticket, events)
     segments: list[Segment] = []
     for i, (since, category) in enumerate(periods):
         until = periods[i + 1][0] if i + 1 < len(periods) else None
@@ -193,17 +273,25 @@ def _reach(
 
 
 def clock_state(
-    ticket: Ticket, clock: str, now: datetime, threshold: float | None = None
+    ticket: Ticket,
+    clock: str,
+    now: datetime,
+    threshold: float | None = None,
+    *,
+    events: list[TicketEvent] | None = None,
 ) -> ClockState:
+    """``events``: the ticket's :func:`timeline`, when the caller has it already."""
+    if events is None:
+        events = timeline(ticket)
     reaction, resolution, cal = targets(ticket)
     target = reaction if clock == "reaction" else resolution
-    responded = first_response(ticket)
+    responded = first_response(ticket, events)
     met_at = (
         responded
         if clock == "reaction"
         else (ticket.resolved_at if ticket.status_category == "closed" else None)
     )
-    segments = running_segments(ticket, clock, responded)
+    segments = running_segments(ticket, clock, responded, events)
     running = bool(segments) and segments[-1][1] is None and met_at is None
     used = sum((cal.between(s, e or now) for s, e in segments if s < now), timedelta(0))
     if target is None:
@@ -221,8 +309,9 @@ def clock_state(
 
 def recompute(ticket: Ticket, now: datetime) -> None:
     """Derive both clocks from the history and store them on the ticket."""
-    reaction = clock_state(ticket, "reaction", now)
-    resolution = clock_state(ticket, "resolution", now)
+    events = timeline(ticket)
+    reaction = clock_state(ticket, "reaction", now, events=events)
+    resolution = clock_state(ticket, "resolution", now, events=events)
     ticket.first_response_at = reaction.met_at
     ticket.reaction_due = reaction.due
     ticket.resolution_due = resolution.due
@@ -232,24 +321,29 @@ def recompute(ticket: Ticket, now: datetime) -> None:
     # What the reports read: business minutes to each target's end, and time paused.
     ticket.reaction_minutes = _minutes(reaction.used) if reaction.met_at else None
     ticket.resolution_minutes = _minutes(resolution.used) if resolution.met_at else None
-    ticket.paused_minutes = paused_minutes(ticket, resolution, now)
+    ticket.paused_minutes = paused_minutes(ticket, resolution, now, events)
     if reaction.breached_at or resolution.breached_at:
         ticket.ever_breached = True
-    ticket.sla_next_check = next_check(ticket, (reaction, resolution), now)
+    ticket.sla_next_check = next_check(ticket, (reaction, resolution), now, events)
 
 
 def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
 
 
-def paused_minutes(ticket: Ticket, resolution: ClockState, now: datetime) -> int | None:
+def paused_minutes(
+    ticket: Ticket,
+    resolution: ClockState,
+    now: datetime,
+    events: list[TicketEvent] | None = None,
+) -> int | None:
     """Business minutes on the contract's calendar the ticket spent in a paused status, up
     to its resolution (or ``now`` while it is open); None without a contract."""
     if ticket.contract is None:
         return None
     cal = business_calendar(ticket.contract.calendar)
     end = resolution.met_at or now
-    periods = category_periods(ticket)
+    periods = category_periods(ticket, events)
     paused = timedelta(0)
     for i, (since, category) in enumerate(periods):
         until = periods[i + 1][0] if i + 1 < len(periods) else end
@@ -259,14 +353,15 @@ def paused_minutes(ticket: Ticket, resolution: ClockState, now: datetime) -> int
     return _minutes(paused)
 
 
-def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) -> datetime | None:
+def next_check(
+    ticket: Ticket,
+    states: tuple[ClockState, ...],
+    now: datetime,
+    events: list[TicketEvent] | None = None,
+) -> datetime | None:
     """The next instant the scheduler must look at this ticket: a warning or a breach of a
     running clock that has not been recorded yet."""
-    noticed = {
-        (e.data.get("clock"), e.data.get("kind"), e.data.get("due"))
-        for e in ticket.events
-        if e.type == "sla"
-    }
+    noticed = noticed_sla(timeline(ticket) if events is None else events)
     upcoming: list[datetime] = []
     for name, st in zip(CLOCKS, states, strict=True):
         if not st.running or st.due is None:
@@ -279,6 +374,15 @@ def next_check(ticket: Ticket, states: tuple[ClockState, ...], now: datetime) ->
             upcoming.append(st.warn_at)
         upcoming.append(st.due)
     return min(upcoming) if upcoming else None
+
+
+def noticed_sla(events: Iterable[TicketEvent]) -> set[tuple[object, object, object]]:
+    """(clock, kind, due) of the warnings and breaches already recorded among these events."""
+    return {
+        (e.data.get("clock"), e.data.get("kind"), e.data.get("due"))
+        for e in events
+        if e.type == "sla"
+    }
 
 
 def open_tickets_under(

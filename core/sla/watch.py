@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -112,14 +111,6 @@ def recheck_ticket(
     return sla_clock.deadlines(ticket) != before
 
 
-def _noticed(ticket: Ticket) -> set[tuple[Any, Any, Any]]:
-    return {
-        (e.data.get("clock"), e.data.get("kind"), e.data.get("due"))
-        for e in ticket.events
-        if e.type == "sla"
-    }
-
-
 def check_ticket(
     session: Session,
     ticket_id: int,
@@ -132,10 +123,11 @@ def check_ticket(
     ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
     if ticket is None:
         return []
-    noticed = _noticed(ticket)
+    events = sla_clock.timeline(ticket)
+    noticed = sla_clock.noticed_sla(events)
     new_events: list[TicketEvent] = []
     for clock in sla_clock.CLOCKS:
-        state = sla_clock.clock_state(ticket, clock, now)
+        state = sla_clock.clock_state(ticket, clock, now, events=events)
         if not state.running or state.due is None:
             continue
         due_key = state.due.isoformat()

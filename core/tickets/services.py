@@ -942,8 +942,8 @@ def resume_on_client_reply(
 def _status_before_pause(ticket: Ticket) -> str | None:
     """The casefolded name of the last status the ticket had outside a pause."""
     before: str | None = None
-    changes = [e for e in ticket.events if e.type == "status"]
-    for e in sorted(changes, key=lambda e: (e.at, e.id or 0)):
+    # The clocks' timeline holds every status change without loading every comment.
+    for e in (e for e in sla_clock.timeline(ticket) if e.type == "status"):
         for name, category in (
             (e.data.get("from"), e.data.get("from_category")),
             (e.data.get("to"), e.data.get("to_category")),

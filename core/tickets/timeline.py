@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, object_session
 
 from core.blobs import BlobStore
 from core.directory.models import User
@@ -50,6 +51,17 @@ def clean_filename(name: str) -> str:
     name = _UNSAFE_IN_FILENAMES.sub("", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return " ".join(name.split())
+
+
+def timeline_at_hand(ticket: Ticket) -> bool:
+    """Is the ticket's whole timeline readable without a query: loaded already (the console's
+    ticket page, a merge), or the ticket new or outside a session? A reader that needs only
+    part of a long timeline asks for that part otherwise (``core.sla.clocks.timeline``).
+
+    ``InstanceState.unloaded`` will not do: an event appended to an unloaded timeline (the
+    backref of ``TicketEvent(ticket=...)``) takes it out of that set without loading it."""
+    state = inspect(ticket)
+    return object_session(ticket) is None or state.key is None or "events" in state.dict
 
 
 def append_event(

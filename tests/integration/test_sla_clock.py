@@ -6,10 +6,13 @@ failure = 2h reaction / 8h resolution, inspection = 1d / 5d.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from core.directory.models import User
 from core.sla import clocks as sla_clock
 from core.sla.models import Calendar
 from core.tickets import services as svc
@@ -18,6 +21,7 @@ from tests.factories import World, at, build_world
 
 # Monday 2026-11-23 09:00 in Warsaw is 08:00 UTC.
 MON_0900 = "2026-11-23 08:00"
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -244,3 +248,90 @@ def test_warm_up_builds_every_stored_calendar_with_its_holidays(
     # Next year's holidays are ready too: New Year's Day 2027 is closed.
     engine = sla_clock.business_calendar(business)
     assert not engine.is_open(at("2027-01-01 09:00"))
+
+
+# --- a long timeline is not loaded to run the clocks ---------------------------------------
+
+
+def _clocks(ticket: Ticket) -> tuple[object, ...]:
+    return (
+        ticket.first_response_at,
+        *sla_clock.deadlines(ticket),
+        ticket.reaction_minutes,
+        ticket.resolution_minutes,
+        ticket.paused_minutes,
+        ticket.sla_next_check,
+        ticket.sla_paused,
+    )
+
+
+def _from_part_and_whole(
+    session: Session, ticket: Ticket, now_: str
+) -> tuple[tuple[object, ...], tuple[object, ...], bool]:
+    """The clocks recomputed from the part of the timeline they ask for, then from the whole
+    loaded timeline; and whether the first left the timeline unloaded."""
+    session.commit()
+    session.expire(ticket, ["events"])
+    sla_clock.recompute(ticket, at(now_))
+    part = _clocks(ticket)
+    unloaded = "events" not in inspect(ticket).dict
+    assert len(ticket.events) > 20  # loads it
+    sla_clock.recompute(ticket, at(now_))
+    return part, _clocks(ticket), unloaded
+
+
+def _chatter(session: Session, ticket: Ticket, author: User, start: str, count: int) -> None:
+    moment = at(start)
+    for i in range(count):
+        svc.add_comment(session, ticket, author=author, body=f"uwaga {i}", public=True, at=moment)
+        moment += timedelta(minutes=1)
+
+
+def test_a_long_timeline_is_not_loaded_and_the_clocks_agree(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    coord = world.users["coordinator"]
+    _chatter(session, ticket, world.users["client"], "2026-11-23 08:01", 30)
+    svc.change_status(session, ticket, "Waiting for client", actor=coord, at=at(MON_0900) + HOUR)
+    _chatter(session, ticket, world.users["client"], "2026-11-23 09:10", 10)
+    svc.change_status(session, ticket, "In progress", actor=coord, at=at("2026-11-23 12:00"))
+    _chatter(session, ticket, world.users["coordinator"], "2026-11-23 12:30", 12)
+    part, whole, unloaded = _from_part_and_whole(session, ticket, "2026-11-24 10:00")
+    assert unloaded
+    assert part == whole
+    assert ticket.first_response_at == at(MON_0900) + HOUR  # leaving "new" for a pause
+
+
+def test_a_reaction_after_many_replies_that_do_not_count_is_found_all_the_same(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    """Staff replies dated before the ticket (a mail merged in) never meet the reaction: past
+    the few replies the clocks ask for, they read the whole timeline."""
+    tech = world.users["coordinator"]
+    _chatter(session, ticket, tech, "2026-11-20 08:00", 12)  # before the ticket was opened
+    _chatter(session, ticket, world.users["client"], "2026-11-23 08:05", 15)
+    svc.add_comment(
+        session, ticket, author=tech, body="jadę", public=True, at=at("2026-11-23 09:30")
+    )
+    part, whole, _ = _from_part_and_whole(session, ticket, "2026-11-23 12:00")
+    assert part == whole
+    assert ticket.first_response_at == at("2026-11-23 09:30")
+
+
+def test_a_reply_added_and_not_flushed_counts_on_an_unloaded_timeline(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    _chatter(session, ticket, world.users["client"], "2026-11-23 08:05", 25)
+    session.commit()
+    session.expire(ticket, ["events"])
+    with session.no_autoflush:
+        svc.add_comment(
+            session,
+            ticket,
+            author=world.users["coordinator"],
+            body="jadę",
+            public=True,
+            at=at("2026-11-23 09:30"),
+        )
+    assert ticket.first_response_at == at("2026-11-23 09:30")
+    assert "events" not in inspect(ticket).dict
