@@ -45,7 +45,12 @@ Keeping it current
     by any session that sees the change itself (another request, before or after the commit).
     Renaming (or erasing, GDPR) a person or a client rebuilds the documents of their tickets
     the same way. Bulk ``UPDATE`` statements that bypass the ORM (SLA bookkeeping, taking a
-    ticket) change nothing searched.
+    ticket) change nothing searched. A new event on a ticket whose document exists and
+    nothing else of which changed (a reply, a comment) is not a rebuild: its normalised text
+    is added to the end of the stored part with one ``UPDATE`` for all such tickets
+    (:func:`append_text`), so a reply to a ticket of 800 events normalises one event's text;
+    an event dated before one already stored (an old mail delivered late), a savepoint rolled
+    back, or anything else changed rebuilds as above. The document is the same either way.
 
 Size
     Each event's text is cut at 20,000 characters and each part of a document at 400,000
@@ -79,6 +84,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     delete,
     event,
     false,
@@ -88,6 +94,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -419,6 +426,78 @@ def rebuild(session: Session, ticket_ids: Iterable[int]) -> int:
     return written
 
 
+APPENDED = "pulpit_search_appended"  # ticket id -> the texts of its new events
+_NewText = tuple[Any, int, bool, str]  # (at, event id, public, text cut to EVENT_TEXT_LIMIT)
+
+
+def _joined(current: ColumnElement[str], new: ColumnElement[str]) -> ColumnElement[str]:
+    """A part of a stored document with normalised new text added at its end, cut as
+    Document.row cuts it: normalise(a + "\\n" + b) is normalise(a) + " " + normalise(b) when
+    neither is empty, and text past the cut stays past it."""
+    return case(
+        (new == "", current),
+        (current == "", func.substr(new, 1, PART_LIMIT)),
+        (func.length(current) >= PART_LIMIT, current),
+        else_=func.substr(current + " " + new, 1, PART_LIMIT),
+    )
+
+
+def append_text(
+    session: Session, appended: dict[int, list[_NewText]], *, skip: Iterable[int] = ()
+) -> set[int]:
+    """Add the text of new events to the end of their tickets' documents, without reading
+    what is stored: a reply to a ticket of 800 events normalises one event, not 800. Returns
+    the tickets this cannot do, for :func:`rebuild`: those without a document yet, and those
+    with an event already stored that comes after a new one (a mail dated in the past).
+    Tickets in ``skip`` are left out (they are rebuilt anyway)."""
+    skipped = set(skip)
+    wanted = {tid: texts for tid, texts in appended.items() if tid not in skipped}
+    if not wanted:
+        return set()
+    new_ids = [event_id for texts in wanted.values() for _, event_id, _, _ in texts]
+    stored = TicketEvent.__table__.alias("stored")
+    table = cast(Table, TicketSearch.__table__)
+    last = dict(
+        session.execute(
+            select(table.c.ticket_id, func.max(stored.c.at))
+            .select_from(table)
+            .outerjoin(
+                stored,
+                and_(
+                    stored.c.ticket_id == table.c.ticket_id,
+                    stored.c.id.not_in(new_ids),
+                    or_(stored.c.body_text.is_not(None), stored.c.body_html.is_not(None)),
+                ),
+            )
+            .where(table.c.ticket_id.in_(list(wanted)))
+            .group_by(table.c.ticket_id)
+        ).all()
+    )
+    rows: list[dict[str, Any]] = []
+    for tid, texts in wanted.items():
+        texts.sort(key=lambda t: (t[0], t[1]))
+        if tid not in last or (last[tid] is not None and last[tid] > texts[0][0]):
+            continue
+        rows.append(
+            {
+                "tid": tid,
+                "public": normalise("\n".join(t for _, _, public, t in texts if public)),
+                "private": normalise("\n".join(t for _, _, public, t in texts if not public)),
+            }
+        )
+    if rows:
+        session.execute(
+            update(table)
+            .where(table.c.ticket_id == bindparam("tid"))
+            .values(
+                body_public=_joined(table.c.body_public, bindparam("public", type_=Text)),
+                body_private=_joined(table.c.body_private, bindparam("private", type_=Text)),
+            ),
+            rows,
+        )
+    return set(wanted) - {row["tid"] for row in rows}
+
+
 def rebuild_all(session: Session, batch: int = 2000) -> int:
     """Every ticket's document (the migration and ``--reindex``), in batches by id."""
     last, written = 0, 0
@@ -482,8 +561,18 @@ def _collect(session: Session, _context: Any) -> None:
             if any(_history(obj, n).has_changes() for n in names):
                 kind = "user" if isinstance(obj, User) else "client"
                 session.info.setdefault(PEOPLE, set()).add((kind, obj.id))
-    for obj in (*session.new, *dirty, *session.deleted):
-        if isinstance(obj, Ticket | TicketEvent):
+    new = session.new
+    for obj in new:
+        if isinstance(obj, TicketEvent) and obj.ticket_id is not None:
+            # A new event on the timeline: its text is added to the end of the document
+            # (append_text) unless something else of the ticket changed too.
+            value = _cut(event_text(obj.body_text, obj.body_html), EVENT_TEXT_LIMIT)
+            if value:
+                appended = session.info.setdefault(APPENDED, {})
+                appended.setdefault(obj.ticket_id, []).append((obj.at, obj.id, obj.public, value))
+            continue
+    for obj in (*new, *dirty, *session.deleted):
+        if isinstance(obj, Ticket) or (isinstance(obj, TicketEvent) and obj not in new):
             if isinstance(obj, Ticket) and obj in dirty and not _ticket_changed(obj):
                 continue
             if pending is None:
@@ -503,9 +592,7 @@ def _ticket_changed(ticket: Ticket) -> bool:
 def refresh(session: Session) -> None:
     """Flush (which rebuilds the documents of the tickets it changed) and rebuild any left."""
     session.flush()
-    pending: set[int] = session.info.pop(PENDING, set())
-    if pending:
-        rebuild(session, pending)
+    _rebuild_pending(session)
 
 
 AT_COMMIT = "pulpit_search_at_commit"
@@ -552,6 +639,10 @@ def _rebuild_pending(session: Session) -> None:
                     )
                 )
             )
+    appended: dict[int, list[_NewText]] = session.info.pop(APPENDED, {})
+    if appended:
+        with session.no_autoflush:
+            pending.update(append_text(session, appended, skip=pending))
     if pending:
         with session.no_autoflush:
             rebuild(session, pending)
@@ -559,8 +650,13 @@ def _rebuild_pending(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget(session: Session, previous_transaction: Any) -> None:
+    appended: dict[int, list[_NewText]] = session.info.pop(APPENDED, {})
     if previous_transaction.parent is None:
         session.info.pop(PENDING, None)
+    elif appended:
+        # A savepoint rolled back: some of those events are gone, which only a rebuild of
+        # their tickets' documents knows.
+        session.info.setdefault(PENDING, set()).update(appended)
 
 
 # --- snippets ---------------------------------------------------------------------------------

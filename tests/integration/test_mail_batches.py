@@ -8,6 +8,7 @@ attempt; a mail another worker holds is skipped, not waited for.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import SettingsError, load_settings
@@ -23,7 +24,8 @@ from core.blobs import BlobStore, DirectoryBlobStore
 from core.db import take_pending_jobs, unit_of_work
 from core.mail.inbound import Arrival, store_inbound, store_many
 from core.mail.models import InboundMessage
-from core.sla.clocks import _ordered
+from core.sla.clocks import timeline
+from core.tickets import search
 from core.tickets.models import Attachment, Ticket, TicketEvent
 from core.tickets.services import NewTicket, open_ticket
 from core.tickets.timeline import append_event
@@ -402,17 +404,17 @@ def test_a_timeline_read_mid_batch_has_the_unflushed_event_last(
     session.commit()
     session.expire(ticket, ["events"])
     new = append_event(session, ticket, "comment", author=client, at=ticket.created_at)
-    events = _ordered(ticket)
+    events = timeline(ticket)
     assert new.id is None  # not flushed to read the timeline
-    assert events[-1] is new and len(events) >= 2
+    assert events[-1] is new
+    assert "events" not in inspect(ticket).dict  # nor the whole timeline loaded
 
 
 @pytest.mark.postgres
 def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
     pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    """lock_threads loads the tickets a batch answers, with their timelines, and remembers
-    what named them: each reply is threaded with no lookup of its own, onto the same ticket
+    """lock_threads loads the tickets a batch answers and remembers what named them: each reply is threaded with no lookup of its own, onto the same ticket
     as alone, and its event waits for the batch's one flush."""
     blobs = DirectoryBlobStore(tmp_path / "blobs")
     opened = _three_tickets(pg_factory, blobs, "r")
@@ -459,6 +461,62 @@ def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
             assert ticket is not None and ticket.events[-1].id == row.event_id
     # Outbound Message-IDs, stored ones and subject numbers: one statement for the batch.
     assert len(lookups) == 1 and "UNION ALL" in lookups[0], lookups
+
+
+@pytest.mark.postgres
+def test_a_reply_to_a_long_ticket_reads_a_few_of_its_events(
+    pg_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A reply's cost does not grow with its ticket's timeline: the clocks read the status
+    changes and the first replies, the notifications the mail that opened it, the search
+    adds the reply's text to the document; none of them loads the 60 comments."""
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    opened = _three_tickets(pg_factory, blobs, "l")
+    long_id = opened["<l0@client.example>"].id
+    with unit_of_work(pg_factory) as session:
+        ticket = session.get(Ticket, long_id)
+        assert ticket is not None
+        for i in range(60):
+            append_event(
+                session,
+                ticket,
+                "comment",
+                author=ticket.requester,
+                at=NOW - timedelta(hours=1) + timedelta(seconds=i),
+                public=True,
+                body_text=f"komentarz numer {i}",
+            )
+    with unit_of_work(pg_factory) as session:
+        row = store_inbound(
+            session,
+            build(subject="Re: Awaria 0", in_reply_to="<l0@client.example>", body="toner pusty"),
+            source="smtp",
+            blobs=blobs,
+            envelope_to=[],
+        ).id
+    loaded: list[TicketEvent] = []
+
+    def counted(target: TicketEvent, _context: Any) -> None:
+        loaded.append(target)
+
+    event.listen(TicketEvent, "load", counted)
+    try:
+        assert batch(pg_factory, row, blobs) == "processed"
+    finally:
+        event.remove(TicketEvent, "load", counted)
+    assert len(loaded) <= 5, [(e.type, e.body_text) for e in loaded]
+    with pg_factory() as session:
+        assert search.build_documents(session, [long_id])[0].row() == dict(
+            session.execute(
+                select(search.TicketSearch.__table__).where(
+                    search.TicketSearch.ticket_id == long_id
+                )
+            )
+            .one()
+            ._mapping
+        )
+        inbound = session.get(InboundMessage, row)
+        assert inbound is not None and inbound.ticket_id == long_id
 
 
 @pytest.mark.parametrize(("jobs_per", "jobs"), [(1, 5), (2, 3), (32, 1)])
