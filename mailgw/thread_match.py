@@ -36,6 +36,7 @@ from core.db import secret_key, transaction_memo
 from core.directory.models import User
 from core.mail.models import OutboundMail
 from core.mail.reply_address import SignedReply, find_signed
+from core.sla import clocks as sla_clock
 from core.tickets.merge import final_ticket
 from core.tickets.models import Ticket, TicketEvent
 from mailgw.parsing import ParsedMail
@@ -110,7 +111,8 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
     subject tags number; load them, and remember what named them, so threading each mail of
     the batch asks no more (:func:`find_thread`). Not their timelines: what a reply needs of
     one (the SLA clocks, the mail that opened it) is read on its own, so the cost of a reply
-    does not grow with the ticket's length (``core.sla.clocks.timeline``).
+    does not grow with the ticket's length (``core.sla.clocks.timeline``): for the clocks, what
+    they read of every locked ticket, in one statement.
 
     For a batch of inbound mail (``mailgw.process.run_batch``) on PostgreSQL: two workers'
     batches that both answer tickets A and B would otherwise update them in opposite orders
@@ -157,6 +159,8 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
         if ids
         else []
     )
+    # What the SLA clocks read of their timelines, for all of them in one statement.
+    sla_clock.read_for_clocks(session, ids)
     by: dict[str, dict[Any, int]] = {"n": {}, "o": {}, "e": {}}
     for source, key, ticket_id in found:
         # The first row of a Message-ID wins, as the lookups' own order would (one each).

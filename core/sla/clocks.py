@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, union_all
 from sqlalchemy.orm import Session, joinedload, object_session, selectinload
 
 from core.contracts.models import Contract
 from core.directory.models import User
+from core.orm import transaction_memo
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.models import Calendar
 from core.tickets.models import Ticket, TicketEvent
@@ -116,50 +117,85 @@ def timeline(ticket: Ticket) -> list[TicketEvent]:
 
     Reading it needs no flush: an event added and not yet flushed is in it all the same, and
     a batch of inbound mail inserts its events once (mailgw.process.run_batch). Of two events
-    at one instant, a new one comes after those stored.
+    at one instant, a new one comes after those stored. What was read is kept for the
+    transaction (:func:`read_for_clocks`), so a ticket's clocks recomputed twice read once.
     """
     session = object_session(ticket)
     if session is None or timeline_at_hand(ticket):
         return _ordered(ticket)
-    with session.no_autoflush:
-        stored = _stored_for_clocks(session, ticket)
-    if stored is None:
-        return _ordered(ticket)
+    memo = transaction_memo(session)
+    if ticket.id not in memo.get(_READ, {}):
+        with session.no_autoflush:
+            read_for_clocks(session, [ticket.id])
+    stored: list[TicketEvent] = memo[_READ][ticket.id]
+    first = [e for e in stored if e.type in REPLY_TYPES]
+    if len(first) >= _FIRST_REPLIES and not any(_is_reaction(ticket, e) for e in first):
+        return _ordered(ticket)  # a reaction may be further on: read it all
     pending = [e for e in session.new if isinstance(e, TicketEvent) and e.ticket is ticket]
     return _sorted([*stored, *pending])
 
 
-def _stored_for_clocks(session: Session, ticket: Ticket) -> list[TicketEvent] | None:
+# What read_for_clocks read, by ticket id, kept current within the transaction: the events
+# that later flushes insert are added (_keep_current), and a rolled-back savepoint drops it.
+_READ = "sla_clock_events"
+
+
+def read_for_clocks(session: Session, ticket_ids: Iterable[int]) -> None:
+    """Read, with one SELECT, what :func:`timeline` needs of these tickets' stored timelines:
+    their status changes and SLA events and the first few public replies by staff. A batch of
+    inbound mail reads it for every ticket it answers (``mailgw.thread_match.lock_threads``)."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return
+    place = (
+        func.row_number()
+        .over(partition_by=TicketEvent.ticket_id, order_by=(TicketEvent.at, TicketEvent.id))
+        .label("place")
+    )
     replies = (
-        select(TicketEvent.id)
+        select(TicketEvent.id, place)
         .join(User, User.id == TicketEvent.author_id)
         .where(
-            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.ticket_id.in_(ids),
             TicketEvent.public.is_(True),
             TicketEvent.type.in_(REPLY_TYPES),
             User.role.in_(RESPONDER_ROLES),
         )
-        .order_by(TicketEvent.at, TicketEvent.id)
-        .limit(_FIRST_REPLIES)
         .subquery()
     )
-    ids = union_all(
+    wanted = union_all(
         select(TicketEvent.id).where(
-            TicketEvent.ticket_id == ticket.id, TicketEvent.type.in_(("status", "sla"))
+            TicketEvent.ticket_id.in_(ids), TicketEvent.type.in_(("status", "sla"))
         ),
-        select(replies.c.id),
+        select(replies.c.id).where(replies.c.place <= _FIRST_REPLIES),
     )
-    events = list(
-        session.scalars(
-            select(TicketEvent)
-            .where(TicketEvent.id.in_(ids))
-            .options(joinedload(TicketEvent.author))
-        )
-    )
-    first = [e for e in events if e.type in REPLY_TYPES]
-    if len(first) == _FIRST_REPLIES and not any(_is_reaction(ticket, e) for e in first):
-        return None  # a reaction may be further on: read it all
-    return events
+    read: dict[int, list[TicketEvent]] = {tid: [] for tid in ids}
+    for e in session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.id.in_(wanted))
+        .options(joinedload(TicketEvent.author))
+    ):
+        read[e.ticket_id].append(e)
+    transaction_memo(session).setdefault(_READ, {}).update(read)
+
+
+@event.listens_for(Session, "after_flush")
+def _keep_current(session: Session, _context: object) -> None:
+    memo = transaction_memo(session)
+    known: dict[int, list[TicketEvent]] | None = memo.get(_READ)
+    if not known:
+        return
+    if any(isinstance(obj, TicketEvent) for obj in (*session.dirty, *session.deleted)):
+        memo.pop(_READ)  # an event moved or gone (a split, an erasure): read again
+        return
+    for obj in session.new:
+        if isinstance(obj, TicketEvent) and obj.ticket_id in known:
+            known[obj.ticket_id].append(obj)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_read(session: Session, _previous: object) -> None:
+    transaction_memo(session).pop(_READ, None)
 
 
 def _ordered(ticket: Ticket) -> list[TicketEvent]:

@@ -469,7 +469,8 @@ def test_a_reply_to_a_long_ticket_reads_a_few_of_its_events(
 ) -> None:
     """A reply's cost does not grow with its ticket's timeline: the clocks read the status
     changes and the first replies, the notifications the mail that opened it, the search
-    adds the reply's text to the document; none of them loads the 60 comments."""
+    adds the reply's text to the document; none of them loads the 60 comments. What the clocks
+    read of the tickets a batch answers is one statement for them all."""
     blobs = DirectoryBlobStore(tmp_path / "blobs")
     opened = _three_tickets(pg_factory, blobs, "l")
     long_id = opened["<l0@client.example>"].id
@@ -487,24 +488,36 @@ def test_a_reply_to_a_long_ticket_reads_a_few_of_its_events(
                 body_text=f"komentarz numer {i}",
             )
     with unit_of_work(pg_factory) as session:
-        row = store_inbound(
-            session,
-            build(subject="Re: Awaria 0", in_reply_to="<l0@client.example>", body="toner pusty"),
-            source="smtp",
-            blobs=blobs,
-            envelope_to=[],
-        ).id
+        row, *others = [
+            store_inbound(
+                session,
+                build(subject=f"Re: Awaria {i}", in_reply_to=f"<l{i}@client.example>", body=body),
+                source="smtp",
+                blobs=blobs,
+                envelope_to=[],
+            ).id
+            for i, body in enumerate(("toner pusty", "nadal nie działa", "dziękuję"))
+        ]
     loaded: list[TicketEvent] = []
+    reads: list[str] = []
 
     def counted(target: TicketEvent, _context: Any) -> None:
         loaded.append(target)
 
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "row_number()" in statement.lower():
+            reads.append(statement)
+
+    engine = pg_factory.kw["bind"]
     event.listen(TicketEvent, "load", counted)
+    event.listen(engine, "before_cursor_execute", seen)
     try:
         assert batch(pg_factory, row, blobs) == "processed"
     finally:
         event.remove(TicketEvent, "load", counted)
-    assert len(loaded) <= 5, [(e.type, e.body_text) for e in loaded]
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(loaded) <= 6, [(e.type, e.body_text) for e in loaded]
+    assert len(reads) == 1  # what the clocks read of the three tickets: one statement
     with pg_factory() as session:
         assert search.build_documents(session, [long_id])[0].row() == dict(
             session.execute(

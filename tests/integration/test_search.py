@@ -219,3 +219,99 @@ def test_a_renamed_requester_is_found_by_the_new_name_only(
     session.flush()
     assert _numbers(session, coordinator, "nowak klawiatura") == []
     assert _numbers(session, coordinator, "kwiatkowska klawiatura") == [ticket.number]
+
+
+# --- a new event's text is added to the end of its ticket's document ----------------------
+
+
+def _stored(session: Session, ticket: Ticket) -> dict[str, object]:
+    table = search.TicketSearch.__table__
+    row = session.execute(select(table).where(table.c.ticket_id == ticket.id)).one()
+    return dict(row._mapping)
+
+
+def _rebuilt(session: Session, ticket: Ticket) -> dict[str, object]:
+    (doc,) = search.build_documents(session, [ticket.id])
+    return doc.row()
+
+
+def _mail(session: Session, ticket: Ticket, author: User, body: str, minutes: int, **kw: object):
+    return svc.record_email(
+        session,
+        ticket,
+        author=author,
+        body=body,
+        public=True,
+        at=ticket.created_at + timedelta(minutes=minutes),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("at_commit", [False, True], ids=["each-flush", "at-commit"])
+def test_appended_text_makes_the_document_a_rebuild_would(
+    session: Session, world: dict[str, User], at_commit: bool
+) -> None:
+    """Public and internal text, punctuation only, HTML only, over several flushes (or once
+    before the commit, as a batch of mail does): the document the appends leave is the one a
+    rebuild from the whole timeline writes."""
+    anna, coord = world["anna@acme.example"], world["coord@support.example"]
+    ticket = _open(session, world, "Drukarka", body="Pierwsza wiadomość: papier się zacina.")
+    session.commit()
+    if at_commit:
+        search.rebuild_at_commit(session)
+    _mail(session, ticket, anna, "--- !!! ---", 1)  # no word at all
+    session.flush()
+    svc.add_comment(session, ticket, author=coord, body="Notatka: wymienić rolkę.", public=False)
+    _mail(session, ticket, anna, "", 3, body_html="<p>Toner&nbsp;<b>czarny</b> się kończy</p>")
+    session.flush()
+    svc.add_comment(session, ticket, author=coord, body="Łącze, bęben — sprawdzone?", public=True)
+    session.commit()
+    assert _stored(session, ticket) == _rebuilt(session, ticket)
+    assert _numbers(session, coord, "czarny rolke") == [ticket.number]
+    assert _numbers(session, anna, "rolke") == []  # internal text stays internal
+
+
+def test_text_past_the_cut_stays_past_it(
+    session: Session, world: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "PART_LIMIT", 60)
+    anna = world["anna@acme.example"]
+    ticket = _open(session, world, "Drukarka", body="Papier zacina się w podajniku numer dwa")
+    session.commit()
+    _mail(session, ticket, anna, "oraz w podajniku numer trzy, co rano", 1)
+    session.commit()
+    _mail(session, ticket, anna, "i jeszcze toner", 2)
+    session.commit()
+    stored = _stored(session, ticket)
+    assert len(str(stored["body_public"])) == 60
+    assert stored == _rebuilt(session, ticket)
+
+
+def test_a_mail_dated_before_the_last_event_rebuilds_the_document(
+    session: Session, world: dict[str, User]
+) -> None:
+    anna = world["anna@acme.example"]
+    ticket = _open(session, world, "Drukarka", body="pierwsza")
+    _mail(session, ticket, anna, "trzecia", 30)
+    session.commit()
+    _mail(session, ticket, anna, "druga", 10)  # an old mail, delivered late
+    session.commit()
+    stored = _stored(session, ticket)
+    assert str(stored["body_public"]).split() == ["pierwsza", "druga", "trzecia"]
+    assert stored == _rebuilt(session, ticket)
+
+
+def test_an_event_rolled_back_with_its_savepoint_leaves_no_text(
+    session: Session, world: dict[str, User]
+) -> None:
+    anna = world["anna@acme.example"]
+    ticket = _open(session, world, "Drukarka", body="pierwsza")
+    session.commit()
+    search.rebuild_at_commit(session)
+    _mail(session, ticket, anna, "zostaje", 1)
+    savepoint = session.begin_nested()
+    _mail(session, ticket, anna, "znika", 2)
+    session.flush()
+    savepoint.rollback()
+    session.commit()
+    assert str(_stored(session, ticket)["body_public"]).split() == ["pierwsza", "zostaje"]

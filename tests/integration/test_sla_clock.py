@@ -335,3 +335,44 @@ def test_a_reply_added_and_not_flushed_counts_on_an_unloaded_timeline(
         )
     assert ticket.first_response_at == at("2026-11-23 09:30")
     assert "events" not in inspect(ticket).dict
+
+
+def _read_once(session: Session, world: World, ticket: Ticket) -> User:
+    _chatter(session, ticket, world.users["client"], "2026-11-23 08:01", 25)
+    session.commit()
+    session.expire(ticket, ["events"])
+    sla_clock.recompute(ticket, at("2026-11-23 08:30"))  # reads what the clocks need
+    return world.users["coordinator"]
+
+
+def _agrees_with_the_whole(ticket: Ticket) -> None:
+    assert "events" not in inspect(ticket).dict
+    part = _clocks(ticket)
+    assert len(ticket.events) > 20
+    sla_clock.recompute(ticket, at("2026-11-23 12:00"))
+    assert part == _clocks(ticket)
+
+
+def test_what_the_clocks_read_follows_the_transaction_s_flushes(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    """Read once a transaction: a status change flushed after the read is in it."""
+    coord = _read_once(session, world, ticket)
+    svc.change_status(session, ticket, "Waiting for client", actor=coord, at=at(MON_0900))
+    session.flush()
+    sla_clock.recompute(ticket, at("2026-11-23 12:00"))
+    assert ticket.sla_paused and ticket.first_response_at == at(MON_0900)
+    _agrees_with_the_whole(ticket)
+
+
+def test_a_rolled_back_savepoint_takes_its_events_out_of_what_the_clocks_read(
+    session: Session, world: World, ticket: Ticket
+) -> None:
+    coord = _read_once(session, world, ticket)
+    savepoint = session.begin_nested()
+    svc.change_status(session, ticket, "Waiting for client", actor=coord, at=at(MON_0900))
+    session.flush()
+    savepoint.rollback()
+    sla_clock.recompute(ticket, at("2026-11-23 12:00"))
+    assert not ticket.sla_paused and ticket.first_response_at is None
+    _agrees_with_the_whole(ticket)
