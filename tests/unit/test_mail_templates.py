@@ -6,11 +6,13 @@ the shape ``core.mail.outbox.sla_context`` builds, and ``build_message`` on a tr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
@@ -21,6 +23,7 @@ from mailgw.outbound import (
     LANGUAGES,
     TEMPLATES_DIR,
     build_message,
+    format_local,
     mail_domain,
     pick_language,
     render,
@@ -398,3 +401,21 @@ def test_the_attack_alert_counts_in_polish_plurals(failures: int, phrase: str) -
 def test_a_hostile_user_agent_is_escaped_in_html() -> None:
     mail = render("login_failed", "en", {**LOGIN, "user_agent": "<script>x</script>"})
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("zone", ["Europe/Warsaw", "Europe/London", "America/New_York", "UTC"])
+def test_a_time_reads_as_babel_writes_it(language: str, zone: str) -> None:
+    """format_local writes Babel's "EEEE, d MMMM y, HH:mm" itself: every 7 hours 13 minutes
+    of two years (each weekday and month, both changes of the clocks) reads the same."""
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    while moment.year < 2028:
+        expected = babel_format_datetime(
+            moment, "EEEE, d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=language
+        )
+        assert format_local(moment, zone, language) == f"{expected} ({zone})", moment
+        moment += timedelta(hours=7, minutes=13)
+    # The default zone, and an ISO string as the stored contexts hold it.
+    assert format_local("2026-11-27T10:00:00+00:00", None, "pl") == (
+        "piątek, 27 listopada 2026, 11:00 (Europe/Warsaw)"
+    )
