@@ -451,9 +451,14 @@ def append_text(
     with an event already stored that comes after a new one (a mail dated in the past).
     Tickets in ``skip`` are left out (they are rebuilt anyway)."""
     skipped = set(skip)
-    wanted = {tid: texts for tid, texts in appended.items() if tid not in skipped}
-    if not wanted:
-        return set()
+    wanted = [(tid, texts) for tid, texts in appended.items() if tid not in skipped]
+    left: set[int] = set()
+    for start in range(0, len(wanted), BATCH):  # SQLite's limit on parameters, as rebuild
+        left |= _append_some(session, dict(wanted[start : start + BATCH]))
+    return left
+
+
+def _append_some(session: Session, wanted: dict[int, list[_NewText]]) -> set[int]:
     new_ids = [event_id for texts in wanted.values() for _, event_id, _, _ in texts]
     stored = TicketEvent.__table__.alias("stored")
     table = cast(Table, TicketSearch.__table__)

@@ -315,3 +315,20 @@ def test_an_event_rolled_back_with_its_savepoint_leaves_no_text(
     savepoint.rollback()
     session.commit()
     assert str(_stored(session, ticket)["body_public"]).split() == ["pierwsza", "zostaje"]
+
+
+def test_many_tickets_get_their_text_appended_in_chunks(
+    session: Session, world: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "BATCH", 2)
+    anna = world["anna@acme.example"]
+    tickets = [_open(session, world, f"Drukarka {i}", body=f"pierwsza {i}") for i in range(5)]
+    session.commit()
+    for i, ticket in enumerate(tickets):
+        _mail(session, ticket, anna, f"odpowiedź numer {i}", 1)
+    session.commit()
+    for ticket in tickets:
+        assert _stored(session, ticket) == _rebuilt(session, ticket)
+    assert _numbers(session, anna, "odpowiedz numer") == sorted(
+        (t.number for t in tickets), reverse=True
+    )
