@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, union_all
-from sqlalchemy.orm import Session, joinedload, object_session, selectinload
+from sqlalchemy.orm import Session, SessionTransaction, joinedload, object_session, selectinload
 
 from core.contracts.models import Contract
 from core.directory.models import User
@@ -194,8 +194,10 @@ def _keep_current(session: Session, _context: object) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_read(session: Session, _previous: object) -> None:
-    transaction_memo(session).pop(_READ, None)
+def _forget_read(session: Session, previous: SessionTransaction) -> None:
+    # A savepoint's: its events are gone. (The outermost transaction's memo goes with it.)
+    if previous.parent is not None:
+        transaction_memo(session).pop(_READ, None)
 
 
 def _ordered(ticket: Ticket) -> list[TicketEvent]:

@@ -479,8 +479,8 @@ def _append_some(session: Session, wanted: dict[int, list[_NewText]]) -> set[int
         ).all()
     )
     rows: list[dict[str, Any]] = []
-    for tid, texts in wanted.items():
-        texts.sort(key=lambda t: (t[0], t[1]))
+    for tid, unordered in wanted.items():
+        texts = sorted(unordered, key=lambda t: (t[0], t[1]))
         if tid not in last or (last[tid] is not None and last[tid] > texts[0][0]):
             continue
         rows.append(
@@ -529,7 +529,7 @@ def _ticket_ids_of(obj: Any) -> list[int]:
         if state.deleted or state.was_deleted:
             changed = bool(obj.body_text or obj.body_html)
         else:
-            # A new event without text (status, SLA, assignment) changes no document.
+            # A changed event (new ones are appended, _collect) matters when it has text.
             changed = any(_history(obj, name).has_changes() for name in _SEARCHED_EVENT)
             changed = changed and bool(
                 obj.body_text or obj.body_html or _history(obj, "body_text").deleted
@@ -567,15 +567,15 @@ def _collect(session: Session, _context: Any) -> None:
                 kind = "user" if isinstance(obj, User) else "client"
                 session.info.setdefault(PEOPLE, set()).add((kind, obj.id))
     new = session.new
+    opened = {obj.id for obj in new if isinstance(obj, Ticket)}  # their documents are built
     for obj in new:
-        if isinstance(obj, TicketEvent) and obj.ticket_id is not None:
+        if isinstance(obj, TicketEvent) and obj.ticket_id not in opened | {None}:
             # A new event on the timeline: its text is added to the end of the document
             # (append_text) unless something else of the ticket changed too.
             value = _cut(event_text(obj.body_text, obj.body_html), EVENT_TEXT_LIMIT)
             if value:
                 appended = session.info.setdefault(APPENDED, {})
                 appended.setdefault(obj.ticket_id, []).append((obj.at, obj.id, obj.public, value))
-            continue
     for obj in (*new, *dirty, *session.deleted):
         if isinstance(obj, Ticket) or (isinstance(obj, TicketEvent) and obj not in new):
             if isinstance(obj, Ticket) and obj in dirty and not _ticket_changed(obj):
