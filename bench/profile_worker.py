@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest import Seed, build_mail  # noqa: E402
+from config.settings import Settings  # noqa: E402
 
 
 def _fresh_database(url: str) -> None:
@@ -55,8 +56,9 @@ def main() -> int:
     parser.add_argument(
         "--batch",
         type=int,
-        default=32,
-        help="mails one job processes together (PULPIT_MAIL_BATCH; 1: each alone, the old path)",
+        default=Settings().mail_batch,
+        help="mails one job processes together (PULPIT_MAIL_BATCH, default as the setting's;"
+        " 1: each alone, the old path)",
     )
     parser.add_argument(
         "--statements",
@@ -73,7 +75,6 @@ def main() -> int:
 
     from sqlalchemy import event, select, update
 
-    from config.settings import Settings
     from core import db
     from core.blobs import DirectoryBlobStore
     from core.configuration import apply_config_file

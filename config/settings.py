@@ -42,7 +42,7 @@ class Settings:
     reopen_days: int = 14
     # Stored mails one mail.process job takes and processes in one transaction
     # (mailgw.process.run_batch); 1 processes each mail in its own transaction.
-    mail_batch: int = 32
+    mail_batch: int = 64
     session_hours: int = 12
     mail_domain: str = ""  # Message-ID domain; derived from public_url when empty
     smtp_protocol: str = "smtp"  # "lmtp" behind Postfix or another MTA (RFC 2033)

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 # Mails processed together in one unit of work (``PULPIT_MAIL_BATCH``): enough to take the
 # commit, the claim and the configuration reads off each mail's bill, few enough that a
 # failing batch costs little to redo one by one.
-BATCH = 32
+BATCH = 64
 
 
 # The mails this process's batches committed, so their own jobs end without a statement.
