@@ -50,13 +50,21 @@ from core.mail.models import InboundMessage, OutboundMail
 from core.notify import notifications
 from core.tickets import search
 from core.tickets.models import Ticket, TicketEvent
-from core.tickets.services import DEFER_FLUSH, NewTicket, open_ticket, record_email, reopen
+from core.tickets.services import (
+    DEFER_FLUSH,
+    NewTicket,
+    open_ticket,
+    record_email,
+    reopen,
+    reserve_numbers,
+)
 from core.tickets.timeline import NewAttachment
 from mailgw import copied, rules
 from mailgw.bodies import html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import ParsedMail, parse_message
 from mailgw.thread_match import (
     find_thread,
+    likely_new,
     lock_threads,
     may_follow_up,
     ticket_for_message_id,
@@ -749,6 +757,36 @@ def _parse_ahead(
     by_id = {row.id: row for row, _ in alone}
     for row_id, found in rules.seen_many(session, alone).items():
         by_id[row_id].__dict__[_SEEN] = found
+    _reserve_numbers(session, parsed, mail_domain)
+
+
+def _reserve_numbers(
+    session: Session, parsed: Sequence[tuple[InboundMessage, ParsedMail]], mail_domain: str
+) -> None:
+    """Reserve the numbers of the tickets the batch will open, in one statement instead of
+    one each (``core.tickets.services.reserve_numbers``), for the mails that name no ticket
+    and that the loop rules will not set aside (our own mail, a copy, a bounce or an
+    auto-reply). A number reserved and then not used is a gap in the ticket numbers, so
+    nothing is reserved for a lone new mail, where reserving saves nothing: it is numbered
+    when it opens its ticket."""
+    rows = {id(mail): row for row, mail in parsed}
+    opening = 0
+    for mail in likely_new(session, [mail for _, mail in parsed]):
+        row = rows[id(mail)]
+        before: rules.Seen | None = row.__dict__.get(_SEEN)
+        if (
+            before is None  # a copy of another mail of the batch, or not looked up
+            or before.outbound_id is not None
+            or before.inbound_id is not None
+            or before.event_id is not None
+            or rules.our_own(mail, mail_domain, before).result
+            or rules.auto_submitted(mail).result
+            or rules.null_sender(row)
+        ):
+            continue
+        opening += 1
+    if opening > 1:
+        reserve_numbers(session, opening)
 
 
 def _lock_message_ids(session: Session, message_ids: Sequence[str | None]) -> None:

@@ -176,6 +176,28 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
     )
 
 
+def likely_new(session: Session, mails: Sequence[ParsedMail]) -> list[ParsedMail]:
+    """Those of these mails that will likely open a ticket as far as threading can tell: they
+    name none of the tickets :func:`lock_threads` found (by Message-ID or by a number in the
+    subject) and no other mail of the batch. An estimate, for reserving ticket numbers
+    (``core.tickets.services.reserve_numbers``): a reply that may not follow its ticket up
+    opens one all the same."""
+    known: _Known | None = transaction_memo(session).get(_KNOWN)
+    own = {m.message_id for m in mails if m.message_id}
+    likely: list[ParsedMail] = []
+    for mail in mails:
+        named = (*mail.in_reply_to, *mail.references)
+        if any(mid in own for mid in named):
+            continue
+        if known is not None and (
+            any(mid in known.sent or mid in known.stored for mid in named)
+            or any(n in known.numbers for n in subject_numbers(mail.subject))
+        ):
+            continue
+        likely.append(mail)
+    return likely
+
+
 def _known(session: Session, mids: set[str], numbers: set[int]) -> _Known | None:
     """What lock_threads found, when it asked for all of these and they cannot name a row
     added since: not one of the batch's own Message-IDs, not a ticket number it did not find

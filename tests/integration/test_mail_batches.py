@@ -464,6 +464,84 @@ def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
 
 
 @pytest.mark.postgres
+def test_a_batch_takes_the_numbers_of_its_new_tickets_in_one_statement(
+    pg_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The numbers of the tickets a batch will open are reserved together (one ``nextval``
+    statement, not one per ticket), handed out in the order the mails arrived, and estimated
+    from what the batch's mails name: a reply takes none, nor a mail answering another mail
+    of the same batch. A mail expected to follow a ticket up that opens one anyway (another
+    client's tag) takes its number alone."""
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    opened = _three_tickets(pg_factory, blobs, "s")
+    numbers = {mid: t.number for mid, t in opened.items()}
+    mails = [
+        build(subject="Nowa 1", message_id="<s-new1@client.example>"),
+        build(subject="Re: Awaria 0", in_reply_to="<s0@client.example>"),
+        build(subject="Nowa 2", message_id="<s-new2@client.example>"),
+        build(subject="Re: Nowa 2", in_reply_to="<s-new2@client.example>"),
+        build(
+            frm="Ewa <ewa@beta.example>",
+            subject=f"Re: [#{numbers['<s1@client.example>']}] Awaria 1",
+            message_id="<s-beta@beta.example>",
+        ),
+        build(subject="Nowa 3", message_id="<s-new3@client.example>"),
+        # An out-of-office answer naming nothing: the loop rules set it aside, no number.
+        build(subject="Nieobecność", auto_submitted="auto-replied"),
+    ]
+    with unit_of_work(pg_factory) as session:
+        rows = [
+            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[]).id
+            for raw in mails
+        ]
+    taken: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "nextval('ticket_number_seq')" in statement:
+            taken.append((" ".join(statement.split()), parameters))
+
+    engine = pg_factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert batch(pg_factory, rows[0], blobs) == "processed"
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with pg_factory() as session:
+        done = [session.get(InboundMessage, one) for one in rows]
+        tickets = [session.get(Ticket, r.ticket_id) if r and r.ticket_id else None for r in done]
+        assert all(t is not None for t in tickets[:6])
+        assert done[6] is not None and (done[6].state, done[6].ticket_id) == ("ignored", None)
+        by_subject = {t.subject: t.number for t in tickets if t is not None}
+    assert tickets[1] is not None and tickets[1].number == numbers["<s0@client.example>"]
+    assert tickets[3] is not None and tickets[3].number == by_subject["Nowa 2"]
+    # Three numbers reserved in one statement for the three new mails; the other client's
+    # tagged mail opened a ticket too and asked for one more. In the order the mails arrived,
+    # with no gap.
+    assert len(taken) == 2 and "generate_series" in taken[0][0], taken
+    assert 3 in (taken[0][1].values() if isinstance(taken[0][1], dict) else taken[0][1])
+    beta = tickets[4]
+    assert beta is not None and beta.number not in numbers.values()
+    first = by_subject["Nowa 1"]
+    assert [by_subject["Nowa 2"], beta.number, by_subject["Nowa 3"]] == [
+        first + 1,
+        first + 2,
+        first + 3,
+    ]
+    # A lone new mail reserves nothing: it takes its number when it opens its ticket.
+    with unit_of_work(pg_factory) as session:
+        lone = store_inbound(
+            session, build(subject="Nowa 4"), source="smtp", blobs=blobs, envelope_to=[]
+        ).id
+    taken.clear()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert batch(pg_factory, lone, blobs) == "processed"
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(taken) == 1 and "generate_series" not in taken[0][0], taken
+
+
+@pytest.mark.postgres
 def test_a_reply_to_a_long_ticket_reads_a_few_of_its_events(
     pg_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
