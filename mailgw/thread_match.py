@@ -325,6 +325,8 @@ def find_thread(
 def _names_pending(session: Session, message_ids: set[str], numbers: set[int]) -> bool:
     """Whether a row added in this transaction and not yet flushed carries one of these
     Message-IDs or ticket numbers."""
+    if not message_ids and not numbers:
+        return False  # a mail naming nothing (most new mail): no walk over the batch's rows
     for obj in session.new:
         if isinstance(obj, TicketEvent | OutboundMail) and obj.message_id in message_ids:
             return True
