@@ -250,8 +250,14 @@ class GatewayHandler:
                 )
             message_id = header_message_id(raw)
             # The blob file first, in the pool: its fsyncs run in parallel with the other
-            # connections' instead of one after another on the committer's thread.
-            digest = await self._in_thread(self.blobs.write, raw)
+            # connections' instead of one after another on the committer's thread. Announced
+            # meanwhile, so that a batch being formed waits for it (mailgw.group_commit).
+            self._committer.announce()
+            try:
+                digest = await self._in_thread(self.blobs.write, raw)
+            except BaseException:
+                self._committer.withdraw()
+                raise
             arrival = Arrival(
                 raw, envelope.mail_from, rcpt_tos, sha256=digest, message_id=message_id
             )

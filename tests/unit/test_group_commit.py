@@ -86,3 +86,48 @@ def test_after_close_a_mail_is_refused_not_lost_silently() -> None:
     committer.close()
     with pytest.raises(RuntimeError, match="stopping"):
         committer.submit(Arrival(b"late")).result(TIMEOUT)
+
+
+def test_a_batch_waits_a_moment_for_a_mail_announced_on_its_way() -> None:
+    """A connection whose DATA ended announces its mail while its content is written; the
+    batch being formed waits for it instead of committing without it."""
+    store = Store()
+    committer = GroupCommitter(store, wait_for_announced=TIMEOUT)
+    try:
+        committer.announce()  # "second" is on its way
+        first = committer.submit(Arrival(b"first"))  # counts as the one announced...
+        committer.announce()  # ...so announce "second" now, as its connection would
+        assert not store.entered.wait(0.2)  # the batch waits for it
+        second = committer.submit(Arrival(b"second"))
+        assert (first.result(TIMEOUT), second.result(TIMEOUT)) == (0, 1)
+    finally:
+        committer.close()
+    assert store.calls == [[b"first", b"second"]]
+
+
+def test_nothing_announced_or_a_withdrawn_mail_is_not_waited_for() -> None:
+    store = Store()
+    committer = GroupCommitter(store, wait_for_announced=TIMEOUT)
+    try:
+        assert committer.submit(Arrival(b"alone")).result(TIMEOUT) == 0
+        committer.announce()
+        committer.withdraw()  # its content could not be written: it will not come
+        assert committer.submit(Arrival(b"next")).result(TIMEOUT) == 1
+    finally:
+        committer.close()
+    assert store.calls == [[b"alone"], [b"next"]]
+
+
+def test_an_announced_mail_that_is_late_goes_in_the_next_batch() -> None:
+    store = Store()
+    committer = GroupCommitter(store, wait_for_announced=0.05)
+    try:
+        committer.announce()
+        committer.announce()
+        first = committer.submit(Arrival(b"first"))
+        assert first.result(TIMEOUT) == 0  # committed after the wait, without the late one
+        late = committer.submit(Arrival(b"late"))
+        assert late.result(TIMEOUT) == 1
+    finally:
+        committer.close()
+    assert store.calls == [[b"first"], [b"late"]]
