@@ -259,16 +259,18 @@ def wait_processed(
 
     mine = InboundMessage.message_id.like(f"{prefix}%")
     deadline = time.monotonic() + timeout
+    counts = select(func.count(), func.count().filter(InboundMessage.state == "received")).where(
+        mine
+    )
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            total = conn.scalar(select(func.count()).where(mine)) or 0
-            waiting = (
-                conn.scalar(select(func.count()).where(mine, InboundMessage.state == "received"))
-                or 0
-            )
+            total, waiting = conn.execute(counts).one()
         if total >= count and waiting == 0:
             return total, time.perf_counter() - start
-        time.sleep(0.1)
+        # Every 100 ms, and every 5 ms near the end: the end is seen within a few milliseconds
+        # of the last commit (a run of 1,000 mails lasts about 3 s) at the cost of a few more
+        # queries in its last moments.
+        time.sleep(0.005 if total >= count and waiting < 100 else 0.1)
     return None
 
 

@@ -683,3 +683,53 @@ def test_a_reply_to_a_mail_of_its_own_batch_threads_after_a_flush_in_between(
     assert [r.state for r in rows] == ["processed"] * 3
     assert rows[2].ticket_id == rows[0].ticket_id
     assert rows[1].ticket_id != rows[0].ticket_id
+
+
+def test_the_batch_lookup_of_earlier_copies_answers_as_the_lookup_of_each_mail(
+    session: Session, world: World, blobs: BlobStore
+) -> None:
+    """``rules.seen_many`` (one statement for the batch: PostgreSQL's arrays, SQLite's
+    UNION) finds what ``rules.seen`` finds for each mail alone: our own mail by its
+    Message-ID, a processed copy by Message-ID or by its bytes, an event by Message-ID."""
+    from core.mail.models import OutboundMail
+    from mailgw import rules
+    from mailgw.parsing import parse_message
+    from tests.mail_builders import deliver
+
+    first = build(subject="Awaria", message_id="<seen-a@client.example>")
+    row = deliver(session, blobs, first)
+    assert row.state == "processed"
+    ours = "<ack-seen@support.example>"
+    session.add(
+        OutboundMail(message_id=ours, ticket_id=row.ticket_id, template="ack", to_addr="x@y.pl")
+    )
+    ticket = session.get(Ticket, row.ticket_id)
+    assert ticket is not None
+    append_event(
+        session,
+        ticket,
+        "comment",
+        author=world.users["technician"],
+        at=NOW,
+        message_id="<typed@support.example>",
+    )
+    session.flush()
+    raws = [
+        first,  # the same bytes again
+        build(subject="Re: Awaria", message_id="<seen-a@client.example>"),  # other bytes
+        build(subject="Odbite", message_id=ours),
+        build(subject="Z konsoli", message_id="<typed@support.example>"),
+        build(subject="Nowa", message_id="<seen-new@client.example>"),
+    ]
+    rows = [
+        store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[], now=NOW)
+        for raw in raws
+    ]
+    mails = [(r, parse_message(raw, mail_domain=DOMAIN)) for r, raw in zip(rows, raws, strict=True)]
+    together = rules.seen_many(session, mails)
+    alone = {r.id: rules.seen(session, r, mail) for r, mail in mails}
+    assert together == alone
+    assert alone[rows[0].id].inbound_id == row.id and alone[rows[1].id].inbound_id == row.id
+    assert alone[rows[2].id].outbound_id is not None
+    assert alone[rows[3].id].event_id is not None
+    assert alone[rows[4].id] == rules.Seen(None, None, None)
