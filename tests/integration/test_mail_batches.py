@@ -634,6 +634,51 @@ def test_mails_stored_together_get_one_job_per_batch(
     assert list(states) == ["processed"] * 5
 
 
+def test_mails_stored_together_keep_what_each_arrived_with_in_order(
+    session: Session, world: World, blobs: BlobStore
+) -> None:
+    """One statement per table for the gateway's batch: each id names the row of the mail it
+    was returned for, with that mail's envelope, size and content; the same content twice is
+    one blob row; every row waits for processing."""
+    from core.blobs import Blob
+
+    raws = [build(subject=f"Awaria {i}", message_id=f"<o{i}@client.example>") for i in range(6)]
+    raws[4] = raws[1]  # sent twice
+    arrivals = [
+        Arrival(
+            raw,
+            envelope_from=f"s{i}@client.example" if i % 2 else None,
+            envelope_to=[f"r{i}@support.example", "kopia@support.example"][: 1 + i % 2],
+            mailbox="INBOX" if i == 3 else None,
+        )
+        for i, raw in enumerate(raws)
+    ]
+    ids = store_many(session, arrivals, source="lmtp", blobs=blobs, now=NOW)
+    session.commit()
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    shas = set()
+    for inbound_id, arrival, raw in zip(ids, arrivals, raws, strict=True):
+        row = session.get(InboundMessage, inbound_id)
+        assert row is not None
+        assert (row.envelope_from, row.envelope_to, row.mailbox) == (
+            arrival.envelope_from,
+            arrival.envelope_to,
+            arrival.mailbox,
+        )
+        assert (row.size, row.source, row.state, row.attempts, row.decisions) == (
+            len(raw),
+            "lmtp",
+            "received",
+            0,
+            [],
+        )
+        assert row.received_at == NOW
+        assert blobs.read(row.sha256) == raw
+        assert row.message_id == message_from_bytes(raw)["Message-ID"]
+        shas.add(row.sha256)
+    assert session.scalar(select(func.count()).select_from(Blob).where(Blob.sha256.in_(shas))) == 5
+
+
 def test_content_the_gateway_wrote_already_is_not_hashed_or_written_again(
     session: Session, world: World, blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
