@@ -255,12 +255,12 @@ class GatewayHandler:
             self._committer.announce()
             try:
                 digest = await self._in_thread(self.blobs.write, raw)
+                arrival = Arrival(
+                    raw, envelope.mail_from, rcpt_tos, sha256=digest, message_id=message_id
+                )
             except BaseException:
-                self._committer.withdraw()
+                self._committer.withdraw()  # else every batch would wait for it in vain
                 raise
-            arrival = Arrival(
-                raw, envelope.mail_from, rcpt_tos, sha256=digest, message_id=message_id
-            )
             inbound_id = await asyncio.wrap_future(self._committer.submit(arrival))
         except Exception:
             # Database down, disk full, anything: the sender keeps the message and retries.
