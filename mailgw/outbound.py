@@ -202,6 +202,19 @@ def _environment(language: str, templates_dir: Path) -> jinja2.Environment:
     return env
 
 
+def compile_templates(templates_dir: Path = TEMPLATES_DIR) -> int:
+    """Compile every mail template in every language now; how many there were. A worker does
+    it before its first job (``pulpit.runtime``): about 0.15 s of CPU that the first mails
+    after a start would otherwise wait for, a template at a time."""
+    compiled = 0
+    for language in LANGUAGES:
+        env = _environment(language, templates_dir)
+        for name in env.list_templates(extensions=("txt", "html")):
+            env.get_template(name)
+            compiled += 1
+    return compiled
+
+
 def format_hours(minutes: Any) -> str:
     """Minutes as hours and minutes, 750 -> "12:30" (a statement's work time)."""
     total = int(minutes or 0)

@@ -23,6 +23,7 @@ from mailgw.outbound import (
     LANGUAGES,
     TEMPLATES_DIR,
     build_message,
+    compile_templates,
     format_local,
     mail_domain,
     pick_language,
@@ -151,6 +152,27 @@ TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "subject.txt"
 
 def test_every_template_folder_has_a_context_here() -> None:
     assert TEMPLATES == sorted(CONTEXTS)
+
+
+def test_compiled_ahead_every_mail_renders_without_reading_a_template_again(
+    tmp_path: Path,
+) -> None:
+    """A worker compiles every template in both languages before its first job
+    (``pulpit.runtime``); a mail rendered afterwards reads no template file."""
+    import shutil
+
+    from mailgw import outbound
+
+    copy = tmp_path / "mail"
+    shutil.copytree(TEMPLATES_DIR, copy)
+    files = [p for p in copy.rglob("*") if p.suffix in (".txt", ".html")]
+    assert compile_templates(copy) == len(files) * len(LANGUAGES)
+    for path in files:
+        path.unlink()  # nothing left to read
+    for language in LANGUAGES:
+        for template in TEMPLATES:
+            assert render(template, language, CONTEXTS[template], templates_dir=copy).subject
+    outbound._environment.cache_clear()
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
