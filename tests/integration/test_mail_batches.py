@@ -8,6 +8,8 @@ attempt; a mail another worker holds is skipped, not waited for.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -68,6 +70,31 @@ def store(session: Session, blobs: BlobStore, raws: list[bytes]) -> list[Inbound
     ]
     session.commit()
     return rows
+
+
+def stored(factory: sessionmaker[Session], blobs: BlobStore, raws: list[bytes]) -> list[int]:
+    """These mails stored in one committed unit of work, as the gateway does; their ids."""
+    with unit_of_work(factory) as session:
+        return [
+            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[]).id
+            for raw in raws
+        ]
+
+
+@contextmanager
+def statements_sent(engine: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The statements sent through ``engine`` inside the block, each on one line, with their
+    parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((" ".join(statement.split()), parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 def batch(factory: Any, inbound_id: int, blobs: BlobStore, size: int = 32) -> str:
@@ -426,24 +453,10 @@ def test_a_batch_threads_its_replies_from_what_it_locked_up_front(
         build(subject="Nowa sprawa", message_id="<r3@client.example>"),
         build(subject="Re: Awaria 2", references="<x@elsewhere.example> <r2@client.example>"),
     ]
-    with unit_of_work(pg_factory) as session:
-        rows = [
-            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[]).id
-            for raw in replies
-        ]
-    lookups: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        flat = " ".join(statement.split())
-        if "message_id IN" in flat or "tickets.number IN" in flat:
-            lookups.append(flat)
-
-    engine = pg_factory.kw["bind"]
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    rows = stored(pg_factory, blobs, replies)
+    with statements_sent(pg_factory.kw["bind"]) as sent:
         assert batch(pg_factory, rows[0], blobs) == "processed"
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    lookups = [flat for flat, _ in sent if "message_id IN" in flat or "tickets.number IN" in flat]
     with pg_factory() as session:
         done = [session.get(InboundMessage, one) for one in rows]
         assert [r.state for r in done if r is not None] == ["processed"] * 4
@@ -489,23 +502,11 @@ def test_a_batch_takes_the_numbers_of_its_new_tickets_in_one_statement(
         # An out-of-office answer naming nothing: the loop rules set it aside, no number.
         build(subject="Nieobecność", auto_submitted="auto-replied"),
     ]
-    with unit_of_work(pg_factory) as session:
-        rows = [
-            store_inbound(session, raw, source="smtp", blobs=blobs, envelope_to=[]).id
-            for raw in mails
-        ]
-    taken: list[tuple[str, Any]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "nextval('ticket_number_seq')" in statement:
-            taken.append((" ".join(statement.split()), parameters))
-
+    rows = stored(pg_factory, blobs, mails)
     engine = pg_factory.kw["bind"]
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(engine) as sent:
         assert batch(pg_factory, rows[0], blobs) == "processed"
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    taken = [(flat, params) for flat, params in sent if "nextval('ticket_number_seq')" in flat]
     with pg_factory() as session:
         done = [session.get(InboundMessage, one) for one in rows]
         tickets = [session.get(Ticket, r.ticket_id) if r and r.ticket_id else None for r in done]
@@ -532,12 +533,9 @@ def test_a_batch_takes_the_numbers_of_its_new_tickets_in_one_statement(
         lone = store_inbound(
             session, build(subject="Nowa 4"), source="smtp", blobs=blobs, envelope_to=[]
         ).id
-    taken.clear()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(engine) as sent:
         assert batch(pg_factory, lone, blobs) == "processed"
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    taken = [(flat, params) for flat, params in sent if "nextval('ticket_number_seq')" in flat]
     assert len(taken) == 1 and "generate_series" not in taken[0][0], taken
 
 

@@ -166,13 +166,15 @@ def test_compiled_ahead_every_mail_renders_without_reading_a_template_again(
     copy = tmp_path / "mail"
     shutil.copytree(TEMPLATES_DIR, copy)
     files = [p for p in copy.rglob("*") if p.suffix in (".txt", ".html")]
-    assert compile_templates(copy) == len(files) * len(LANGUAGES)
-    for path in files:
-        path.unlink()  # nothing left to read
-    for language in LANGUAGES:
-        for template in TEMPLATES:
-            assert render(template, language, CONTEXTS[template], templates_dir=copy).subject
-    outbound._environment.cache_clear()
+    try:
+        assert compile_templates(copy) == len(files) * len(LANGUAGES)
+        for path in files:
+            path.unlink()  # nothing left to read
+        for language in LANGUAGES:
+            for template in TEMPLATES:
+                assert render(template, language, CONTEXTS[template], templates_dir=copy).subject
+    finally:
+        outbound._environment.cache_clear()  # no environment of a deleted folder kept
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
