@@ -18,8 +18,9 @@
 # Creates the database pulpit_bench_ingest (dropped first), applies
 # config/examples/demo.yaml, starts the three processes, runs the benchmark, prints the peak
 # RSS and the CPU seconds used of the mail gateway and the worker (and, for the run, of
-# PostgreSQL, Redis and the sending client), then stops the processes by PID and drops the
-# database again.
+# PostgreSQL, Redis and the sending client), the machine's whole CPU (the kernel's threads
+# too) and the disk's writes and cache flushes per mail, then stops the processes by PID and
+# drops the database again.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -146,6 +147,18 @@ service_ticks() {  # CPU ticks of every process named $1, with the children they
 own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 ticks_to_seconds() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s", t / hz }'; }
 
+machine_ticks() {  # CPU ticks of the whole machine that were not idle: every process and the
+    # kernel's own threads (the journal's commits and the disk's flushes are charged to none
+    # of the processes above)
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+# The block device holding the data directory (its blob files, fsynced one by one) and, on this
+# kind of machine, PostgreSQL's WAL too; empty when /proc/diskstats does not list it.
+DISK=$(basename "$(df --output=source "$DATA_DIR" 2>/dev/null | tail -n 1)")
+disk_counts() {  # writes completed and cache flushes completed (/proc/diskstats, kernel 5.5+)
+    awk -v d="$DISK" '$3 == d { print $8, ($19 == "" ? 0 : $19) }' /proc/diskstats
+}
+
 status=0
 for count in "${COUNTS[@]}"; do
     echo "== bench/ingest.py --count $count --concurrency $CONCURRENCY"
@@ -155,6 +168,8 @@ for count in "${COUNTS[@]}"; do
         own_before[$pid]=$(own_ticks "$pid")
     done
     redis_before=$(service_ticks redis-server)
+    machine_before=$(machine_ticks)
+    read -r writes_before flushes_before <<<"$(disk_counts)" || true
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
         ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
         --database-url "$PULPIT_DATABASE_URL" || status=$?
@@ -170,6 +185,11 @@ for count in "${COUNTS[@]}"; do
     # Every PostgreSQL and Redis process of the machine: run nothing else beside the bench.
     echo "| PostgreSQL CPU during the run (all its processes) | $(ticks_to_seconds $(( $(service_ticks postgres) - pg_before ))) |"
     echo "| Redis CPU during the run | $(ticks_to_seconds $(( $(service_ticks redis-server) - redis_before ))) |"
+    echo "| the machine's CPU during the run (every process and the kernel) | $(ticks_to_seconds $(( $(machine_ticks) - machine_before ))) |"
+    read -r writes_after flushes_after <<<"$(disk_counts)" || true
+    if [ -n "${writes_before:-}" ] && [ -n "${writes_after:-}" ]; then
+        echo "| disk writes / cache flushes per mail ($DISK) | $(awk -v w=$((writes_after - writes_before)) -v f=$((flushes_after - flushes_before)) -v n="$count" 'BEGIN { printf "%.2f / %.2f", w / n, f / n }') |"
+    fi
     for i in "${!PIDS[@]}"; do
         pid=${PIDS[$i]}
         echo "| ${NAMES[$i]} RSS now / peak, CPU in all / in this run (pid $pid) | $(rss_now "$pid") / $(peak_rss "$pid"), $(cpu_seconds "$pid") / $(ticks_to_seconds $(( $(own_ticks "$pid") - ${own_before[$pid]:-0} ))) |"
