@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -866,6 +867,10 @@ def _one_line(text: str) -> str:
     return "; ".join(lines) or "failed"
 
 
+# PostgreSQL's answer to a connection naming a database it does not have.
+_MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
+
+
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for an error that ended a command."""
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
@@ -883,6 +888,15 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
         return EXIT_FAILURE, _one_line(str(exc))
     if isinstance(exc, OperationalError | ProgrammingError):
         detail = _one_line(str(exc.orig if exc.orig is not None else exc))
+        if _MISSING_DATABASE.search(detail):
+            # The server answers but the database itself is not there: `db upgrade` creates
+            # the schema, not the database, so saying "run pulpit db upgrade" would send the
+            # operator around in a circle (it is what `db upgrade` itself printed).
+            return (
+                EXIT_FAILURE,
+                f"the database does not exist ({detail}); create it first "
+                "(createdb, or CREATE DATABASE), then run `pulpit db upgrade`",
+            )
         if "no such table" in detail or "does not exist" in detail:
             return (
                 EXIT_FAILURE,

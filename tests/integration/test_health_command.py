@@ -121,3 +121,20 @@ def test_unhealthy_when_the_database_does_not_answer(
     assert len(err.splitlines()) == 1, err
     assert err.startswith("pulpit: the database postgresql+psycopg://pulpit:***@127.0.0.1:")
     assert "does not answer" in err and "secret" not in err
+
+
+def test_db_upgrade_of_a_database_that_does_not_exist_says_to_create_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Seen in the compose stack: the server answered, the database was not there, and
+    # `db upgrade` itself told the operator to run `pulpit db upgrade`.
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(postgres_url).set(database="pulpit_no_such_database_16")
+    monkeypatch.setenv("PULPIT_DATABASE_URL", missing.render_as_string(hide_password=False))
+    code = main(["db", "upgrade"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert 'database "pulpit_no_such_database_16" does not exist' in err
+    assert "create it first (createdb, or CREATE DATABASE), then run `pulpit db upgrade`" in err
