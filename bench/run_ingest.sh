@@ -147,11 +147,13 @@ service_ticks() {  # CPU ticks of every process named $1, with the children they
 own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 ticks_to_seconds() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s", t / hz }'; }
 
-machine_ticks() {  # CPU ticks of the whole machine that were not idle: every process and the
-    # kernel's own threads (the journal's commits and the disk's flushes are charged to none
-    # of the processes above)
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+machine_ticks() {  # CPU ticks this machine spent working: every process and the kernel's own
+    # threads (the journal's commits and the disk's flushes are charged to none of the
+    # processes above): user, nice, system, irq, softirq. Not idle, not I/O wait, and not
+    # steal, the time the hypervisor gave to other machines.
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 # The block device holding the data directory (its blob files, fsynced one by one) and, on this
 # kind of machine, PostgreSQL's WAL too; empty when /proc/diskstats does not list it.
 DISK=$(basename "$(df --output=source "$DATA_DIR" 2>/dev/null | tail -n 1)")
@@ -169,6 +171,7 @@ for count in "${COUNTS[@]}"; do
     done
     redis_before=$(service_ticks redis-server)
     machine_before=$(machine_ticks)
+    steal_before=$(steal_ticks)
     read -r writes_before flushes_before <<<"$(disk_counts)" || true
     "$PYTHON" bench/ingest.py --port "$SMTP_PORT" --count "$count" --concurrency "$CONCURRENCY" \
         ${RATE:+--rate "$RATE"} ${FROM_DIR:+--from-dir "$FROM_DIR"} \
@@ -185,7 +188,7 @@ for count in "${COUNTS[@]}"; do
     # Every PostgreSQL and Redis process of the machine: run nothing else beside the bench.
     echo "| PostgreSQL CPU during the run (all its processes) | $(ticks_to_seconds $(( $(service_ticks postgres) - pg_before ))) |"
     echo "| Redis CPU during the run | $(ticks_to_seconds $(( $(service_ticks redis-server) - redis_before ))) |"
-    echo "| the machine's CPU during the run (every process and the kernel) | $(ticks_to_seconds $(( $(machine_ticks) - machine_before ))) |"
+    echo "| the machine's CPU during the run (every process and the kernel) / stolen by the hypervisor | $(ticks_to_seconds $(( $(machine_ticks) - machine_before ))) / $(ticks_to_seconds $(( $(steal_ticks) - steal_before ))) |"
     read -r writes_after flushes_after <<<"$(disk_counts)" || true
     if [ -n "${writes_before:-}" ] && [ -n "${writes_after:-}" ]; then
         echo "| disk writes / cache flushes per mail ($DISK) | $(awk -v w=$((writes_after - writes_before)) -v f=$((flushes_after - flushes_before)) -v n="$count" 'BEGIN { printf "%.2f / %.2f", w / n, f / n }') |"
