@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import sys
 import tempfile
 import time
@@ -44,6 +45,26 @@ def _fresh_database(url: str) -> None:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()
+
+
+class _Collections:
+    """The garbage collector's runs while it is listed in ``gc.callbacks``: how many of each
+    generation, and their CPU time."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.cpu = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.runs[info["generation"]] += 1
+            self.cpu += time.process_time() - self._started
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} of generation {g}" for g, n in enumerate(self.runs))
 
 
 def main() -> int:
@@ -70,6 +91,13 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         help="write a cProfile (CPU time) of the processing phase here (FILE.send: the sending phase)",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("settled", "default"),
+        default="settled",
+        help="settled: the garbage collector as a worker has it once started "
+        "(pulpit.runtime.settle_heap, the default); default: Python's own",
     )
     args = parser.parse_args()
 
@@ -136,13 +164,20 @@ def main() -> int:
                 )
         first_outbox = session.scalar(select(OutboundMail.id).order_by(OutboundMail.id.desc()))
 
-    mails = [build_mail(run, n, None, seeds) for n in range(args.count)]
     with db.unit_of_work(factory) as session:
         ids = [
             store_inbound(session, m.raw, source="smtp", blobs=blobs, envelope_to=[m.to]).id
-            for m in mails
+            for m in (build_mail(run, n, None, seeds) for n in range(args.count))
         ]
+    del seed_mails, seeds  # a worker holds no mail but the ones it processes
+    gc.collect()
 
+    if args.gc == "settled":
+        from pulpit.runtime import settle_heap
+
+        settle_heap()  # as a worker does once started (pulpit.runtime._warm_up)
+    collector = _Collections()
+    gc.callbacks.append(collector)
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
@@ -170,6 +205,7 @@ def main() -> int:
         profiler.disable()
         profiler.dump_stats(args.profile)
     process_wall, process_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    gc.callbacks.remove(collector)
 
     with unit_of_work(factory) as session:
         outbox = list(
@@ -200,6 +236,10 @@ def main() -> int:
         f"mail.process: {process_wall / n * 1000:.1f} ms/mail wall, "
         f"{process_cpu / n * 1000:.1f} ms/mail CPU ({n / process_wall:.0f} mails/s), "
         f"{statements[0] / n:.1f} SQL statements/mail"
+    )
+    print(
+        f"  garbage collector ({args.gc}, thresholds {gc.get_threshold()}): "
+        f"{collector.describe()}, {collector.cpu / n * 1000:.2f} ms/mail CPU"
     )
     for shape, times in sorted(shapes.items(), key=lambda kv: -kv[1])[: args.statements]:
         print(f"  {times / n:5.2f}/mail  {shape}")
