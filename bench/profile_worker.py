@@ -9,9 +9,12 @@ gateway's ``store_inbound``), then runs, in this one thread and in order:
 and prints milliseconds per mail (wall and CPU) for each phase, so a change to the worker's
 hot path can be measured in isolation from the machine's other load. ``--profile FILE``
 writes a cProfile of phase 1 in CPU time, so waits on PostgreSQL do not show (read it with
-``python -m pstats FILE``, or ``snakeviz``).
+``python -m pstats FILE``, or ``snakeviz``). Phase 1 runs with the garbage collector as a
+worker has it once started (``pulpit.runtime.settle_heap``), and the collector's runs and CPU
+in it are printed too.
 
     .venv/bin/python bench/profile_worker.py --count 500
+    .venv/bin/python bench/profile_worker.py --count 1000 --gc default   # Python's own collector
     .venv/bin/python bench/profile_worker.py --database-url sqlite:////tmp/p.db --count 300
 
 The database is created (PostgreSQL: dropped first) and left for inspection.

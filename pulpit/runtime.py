@@ -41,11 +41,11 @@ class Stoppable(Protocol):
 # --- The parts ------------------------------------------------------------------------------
 
 
-# Python's cyclic garbage collector runs its youngest generation every 700 allocations that
-# outlive their statement, and now and then a full collection that walks every object the
-# process holds: the imported modules, SQLAlchemy's mappers, the compiled templates. A batch
-# of mail allocates tens of thousands of ORM objects, so in a worker that cost about a tenth
-# of its CPU (bench/INGEST_RESULTS.md, "The garbage collector").
+# Python's cyclic garbage collector runs its youngest generation each time 700 more container
+# objects have been allocated than freed, and now and then a full collection that walks every
+# object the process holds: the imported modules, SQLAlchemy's mappers, the compiled
+# templates. A batch of mail allocates tens of thousands of ORM objects, so in a worker that
+# cost up to a tenth of its CPU (bench/INGEST_RESULTS.md, "the garbage collector").
 GC_THRESHOLDS = (10_000, 20, 10)
 
 
