@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from email.utils import getaddresses
 from urllib.parse import unquote_to_bytes
 
+from core.mail.mailboxes import ATEXT, DOT_ATOM_ADDRESS
 from core.tickets.timeline import clean_filename
 from mailgw.charsets import clean, codec_for, decode_declared, decode_undeclared
 
@@ -141,6 +142,17 @@ def plausible_address(addr: str) -> bool:
 # One unquoted display name with an "@" in it, then one bracketed address, nothing else.
 _UNQUOTED_ADDRESS_NAME = re.compile(r'^\s*([^<>,"]*@[^<>,"]*?)\s*<([^<>,\s]+)>\s*$')
 
+# The mailbox most mail carries, which the stdlib's address parser takes a few hundred
+# function calls to read: an optional display name of plain words (RFC 5322 atoms, encoded
+# words included) or one quoted string without escapes, then a dot-atom address, bracketed
+# when named. getaddresses reads these to (name, address) exactly as written (a test compares
+# the two); anything else (comments, groups, lists, escapes, routes) goes to getaddresses.
+_SIMPLE_MAILBOX = re.compile(
+    rf"^ ?(?:(?P<bare>{DOT_ATOM_ADDRESS})"
+    rf'|(?:(?P<words>{ATEXT}+(?: {ATEXT}+)*)|"(?P<quoted>[^"\\\r\n]*)")'
+    rf" ?<(?P<addr>{DOT_ATOM_ADDRESS})>) ?$"
+)
+
 
 def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(display name, address) of each plausible mailbox in a raw address header, in order.
@@ -164,7 +176,17 @@ def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]
         # one mailbox, whose address is the one in brackets (what mail programs show and
         # answer); getaddresses would make it two and the first would be the forged one.
         return [(decode_value(lone.group(1).strip(), hints), lone.group(2).strip().lower())]
-    for name, addr in getaddresses([value]):
+    simple = _SIMPLE_MAILBOX.match(value)
+    if simple is not None:
+        bare = simple.group("bare")
+        if bare is not None:
+            pairs = [("", bare)]
+        else:
+            words, quoted = simple.group("words"), simple.group("quoted")
+            pairs = [(words if words is not None else quoted, simple.group("addr"))]
+    else:
+        pairs = getaddresses([value])
+    for name, addr in pairs:
         addr = addr.strip()
         if not plausible_address(addr):
             # Not an address: maybe the first half of an unquoted "Last, First" name.

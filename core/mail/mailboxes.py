@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session
 from core.db import transaction_memo
 from core.mail.models import Mailbox
 
+# An address as nearly every mailbox has it (RFC 5322 3.2.3 and 3.4.1): a dot-atom local
+# part, and a domain of two or more labels. The stdlib's address parsers give such an address
+# back as it is, after a few hundred calls; mailgw.headers and core.mail.outbox match it first.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+DOT_ATOM_ADDRESS = rf"{ATEXT}+(?:\.{ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+
 _KEY = "mailboxes"
 # Set in session.info when a Mailbox is added, until the list is read again or flushed.
 _ADDED = "pulpit_mailbox_added"

@@ -57,6 +57,7 @@ from core.clock import utcnow
 from core.db import enqueue, merge_jobs_of
 from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
+from core.mail.mailboxes import DOT_ATOM_ADDRESS
 from core.mail.models import OutboundMail
 from core.tickets.models import Ticket
 from core.tickets.timeline import append_event
@@ -609,11 +610,17 @@ def _forget_batch_mails(session: Session, transaction: SessionTransaction) -> No
         session.info.pop(BATCH_INFO, None)
 
 
+_DOT_ATOM_ADDRESS = re.compile(DOT_ATOM_ADDRESS)
+
+
 def _check_recipient(to: str) -> str:
     value = (to or "").strip()
     if "\r" in value or "\n" in value:
         # A line break here would let a caller add headers of their choosing.
         raise ValueError("a recipient address cannot contain a line break")
+    if _DOT_ATOM_ADDRESS.fullmatch(value):
+        # What nearly every recipient is (a user's stored address), which parseaddr gives back.
+        return value
     name, addr = parseaddr(value)
     if not addr or "@" not in addr or " " in addr:
         raise ValueError(f"{to!r} is not an e-mail address")
