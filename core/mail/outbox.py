@@ -43,9 +43,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
+    ColumnElement,
     event,
+    exists,
+    func,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -721,6 +725,8 @@ def claim_batch(
     """
     mine = [outbound_id, *also]
     is_due = (OutboundMail.state == "pending", OutboundMail.next_attempt_at <= now)
+    if session.get_bind().dialect.name == "postgresql":
+        return _claim_in_one_statement(session, mine, is_due, now, limit=limit)
     # A cheap read first: a doubled or late job finds its rows sent by another's batch.
     if (
         session.scalar(select(OutboundMail.id).where(OutboundMail.id.in_(mine), *is_due).limit(1))
@@ -758,6 +764,46 @@ def claim_batch(
     ).all()
     own = set(mine)
     return sorted(rows, key=lambda row: (row.id not in own, row.id))
+
+
+def _claim_in_one_statement(
+    session: Session,
+    mine: list[int],
+    is_due: tuple[ColumnElement[bool], ...],
+    now: datetime,
+    *,
+    limit: int,
+) -> list[OutboundMail]:
+    """:func:`claim_batch` on PostgreSQL: the job's own due rows and the others, locked
+    (``SKIP LOCKED``), marked ``sending`` and read back with one ``UPDATE ... RETURNING``,
+    where the steps took four statements (a send job's claim was a fifth of its CPU). The
+    others are taken only when one of its own rows was, up to ``limit`` in all."""
+    own = (
+        select(OutboundMail.id)
+        .where(OutboundMail.id.in_(mine), *is_due)
+        .order_by(OutboundMail.id)
+        .with_for_update(skip_locked=True)
+        .cte("own")
+    )
+    taken = select(func.count()).select_from(own).scalar_subquery()
+    others = (
+        select(OutboundMail.id)
+        .where(*is_due, OutboundMail.id.not_in(mine), exists(select(own.c.id)))
+        .order_by(OutboundMail.id)
+        .limit(func.greatest(limit - taken, 0))
+        .with_for_update(skip_locked=True)
+        .cte("others")
+    )
+    wanted = union_all(select(own.c.id), select(others.c.id))
+    rows = session.scalars(
+        update(OutboundMail)
+        .where(OutboundMail.id.in_(wanted))
+        .values(state="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
+        .returning(OutboundMail)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    first = set(mine)
+    return sorted(rows, key=lambda row: (row.id not in first, row.id))
 
 
 def release(row: OutboundMail) -> None:
