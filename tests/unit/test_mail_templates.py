@@ -193,6 +193,29 @@ def test_every_mail_renders_in_both_languages_and_links_where_it_should(
         assert "#1042" in mail.text
 
 
+def test_the_direct_gettext_renders_what_the_i18n_extension_renders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_()`` and ``{% trans %}`` call the catalogue directly (``mailgw.outbound``): every
+    mail in both languages reads as it does with the extension's own functions."""
+    from jinja2.ext import _gettext_alias, _make_new_gettext
+
+    from mailgw import outbound
+
+    direct = {
+        (template, language): render(template, language, CONTEXTS[template])
+        for template in TEMPLATES
+        for language in LANGUAGES
+    }
+    for language in LANGUAGES:
+        env = outbound._environment(language, TEMPLATES_DIR)
+        catalogue = outbound.translations(language, TEMPLATES_DIR)
+        # In place: a compiled template reads the environment's globals through a ChainMap.
+        monkeypatch.setitem(env.globals, "gettext", _make_new_gettext(catalogue.gettext))
+        monkeypatch.setitem(env.globals, "_", _gettext_alias)
+    assert {key: render(key[0], key[1], CONTEXTS[key[0]]) for key in direct} == direct
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_polish_and_english_differ(template: str) -> None:
     pl = render(template, "pl", CONTEXTS[template])
