@@ -154,6 +154,18 @@ _SIMPLE_MAILBOX = re.compile(
 )
 
 
+def simple_mailbox(value: str) -> list[tuple[str, str]] | None:
+    """What ``getaddresses([value])`` reads from a mailbox of :data:`_SIMPLE_MAILBOX`'s
+    form, without it; None for any other form."""
+    simple = _SIMPLE_MAILBOX.match(value)
+    if simple is None:
+        return None
+    if (bare := simple.group("bare")) is not None:
+        return [("", bare)]
+    words = simple.group("words")
+    return [(words if words is not None else simple.group("quoted"), simple.group("addr"))]
+
+
 def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(display name, address) of each plausible mailbox in a raw address header, in order.
 
@@ -176,17 +188,8 @@ def mailboxes(raw_value: str, hints: Sequence[str] = ()) -> list[tuple[str, str]
         # one mailbox, whose address is the one in brackets (what mail programs show and
         # answer); getaddresses would make it two and the first would be the forged one.
         return [(decode_value(lone.group(1).strip(), hints), lone.group(2).strip().lower())]
-    simple = _SIMPLE_MAILBOX.match(value)
-    if simple is not None:
-        bare = simple.group("bare")
-        if bare is not None:
-            pairs = [("", bare)]
-        else:
-            words, quoted = simple.group("words"), simple.group("quoted")
-            pairs = [(words if words is not None else quoted, simple.group("addr"))]
-    else:
-        pairs = getaddresses([value])
-    for name, addr in pairs:
+    pairs = simple_mailbox(value)
+    for name, addr in getaddresses([value]) if pairs is None else pairs:
         addr = addr.strip()
         if not plausible_address(addr):
             # Not an address: maybe the first half of an unquoted "Last, First" name.

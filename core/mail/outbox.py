@@ -762,8 +762,7 @@ def claim_batch(
         .where(OutboundMail.id.in_(ids), OutboundMail.state == "sending")
         .execution_options(populate_existing=True)
     ).all()
-    own = set(mine)
-    return sorted(rows, key=lambda row: (row.id not in own, row.id))
+    return _own_first(rows, mine)
 
 
 def _claim_in_one_statement(
@@ -802,8 +801,13 @@ def _claim_in_one_statement(
         .returning(OutboundMail)
         .execution_options(synchronize_session=False, populate_existing=True)
     ).all()
-    first = set(mine)
-    return sorted(rows, key=lambda row: (row.id not in first, row.id))
+    return _own_first(rows, mine)
+
+
+def _own_first(rows: Sequence[OutboundMail], mine: Sequence[int]) -> list[OutboundMail]:
+    """The claimed rows, the job's own first, each part by id."""
+    own = set(mine)
+    return sorted(rows, key=lambda row: (row.id not in own, row.id))
 
 
 def release(row: OutboundMail) -> None:
