@@ -21,9 +21,11 @@ the Rust ammonia sanitiser).
 from __future__ import annotations
 
 import re
+from functools import cache
+from re import Pattern
 
 import nh3
-from mailparser_reply import EmailReplyParser
+from mailparser_reply.parser import EmailMessage
 
 # Markers that start quoted history, checked line by line; the earliest one wins.
 _QUOTE_MARKERS = [
@@ -120,8 +122,12 @@ _SIGNATURE_LINES = 8
 _SIGNATURE_LINE_LENGTH = 90
 
 
+_PUNCTUATION = re.compile(r"[,.!;:–-]+")
+_CLOSING_WORDS = max(len(closing.split()) for closing in _CLOSINGS)
+
+
 def _normalised(line: str) -> str:
-    return " ".join(re.sub(r"[,.!;:–-]+", " ", line).lower().split())
+    return " ".join(_PUNCTUATION.sub(" ", line).lower().split())
 
 
 def _is_closing(line: str) -> bool:
@@ -131,9 +137,11 @@ def _is_closing(line: str) -> bool:
         return True
     if len(line.strip()) > 60:
         return False
+    # The closing is the first k words, and at most three words follow it.
+    split = words.split(" ")
     return any(
-        words.startswith(closing + " ") and len(words[len(closing) :].split()) <= 3
-        for closing in _CLOSINGS
+        " ".join(split[:k]) in _CLOSINGS
+        for k in range(max(1, len(split) - 3), min(_CLOSING_WORDS, len(split) - 1) + 1)
     )
 
 
@@ -170,13 +178,41 @@ def visible_reply(text: str) -> str:
     if sign_off is not None:
         head = "\n".join(body[:sign_off]).strip()
     try:
-        trimmed = EmailReplyParser(languages=["pl", "en"]).parse_reply(head)
+        trimmed = _latest_reply(head)
     except (re.error, IndexError, ValueError):
         trimmed = None
     trimmed = (trimmed or "").strip()
     # mail-parser-reply strips line indentation and can swallow a one-line reply that looks
     # like a greeting; keep our cut when it returns nothing useful.
     return trimmed if trimmed else head
+
+
+_REPLY_LANGUAGES = ("pl", "en")
+
+
+@cache
+def _reply_patterns() -> dict[str, Pattern[str]]:
+    """mail-parser-reply's three patterns for our languages, built once: its parser builds
+    them again for every message (a third of its time on a short reply). Built by its own
+    code from an empty message of the same languages, so they are the patterns it would use."""
+    empty = EmailMessage(text="", languages=list(_REPLY_LANGUAGES))
+    return {
+        "_header_regex": empty.HEADER_REGEX,
+        "_disclaimers_regex": empty.DISCLAIMERS_REGEX,
+        "_signature_regex": empty.SIGNATURE_REGEX,
+    }
+
+
+def prepare() -> None:
+    """Build the reply parser's patterns now (a worker does it before its first job)."""
+    _reply_patterns()
+
+
+def _latest_reply(text: str) -> str | None:
+    """What ``EmailReplyParser(languages=["pl", "en"]).parse_reply(text)`` returns, with the
+    patterns built once (``EmailMessage`` takes them as fields and builds only those missing)."""
+    message = EmailMessage(text=text, languages=list(_REPLY_LANGUAGES), **_reply_patterns())
+    return message.read().latest_reply
 
 
 def html_to_text(html: str) -> str:

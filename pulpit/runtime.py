@@ -409,15 +409,17 @@ def run_worker(settings: Settings, *, threads: int = 8, processes: int = 1) -> i
 
 def _warm_up(session_factory: sessionmaker[Session]) -> None:
     """Do before the first job what it would otherwise wait for: import the mail pipeline,
-    compile the mail templates and build the calendars' holidays (together a second or more
-    of CPU in a new process)."""
+    compile the mail templates and the reply parser's patterns, build the calendars'
+    holidays (together a second or more of CPU in a new process)."""
     import mailgw.process  # noqa: F401  (imported by the first mail.process job otherwise)
     from core.clock import utcnow
     from core.sla.clocks import warm_up
+    from mailgw.bodies import prepare
     from mailgw.outbound import compile_templates
 
     try:
         compile_templates()
+        prepare()
     except Exception:
         # A template that does not compile fails its own mails, which report it.
         log.warning("could not compile the mail templates before the first job", exc_info=True)

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from mailparser_reply import EmailReplyParser
 
-from mailgw.bodies import html_to_text, sanitize_html, visible_reply
+from mailgw.bodies import _is_closing, _latest_reply, html_to_text, sanitize_html, visible_reply
 from mailgw.parsing import parse_message
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "mail"
@@ -114,6 +115,51 @@ def test_a_closing_and_the_signature_under_it_are_cut(text: str, visible: str) -
 )
 def test_prose_that_merely_greets_is_kept(text: str) -> None:
     assert visible_reply(text) == text.strip()
+
+
+@pytest.mark.parametrize(
+    ("line", "closing"),
+    [
+        ("Pozdrawiam", True),
+        ("Z poważaniem,", True),
+        ("Dziękuję z góry, pozdrawiam!", True),
+        ("Pozdrawiam, Jan K.", True),
+        ("Dziękuję i pozdrawiam – Jan Maria Kowalski", True),  # three words after a closing
+        ("Pozdrawiam, Jan Maria Kowalska-Nowak", False),  # four (the hyphen splits)
+        ("Best regards, John", True),
+        ("Regards from the office, John", False),
+        ("Pozdrawiam z urlopu, ale mam pytanie", False),
+        ("Pozdr", True),
+        ("Pozdrowienia dla całego zespołu serwisu od działu kadr", False),
+        ("", False),
+    ],
+)
+def test_a_closing_is_its_words_and_at_most_three_after_them(line: str, closing: bool) -> None:
+    assert _is_closing(line) is closing
+
+
+REPLIES = [
+    "Dzień dobry,\ntoner się kończy.\n\nPozdrawiam\nJan",
+    "Thanks, it works now.\n\nOn Mon, 2 Mar 2026 at 10:00, Pomoc <pomoc@serwis.example> wrote:\n> ok",
+    "Proszę o kontakt.\n\nW dniu 2.03.2026 o 10:00, Pomoc pisze:\n> Dzień dobry",
+    "Działa.\n\nOd: Pomoc\nWysłano: poniedziałek\nDo: Jan\nTemat: [#1042] Drukarka\n\nTreść",
+    "Krótko.\n\nSent from my iPhone",
+    "Proszę o wycenę.\n\nBest regards,\nJohn\n\nThis e-mail and any attachments are"
+    " confidential. If you received this mail in error, please notify the sender.",
+    "Tekst\n________________________________\nFrom: Someone\nSent: Monday",
+    "",
+    "   \n  wcięty tekst\n\t z tabulatorem\n",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pytest.param(text, id=f"reply-{n}") for n, text in enumerate(REPLIES)]
+    + [pytest.param(body(p.name), id=p.name) for p in sorted(CORPUS.glob("*.eml"))],
+)
+def test_the_reply_parser_with_patterns_built_once_reads_as_the_library_does(text: str) -> None:
+    assert _latest_reply(text) == EmailReplyParser(languages=["pl", "en"]).parse_reply(text)
+    assert _latest_reply(text) == _latest_reply(text)  # nothing kept from one text to the next
 
 
 OUTLOOK_HTML_ONLY = """<html><head><style>p{margin:0}</style><script>alert(1)</script></head>
