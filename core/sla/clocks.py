@@ -317,11 +317,13 @@ def clock_state(
     threshold: float | None = None,
     *,
     events: list[TicketEvent] | None = None,
+    targeted: tuple[timedelta | None, timedelta | None, BusinessCalendar] | None = None,
 ) -> ClockState:
-    """``events``: the ticket's :func:`timeline`, when the caller has it already."""
+    """``events``: the ticket's :func:`timeline`, and ``targeted``: its :func:`targets`, when
+    the caller has them already."""
     if events is None:
         events = timeline(ticket)
-    reaction, resolution, cal = targets(ticket)
+    reaction, resolution, cal = targeted or targets(ticket)
     target = reaction if clock == "reaction" else resolution
     responded = first_response(ticket, events)
     met_at = (
@@ -348,8 +350,10 @@ def clock_state(
 def recompute(ticket: Ticket, now: datetime) -> None:
     """Derive both clocks from the history and store them on the ticket."""
     events = timeline(ticket)
-    reaction = clock_state(ticket, "reaction", now, events=events)
-    resolution = clock_state(ticket, "resolution", now, events=events)
+    # The calendar and the targets once for both clocks and the paused time.
+    targeted = targets(ticket)
+    reaction = clock_state(ticket, "reaction", now, events=events, targeted=targeted)
+    resolution = clock_state(ticket, "resolution", now, events=events, targeted=targeted)
     ticket.first_response_at = reaction.met_at
     ticket.reaction_due = reaction.due
     ticket.resolution_due = resolution.due
@@ -359,7 +363,7 @@ def recompute(ticket: Ticket, now: datetime) -> None:
     # What the reports read: business minutes to each target's end, and time paused.
     ticket.reaction_minutes = _minutes(reaction.used) if reaction.met_at else None
     ticket.resolution_minutes = _minutes(resolution.used) if resolution.met_at else None
-    ticket.paused_minutes = paused_minutes(ticket, resolution, now, events)
+    ticket.paused_minutes = paused_minutes(ticket, resolution, now, events, cal=targeted[2])
     if reaction.breached_at or resolution.breached_at:
         ticket.ever_breached = True
     ticket.sla_next_check = next_check(ticket, (reaction, resolution), now, events)
@@ -374,12 +378,15 @@ def paused_minutes(
     resolution: ClockState,
     now: datetime,
     events: list[TicketEvent] | None = None,
+    *,
+    cal: BusinessCalendar | None = None,
 ) -> int | None:
-    """Business minutes on the contract's calendar the ticket spent in a paused status, up
-    to its resolution (or ``now`` while it is open); None without a contract."""
+    """Business minutes on the contract's calendar (``cal``, when the caller has it) the
+    ticket spent in a paused status, up to its resolution (or ``now`` while it is open); None
+    without a contract."""
     if ticket.contract is None:
         return None
-    cal = business_calendar(ticket.contract.calendar)
+    cal = cal or business_calendar(ticket.contract.calendar)
     end = resolution.met_at or now
     periods = category_periods(ticket, events)
     paused = timedelta(0)
