@@ -71,3 +71,46 @@ def transaction_memo(session: Session) -> dict[str, Any]:
 def _forget_transaction_memo(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction: the memo was about it
         session.info.pop("pulpit_transaction_memo", None)
+
+
+# --- objects added since the last flush ------------------------------------------------------
+
+_ADDED = "pulpit_added_since_flush"
+_TRACKED: tuple[type, ...] = ()
+
+
+def track_added(*classes: type) -> None:
+    """Note each new object of these classes as it joins a session (by ``add`` or cascade),
+    for :func:`added_since_flush`."""
+    global _TRACKED
+    _TRACKED = (*_TRACKED, *(c for c in classes if c not in _TRACKED))
+
+
+def added_since_flush(session: Session, cls: type) -> list[Any]:
+    """The objects of ``cls`` (registered with :func:`track_added`) added to ``session``
+    since its last flush: what ``session.new`` holds of them, and perhaps some since expunged.
+
+    "Was a coordinator (a substitution, a mailbox) added?" asked of ``session.new`` walks every
+    pending object; a batch of inbound mail holds hundreds until its one flush and asks for
+    each of its tickets.
+    """
+    added: dict[type, list[Any]] = session.info.get(_ADDED, {})
+    return [obj for kind, objs in added.items() if issubclass(kind, cls) for obj in objs]
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _note_added(session: Session, instance: object) -> None:
+    if isinstance(instance, _TRACKED):
+        session.info.setdefault(_ADDED, {}).setdefault(type(instance), []).append(instance)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_added_at_flush(session: Session, _context: Any) -> None:
+    # Flushed: persistent now, changes to them show in session.dirty.
+    session.info.pop(_ADDED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_added_at_rollback(session: Session, _previous: Any) -> None:
+    # A rollback expunges what was pending (a savepoint begins with a flush, so all of it).
+    session.info.pop(_ADDED, None)

@@ -26,7 +26,7 @@ from core.audit import AuditEntry
 from core.clock import utcnow
 from core.directory.models import User
 from core.errors import N_, Forbidden, InputError, NotFound
-from core.orm import transaction_memo
+from core.orm import added_since_flush, track_added, transaction_memo
 
 MANAGERS = ("admin", "coordinator")
 # The window a substitution's times must fall in: wide enough for any real absence, far enough
@@ -105,9 +105,12 @@ def _active_pairs(session: Session, now: datetime) -> list[tuple[int, int]]:
     ]
 
 
+track_added(Substitution)
+
+
 def _changed(session: Session) -> bool:
-    return any(
-        isinstance(obj, Substitution) for obj in (*session.new, *session.dirty, *session.deleted)
+    return bool(added_since_flush(session, Substitution)) or any(
+        isinstance(obj, Substitution) for obj in (*session.dirty, *session.deleted)
     )
 
 

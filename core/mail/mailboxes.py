@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.db import transaction_memo
 from core.mail.models import Mailbox
+from core.orm import added_since_flush, track_added
 
 # An address as nearly every mailbox has it (RFC 5322 3.2.3 and 3.4.1): a dot-atom local
 # part, and a domain of two or more labels. The stdlib's address parsers give such an address
@@ -23,8 +24,7 @@ ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 DOT_ATOM_ADDRESS = rf"{ATEXT}+(?:\.{ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 
 _KEY = "mailboxes"
-# Set in session.info when a Mailbox is added, until the list is read again or flushed.
-_ADDED = "pulpit_mailbox_added"
+track_added(Mailbox)
 
 
 def mailboxes(session: Session) -> list[Mailbox]:
@@ -32,7 +32,6 @@ def mailboxes(session: Session) -> list[Mailbox]:
     memo = transaction_memo(session)
     found: list[Mailbox] | None = memo.get(_KEY)
     if found is None or _changed(session):
-        session.info.pop(_ADDED, None)
         found = memo[_KEY] = list(session.scalars(select(Mailbox).order_by(Mailbox.id)))
     return found
 
@@ -59,21 +58,11 @@ def mailbox_for(session: Session, address: str) -> Mailbox | None:
 
 
 def _changed(session: Session) -> bool:
-    """A mailbox added, changed or removed and not flushed yet.
-
-    Added ones are noted as they are added (:func:`_note_added`): a batch of inbound mail
-    holds hundreds of new rows until its one flush, and looking through them on every
-    question about a mailbox cost more than the answer. Changed and removed ones are few.
-    """
-    if session.info.get(_ADDED):
+    """A mailbox added, changed or removed and not flushed yet (added ones are noted as they
+    are added, :func:`core.orm.added_since_flush`)."""
+    if added_since_flush(session, Mailbox):
         return True
     return any(isinstance(obj, Mailbox) for obj in (*session.dirty, *session.deleted))
-
-
-@event.listens_for(Session, "transient_to_pending")
-def _note_added(session: Session, instance: object) -> None:
-    if isinstance(instance, Mailbox):
-        session.info[_ADDED] = True
 
 
 @event.listens_for(Session, "before_flush")
@@ -81,4 +70,3 @@ def _forget_on_change(session: Session, flush_context: Any, instances: Any) -> N
     memo = session.info.get("pulpit_transaction_memo")
     if memo and _KEY in memo and _changed(session):
         del memo[_KEY]
-    session.info.pop(_ADDED, None)

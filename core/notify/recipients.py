@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.access.substitutions import substitutes_of
 from core.db import transaction_memo
 from core.directory.models import User
+from core.orm import added_since_flush, track_added
 from core.tickets.models import Ticket
 
 
@@ -30,6 +31,7 @@ def contract_coordinators(session: Session, ticket: Ticket) -> list[User]:
 
 
 _COORDINATORS = "coordinators"
+track_added(User)
 
 
 def all_coordinators(session: Session) -> list[User]:
@@ -51,12 +53,15 @@ def all_coordinators(session: Session) -> list[User]:
 
 def _coordinators_changed(session: Session) -> bool:
     """A person added, changed or removed in a way that may change who the coordinators are."""
-    for obj in (*session.new, *session.dirty, *session.deleted):
+    if any(user.role == "coordinator" for user in added_since_flush(session, User)):
+        return True
+    dirty = session.dirty  # once: it is built anew on each read
+    for obj in (*dirty, *session.deleted):
         if not isinstance(obj, User):
             continue
         if obj.role == "coordinator":
             return True
-        if obj in session.dirty:
+        if obj in dirty:
             state = inspect(obj)
             if state.attrs.role.history.has_changes():
                 return True  # someone was a coordinator until now
