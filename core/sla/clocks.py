@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, event, func, inspect, or_, select, union_all
 from sqlalchemy.orm import Session, SessionTransaction, joinedload, object_session, selectinload
 
 from core.contracts.models import Contract
 from core.directory.models import User
-from core.orm import transaction_memo
+from core.orm import added_since_flush, track_added, transaction_memo
 from core.sla.calendar import BusinessCalendar, parse_duration
 from core.sla.models import Calendar
 from core.tickets.models import Ticket, TicketEvent
@@ -131,8 +131,17 @@ def timeline(ticket: Ticket) -> list[TicketEvent]:
     first = [e for e in stored if e.type in REPLY_TYPES]
     if len(first) >= _FIRST_REPLIES and not any(_is_reaction(ticket, e) for e in first):
         return _ordered(ticket)  # a reaction may be further on: read it all
-    pending = [e for e in session.new if isinstance(e, TicketEvent) and e.ticket is ticket]
+    pending = [
+        e
+        for e in added_since_flush(session, TicketEvent)
+        if e.ticket is ticket and inspect(e).pending
+    ]
     return _sorted([*stored, *pending])
+
+
+# A reply in a batch of inbound mail looks for its ticket's unflushed events among the events
+# added, not among the batch's hundreds of new rows of every kind.
+track_added(TicketEvent)
 
 
 # What read_for_clocks read, by ticket id, kept current within the transaction: the events
