@@ -65,8 +65,10 @@ from mailgw.parsing import ParsedMail, parse_message
 from mailgw.thread_match import (
     find_thread,
     likely_new,
+    lock_held,
     lock_threads,
     may_follow_up,
+    names_held,
     ticket_for_message_id,
 )
 from mailgw.trust import TrustSettings, Verdict, verdict
@@ -760,6 +762,32 @@ def _parse_ahead(
     _reserve_numbers(session, parsed, mail_domain)
 
 
+def _held_last(
+    session: Session, rows: Sequence[InboundMessage]
+) -> tuple[list[InboundMessage], int]:
+    """The batch's rows, those whose mail names a ticket another transaction holds
+    (:func:`mailgw.thread_match.lock_threads`) moved to the end, and the index where they
+    begin (the number of rows when there are none). A mail naming one of those by its
+    Message-ID goes with it, so a reply still comes after the mail it answers; each part
+    keeps the order of arrival."""
+    first: list[InboundMessage] = []
+    last: list[InboundMessage] = []
+    last_ids: set[str] = set()
+    for row in rows:
+        parsed: tuple[bytes, ParsedMail] | None = row.__dict__.get(_PARSED)
+        mail = parsed[1] if parsed is not None else None
+        if mail is not None and (
+            names_held(session, mail)
+            or not last_ids.isdisjoint((*mail.in_reply_to, *mail.references))
+        ):
+            last.append(row)
+            if mail.message_id:
+                last_ids.add(mail.message_id)
+        else:
+            first.append(row)
+    return first + last, len(first)
+
+
 def _reserve_numbers(
     session: Session, parsed: Sequence[tuple[InboundMessage, ParsedMail]], mail_domain: str
 ) -> None:
@@ -906,10 +934,13 @@ def _claim_and_process(
                 )
                 return "missing" if state is None else state if state != "received" else "taken"
             _parse_ahead(session, rows, blobs, mail_domain)
+            rows, first_held = _held_last(session, rows)
             session.info[DEFER_FLUSH] = True
             # The notifications of the whole batch: loop protection asked once, one INSERT.
             with outbox.batch(session):
-                for row in rows:
+                for n, row in enumerate(rows):
+                    if n == first_held:
+                        lock_held(session)  # the other batch has most likely committed by now
                     row.__dict__[_OUTCOME] = {}
                     _process_row(
                         session,

@@ -100,12 +100,14 @@ class _Known:
     # The batch's own Message-IDs: a mail naming one of them names a row this transaction
     # adds, which the lookups above could not see.
     own_ids: frozenset[str]
+    # Tickets named that another transaction held: locked later, by lock_held.
+    held: frozenset[int] = frozenset()
 
 
 _KNOWN = "thread_lookups"
 
 
-def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
+def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> frozenset[int]:
     """Lock, in the order of their ids, the tickets these mails may follow up: those their
     In-Reply-To and References name (a mail we sent, or one on a timeline) and those their
     subject tags number; load them, and remember what named them, so threading each mail of
@@ -116,16 +118,21 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
 
     For a batch of inbound mail (``mailgw.process.run_batch``) on PostgreSQL: two workers'
     batches that both answer tickets A and B would otherwise update them in opposite orders
-    and deadlock; taken up front and in one order, the second batch waits for the first.
-    A ticket reached another way (a signed reply address, a merge) is locked when updated, as
-    before, and a rare deadlock there is PostgreSQL's to break.
+    and deadlock; taken up front and in one order, neither waits for the other here. A ticket
+    another transaction holds (the other worker's batch, which holds its tickets until it
+    commits) is skipped, not waited for: its id is returned, the batch processes the mails
+    that name it last (:func:`names_held`) and locks it just before them (:func:`lock_held`),
+    by when the other batch has usually committed. Waiting here made the second of two
+    workers wait for the first's whole batch whenever they shared a ticket, which under load
+    was most of the time. A ticket reached another way (a signed reply address, a merge) is
+    locked when updated, as before, and a rare deadlock there is PostgreSQL's to break.
     """
     if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite has one writer at a time
+        return frozenset()  # SQLite has one writer at a time
     mids = sorted({mid for m in mails for mid in (*m.in_reply_to, *m.references) if mid})
     numbers = sorted({n for m in mails for n in subject_numbers(m.subject)})
     if not mids and not numbers:
-        return
+        return frozenset()
     named: list[Any] = (
         [
             select(literal("n"), cast(Ticket.number, String), Ticket.id).where(
@@ -153,18 +160,20 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
                 select(Ticket)
                 .where(Ticket.id.in_(ids))
                 .order_by(Ticket.id)
-                .with_for_update(of=Ticket)
+                .with_for_update(of=Ticket, skip_locked=True)
             )
         )
         if ids
         else []
     )
+    locked = [t.id for t in tickets]
     # What the SLA clocks read of their timelines, for all of them in one statement.
-    sla_clock.read_for_clocks(session, ids)
+    sla_clock.read_for_clocks(session, locked)
     by: dict[str, dict[Any, int]] = {"n": {}, "o": {}, "e": {}}
     for source, key, ticket_id in found:
         # The first row of a Message-ID wins, as the lookups' own order would (one each).
         by[source].setdefault(int(key) if source == "n" else key, ticket_id)
+    held = frozenset(ids) - frozenset(locked)
     transaction_memo(session)[_KNOWN] = _Known(
         numbers=by["n"],
         sent=by["o"],
@@ -173,7 +182,41 @@ def lock_threads(session: Session, mails: Sequence[ParsedMail]) -> None:
         asked_ids=frozenset(mids),
         tickets=tickets,
         own_ids=frozenset(m.message_id for m in mails if m.message_id),
+        held=held,
     )
+    return held
+
+
+def names_held(session: Session, mail: ParsedMail) -> bool:
+    """Does ``mail`` name (by In-Reply-To, References or a subject tag) a ticket that
+    :func:`lock_threads` found held by another transaction and has not locked yet?"""
+    known: _Known | None = transaction_memo(session).get(_KNOWN)
+    if known is None or not known.held:
+        return False
+    named = {known.sent.get(mid) for mid in (*mail.in_reply_to, *mail.references)}
+    named |= {known.stored.get(mid) for mid in (*mail.in_reply_to, *mail.references)}
+    named |= {known.numbers.get(n) for n in subject_numbers(mail.subject)}
+    return not named.isdisjoint(known.held)
+
+
+def lock_held(session: Session) -> None:
+    """Lock the tickets :func:`lock_threads` skipped, waiting for them now, in the order of
+    their ids, and read them afresh (what the other transaction committed) with what the SLA
+    clocks read of their timelines."""
+    known: _Known | None = transaction_memo(session).get(_KNOWN)
+    if known is None or not known.held:
+        return
+    held = sorted(known.held)
+    with session.no_autoflush:  # the batch's new rows do not matter to these
+        known.tickets += session.scalars(
+            select(Ticket)
+            .where(Ticket.id.in_(held))
+            .order_by(Ticket.id)
+            .with_for_update(of=Ticket)
+            .execution_options(populate_existing=True)
+        )
+        sla_clock.read_for_clocks(session, held)  # replaces anything read of them before
+    known.held = frozenset()
 
 
 def likely_new(session: Session, mails: Sequence[ParsedMail]) -> list[ParsedMail]:

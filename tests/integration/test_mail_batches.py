@@ -361,6 +361,83 @@ def test_a_batch_locks_the_tickets_it_answers_up_front_in_one_order(
         holder.close()
 
 
+@pytest.mark.postgres
+def test_a_ticket_another_batch_holds_is_answered_last_not_waited_for_first(
+    pg_factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting up front for a ticket the other worker's batch holds made the second worker
+    wait for the first's whole batch (bench/run_ingest.sh: one of the two workers waited
+    most of the time). The mails naming it, and a reply to one of them, are processed after
+    the rest; only then does the batch wait for the ticket, and it reads it afresh."""
+    import mailgw.process as process
+
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    opened = _three_tickets(pg_factory, blobs, "h")
+    busy, free = opened["<h0@client.example>"], opened["<h1@client.example>"]
+    rows = stored(
+        pg_factory,
+        blobs,
+        [
+            build(subject="Re: Awaria 0", in_reply_to="<h0@client.example>",
+                  message_id="<a@client.example>"),
+            build(subject="Nowa sprawa", message_id="<b@client.example>"),
+            build(subject="Re: Re: Awaria 0", in_reply_to="<a@client.example>",
+                  message_id="<c@client.example>"),
+            build(subject=f"Re: [#{free.number}] Awaria 1", message_id="<d@client.example>"),
+        ],
+    )  # fmt: skip
+    order: list[int] = []
+    processing = process._process_row
+
+    def noted(session: Session, row: InboundMessage, **kwargs: Any) -> Any:
+        order.append(row.id)
+        return processing(session, row, **kwargs)
+
+    monkeypatch.setattr(process, "_process_row", noted)
+    holder = pg_factory()
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(batch(pg_factory, rows[0], blobs)))
+    try:
+        # Another transaction holds the first ticket and changes it.
+        holder.execute(
+            text("UPDATE tickets SET subject = 'Awaria 0 (drukarka)' WHERE id = :id"),
+            {"id": busy.id},
+        )
+        worker.start()
+        with pg_factory() as watcher:
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            for _ in range(300):
+                if watcher.scalar(text(waiting)):
+                    break
+                watcher.rollback()
+                worker.join(0.05)
+            else:
+                pytest.fail("the batch never waited for the held ticket")
+        # Waiting now, with the mails that name other tickets done.
+        assert order == [rows[1], rows[3]]
+        holder.commit()
+        worker.join(30)
+        assert not worker.is_alive()
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(30)
+    assert result == ["processed"]
+    assert order == [rows[1], rows[3], rows[0], rows[2]]
+    with pg_factory() as session:
+        done = {r.id: r for r in session.scalars(select(InboundMessage))}
+        assert all(done[one].state == "processed" for one in rows)
+        assert done[rows[0]].ticket_id == busy.id and done[rows[2]].ticket_id == busy.id
+        assert done[rows[3]].ticket_id == free.id
+        ticket = session.get(Ticket, busy.id)
+        assert ticket is not None and ticket.subject == "Awaria 0 (drukarka)"
+        # On the timeline in the order they arrived, after what the other transaction did.
+        assert [e.id for e in ticket.events][-2:] == [
+            done[rows[0]].event_id,
+            done[rows[2]].event_id,
+        ]
+
+
 def _with_file(raw: bytes, data: bytes, name: str) -> bytes:
     msg = message_from_bytes(raw, _class=EmailMessage, policy=email_policy.default)
     assert isinstance(msg, EmailMessage)
