@@ -17,7 +17,12 @@ from typing import Any
 from sqlalchemy import insert, inspect, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, flag_modified, get_history
+from sqlalchemy.orm.attributes import (
+    PASSIVE_NO_INITIALIZE,
+    flag_modified,
+    get_history,
+    set_committed_value,
+)
 
 from core.access.permissions import AUDIENCES, can, can_view, settable_statuses, status_visible
 from core.blobs import BlobStore
@@ -334,13 +339,15 @@ def open_ticket(session: Session, new: NewTicket, *, blobs: BlobStore | None = N
         subcontractor=subcontractor,
         product=new.product,
         custom_fields=values,
-        # Known empty: the notifications below would otherwise load it from the database.
-        # (core.tickets.contacts.add_contacts expires it when it copies anyone.)
-        cc=[],
         source=source,
         created_at=at,
         updated_at=at,
     )
+    # Known empty: the notifications below would otherwise load it from the database once the
+    # ticket is flushed (core.tickets.contacts.add_contacts expires it when it copies anyone).
+    # Set as loaded, not through the constructor: its collection events were nearly half of
+    # building the ticket (24 against 14 µs).
+    set_committed_value(ticket, "cc", [])
     session.add(ticket)
     checklists.seed(ticket, at=at)
     event_type = "email_in" if source == "email" else "created"
