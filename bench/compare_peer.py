@@ -262,7 +262,7 @@ def main() -> int:
     print(f"\nSame {count} mails, {stamp}, {nproc} CPUs, peer: {versions}\n")
     print("| run | tool | mails | seconds | mails/s |\n| ---: | --- | ---: | ---: | ---: |")
     for run, r in rows:
-        print(f"| {run} | {r.tool} | {r.mails} | {r.seconds:.1f} | {r.mails / r.seconds:.1f} |")
+        print(f"| {run} | {r.tool} | {r.mails} | {r.seconds:.2f} | {r.mails / r.seconds:.1f} |")
     print("\n| run | Pulpit / peer (mails/s) |\n| ---: | ---: |")
     for run in range(1, runs + 1):
         rates = {r.tool: r.mails / r.seconds for n, r in rows if n == run}

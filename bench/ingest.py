@@ -530,7 +530,7 @@ def main() -> int:
             else:
                 count, seconds = done
                 rows.append(
-                    ("end to end mails/s", f"{count / seconds:.0f} ({count} in {seconds:.1f} s)")
+                    ("end to end mails/s", f"{count / seconds:.0f} ({count} in {seconds:.2f} s)")
                 )
                 result = outcome(engine, run, seeds)
                 rows.append(
