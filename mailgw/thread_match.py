@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import String, cast, literal, select, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from core.access.permissions import can_view, is_copied
 from core.db import secret_key, transaction_memo
@@ -207,6 +208,14 @@ def lock_held(session: Session) -> None:
     if known is None or not known.held:
         return
     held = sorted(known.held)
+    if any(
+        (ticket := session.identity_map.get(identity_key(Ticket, ticket_id))) is not None
+        and session.is_modified(ticket)
+        for ticket_id in held
+    ):
+        # Changed already by a mail that reached it another way (a signed reply address):
+        # written first, so reading it afresh below does not undo the change.
+        session.flush()
     with session.no_autoflush:  # the batch's new rows do not matter to these
         known.tickets += session.scalars(
             select(Ticket)

@@ -438,6 +438,38 @@ def test_a_ticket_another_batch_holds_is_answered_last_not_waited_for_first(
         ]
 
 
+@pytest.mark.postgres
+def test_a_held_ticket_read_afresh_keeps_what_the_batch_changed_in_it_already(
+    pg_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A mail of the batch may reach a held ticket another way (a signed reply address) and
+    change it before lock_held reads it afresh: the change is written first, not undone."""
+    from mailgw.parsing import parse_message
+    from mailgw.thread_match import lock_held, lock_threads
+
+    blobs = DirectoryBlobStore(tmp_path / "blobs")
+    busy = _three_tickets(pg_factory, blobs, "k")["<k0@client.example>"]
+    reply = parse_message(
+        build(subject="Re: Awaria 0", in_reply_to="<k0@client.example>"), mail_domain=DOMAIN
+    )
+    holder = pg_factory()
+    session = pg_factory()
+    try:
+        holder.execute(text("UPDATE tickets SET ref = 'ZL/7' WHERE id = :id"), {"id": busy.id})
+        assert lock_threads(session, [reply]) == {busy.id}
+        ticket = session.get(Ticket, busy.id)
+        assert ticket is not None
+        ticket.subject = "Awaria 0 (sekretariat)"  # not flushed yet
+        holder.commit()
+        lock_held(session)
+        assert (ticket.subject, ticket.ref) == ("Awaria 0 (sekretariat)", "ZL/7")
+    finally:
+        holder.rollback()
+        holder.close()
+        session.rollback()
+        session.close()
+
+
 def _with_file(raw: bytes, data: bytes, name: str) -> bytes:
     msg = message_from_bytes(raw, _class=EmailMessage, policy=email_policy.default)
     assert isinstance(msg, EmailMessage)
