@@ -39,7 +39,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import MISSING, SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +50,7 @@ from core.db import Job, take_pending_jobs, unit_of_work
 from core.mail.inbound import Arrival, header_message_id, store_many
 from core.mail.outbox import derive_mail_domain
 from mailgw.group_commit import GroupCommitter
+from mailgw.smtp_data import TooBig, read_data
 from mailgw.recipients import Mailboxes
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,53 @@ class _LongLines:
         await super().push(status)  # type: ignore[misc]
 
 
+class _DataInPieces:
+    """Mixin for aiosmtpd's SMTP and LMTP: ``DATA`` read in a few large pieces
+    (:func:`mailgw.smtp_data.read_data`) instead of line by line, with aiosmtpd's answers
+    otherwise; over the size limit (or the line limit, which is the size limit here) the
+    answer is ``552 5.3.4`` either way. With ``decode_data`` on, aiosmtpd's own reading."""
+
+    _decode_data: bool
+    _handle_hooks: dict[str, Any]
+    _reader: asyncio.StreamReader
+    _writer: asyncio.StreamWriter
+    envelope: Envelope | None
+    data_size_limit: int | None
+    line_length_limit: int
+
+    async def smtp_DATA(self, arg: str) -> None:
+        smtp: Any = self  # aiosmtpd's methods, which this mixin's own type does not know
+        if self._decode_data or "DATA" not in self._handle_hooks:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+            return
+        if await smtp.check_helo_needed() or await smtp.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await smtp.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await smtp.push("501 Syntax: DATA")
+            return
+        await smtp.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content = await read_data(
+                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+            )
+        except asyncio.CancelledError:
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        except TooBig:
+            smtp._set_post_data_state()
+            await smtp.push(REPLY_TOO_BIG)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await smtp._call_handler_hook("DATA")
+        smtp._set_post_data_state()
+        await smtp.push("250 OK" if status is MISSING else status)
+
+
 # RFC 5321 4.1.2 Path in its everyday form: <dot-atom@domain>, then the parameters.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
@@ -120,11 +168,11 @@ class _PlainPaths:
         return address, match.group(2) or ""
 
 
-class GatewaySMTP(_PlainPaths, _LongLines, SMTP):
+class GatewaySMTP(_PlainPaths, _DataInPieces, _LongLines, SMTP):
     """aiosmtpd's SMTP with long lines accepted."""
 
 
-class GatewayLMTP(_PlainPaths, _LongLines, LMTP):
+class GatewayLMTP(_PlainPaths, _DataInPieces, _LongLines, LMTP):
     """aiosmtpd's LMTP (RFC 2033) with long lines accepted."""
 
 

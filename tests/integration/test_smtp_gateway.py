@@ -189,6 +189,19 @@ def test_the_raw_bytes_are_kept_exactly(sqlite_gateway: Gateway) -> None:
     assert row.message_id == "<raw-1@acme.example>"
 
 
+def test_lines_with_dots_come_back_exactly_and_the_session_goes_on(gateway: Gateway) -> None:
+    # smtplib doubles a line's leading dot (RFC 5321 4.5.2); the gateway reads DATA in pieces
+    # up to the lone dot (mailgw.smtp_data), so lines that end with a dot must not end it.
+    raw = mail(body="Dziękuję.\n.\n..\n.ukryta linia\nKoniec.\n.")
+    second = mail(body="Druga wiadomość.\n")
+    with gateway.client() as smtp:
+        assert smtp.sendmail("anna@acme.example", ["support@support.example"], raw) == {}
+        assert smtp.sendmail("anna@acme.example", ["support@support.example"], second) == {}
+    first_row, second_row = gateway.rows()
+    assert gateway.blobs.read(first_row.sha256) == raw
+    assert gateway.blobs.read(second_row.sha256) == second
+
+
 def test_size_is_announced_and_a_bigger_mail_gets_552(gateway: Gateway) -> None:
     big = mail() + (b"x" * 76 + b"\r\n") * 2000  # ~156 kB > the 100 kB limit
     with gateway.client() as smtp:
