@@ -50,8 +50,8 @@ from core.db import Job, take_pending_jobs, unit_of_work
 from core.mail.inbound import Arrival, header_message_id, store_many
 from core.mail.outbox import derive_mail_domain
 from mailgw.group_commit import GroupCommitter
-from mailgw.smtp_data import TooBig, read_data
 from mailgw.recipients import Mailboxes
+from mailgw.smtp_data import TooBig, read_data
 
 log = logging.getLogger(__name__)
 

@@ -71,8 +71,7 @@ async def read_data(
                 # than the limit can hold a line over it.
                 if not too_big and last - first > line_limit:
                     too_big = any(
-                        len(whole) + 2 > line_limit
-                        for whole in body[first + 2 : last].split(CRLF)
+                        len(whole) + 2 > line_limit for whole in body[first + 2 : last].split(CRLF)
                     )
                 line = len(body) - last - 2
             if size_limit and size > size_limit:

@@ -20,7 +20,9 @@ NEXT = b"MAIL FROM:<next@acme.example>\r\n"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 
 
-async def _reference(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int) -> bytes:
+async def _reference(
+    reader: asyncio.StreamReader, size_limit: int | None, line_limit: int
+) -> bytes:
     lines: list[bytearray] = []
     size = 0
     too_big = False
