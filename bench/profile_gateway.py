@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def main() -> int:
         handle.stop()
         config_snapshot.unwatch(engine)
         engine.dispose()
+        shutil.rmtree(work, ignore_errors=True)  # the mails and the gateway's raw files
     user = (after.ru_utime - before.ru_utime) / args.count * 1000
     system = (after.ru_stime - before.ru_stime) / args.count * 1000
     print(

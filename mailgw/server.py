@@ -169,11 +169,11 @@ class _PlainPaths:
 
 
 class GatewaySMTP(_PlainPaths, _DataInPieces, _LongLines, SMTP):
-    """aiosmtpd's SMTP with long lines accepted."""
+    """aiosmtpd's SMTP with long lines accepted and DATA read in pieces."""
 
 
 class GatewayLMTP(_PlainPaths, _DataInPieces, _LongLines, LMTP):
-    """aiosmtpd's LMTP (RFC 2033) with long lines accepted."""
+    """aiosmtpd's LMTP (RFC 2033) with long lines accepted and DATA read in pieces."""
 
 
 class GatewayHandler:

@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 
 
 async def _reference(
-    reader: asyncio.StreamReader, size_limit: int | None, line_limit: int
+    reader: asyncio.StreamReader, *, size_limit: int | None, line_limit: int
 ) -> bytes:
     lines: list[bytearray] = []
     size = 0
@@ -60,7 +60,7 @@ def _run(
 ) -> tuple[bytes | type[TooBig], bytes]:
     async def go() -> tuple[bytes | type[TooBig], bytes]:
         reader = asyncio.StreamReader(limit=line_limit)
-        read = read_data if reader_of == "pieces" else None
+        read = read_data if reader_of == "pieces" else _reference
 
         async def feed() -> None:
             start = 0
@@ -72,12 +72,9 @@ def _run(
 
         feeder = asyncio.create_task(feed())
         try:
-            if read is not None:
-                content: bytes | type[TooBig] = await read(
-                    reader, size_limit=size_limit, line_limit=line_limit
-                )
-            else:
-                content = await _reference(reader, size_limit, line_limit)
+            content: bytes | type[TooBig] = await read(
+                reader, size_limit=size_limit, line_limit=line_limit
+            )
         except TooBig:
             content = TooBig
         rest = await reader.read()
